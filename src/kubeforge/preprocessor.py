@@ -1,0 +1,286 @@
+"""The fitted preprocessor: statistics learned on the training split, applied everywhere.
+
+Preprocessing fits it once; training, evaluation and the model server apply the same
+JSON artifact, so features are computed identically in every stage (no training/serving
+skew). The format is versioned; `FittedPreprocessor.load` rejects versions it cannot read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from kubeforge.errors import InputError
+from kubeforge.tabular import TableSchema, categorical_column, numeric_column
+
+FORMAT_NAME = "kubeforge.preprocessor"
+FORMAT_VERSION = 1
+
+Task = Literal["classification", "regression"]
+TASKS: tuple[Task, ...] = ("classification", "regression")
+ImputeStrategy = Literal["mean", "median"]
+Encoding = Literal["onehot", "ordinal"]
+
+
+@dataclass(frozen=True)
+class PreprocessOptions:
+    """How to fit: imputation, outlier clipping quantiles and categorical encoding."""
+
+    numeric_impute: ImputeStrategy = "median"
+    clip_quantiles: tuple[float, float] | None = (0.005, 0.995)
+    encoding: Encoding = "onehot"
+
+    def __post_init__(self) -> None:
+        if self.numeric_impute not in ("mean", "median"):
+            raise InputError(f"numeric_impute is {self.numeric_impute!r}; valid values are mean, median")
+        if self.encoding not in ("onehot", "ordinal"):
+            raise InputError(f"encoding is {self.encoding!r}; valid values are onehot, ordinal")
+        if self.clip_quantiles is not None:
+            low, high = self.clip_quantiles
+            if not 0.0 <= low < high <= 1.0:
+                raise InputError(f"clip_quantiles {self.clip_quantiles}: need 0 <= low < high <= 1")
+
+
+@dataclass(frozen=True)
+class NumericFeature:
+    """A numeric column: imputed, clipped to learned bounds, then standardized."""
+
+    name: str
+    impute: float
+    clip_low: float
+    clip_high: float
+    mean: float
+    std: float
+    kind: Literal["numeric"] = "numeric"
+
+
+@dataclass(frozen=True)
+class CategoricalFeature:
+    """A categorical column: imputed with its most frequent value, then encoded."""
+
+    name: str
+    impute: str
+    categories: list[str]
+    encoding: Encoding
+    kind: Literal["categorical"] = "categorical"
+
+
+Feature = NumericFeature | CategoricalFeature
+
+
+@dataclass(frozen=True)
+class FittedPreprocessor:
+    """Everything needed to turn raw rows into model inputs and labels into targets."""
+
+    task: Task
+    label: str
+    features: list[Feature]
+    classes: list[Any] | None = None
+    fitted_on_rows: int = 0
+    version: int = field(default=FORMAT_VERSION)
+
+    @property
+    def schema(self) -> TableSchema:
+        """The raw input schema this preprocessor expects."""
+        return TableSchema(features={f.name: f.kind for f in self.features}, label=self.label)
+
+    @property
+    def output_columns(self) -> list[str]:
+        """Names of the model-input columns, in order."""
+        names: list[str] = []
+        for feature in self.features:
+            if isinstance(feature, CategoricalFeature) and feature.encoding == "onehot":
+                names.extend(f"{feature.name}={category}" for category in feature.categories)
+            else:
+                names.append(feature.name)
+        return names
+
+    def transform(self, frame: pd.DataFrame, source: str = "input") -> np.ndarray:
+        """Apply the learned statistics to raw rows; returns float32 of shape (rows, outputs)."""
+        missing = [f.name for f in self.features if f.name not in frame.columns]
+        if missing:
+            raise InputError(f"{source}: missing feature column(s) {', '.join(repr(m) for m in missing)}")
+        blocks = [_transform_feature(feature, frame[feature.name], source) for feature in self.features]
+        return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
+
+    def encode_labels(self, labels: pd.Series, source: str = "input") -> np.ndarray:
+        """Map labels to class indices (classification) or float32 targets (regression)."""
+        if labels.isna().any():
+            rows = labels.index[labels.isna()][:5].tolist()
+            raise InputError(
+                f"{source}: label column '{self.label}' has {int(labels.isna().sum())} missing value(s) "
+                f"(first rows {rows}); drop or fill those rows"
+            )
+        if self.task == "regression":
+            return numeric_column(labels, self.label, source).to_numpy(dtype=np.float32)
+        assert self.classes is not None
+        index = {_label_key(c): i for i, c in enumerate(self.classes)}
+        keys = labels.map(_label_key)
+        unknown = ~keys.isin(index.keys())
+        if unknown.any():
+            value = labels[unknown].iloc[0]
+            raise InputError(
+                f"{source}: label column '{self.label}' holds {value!r}, not among the trained classes {self.classes}"
+            )
+        return keys.map(index).to_numpy(dtype=np.int64)
+
+    def to_json(self) -> dict[str, Any]:
+        """The versioned JSON document stored as the preprocessor artifact."""
+        return {
+            "format": FORMAT_NAME,
+            "version": self.version,
+            "task": self.task,
+            "label": self.label,
+            "classes": self.classes,
+            "fitted_on_rows": self.fitted_on_rows,
+            "features": [asdict(feature) for feature in self.features],
+            "output_columns": self.output_columns,
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write the JSON document atomically (a failed write leaves no file)."""
+        from kubeforge.artifacts import write_text
+
+        write_text(str(path), json.dumps(self.to_json(), indent=2, allow_nan=False))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any], source: str = "preprocessor") -> FittedPreprocessor:
+        """Rebuild a preprocessor from its JSON document, checking format and version."""
+        if data.get("format") != FORMAT_NAME:
+            raise InputError(f"{source}: not a kubeforge preprocessor (format is {data.get('format')!r})")
+        if data.get("version") != FORMAT_VERSION:
+            raise InputError(
+                f"{source}: preprocessor format version {data.get('version')} is not supported; "
+                f"this kubeforge reads version {FORMAT_VERSION}"
+            )
+        features: list[Feature] = []
+        for entry in data["features"]:
+            entry = dict(entry)
+            kind = entry.pop("kind")
+            features.append(NumericFeature(**entry) if kind == "numeric" else CategoricalFeature(**entry))
+        return cls(
+            task=data["task"],
+            label=data["label"],
+            features=features,
+            classes=data.get("classes"),
+            fitted_on_rows=int(data.get("fitted_on_rows", 0)),
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> FittedPreprocessor:
+        """Read a preprocessor artifact from a local path or a storage URI."""
+        from kubeforge.artifacts import read_text
+
+        source = str(path)
+        try:
+            data = json.loads(read_text(source))
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{source}: preprocessor is not valid JSON ({exc.msg})") from exc
+        return cls.from_json(data, source=source)
+
+
+def fit_preprocessor(
+    train: pd.DataFrame, schema: TableSchema, task: Task, options: PreprocessOptions
+) -> FittedPreprocessor:
+    """Learn imputation, clipping, scaling and encoding statistics from the training split."""
+    if task not in TASKS:
+        raise InputError(f"task is {task!r}; valid values are {', '.join(TASKS)}")
+    features: list[Feature] = []
+    for name, kind in schema.features.items():
+        column = train[name]
+        if kind == "numeric":
+            features.append(_fit_numeric(name, column, options))
+        else:
+            features.append(_fit_categorical(name, column, options.encoding))
+    classes = None
+    if task == "classification":
+        classes = sorted((_json_scalar(v) for v in train[schema.label].unique()), key=_label_sort_key)
+    return FittedPreprocessor(
+        task=task, label=schema.label, features=features, classes=classes, fitted_on_rows=len(train)
+    )
+
+
+def _fit_numeric(name: str, column: pd.Series, options: PreprocessOptions) -> NumericFeature:
+    values = column.dropna().to_numpy(dtype=np.float64)
+    if values.size == 0:
+        raise InputError(f"training split: numeric column '{name}' has no values; drop it or fill it")
+    impute = float(np.mean(values) if options.numeric_impute == "mean" else np.median(values))
+    if options.clip_quantiles is None:
+        low, high = float(values.min()), float(values.max())
+    else:
+        low, high = (float(q) for q in np.quantile(values, options.clip_quantiles))
+    filled = np.clip(np.where(np.isnan(column.to_numpy(dtype=np.float64)), impute, column), low, high)
+    std = float(filled.std())
+    return NumericFeature(
+        name=name,
+        impute=impute,
+        clip_low=low,
+        clip_high=high,
+        mean=float(filled.mean()),
+        std=std if std > 0 and math.isfinite(std) else 1.0,
+    )
+
+
+def _fit_categorical(name: str, column: pd.Series, encoding: Encoding) -> CategoricalFeature:
+    values = categorical_column(column).dropna()
+    if values.empty:
+        raise InputError(f"training split: categorical column '{name}' has no values; drop it or fill it")
+    counts = values.value_counts()
+    most_frequent = str(counts.index[counts.to_numpy() == counts.max()].sort_values()[0])
+    return CategoricalFeature(
+        name=name, impute=most_frequent, categories=sorted(map(str, counts.index)), encoding=encoding
+    )
+
+
+def _transform_feature(feature: Feature, column: pd.Series, source: str) -> np.ndarray:
+    if isinstance(feature, NumericFeature):
+        values = numeric_column(column, feature.name, source).to_numpy(dtype=np.float64)
+        values = np.where(np.isnan(values), feature.impute, values)
+        values = np.clip(values, feature.clip_low, feature.clip_high)
+        return ((values - feature.mean) / feature.std).reshape(-1, 1)
+    text = categorical_column(column).fillna(feature.impute)
+    codes = pd.Categorical(text, categories=feature.categories).codes
+    if (codes < 0).any():
+        value = text[codes < 0].iloc[0]
+        shown = ", ".join(feature.categories[:20])
+        raise InputError(
+            f"{source}: column '{feature.name}' has unknown category {value!r}; known categories: {shown}"
+        )
+    if feature.encoding == "ordinal":
+        return codes.astype(np.float64).reshape(-1, 1)
+    onehot = np.zeros((len(codes), len(feature.categories)), dtype=np.float64)
+    onehot[np.arange(len(codes)), codes] = 1.0
+    return onehot
+
+
+def _json_scalar(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def _label_key(value: Any) -> str:
+    return str(_json_scalar(value))
+
+
+def _label_sort_key(value: Any) -> tuple[int, Any]:
+    return (0, value) if isinstance(value, int | float) else (1, str(value))
+
+
+__all__ = [
+    "TASKS",
+    "CategoricalFeature",
+    "FittedPreprocessor",
+    "NumericFeature",
+    "PreprocessOptions",
+    "Task",
+    "fit_preprocessor",
+]
