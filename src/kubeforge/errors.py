@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from pathlib import Path
+from types import TracebackType
+
+ERROR_REPORT_DIR_ENV = "KUBEFORGE_ERROR_REPORT_DIR"
+"""When set, a kubeforge error that ends a process is also written there as JSON, so the
+process that launched it (the local pipeline runner) can report the message itself."""
+
 
 class KubeforgeError(Exception):
     """Base of every error kubeforge raises on purpose; its message is meant for users."""
@@ -33,4 +43,30 @@ class ServingError(KubeforgeError):
     exit_code = 5
 
 
-__all__ = ["ArtifactError", "InputError", "KubeforgeError", "ServingError", "TrainingError"]
+def install_error_report_hook() -> None:
+    """Report an uncaught KubeforgeError to $KUBEFORGE_ERROR_REPORT_DIR, then run the usual hook."""
+    report_dir = os.environ.get(ERROR_REPORT_DIR_ENV)
+    if not report_dir or getattr(sys.excepthook, "_kubeforge", False):
+        return
+    previous = sys.excepthook
+
+    def _hook(kind: type[BaseException], error: BaseException, traceback: TracebackType | None) -> None:
+        if isinstance(error, KubeforgeError):
+            report = {"type": kind.__name__, "message": str(error), "exit_code": error.exit_code}
+            Path(report_dir, f"{os.getpid()}.json").write_text(json.dumps(report))
+        previous(kind, error, traceback)
+
+    _hook._kubeforge = True  # type: ignore[attr-defined]
+    sys.excepthook = _hook
+
+
+def read_error_reports(report_dir: Path) -> list[dict[str, object]]:
+    """The errors reported by processes that ran with the report hook, oldest first."""
+    files = sorted(report_dir.glob("*.json"), key=lambda path: path.stat().st_mtime)
+    return [json.loads(path.read_text()) for path in files]
+
+
+__all__ = [
+    "ERROR_REPORT_DIR_ENV",
+    "install_error_report_hook",
+    "read_error_reports","ArtifactError", "InputError", "KubeforgeError", "ServingError", "TrainingError"]

@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import json
 import platform
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,6 +38,22 @@ WEIGHTS = "model.pt"
 PREPROCESSOR = "preprocessor.json"
 SCHEMA = "schema.json"
 METRICS_HISTORY = "metrics_history.jsonl"
+
+
+@contextmanager
+def _torchscript_deprecation_silenced() -> Iterator[None]:
+    # torch 2.13 marks torch.jit as deprecated; TorchScript is still the portable weight format
+    # that KServe's and Vertex's PyTorch servers load, so it stays the artifact format here.
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`torch\.jit\.\w+` is deprecated", category=DeprecationWarning)
+        yield
+
+
+def script_module(module: torch.nn.Module) -> torch.jit.ScriptModule:
+    """Compile a module in eval mode to TorchScript, the weight format of the Model artifact."""
+    module.eval()
+    with _torchscript_deprecation_silenced():
+        return torch.jit.script(module)  # type: ignore[no-any-return]
 
 
 def framework_versions() -> dict[str, str]:
@@ -59,7 +78,8 @@ def write_model_dir(
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
     weights_tmp = directory / f".{WEIGHTS}.tmp"
-    torch.jit.save(scripted, str(weights_tmp))
+    with _torchscript_deprecation_silenced():
+        torch.jit.save(scripted, str(weights_tmp))
     weights_tmp.replace(directory / WEIGHTS)
     _write_json(directory / PREPROCESSOR, preprocessor.to_json())
     _write_json(directory / SCHEMA, preprocessor.schema.to_json())
@@ -146,7 +166,8 @@ def load_model(directory: str | Path, name: str | None = None) -> LoadedModel:
             f"is not readable by this kubeforge (expects {FORMAT_NAME} version {FORMAT_VERSION})"
         )
     preprocessor = FittedPreprocessor.load(directory / PREPROCESSOR)
-    module = torch.jit.load(str(directory / WEIGHTS), map_location="cpu")
+    with _torchscript_deprecation_silenced():
+        module = torch.jit.load(str(directory / WEIGHTS), map_location="cpu")
     module.eval()
     history_path = directory / METRICS_HISTORY
     history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
@@ -190,5 +211,6 @@ __all__ = [
     "framework_versions",
     "load_model",
     "require_model_task",
+    "script_module",
     "write_model_dir",
 ]

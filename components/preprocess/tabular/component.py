@@ -1,0 +1,55 @@
+"""KFP definition of `preprocess/tabular`: declares inputs and outputs, calls the core."""
+
+from kfp import dsl
+from kfp.dsl import Artifact, Dataset, Input, Markdown, Output
+
+from kubeforge import IMAGE
+
+
+@dsl.component(base_image=IMAGE, install_kfp_package=False)
+def preprocess_tabular(
+    data: Input[Dataset],
+    label_column: str,
+    train_data: Output[Dataset],
+    validation_data: Output[Dataset],
+    test_data: Output[Dataset],
+    preprocessor: Output[Artifact],
+    statistics: Output[Markdown],
+    task: str = "classification",
+    schema_json: str = "",
+    numeric_impute: str = "median",
+    clip_low_quantile: float = 0.005,
+    clip_high_quantile: float = 0.995,
+    encoding: str = "onehot",
+    validation_fraction: float = 0.15,
+    test_fraction: float = 0.15,
+    seed: int = 42,
+) -> None:
+    """Check a CSV/Parquet table, split it (stratified) and fit a preprocessor on the training split."""
+    from kubeforge.components.preprocess.tabular import core
+    from kubeforge.preprocessor import PreprocessOptions
+
+    result = core.preprocess(
+        data.path,
+        core.PreprocessOutputs(
+            train=train_data.path,
+            validation=validation_data.path,
+            test=test_data.path,
+            preprocessor=preprocessor.path,
+            statistics=statistics.path,
+        ),
+        label=label_column,
+        task=task,  # type: ignore[arg-type]
+        schema_json=schema_json,
+        options=PreprocessOptions(
+            numeric_impute=numeric_impute,  # type: ignore[arg-type]
+            clip_quantiles=(clip_low_quantile, clip_high_quantile) if clip_high_quantile > 0 else None,
+            encoding=encoding,  # type: ignore[arg-type]
+        ),
+        fractions=core.SplitFractions(validation=validation_fraction, test=test_fraction),
+        seed=seed,
+    )
+    for artifact, split in ((train_data, "train"), (validation_data, "validation"), (test_data, "test")):
+        artifact.metadata["rows"] = result.rows[split]
+    preprocessor.metadata["format"] = "kubeforge.preprocessor/v1"
+    preprocessor.metadata["output_columns"] = len(result.preprocessor.output_columns)

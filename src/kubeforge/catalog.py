@@ -1,0 +1,67 @@
+"""The component catalogue: every components/<stage>/<name>/ folder with a metadata.yaml."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from importlib.resources.abc import Traversable
+from typing import Any
+
+import yaml
+
+from kubeforge.errors import InputError
+
+STABILITY_LEVELS = ("experimental", "alpha", "beta", "stable")
+
+
+@dataclass(frozen=True)
+class ComponentEntry:
+    """One component of the catalogue, as described by its metadata.yaml."""
+
+    stage: str
+    name: str
+    metadata: dict[str, Any]
+    folder: Traversable
+
+    @property
+    def key(self) -> str:
+        """`stage/name`, the component's address in the catalogue."""
+        return f"{self.stage}/{self.name}"
+
+    @property
+    def module(self) -> str:
+        """The importable package of the component."""
+        return f"kubeforge.components.{self.stage}.{self.name}"
+
+    @property
+    def spec(self) -> Traversable:
+        """The compiled component.yaml, loadable with kfp.components.load_component_from_file."""
+        return self.folder / "component.yaml"
+
+
+def list_components() -> list[ComponentEntry]:
+    """Every component shipped in the installed package, sorted by stage and name."""
+    root = resources.files("kubeforge.components")
+    entries: list[ComponentEntry] = []
+    for stage in sorted(root.iterdir(), key=lambda t: t.name):
+        if not stage.is_dir() or stage.name.startswith(("_", ".")):
+            continue
+        for folder in sorted(stage.iterdir(), key=lambda t: t.name):
+            metadata_file = folder / "metadata.yaml"
+            if folder.is_dir() and metadata_file.is_file():
+                metadata = yaml.safe_load(metadata_file.read_text())
+                entries.append(ComponentEntry(stage.name, folder.name, metadata, folder))
+    return entries
+
+
+def get_component(key: str) -> ComponentEntry:
+    """Find a component by `stage/name`; the error lists what exists."""
+    entries = list_components()
+    for entry in entries:
+        if entry.key == key:
+            return entry
+    known = ", ".join(entry.key for entry in entries)
+    raise InputError(f"component {key!r} is not in the catalogue; available: {known}")
+
+
+__all__ = ["STABILITY_LEVELS", "ComponentEntry", "get_component", "list_components"]

@@ -1,0 +1,93 @@
+"""The `kubeforge` command line: compile, run locally, list components, demo."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kubeforge import __version__
+from kubeforge.errors import InputError, KubeforgeError
+
+
+@click.group()
+@click.version_option(__version__, prog_name="kubeforge")
+def cli() -> None:
+    """Reusable Kubeflow Pipelines components for tabular ML with PyTorch."""
+
+
+@cli.command()
+@click.argument("pipeline")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the YAML.")
+def compile(pipeline: str, output: Path | None) -> None:  # noqa: A001 - the command's public name
+    """Compile PIPELINE (a built-in name or FILE.py[:FUNCTION]) to KFP pipeline YAML."""
+    from kubeforge.compiling import compile_pipeline
+    from kubeforge.pipeline_loader import load_pipeline
+
+    function = load_pipeline(pipeline)
+    target = output or Path(f"{pipeline.partition(':')[0].removesuffix('.py')}.yaml").resolve()
+    compile_pipeline(function, target)
+    click.echo(f"compiled {pipeline} -> {target}")
+
+
+@cli.command()
+@click.argument("pipeline")
+@click.option("--local", "local_run", is_flag=True, help="Run every task on this machine (kfp.local).")
+@click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A pipeline parameter; repeatable.")
+@click.option("--pipeline-root", default="local_outputs", show_default=True, help="Where task outputs go.")
+def run(pipeline: str, local_run: bool, params: tuple[str, ...], pipeline_root: str) -> None:
+    """Run PIPELINE (a built-in name or FILE.py[:FUNCTION])."""
+    from kubeforge.local_runner import run_pipeline_locally
+    from kubeforge.pipeline_loader import load_pipeline, parse_params
+
+    if not local_run:
+        raise InputError("run: only local runs are available here; pass --local")
+    function = load_pipeline(pipeline)
+    result = run_pipeline_locally(function, parse_params(params, function), pipeline_root)
+    click.echo(f"pipeline {result.pipeline} finished in {result.seconds:.1f} s; outputs in {result.run_dir}")
+
+
+@cli.group()
+def components() -> None:
+    """Browse the component catalogue."""
+
+
+@components.command("list")
+def list_components() -> None:
+    """List every component with its stability and description."""
+    from kubeforge.catalog import list_components as catalogue
+
+    entries = catalogue()
+    width = max(len(entry.key) for entry in entries)
+    for entry in entries:
+        stability = entry.metadata.get("stability", "?")
+        click.echo(f"{entry.key:<{width}}  {stability:<12}  {entry.metadata.get('description', '')}")
+
+
+@cli.command()
+@click.option("--workdir", default=".kubeforge/demo", show_default=True, type=click.Path(path_type=Path))
+@click.option("--epochs", default=30, show_default=True)
+def demo(workdir: Path, epochs: int) -> None:
+    """Run tabular_classifier on the breast cancer data end to end and query the served model."""
+    from kubeforge.demo import run_demo
+
+    run_demo(workdir.resolve(), epochs=epochs)
+
+
+def main() -> None:
+    """Console entry point: kubeforge errors become one clear line and their exit code."""
+    try:
+        cli.main(standalone_mode=False)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    except KubeforgeError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(exc.exit_code)
+
+
+__all__ = ["cli", "main"]

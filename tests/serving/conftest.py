@@ -1,0 +1,166 @@
+"""A real model trained once per session on scikit-learn's breast cancer data, plus a served copy."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import requests
+import torch
+from sklearn.datasets import load_breast_cancer
+from sklearn.model_selection import train_test_split
+
+from kubeforge.model_format import LoadedModel, load_model, write_model_dir
+from kubeforge.preprocessor import PreprocessOptions, fit_preprocessor
+from kubeforge.serving.app import create_app
+from kubeforge.tabular import infer_schema
+from kubeforge.training.models import TabularMLP
+
+LABEL = "target"
+CATEGORICAL = "size_band"
+MODEL_NAME = "cancer"
+FLAKY_NAME = "flaky"
+TEST_MAX_BODY_BYTES = 256 * 1024
+
+
+@dataclass
+class TrainedModel:
+    directory: Path
+    test: pd.DataFrame  # held-out raw rows, label included
+
+    @property
+    def features(self) -> pd.DataFrame:
+        return self.test.drop(columns=[LABEL])
+
+
+@dataclass
+class Server:
+    url: str
+    model: LoadedModel
+    session: requests.Session
+
+    def infer_url(self, name: str = MODEL_NAME) -> str:
+        return f"{self.url}/v2/models/{name}/infer"
+
+
+@contextmanager
+def quiet_torchscript() -> Iterator[None]:
+    """TorchScript script/save/load are deprecated in recent torch; the model format still uses them."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
+        yield
+
+
+def load_quietly(directory: Path, name: str = MODEL_NAME) -> LoadedModel:
+    with quiet_torchscript():
+        return load_model(directory, name=name)
+
+
+def _dataset() -> pd.DataFrame:
+    frame = load_breast_cancer(as_frame=True).frame
+    radius = frame["mean radius"]
+    frame[CATEGORICAL] = pd.cut(
+        radius, bins=[-np.inf, radius.quantile(1 / 3), radius.quantile(2 / 3), np.inf], labels=["low", "mid", "high"]
+    ).astype(str)
+    # the class labels are strings so the predictions tensor is BYTES
+    frame[LABEL] = frame[LABEL].map({0: "malignant", 1: "benign"})
+    return frame
+
+
+@pytest.fixture(scope="session")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
+    frame = _dataset()
+    train, test = train_test_split(frame, test_size=0.25, random_state=0, stratify=frame[LABEL])
+    preprocessor = fit_preprocessor(train, infer_schema(frame, LABEL), "classification", PreprocessOptions())
+    torch.manual_seed(0)
+    features = torch.tensor(preprocessor.transform(train))
+    targets = torch.tensor(preprocessor.encode_labels(train[LABEL]))
+    model = TabularMLP(features.shape[1], len(preprocessor.classes or []), hidden=(32, 16))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    history = []
+    for step in range(300):
+        optimizer.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(features), targets)
+        loss.backward()
+        optimizer.step()
+        if step % 100 == 99:
+            history.append({"epoch": step // 100 + 1, "train_loss": loss.item()})
+    directory = tmp_path_factory.mktemp("model") / MODEL_NAME
+    with quiet_torchscript():
+        scripted = torch.jit.script(model.eval())
+        write_model_dir(directory, scripted, preprocessor, history, training={"steps": 300, "optimizer": "adam"})
+    return TrainedModel(directory=directory, test=test.reset_index(drop=True))
+
+
+class _FailsOnBatches(torch.nn.Module):
+    """A network with a genuine bug: it answers one row (the warm-up) but fails on batches."""
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if features.shape[0] > 1:
+            raise RuntimeError("simulated bug in the network")
+        return torch.zeros(features.shape[0], 2)
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="session")
+def server(trained: TrainedModel) -> Iterator[Server]:
+    """The real ASGI app under uvicorn in a background thread, on a free loopback port."""
+    import uvicorn
+
+    model = load_quietly(trained.directory)
+    with quiet_torchscript():
+        broken = torch.jit.script(_FailsOnBatches())
+    flaky = replace(model, name=FLAKY_NAME, module=broken)
+    app = create_app({MODEL_NAME: model, FLAKY_NAME: flaky}, max_body_bytes=TEST_MAX_BODY_BYTES, max_workers=2)
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    uv = uvicorn.Server(config)
+    thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not uv.started:
+        if not thread.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.02)
+    session = requests.Session()
+    session.trust_env = False  # never route loopback traffic through a proxy from the environment
+    try:
+        yield Server(url=f"http://127.0.0.1:{port}", model=model, session=session)
+    finally:
+        session.close()
+        uv.should_exit = True
+        thread.join(timeout=15)
+
+
+def v2_request(rows: pd.DataFrame, request_id: str | None = None) -> dict[str, object]:
+    """A v2 infer request with one input tensor per column, as KServe's pandas codec builds it."""
+    inputs = []
+    for column in rows.columns:
+        values = rows[column]
+        numeric = pd.api.types.is_numeric_dtype(values)
+        inputs.append(
+            {
+                "name": column,
+                "shape": [len(rows)],
+                "datatype": "FP64" if numeric else "BYTES",
+                "data": values.tolist(),
+            }
+        )
+    request: dict[str, object] = {"inputs": inputs}
+    if request_id is not None:
+        request["id"] = request_id
+    return request
