@@ -20,7 +20,7 @@ def cli() -> None:
 @cli.command()
 @click.argument("pipeline")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the YAML.")
-def compile(pipeline: str, output: Path | None) -> None:  # noqa: A001 - the command's public name
+def compile(pipeline: str, output: Path | None) -> None:
     """Compile PIPELINE (a built-in name or FILE.py[:FUNCTION]) to KFP pipeline YAML."""
     from kubeforge.compiling import compile_pipeline
     from kubeforge.pipeline_loader import load_pipeline
@@ -62,7 +62,7 @@ def list_components() -> None:
     width = max(len(entry.key) for entry in entries)
     for entry in entries:
         stability = entry.metadata.get("stability", "?")
-        click.echo(f"{entry.key:<{width}}  {stability:<12}  {entry.metadata.get('description', '')}")
+        click.echo(f"{entry.key:<{width}}  {stability:<12}  {entry.metadata.get('summary', '')}")
 
 
 @cli.command()

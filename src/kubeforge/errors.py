@@ -69,4 +69,10 @@ def read_error_reports(report_dir: Path) -> list[dict[str, object]]:
 __all__ = [
     "ERROR_REPORT_DIR_ENV",
     "install_error_report_hook",
-    "read_error_reports","ArtifactError", "InputError", "KubeforgeError", "ServingError", "TrainingError"]
+    "read_error_reports",
+    "ArtifactError",
+    "InputError",
+    "KubeforgeError",
+    "ServingError",
+    "TrainingError",
+]

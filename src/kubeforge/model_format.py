@@ -16,9 +16,8 @@ from __future__ import annotations
 import json
 import platform
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,7 +52,7 @@ def script_module(module: torch.nn.Module) -> torch.jit.ScriptModule:
     """Compile a module in eval mode to TorchScript, the weight format of the Model artifact."""
     module.eval()
     with _torchscript_deprecation_silenced():
-        return torch.jit.script(module)  # type: ignore[no-any-return]
+        return torch.jit.script(module)
 
 
 def framework_versions() -> dict[str, str]:
@@ -132,7 +131,10 @@ class LoadedModel:
     def forward(self, features: np.ndarray) -> np.ndarray:
         """Run the network on already-preprocessed float32 features."""
         with torch.inference_mode():
-            return self.module(torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))).numpy()
+            outputs: np.ndarray = self.module(
+                torch.from_numpy(np.ascontiguousarray(features, dtype=np.float32))
+            ).numpy()
+            return outputs
 
     def predict_features(self, features: np.ndarray) -> Prediction:
         """Predict from preprocessed features."""
@@ -167,7 +169,7 @@ def load_model(directory: str | Path, name: str | None = None) -> LoadedModel:
         )
     preprocessor = FittedPreprocessor.load(directory / PREPROCESSOR)
     with _torchscript_deprecation_silenced():
-        module = torch.jit.load(str(directory / WEIGHTS), map_location="cpu")
+        module = torch.jit.load(str(directory / WEIGHTS), map_location="cpu")  # type: ignore[no-untyped-call]
     module.eval()
     history_path = directory / METRICS_HISTORY
     history = [json.loads(line) for line in history_path.read_text().splitlines() if line.strip()]
@@ -184,7 +186,8 @@ def load_model(directory: str | Path, name: str | None = None) -> LoadedModel:
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=1, keepdims=True)
     exp = np.exp(shifted)
-    return exp / exp.sum(axis=1, keepdims=True)
+    probabilities: np.ndarray = exp / exp.sum(axis=1, keepdims=True)
+    return probabilities
 
 
 def _write_json(path: Path, data: Any) -> None:

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from kubeforge.errors import InputError
 
@@ -16,9 +16,7 @@ from kubeforge.errors import InputError
 def builtin_pipelines() -> list[str]:
     """Names of the pipelines shipped under kubeforge.pipelines."""
     root = resources.files("kubeforge.pipelines")
-    return sorted(
-        entry.name for entry in root.iterdir() if entry.is_dir() and (entry / "pipeline.py").is_file()
-    )
+    return sorted(entry.name for entry in root.iterdir() if entry.is_dir() and (entry / "pipeline.py").is_file())
 
 
 def load_pipeline(reference: str) -> Callable[..., Any]:
@@ -42,14 +40,16 @@ def load_pipeline(reference: str) -> Callable[..., Any]:
     candidates = {name: obj for name, obj in vars(module).items() if _is_pipeline(obj)}
     if function:
         if function not in candidates:
-            raise InputError(f"{reference}: no pipeline function {function!r}; found: {', '.join(candidates) or 'none'}")
-        return candidates[function]
+            raise InputError(
+                f"{reference}: no pipeline function {function!r}; found: {', '.join(candidates) or 'none'}"
+            )
+        return cast(Callable[..., Any], candidates[function])
     if len(candidates) != 1:
         raise InputError(
             f"{reference}: expected exactly one @dsl.pipeline function, found {len(candidates)} "
             f"({', '.join(candidates) or 'none'}); name one as FILE.py:FUNCTION"
         )
-    return next(iter(candidates.values()))
+    return cast(Callable[..., Any], next(iter(candidates.values())))
 
 
 def _is_pipeline(obj: Any) -> bool:

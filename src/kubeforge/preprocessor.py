@@ -175,13 +175,15 @@ class FittedPreprocessor:
     @classmethod
     def load(cls, path: str | Path) -> FittedPreprocessor:
         """Read a preprocessor artifact from a local path or a storage URI."""
-        from kubeforge.artifacts import read_text
+        from kubeforge.artifacts import read_bytes
 
         source = str(path)
         try:
-            data = json.loads(read_text(source))
-        except json.JSONDecodeError as exc:
-            raise InputError(f"{source}: preprocessor is not valid JSON ({exc.msg})") from exc
+            data = json.loads(read_bytes(source))
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"{source}: not a kubeforge preprocessor (expected its JSON document)") from exc
+        if not isinstance(data, dict):
+            raise InputError(f"{source}: not a kubeforge preprocessor (expected a JSON object)")
         return cls.from_json(data, source=source)
 
 
@@ -243,15 +245,14 @@ def _transform_feature(feature: Feature, column: pd.Series, source: str) -> np.n
         values = numeric_column(column, feature.name, source).to_numpy(dtype=np.float64)
         values = np.where(np.isnan(values), feature.impute, values)
         values = np.clip(values, feature.clip_low, feature.clip_high)
-        return ((values - feature.mean) / feature.std).reshape(-1, 1)
+        scaled: np.ndarray = ((values - feature.mean) / feature.std).reshape(-1, 1)
+        return scaled
     text = categorical_column(column).fillna(feature.impute)
     codes = pd.Categorical(text, categories=feature.categories).codes
     if (codes < 0).any():
         value = text[codes < 0].iloc[0]
         shown = ", ".join(feature.categories[:20])
-        raise InputError(
-            f"{source}: column '{feature.name}' has unknown category {value!r}; known categories: {shown}"
-        )
+        raise InputError(f"{source}: column '{feature.name}' has unknown category {value!r}; known categories: {shown}")
     if feature.encoding == "ordinal":
         return codes.astype(np.float64).reshape(-1, 1)
     onehot = np.zeros((len(codes), len(feature.categories)), dtype=np.float64)

@@ -48,7 +48,7 @@ def parse_feature_kinds(declared: dict[str, object], source: str) -> dict[str, F
             raise InputError(
                 f"{source}: column '{column}' has kind {kind!r}; valid kinds are {', '.join(FEATURE_KINDS)}"
             )
-        kinds[str(column)] = kind  # type: ignore[assignment]
+        kinds[str(column)] = kind
     return kinds
 
 
@@ -137,9 +137,10 @@ def numeric_column(values: pd.Series, column: str, source: str) -> pd.Series:
     converted = pd.to_numeric(values, errors="coerce")
     bad = converted.isna() & values.notna()
     if bad.any():
-        row = bad.idxmax()
+        position = int(bad.to_numpy().argmax())
+        row, value = values.index[position], values.iloc[position]
         raise InputError(
-            f"{source}: column '{column}' is numeric but row {row} holds {values[row]!r}; "
+            f"{source}: column '{column}' is numeric but row {row} holds {value!r}; "
             "fix the value or declare the column categorical"
         )
     return converted.astype("float64")

@@ -66,11 +66,10 @@ def load_quietly(directory: Path, name: str = MODEL_NAME) -> LoadedModel:
 
 
 def _dataset() -> pd.DataFrame:
-    frame = load_breast_cancer(as_frame=True).frame
+    frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
     radius = frame["mean radius"]
-    frame[CATEGORICAL] = pd.cut(
-        radius, bins=[-np.inf, radius.quantile(1 / 3), radius.quantile(2 / 3), np.inf], labels=["low", "mid", "high"]
-    ).astype(str)
+    low, high = radius.quantile(1 / 3), radius.quantile(2 / 3)
+    frame[CATEGORICAL] = np.where(radius <= low, "low", np.where(radius <= high, "mid", "high"))
     # the class labels are strings so the predictions tensor is BYTES
     frame[LABEL] = frame[LABEL].map({0: "malignant", 1: "benign"})
     return frame
@@ -86,11 +85,11 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
     targets = torch.tensor(preprocessor.encode_labels(train[LABEL]))
     model = TabularMLP(features.shape[1], len(preprocessor.classes or []), hidden=(32, 16))
     optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
-    history = []
+    history: list[dict[str, float]] = []
     for step in range(300):
         optimizer.zero_grad()
         loss = torch.nn.functional.cross_entropy(model(features), targets)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         if step % 100 == 99:
             history.append({"epoch": step // 100 + 1, "train_loss": loss.item()})

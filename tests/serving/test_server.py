@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 
 import kubeforge
+
 from .conftest import (
     CATEGORICAL,
     FLAKY_NAME,
@@ -219,7 +220,7 @@ def test_oversized_bodies_are_413(server: Server) -> None:
 
     response = server.session.post(server.infer_url(), data=chunks(), timeout=30)
     assert response.status_code == 413
-    assert "body exceeds" in response.json()["error"]
+    assert "the body reached" in response.json()["error"]
 
     # refused from the header alone: the body is never sent
     host, port = server.url.removeprefix("http://").split(":")

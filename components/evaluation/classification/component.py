@@ -14,7 +14,7 @@ def evaluate_classifier(
     classification_metrics: Output[ClassificationMetrics],
     plots: Output[Artifact],
     thresholds: str = "{}",
-    champion_model: Input[Model] = None,  # type: ignore[assignment]
+    champion_model: Input[Model] = None,
     max_regression: float = 0.0,
     gate_metric: str = "roc_auc",
 ) -> bool:
@@ -41,4 +41,4 @@ def evaluate_classifier(
         classification_metrics.log_roc_curve(result.roc_curve.fpr, result.roc_curve.tpr, result.roc_curve.thresholds)
     for reason in result.reasons:
         print(f"gate: {reason}")
-    return result.passed
+    return bool(result.passed)

@@ -39,7 +39,7 @@ def preprocess_tabular(
             statistics=statistics.path,
         ),
         label=label_column,
-        task=task,  # type: ignore[arg-type]
+        task=task,
         schema_json=schema_json,
         options=PreprocessOptions(
             numeric_impute=numeric_impute,  # type: ignore[arg-type]

@@ -30,8 +30,9 @@ def describe_splits(
     for feature in preprocessor.features:
         column = train[feature.name]
         missing = f"{column.isna().mean():.1%}"
-        lines.append(f"| {feature.name} | {feature.kind} | {missing} | {_column_stats(column, feature)} | "
-                     f"{_learned(feature)} |")
+        lines.append(
+            f"| {feature.name} | {feature.kind} | {missing} | {_column_stats(column, feature)} | {_learned(feature)} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -47,10 +48,7 @@ def _label_balance(splits: dict[str, pd.DataFrame], label: str) -> list[str]:
 
 def _column_stats(column: pd.Series, feature: NumericFeature | CategoricalFeature) -> str:
     if isinstance(feature, NumericFeature):
-        return (
-            f"mean {column.mean():.4g}, std {column.std():.4g}, "
-            f"min {column.min():.4g}, max {column.max():.4g}"
-        )
+        return f"mean {column.mean():.4g}, std {column.std():.4g}, min {column.min():.4g}, max {column.max():.4g}"
     top = column.value_counts().head(3)
     return f"{column.nunique()} categories; top: " + ", ".join(f"{k} ({v})" for k, v in top.items())
 

@@ -14,12 +14,12 @@ def deploy_model(
     model_name: str,
     target: str = "local",
     port: int = 0,
-) -> NamedTuple("Outputs", [("endpoint", str), ("status", str)]):  # type: ignore[valid-type]  # noqa: UP014
+) -> NamedTuple("Outputs", [("endpoint", str), ("status", str)]):  # type: ignore[valid-type]
     """Serve the model (Open Inference Protocol v2) on the chosen target; outputs the endpoint URL."""
     from collections import namedtuple
 
     from kubeforge.components.serving.deploy import core
 
     result = core.deploy(model.path, target=target, model_name=model_name, port=port)
-    outputs = namedtuple("Outputs", ["endpoint", "status"])
+    outputs = namedtuple("outputs", ["endpoint", "status"])
     return outputs(result.endpoint, result.status)

@@ -86,7 +86,10 @@ class ModelServer:
         loop = asyncio.get_running_loop()
         for name, model in self.models.items():
             if name not in self._ready:
-                await loop.run_in_executor(self._executor, _warm_up_model, model)
+                try:
+                    await loop.run_in_executor(self._executor, _warm_up_model, model)
+                except Exception as exc:
+                    raise ServingError(f"warm-up prediction of model '{name}' failed: {_last_line(exc)}") from exc
                 self._ready.add(name)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -103,8 +106,8 @@ class ModelServer:
                 try:
                     await self.warm_up()
                 except Exception as exc:
-                    _LOG.exception("warm-up prediction failed")
-                    await send({"type": "lifespan.startup.failed", "message": f"warm-up prediction failed: {exc}"})
+                    _LOG.exception("model server startup failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
@@ -115,6 +118,7 @@ class ModelServer:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         if self._warmup is None and not self.ready:  # hosted without lifespan: warm up in the background
             self._warmup = asyncio.get_running_loop().create_task(self.warm_up())
+            self._warmup.add_done_callback(_log_warm_up_failure)
         headers: list[tuple[bytes, bytes]] = []
         try:
             status, body = await self._route(scope["method"], scope["path"], scope, receive)
@@ -200,7 +204,7 @@ class ModelServer:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                raise _HTTPError(413, _too_large(f"body exceeds {size - len(chunk)} + {len(chunk)} bytes", limit))
+                raise _HTTPError(413, _too_large(f"the body reached {size} bytes", limit))
             chunks.append(chunk)
             if not message.get("more_body", False):
                 return b"".join(chunks)
@@ -224,6 +228,18 @@ def _infer(model: LoadedModel, body: bytes) -> bytes:
 
 def _warm_up_model(model: LoadedModel) -> None:
     model.predict_frame(example_frame(model), source=f"warm-up of model '{model.name}'")
+
+
+def _log_warm_up_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        _LOG.error("model warm-up failed; /v2/health/ready stays 503", exc_info=task.exception())
+
+
+def _last_line(exc: BaseException) -> str:
+    """`Type: message` from the last line of an exception (TorchScript errors carry whole tracebacks)."""
+    line = (str(exc).strip().splitlines() or [""])[-1]
+    prefix = f"{type(exc).__name__}:"
+    return line if line.startswith(prefix) else f"{prefix} {line}"
 
 
 def _json(payload: Any) -> bytes:
@@ -262,7 +278,7 @@ def serve(
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     _configure_logging()  # after uvicorn.Config, which installs its own logging configuration
     server = uvicorn.Server(config)
-    _LOG.warning("serving %s on http://%s:%d", ", ".join(app.models), host, port)
+    _LOG.info("serving %s on http://%s:%d", ", ".join(app.models), host, port)
     server.run()
     if not server.started:
         raise ServingError(f"the model server did not start on {host}:{port}; the log above has the reason")

@@ -20,8 +20,9 @@ def frame_to_infer_request(frame: pd.DataFrame, request_id: str | None = None) -
         values = frame[column]
         numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
         data = [None if _missing(v) else (float(v) if numeric else str(v)) for v in values.tolist()]
-        inputs.append({"name": str(column), "shape": [len(frame)], "datatype": "FP64" if numeric else "BYTES",
-                       "data": data})
+        inputs.append(
+            {"name": str(column), "shape": [len(frame)], "datatype": "FP64" if numeric else "BYTES", "data": data}
+        )
     request: dict[str, Any] = {"inputs": inputs}
     if request_id is not None:
         request["id"] = request_id

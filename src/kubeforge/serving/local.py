@@ -19,7 +19,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -206,10 +206,8 @@ def _wait_gone(pid: int, name: str, timeout_s: float) -> bool:
 
 
 def _signal(pid: int, sig: signal.Signals) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.kill(pid, sig)
-    except ProcessLookupError:
-        pass
 
 
 def _alive(pid: int, name: str) -> bool:
@@ -226,17 +224,21 @@ def _alive(pid: int, name: str) -> bool:
         return False
     except PermissionError:
         return False  # someone else's process: the pid was reused
-    proc_dir = Path(f"/proc/{pid}")
-    if not proc_dir.exists():
-        return True  # no procfs to check against: trust the pid
+    if not Path("/proc/self").exists():
+        return True  # no procfs to check the command line against: trust the pid
     try:
-        state = (proc_dir / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        cmdline = (proc_dir / "cmdline").read_bytes().split(b"\0")
+        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
     except (OSError, IndexError):
         return False
+    state, parent = stat[0], stat[1]
+    if state in ("Z", "X"):
+        return False
+    if not cmdline:  # a process that is exiting has already released its command line; kernel threads have none
+        return parent != "2"
+    args = cmdline.split(b"\0")
     model_arg = f"{name}=".encode()
-    ours = _SERVER_MODULE.encode() in cmdline and any(arg.startswith(model_arg) for arg in cmdline)
-    return ours and state not in ("Z", "X")
+    return _SERVER_MODULE.encode() in args and any(arg.startswith(model_arg) for arg in args)
 
 
 def _free_port(host: str) -> int:
@@ -296,4 +298,11 @@ def _read_registry(path: Path) -> dict[str, dict[str, Any]]:
     return entries
 
 
-__all__ = ["REGISTRY", "LocalEndpoint", "list_local_servers", "start_local_server", "state_dir_path", "stop_local_server"]
+__all__ = [
+    "REGISTRY",
+    "LocalEndpoint",
+    "list_local_servers",
+    "start_local_server",
+    "state_dir_path",
+    "stop_local_server",
+]

@@ -114,11 +114,9 @@ def _parse_tensor(tensor: Any, path: str) -> tuple[str, np.ndarray]:
         raise InputError(f"{path}.data: must be a list of values, got {type(data).__name__}")
     data = _flatten(data, shape, f"{path}.data")
     if len(data) != rows:
-        raise InputError(
-            f"{path}.shape: {shape} declares {rows} value(s) but data holds {len(data)}; make them agree"
-        )
+        raise InputError(f"{path}.shape: {shape} declares {rows} value(s) but data holds {len(data)}; make them agree")
     _check_types(data, datatype, f"{path}.data")
-    return name, _to_array(data, datatype)
+    return name, _to_array(data, datatype, f"{path}.data")
 
 
 def _parse_shape(shape: Any, path: str) -> int:
@@ -154,9 +152,14 @@ def _check_types(data: list[Any], datatype: str, path: str) -> None:
     )
 
 
-def _to_array(data: list[Any], datatype: str) -> np.ndarray:
-    if datatype in ("FP32", "FP64", "INT32", "INT64"):
-        return np.asarray(data, dtype=np.float64)
+def _to_array(data: list[Any], datatype: str, path: str) -> np.ndarray:
+    try:
+        if datatype in ("FP32", "FP64"):
+            return np.asarray(data, dtype=np.float64)
+        if datatype in ("INT32", "INT64") and None not in data:  # integers stay integers (e.g. coded categories)
+            return np.asarray(data, dtype=np.int64)
+    except OverflowError as exc:
+        raise InputError(f"{path}: a value is out of range for {datatype} ({exc})") from exc
     return np.asarray(data, dtype=object)
 
 
@@ -170,7 +173,9 @@ def _requested_outputs(payload: dict[str, Any]) -> list[str] | None:
     for index, entry in enumerate(requested):
         name = entry.get("name") if isinstance(entry, dict) else None
         if name not in OUTPUT_NAMES:
-            raise InputError(f"outputs[{index}].name: {name!r} is not an output; valid outputs are predictions, probabilities")
+            raise InputError(
+                f"outputs[{index}].name: {name!r} is not an output; valid outputs are predictions, probabilities"
+            )
         names.append(name)
     return names
 
@@ -185,14 +190,26 @@ def require_features(frame: pd.DataFrame, model: LoadedModel) -> None:
         )
     for feature in model.preprocessor.features:
         if isinstance(feature, CategoricalFeature):
-            text = categorical_column(frame[feature.name]).dropna()
-            unknown = ~text.isin(feature.categories)
-            if unknown.any():
-                shown = ", ".join(feature.categories[:20])
-                raise InputError(
-                    f"inputs: column '{feature.name}' has unknown category {text[unknown].iloc[0]!r}; "
-                    f"known categories: {shown}"
-                )
+            _check_categories(frame[feature.name], feature)
+
+
+def _check_categories(column: pd.Series, feature: CategoricalFeature) -> None:
+    # Fast path on the distinct raw values; the exact check (the preprocessor's own text conversion)
+    # runs only when some value looks unknown, so the error reports what the preprocessor would see.
+    known = set(feature.categories)
+    if all(_is_null(v) or (v if isinstance(v, str) else str(v)) in known for v in set(column.tolist())):
+        return
+    text = categorical_column(column).dropna()
+    unknown = ~text.isin(feature.categories)
+    if unknown.any():
+        raise InputError(
+            f"inputs: column '{feature.name}' has unknown category {text[unknown].iloc[0]!r}; "
+            f"known categories: {', '.join(feature.categories[:20])}"
+        )
+
+
+def _is_null(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
 
 
 def build_infer_response(

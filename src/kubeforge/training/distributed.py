@@ -47,7 +47,7 @@ def init_distributed(timeout_s: float) -> DistContext:
     if world_size > 1:
         timeout = timedelta(seconds=timeout_s)
         agent_hosts_store = os.environ.get("TORCHELASTIC_USE_AGENT_STORE") == "True"
-        store = dist.TCPStore(
+        store = dist.TCPStore(  # type: ignore[attr-defined]
             os.environ["MASTER_ADDR"],
             int(os.environ["MASTER_PORT"]),
             world_size,
@@ -57,7 +57,7 @@ def init_distributed(timeout_s: float) -> DistContext:
         attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT", "0")
         dist.init_process_group(
             backend="nccl" if use_cuda else "gloo",
-            store=dist.PrefixStore(f"attempt_{attempt}", store),
+            store=dist.PrefixStore(f"attempt_{attempt}", store),  # type: ignore[attr-defined]
             rank=rank,
             world_size=world_size,
             timeout=timeout,

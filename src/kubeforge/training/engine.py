@@ -41,7 +41,7 @@ def train(config: TrainConfig, context: DistContext) -> dict[str, Any]:
         "hidden_layers": list(config.hidden_layers),
         "task": preprocessor.task,
     }
-    model = TabularMLP(architecture["in_features"], out_features, config.hidden_layers, config.dropout)
+    model = TabularMLP(len(preprocessor.output_columns), out_features, config.hidden_layers, config.dropout)
     model.to(context.device)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     checkpoint_dir = Path(config.checkpoint_dir)
@@ -110,6 +110,9 @@ def _train_epoch(
     epoch: int,
 ) -> tuple[float, int]:
     model.train()
+    # Dropout draws from a generator seeded by (seed, epoch, rank), so an epoch replayed after a
+    # resume draws exactly what it would have drawn in an uninterrupted run.
+    torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + context.rank)
     indices = shard_indices(len(split), context.rank, context.world_size, config.seed, epoch)
     total, steps = 0.0, 0
     for start in range(0, len(indices), config.batch_size):
@@ -118,7 +121,7 @@ def _train_epoch(
         targets = split.targets[batch].to(context.device, non_blocking=True)
         optimizer.zero_grad(set_to_none=True)
         loss = _loss(model(features), targets)
-        loss.backward()
+        loss.backward()  # type: ignore[no-untyped-call]
         optimizer.step()
         total += float(loss.detach())
         steps += 1

@@ -82,7 +82,7 @@ def _failure(run_dir: Path, return_code: int, tail: list[str]) -> errors.Kubefor
     if error_file.is_file():
         reported = json.loads(error_file.read_text())
         error_class = getattr(errors, reported["type"], TrainingError)
-        return error_class(f"training failed on rank {reported['rank']}: {reported['message']}")  # type: ignore[no-any-return]
+        return error_class(f"training failed on rank {reported['rank']}: {reported['message']}")
     log = "\n".join(tail)
     return TrainingError(f"training failed (torchrun exit code {return_code}); last output:\n{log}")
 

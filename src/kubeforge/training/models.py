@@ -32,7 +32,8 @@ class TabularMLP(nn.Module):
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:
         """Map a float32 batch of features to logits or values."""
-        return self.net(features)
+        outputs: torch.Tensor = self.net(features)
+        return outputs
 
 
 def parse_hidden_layers(text: str) -> list[int]:

@@ -1,0 +1,48 @@
+# Every target uses the virtual environment in .venv, created on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+TORCH_VERSION := 2.13.0
+
+.PHONY: help install demo test lint format compile check-components clean
+
+help:
+	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
+	@echo "make test     install what the tests need and run them"
+	@echo "make lint     ruff + mypy"
+	@echo "make compile  regenerate component.yaml files, READMEs and the golden pipeline YAML"
+
+$(STAMP): pyproject.toml setup.py
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# The CPU build of torch first: an unpinned torch would pull a multi-GB CUDA build.
+	$(BIN)/pip install --quiet torch==$(TORCH_VERSION)
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/kubeforge demo
+
+test: $(STAMP)
+	$(BIN)/pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+compile: $(STAMP)
+	$(BIN)/python scripts/compile_components.py
+
+check-components: $(STAMP)
+	$(BIN)/python scripts/compile_components.py --check
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info .kubeforge local_outputs .mypy_cache .ruff_cache .pytest_cache
