@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: help install demo test lint format compile check-components clean
+.PHONY: help install demo test lint format compile check-components bench bench-local-runner clean
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -43,6 +43,11 @@ compile: $(STAMP)
 
 check-components: $(STAMP)
 	$(BIN)/python scripts/compile_components.py --check
+
+bench: bench-local-runner
+
+bench-local-runner: $(STAMP)
+	$(BIN)/python benchmarks/local_runner.py
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .kubeforge local_outputs .mypy_cache .ruff_cache .pytest_cache

@@ -390,6 +390,15 @@ def test_failed_upload_midway_removes_uploaded_keys(remote_base: str, tmp_path: 
         artifacts.download_dir(existing, tmp_path / "target")
 
 
+def test_large_file_goes_up_in_parts(remote_base: str) -> None:
+    """A file over the clients' 8 MiB threshold takes the S3 multipart / GCS resumable path and reads back."""
+    uri = f"{remote_base}/big/model.pt"
+    payload = bytes(range(256)) * (9 * 1024 * 4)  # 9 MiB
+    with artifacts.atomic_output(uri) as path:
+        path.write_bytes(payload)
+    assert artifacts.read_bytes(uri) == payload
+
+
 def test_remote_uri_needs_bucket_and_key(remote_base: str) -> None:
     """Malformed remote URIs are refused with a hint: no bucket, no object key, or a whole-bucket directory."""
     scheme, bucket, _ = _split(remote_base)

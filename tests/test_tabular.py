@@ -6,6 +6,7 @@ message must name the file, column, row or value the user has to fix.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -116,8 +117,6 @@ def test_bad_declared_schema_text(text: str, expected: str) -> None:
 
 @pytest.mark.parametrize("kind", ["text", "Numeric", "int", None, 3])
 def test_unknown_kind_names_the_column_and_lists_valid_kinds(kind: object) -> None:
-    import json
-
     with pytest.raises(InputError) as info:
         parse_declared_schema(json.dumps({"age": "numeric", "zip code": kind}))
     message = str(info.value)

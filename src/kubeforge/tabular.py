@@ -65,8 +65,11 @@ def parse_declared_schema(text: str) -> dict[str, FeatureKind] | None:
     return parse_feature_kinds(declared, source="schema")
 
 
-def read_table(path: str | Path) -> pd.DataFrame:
-    """Read a CSV or Parquet file; an empty or unreadable file is an InputError naming it."""
+def read_table(path: str | Path, text_columns: list[str] | None = None) -> pd.DataFrame:
+    """Read a CSV or Parquet file; an empty or unreadable file is an InputError naming it.
+
+    `text_columns` are read from CSV as text, so codes such as `0150` keep their leading zeros.
+    """
     path = Path(path)
     if not path.exists():
         raise InputError(f"input file {path} does not exist")
@@ -76,7 +79,8 @@ def read_table(path: str | Path) -> pd.DataFrame:
         if path.suffix.lower() in _PARQUET_SUFFIXES or path.is_dir() or _looks_like_parquet(path):
             frame = pd.read_parquet(path)
         elif path.suffix.lower() in _CSV_SUFFIXES or path.suffix == "":
-            frame = pd.read_csv(path, sep="\t" if path.suffix.lower() == ".tsv" else ",")
+            sep = "\t" if path.suffix.lower() == ".tsv" else ","
+            frame = pd.read_csv(path, sep=sep, dtype=dict.fromkeys(text_columns or [], "string"))
         else:
             raise InputError(f"input file {path}: unknown format {path.suffix!r}; use .csv or .parquet")
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError, OSError, ValueError) as exc:
@@ -91,9 +95,9 @@ def _looks_like_parquet(path: Path) -> bool:
         return handle.read(4) == b"PAR1"
 
 
-def infer_schema(frame: pd.DataFrame, label: str) -> TableSchema:
+def infer_schema(frame: pd.DataFrame, label: str, source: str = "input") -> TableSchema:
     """Infer feature kinds: numeric dtypes are numeric, everything else categorical."""
-    require_columns(frame, [label], source="input")
+    require_columns(frame, [label], source=source)
     features: dict[str, FeatureKind] = {}
     for column in frame.columns:
         if column == label:
@@ -101,7 +105,7 @@ def infer_schema(frame: pd.DataFrame, label: str) -> TableSchema:
         is_numeric = pd.api.types.is_numeric_dtype(frame[column]) and not pd.api.types.is_bool_dtype(frame[column])
         features[str(column)] = "numeric" if is_numeric else "categorical"
     if not features:
-        raise InputError(f"input: only the label column '{label}' is present; add at least one feature column")
+        raise InputError(f"{source}: only the label column '{label}' is present; add at least one feature column")
     return TableSchema(features=features, label=label)
 
 
@@ -148,8 +152,14 @@ def numeric_column(values: pd.Series, column: str, source: str) -> pd.Series:
 
 def categorical_column(values: pd.Series) -> pd.Series:
     """Represent a categorical column as strings, keeping missing values as missing."""
-    as_text = values.astype("string")
-    return as_text.astype(object).where(values.notna(), None)
+    return values.map(_category_text, na_action="ignore").astype(object).where(values.notna(), None)
+
+
+def _category_text(value: object) -> str:
+    """Integral floats print as integers, so codes read as 1.0 from a CSV with gaps match 1."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value)
 
 
 __all__ = [

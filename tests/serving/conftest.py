@@ -5,9 +5,7 @@ from __future__ import annotations
 import socket
 import threading
 import time
-import warnings
 from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +17,7 @@ import torch
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
-from kubeforge.model_format import LoadedModel, load_model, write_model_dir
+from kubeforge.model_format import LoadedModel, load_model, script_module, write_model_dir
 from kubeforge.preprocessor import PreprocessOptions, fit_preprocessor
 from kubeforge.serving.app import create_app
 from kubeforge.tabular import infer_schema
@@ -52,19 +50,6 @@ class Server:
         return f"{self.url}/v2/models/{name}/infer"
 
 
-@contextmanager
-def quiet_torchscript() -> Iterator[None]:
-    """TorchScript script/save/load are deprecated in recent torch; the model format still uses them."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", r"`torch\.jit\.\w+` is deprecated", DeprecationWarning)
-        yield
-
-
-def load_quietly(directory: Path, name: str = MODEL_NAME) -> LoadedModel:
-    with quiet_torchscript():
-        return load_model(directory, name=name)
-
-
 def _dataset() -> pd.DataFrame:
     frame: pd.DataFrame = load_breast_cancer(as_frame=True).frame
     radius = frame["mean radius"]
@@ -94,9 +79,8 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> TrainedModel:
         if step % 100 == 99:
             history.append({"epoch": step // 100 + 1, "train_loss": loss.item()})
     directory = tmp_path_factory.mktemp("model") / MODEL_NAME
-    with quiet_torchscript():
-        scripted = torch.jit.script(model.eval())
-        write_model_dir(directory, scripted, preprocessor, history, training={"steps": 300, "optimizer": "adam"})
+    scripted = script_module(model)
+    write_model_dir(directory, scripted, preprocessor, history, training={"steps": 300, "optimizer": "adam"})
     return TrainedModel(directory=directory, test=test.reset_index(drop=True))
 
 
@@ -120,9 +104,8 @@ def server(trained: TrainedModel) -> Iterator[Server]:
     """The real ASGI app under uvicorn in a background thread, on a free loopback port."""
     import uvicorn
 
-    model = load_quietly(trained.directory)
-    with quiet_torchscript():
-        broken = torch.jit.script(_FailsOnBatches())
+    model = load_model(trained.directory, name=MODEL_NAME)
+    broken = script_module(_FailsOnBatches())
     flaky = replace(model, name=FLAKY_NAME, module=broken)
     app = create_app({MODEL_NAME: model, FLAKY_NAME: flaky}, max_body_bytes=TEST_MAX_BODY_BYTES, max_workers=2)
     port = free_port()

@@ -14,16 +14,14 @@ from pathlib import Path
 
 import pytest
 import requests
-import torch
 
 from kubeforge.components.serving.deploy.core import DeployResult, deploy
 from kubeforge.errors import InputError, ServingError
+from kubeforge.model_format import load_model, script_module, write_model_dir
 from kubeforge.serving.local import REGISTRY, list_local_servers, stop_local_server
 from kubeforge.training.models import TabularMLP
 
-from .conftest import LABEL, TrainedModel, load_quietly, quiet_torchscript, v2_request
-
-pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
+from .conftest import LABEL, TrainedModel, v2_request
 
 
 @pytest.fixture
@@ -88,7 +86,7 @@ def test_deploy_local_serves_reattaches_and_stops(trained: TrainedModel, home: P
     response = session.post(first["infer_url"], json=v2_request(rows), timeout=30)
     assert response.status_code == 200, response.text
     predictions = next(t for t in response.json()["outputs"] if t["name"] == "predictions")["data"]
-    assert predictions == load_quietly(trained.directory).predict_frame(rows).labels
+    assert predictions == load_model(trained.directory).predict_frame(rows).labels
     accuracy = sum(p == y for p, y in zip(predictions, trained.test[LABEL].head(20), strict=True)) / 20
     assert accuracy >= 0.9
 
@@ -140,8 +138,8 @@ def test_bad_model_dir_fails_fast_with_the_logged_reason(tmp_path: Path, home: P
 
 def test_model_that_cannot_predict_fails_at_warm_up(trained: TrainedModel, tmp_path: Path, home: Path) -> None:
     broken = shutil.copytree(trained.directory, tmp_path / "mismatched")
-    with quiet_torchscript():
-        torch.jit.save(torch.jit.script(TabularMLP(3, 2).eval()), str(broken / "model.pt"))
+    preprocessor = load_model(trained.directory).preprocessor
+    write_model_dir(broken, script_module(TabularMLP(3, 2)), preprocessor, [], training={})
     with pytest.raises(ServingError) as raised:
         deploy(str(broken), target="local", model_name="mismatched", state_dir=str(home))
     assert "warm-up prediction of model 'mismatched' failed: RuntimeError: mat1 and mat2 shapes" in str(raised.value)

@@ -27,8 +27,6 @@ from .conftest import (
     v2_request,
 )
 
-pytestmark = pytest.mark.filterwarnings(r"ignore:`torch\.jit\.\w+` is deprecated:DeprecationWarning")
-
 
 def _post(server: Server, payload: Any, name: str = MODEL_NAME) -> tuple[int, dict[str, Any]]:
     body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
@@ -148,6 +146,7 @@ def _set_input(index: int, **fields: Any) -> Any:
         ("unknown_category", [f"column '{CATEGORICAL}'", "unknown category 'huge'", "high, low, mid"]),
         ("text_in_numeric_column", ["column 'mean area' is numeric", "'n/a'"]),
         ("id_not_a_string", ["id: must be a string"]),
+        ("int_overflow", ["inputs[0].data", "out of range for INT64"]),
         ("unknown_output", ["outputs[0].name", "'logits'"]),
     ],
 )
@@ -174,6 +173,7 @@ def test_bad_requests_are_400_naming_the_field(
             rows, _set_input(area, datatype="BYTES", data=["500", "n/a", "600", "700", "800"])
         ),
         "id_not_a_string": _bad(rows, lambda r: r.update(id=7)),
+        "int_overflow": _bad(rows, _set_input(0, datatype="INT64", data=[10**30, 1, 2, 3, 4])),
         "unknown_output": _bad(rows, lambda r: r.update(outputs=[{"name": "logits"}])),
     }
     status, body = _post(server, cases[case])

@@ -87,9 +87,10 @@ def preprocess(
     options = options or PreprocessOptions()
     fractions = fractions or SplitFractions()
     source = f"input file {input_path}"
-    frame = read_table(input_path)
     declared = parse_declared_schema(schema_json)
-    schema = TableSchema(features=declared, label=label) if declared else infer_schema(frame, label)
+    text_columns = [name for name, kind in (declared or {}).items() if kind == "categorical"]
+    frame = read_table(input_path, text_columns=text_columns)
+    schema = TableSchema(features=declared, label=label) if declared else infer_schema(frame, label, source)
     typed = coerce_to_schema(frame, schema, source=source)
     _check_labels(typed[label], label, task, source)
     train, validation, test = split_rows(typed, label, task, fractions, seed)
