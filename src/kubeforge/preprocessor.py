@@ -248,7 +248,7 @@ def _transform_feature(feature: Feature, column: pd.Series, source: str) -> np.n
         scaled: np.ndarray = ((values - feature.mean) / feature.std).reshape(-1, 1)
         return scaled
     text = categorical_column(column).fillna(feature.impute)
-    codes = pd.Index(feature.categories).get_indexer(text)
+    codes = pd.Index(feature.categories).get_indexer(pd.Index(text))
     if (codes < 0).any():
         value = text[codes < 0].iloc[0]
         shown = ", ".join(feature.categories[:20])

@@ -1,14 +1,19 @@
-"""Atomic per-epoch checkpoints: written to a temporary file, then renamed into place."""
+"""Atomic per-epoch checkpoints on a local path or an s3:// / gs:// prefix.
+
+The checkpoint is serialized in memory and written through kubeforge.artifacts, whose writes
+are atomic (temporary file and rename locally, a single PUT remotely): a crash mid-write
+leaves the previous checkpoint intact.
+"""
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass
-from pathlib import Path
+import io
+from dataclasses import asdict, dataclass
 from typing import Any
 
 import torch
 
+from kubeforge.artifacts import exists, read_bytes, write_bytes
 from kubeforge.errors import InputError
 
 CHECKPOINT_FILE = "checkpoint.pt"
@@ -16,33 +21,36 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 @dataclass
 class Checkpoint:
-    """The state after `epoch` completed epochs."""
+    """The state after `epoch` completed epochs and `global_step` optimizer steps."""
 
     epoch: int
+    global_step: int
     model: dict[str, Any]
     optimizer: dict[str, Any]
     history: list[dict[str, Any]]
     architecture: dict[str, Any]
 
 
-def save_checkpoint(directory: Path, checkpoint: Checkpoint) -> Path:
-    """Write the checkpoint so that a crash mid-write leaves the previous one intact."""
-    directory.mkdir(parents=True, exist_ok=True)
-    final = directory / CHECKPOINT_FILE
-    tmp = directory / f".{CHECKPOINT_FILE}.{os.getpid()}.tmp"
-    torch.save(checkpoint.__dict__, tmp)
-    with tmp.open("rb") as handle:
-        os.fsync(handle.fileno())
-    tmp.replace(final)
-    return final
+def checkpoint_uri(directory: str) -> str:
+    """Where the latest checkpoint of a run lives."""
+    return f"{directory.rstrip('/')}/{CHECKPOINT_FILE}"
 
 
-def load_checkpoint(directory: Path, architecture: dict[str, Any]) -> Checkpoint | None:
+def save_checkpoint(directory: str, checkpoint: Checkpoint) -> str:
+    """Write the checkpoint atomically; returns its URI."""
+    buffer = io.BytesIO()
+    torch.save(asdict(checkpoint), buffer)
+    uri = checkpoint_uri(directory)
+    write_bytes(uri, buffer.getvalue())
+    return uri
+
+
+def load_checkpoint(directory: str, architecture: dict[str, Any]) -> Checkpoint | None:
     """Load the latest checkpoint if there is one; refuse one made for another architecture."""
-    path = directory / CHECKPOINT_FILE
-    if not path.is_file():
+    uri = checkpoint_uri(directory)
+    if not exists(uri):
         return None
-    state = torch.load(path, map_location="cpu", weights_only=False)
+    state = torch.load(io.BytesIO(read_bytes(uri)), map_location="cpu", weights_only=False)
     checkpoint = Checkpoint(**state)
     if checkpoint.architecture != architecture:
         raise InputError(
@@ -52,4 +60,4 @@ def load_checkpoint(directory: Path, architecture: dict[str, Any]) -> Checkpoint
     return checkpoint
 
 
-__all__ = ["CHECKPOINT_FILE", "Checkpoint", "load_checkpoint", "save_checkpoint"]
+__all__ = ["CHECKPOINT_FILE", "Checkpoint", "checkpoint_uri", "load_checkpoint", "save_checkpoint"]

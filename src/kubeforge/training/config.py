@@ -1,17 +1,23 @@
-"""The training run's configuration, passed to every worker as one JSON file."""
+"""The training run's configuration, passed to every worker as one JSON document."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
+from typing import Any
 
 from kubeforge.errors import InputError
+
+MIXED_PRECISION = ("no", "bf16", "fp16")
+STRATEGIES = ("ddp", "fsdp")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything a worker needs; identical on every rank."""
+    """Everything a worker needs; identical on every rank.
+
+    Data, preprocessor, model_dir and checkpoint_dir may be local paths or s3:// / gs:// URIs.
+    """
 
     train_data: str
     validation_data: str
@@ -19,36 +25,44 @@ class TrainConfig:
     model_dir: str
     run_dir: str
     checkpoint_dir: str
+    model: str = "mlp"
     hidden_layers: list[int] = field(default_factory=lambda: [64, 32])
     dropout: float = 0.1
     epochs: int = 20
     batch_size: int = 32
+    gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
+    mixed_precision: str = "no"
+    strategy: str = "ddp"
     seed: int = 42
     process_group_timeout_s: float = 60.0
 
     def __post_init__(self) -> None:
         checks = {
-            "epochs": self.epochs >= 1,
-            "batch_size": self.batch_size >= 1,
-            "learning_rate": self.learning_rate > 0,
-            "weight_decay": self.weight_decay >= 0,
-            "dropout": 0.0 <= self.dropout < 1.0,
-            "process_group_timeout_s": self.process_group_timeout_s > 0,
+            "epochs": (self.epochs >= 1, "at least 1"),
+            "batch_size": (self.batch_size >= 1, "at least 1"),
+            "gradient_accumulation_steps": (self.gradient_accumulation_steps >= 1, "at least 1"),
+            "learning_rate": (self.learning_rate > 0, "positive"),
+            "weight_decay": (self.weight_decay >= 0, "0 or more"),
+            "dropout": (0.0 <= self.dropout < 1.0, "in [0, 1)"),
+            "process_group_timeout_s": (self.process_group_timeout_s > 0, "positive"),
+            "mixed_precision": (self.mixed_precision in MIXED_PRECISION, f"one of {', '.join(MIXED_PRECISION)}"),
+            "strategy": (self.strategy in STRATEGIES, f"one of {', '.join(STRATEGIES)}"),
         }
-        for name, ok in checks.items():
+        for name, (ok, valid) in checks.items():
             if not ok:
-                raise InputError(f"{name} is {getattr(self, name)!r}; see the component README for valid ranges")
+                raise InputError(f"{name} is {getattr(self, name)!r}; it must be {valid}")
 
-    def save(self, path: Path) -> None:
-        """Write the configuration for the workers."""
-        path.write_text(json.dumps(asdict(self), indent=2))
+    def to_json(self) -> str:
+        """The configuration as a JSON document."""
+        return json.dumps(asdict(self), indent=2)
 
     @classmethod
-    def load(cls, path: Path) -> TrainConfig:
-        """Read a configuration written by `save`."""
-        return cls(**json.loads(path.read_text()))
+    def from_json(cls, text: str) -> TrainConfig:
+        """Rebuild a configuration from `to_json` output."""
+        data: dict[str, Any] = json.loads(text)
+        return cls(**data)
 
 
-__all__ = ["TrainConfig"]
+__all__ = ["MIXED_PRECISION", "STRATEGIES", "TrainConfig"]

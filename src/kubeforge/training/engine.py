@@ -1,13 +1,19 @@
-"""The training loop: DDP over whatever process group the launcher created.
+"""The training loop, torchrun-compatible: DDP or FSDP over the launcher's process group.
 
-Rank 0 writes an atomic checkpoint after every epoch and, at the end, the Model artifact;
-every rank reports a checksum of its parameters so the summary shows the replicas agree.
+Every epoch ends with an atomic checkpoint (model, optimizer, history, step count) written
+by rank 0; a restarted or re-run job resumes from it. Gradient accumulation, mixed precision
+and the strategy come from the configuration. At the end rank 0 writes the Model artifact,
+including a training-curve PNG; every rank reports a checksum of its parameters so the
+summary shows that the replicas agree.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import math
+import os
 import time
 from pathlib import Path
 from typing import Any
@@ -15,131 +21,197 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.distributed.checkpoint.state_dict import (
+    StateDictOptions,
+    get_model_state_dict,
+    get_optimizer_state_dict,
+    set_optimizer_state_dict,
+)
 from torch.nn.parallel import DistributedDataParallel
 
 from kubeforge.model_format import script_module, write_model_dir
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from kubeforge.training.config import TrainConfig
+from kubeforge.training.curves import plot_training_curve
 from kubeforge.training.data import TensorSplit, load_split, shard_indices
 from kubeforge.training.distributed import DistContext, all_mean, barrier, gather_strings
-from kubeforge.training.models import TabularMLP
+from kubeforge.training.models import build_model
+from kubeforge.training.precision import autocast, check_precision, grad_scaler
 
 SUMMARY_FILE = "summary.json"
+METRICS_LOG = "metrics.jsonl"
+EVENTS_LOG = "events.jsonl"
+CURVE_FILE = "training_curve.png"
+_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def train(config: TrainConfig, context: DistContext) -> dict[str, Any]:
     """Train (or resume) to `config.epochs` epochs; returns the run summary on every rank."""
     torch.manual_seed(config.seed)
+    check_precision(config.mixed_precision, context.device)
     preprocessor = FittedPreprocessor.load(config.preprocessor)
     train_split = load_split(config.train_data, preprocessor, "train_data")
     validation_split = load_split(config.validation_data, preprocessor, "validation_data")
-    out_features = len(preprocessor.classes) if preprocessor.classes else 1
-    architecture = {
-        "in_features": len(preprocessor.output_columns),
-        "out_features": out_features,
-        "hidden_layers": list(config.hidden_layers),
-        "task": preprocessor.task,
-    }
-    model = TabularMLP(len(preprocessor.output_columns), out_features, config.hidden_layers, config.dropout)
-    model.to(context.device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
-    checkpoint_dir = Path(config.checkpoint_dir)
-    resumed = load_checkpoint(checkpoint_dir, architecture)
-    history: list[dict[str, Any]] = []
-    start_epoch = 0
+    architecture = _architecture(config, preprocessor)
+    model = _new_model(config, architecture).to(context.device)
+    resumed = load_checkpoint(config.checkpoint_dir, architecture)
     if resumed is not None:
         model.load_state_dict(resumed.model)
-        optimizer.load_state_dict(resumed.optimizer)
-        history, start_epoch = list(resumed.history), resumed.epoch
-    wrapped: nn.Module = DistributedDataParallel(model) if context.distributed else model
+    wrapped = _wrap(model, config, context)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
+    history: list[dict[str, Any]] = []
+    start_epoch, global_step = 0, 0
+    if resumed is not None:
+        set_optimizer_state_dict(model, optimizer, resumed.optimizer, options=_FULL)
+        history, start_epoch, global_step = list(resumed.history), resumed.epoch, resumed.global_step
+    attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
+    _event(config, context, "start", attempt=attempt, resumed_from_epoch=start_epoch)
+    scaler = grad_scaler(config.mixed_precision, context.device)
 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        train_loss, samples = _train_epoch(wrapped, optimizer, train_split, config, context, epoch)
+        loss, samples, steps = _train_epoch(wrapped, optimizer, scaler, train_split, config, context, epoch)
         seconds = time.perf_counter() - started
+        global_step += steps
         row = {
             "epoch": epoch + 1,
-            "train_loss": all_mean(train_loss, context),
-            **_validate(model, validation_split, preprocessor),
+            "global_step": global_step,
+            "train_loss": all_mean(loss, context),
+            **_validate(model, validation_split, preprocessor, config, context),
             "seconds": round(seconds, 4),
             "samples_per_second": all_mean(samples / seconds, context) * context.world_size,
         }
         history.append(row)
+        model_state = get_model_state_dict(model, options=_FULL)
+        optimizer_state = get_optimizer_state_dict(model, optimizer, options=_FULL)
         if context.is_main:
             print(json.dumps(row), flush=True)
+            _append_json(Path(config.run_dir) / METRICS_LOG, row)
             save_checkpoint(
-                checkpoint_dir,
-                Checkpoint(epoch + 1, model.state_dict(), optimizer.state_dict(), history, architecture),
+                config.checkpoint_dir,
+                Checkpoint(epoch + 1, global_step, model_state, optimizer_state, history, architecture),
             )
         barrier(context)
 
-    checksums = gather_strings(parameter_checksum(model), context)
+    full_state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+    checksums = gather_strings(state_checksum(full_state), context)
     summary = {
         "world_size": context.world_size,
+        "strategy": config.strategy,
+        "attempt": attempt,
         "resumed_from_epoch": start_epoch,
         "epochs_run": config.epochs - start_epoch,
         "epochs": config.epochs,
+        "global_step": global_step,
         "replica_checksums": checksums,
         "architecture": architecture,
         "history": history,
     }
     if context.is_main:
-        scripted = script_module(model.cpu())
-        training_facts = {k: v for k, v in summary.items() if k != "history"}
-        write_model_dir(config.model_dir, scripted, preprocessor, history, training=training_facts)
-        (Path(config.run_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+        _export(config, architecture, full_state, preprocessor, summary)
     return summary
 
 
-def parameter_checksum(model: nn.Module) -> str:
-    """SHA-256 over every parameter's bytes, in state-dict order."""
+def state_checksum(state: dict[str, Any]) -> str:
+    """SHA-256 over every tensor of a state dict, in key order."""
     digest = hashlib.sha256()
-    for name, tensor in model.state_dict().items():
+    for name in sorted(state):
         digest.update(name.encode())
-        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+        digest.update(state[name].detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+def parameter_checksum(model: nn.Module) -> str:
+    """SHA-256 over a plain module's state dict, comparable with the run's replica checksums."""
+    return state_checksum(model.state_dict())
+
+
+def _architecture(config: TrainConfig, preprocessor: FittedPreprocessor) -> dict[str, Any]:
+    return {
+        "model": config.model,
+        "in_features": len(preprocessor.output_columns),
+        "out_features": len(preprocessor.classes) if preprocessor.classes else 1,
+        "hidden_layers": list(config.hidden_layers),
+        "task": preprocessor.task,
+    }
+
+
+def _new_model(config: TrainConfig, architecture: dict[str, Any]) -> nn.Module:
+    return build_model(
+        config.model, architecture["in_features"], architecture["out_features"], config.hidden_layers, config.dropout
+    )
+
+
+def _wrap(model: nn.Module, config: TrainConfig, context: DistContext) -> nn.Module:
+    if not context.distributed:
+        return model
+    if config.strategy == "fsdp":
+        from torch.distributed.fsdp import fully_shard
+
+        fully_shard(model)
+        return model
+    device_ids = [context.device.index] if context.device.type == "cuda" else None
+    return DistributedDataParallel(model, device_ids=device_ids)
 
 
 def _train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
     split: TensorSplit,
     config: TrainConfig,
     context: DistContext,
     epoch: int,
-) -> tuple[float, int]:
+) -> tuple[float, int, int]:
     model.train()
     # Dropout draws from a generator seeded by (seed, epoch, rank), so an epoch replayed after a
     # resume draws exactly what it would have drawn in an uninterrupted run.
     torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + context.rank)
     indices = shard_indices(len(split), context.rank, context.world_size, config.seed, epoch)
+    batches = math.ceil(len(indices) / config.batch_size)
+    accumulate = config.gradient_accumulation_steps
     total, steps = 0.0, 0
-    for start in range(0, len(indices), config.batch_size):
-        batch = indices[start : start + config.batch_size]
+    optimizer.zero_grad(set_to_none=True)
+    for batch_number in range(batches):
+        batch = indices[batch_number * config.batch_size : (batch_number + 1) * config.batch_size]
         features = split.features[batch].to(context.device, non_blocking=True)
         targets = split.targets[batch].to(context.device, non_blocking=True)
-        optimizer.zero_grad(set_to_none=True)
-        loss = _loss(model(features), targets)
-        loss.backward()  # type: ignore[no-untyped-call]
-        optimizer.step()
+        boundary = (batch_number + 1) % accumulate == 0 or batch_number + 1 == batches
+        with _no_sync_unless(model, boundary), autocast(config.mixed_precision, context.device):
+            loss = _loss(model(features), targets)
+        scaler.scale(loss / accumulate).backward()  # type: ignore[no-untyped-call]
         total += float(loss.detach())
-        steps += 1
-    return total / max(steps, 1), len(indices)
+        if boundary:
+            scaler.step(optimizer)
+            scaler.update()
+            optimizer.zero_grad(set_to_none=True)
+            steps += 1
+    return total / max(batches, 1), len(indices), steps
+
+
+def _no_sync_unless(model: nn.Module, boundary: bool) -> contextlib.AbstractContextManager[object]:
+    """Skip DDP's gradient all-reduce on accumulation steps that do not end in an optimizer step."""
+    if boundary or not isinstance(model, DistributedDataParallel):
+        return contextlib.nullcontext()
+    return model.no_sync()
 
 
 def _loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    outputs = outputs.float()
     if targets.dtype == torch.int64:
         return F.cross_entropy(outputs, targets)
     return F.mse_loss(outputs.squeeze(-1), targets)
 
 
 @torch.no_grad()
-def _validate(model: nn.Module, split: TensorSplit, preprocessor: FittedPreprocessor) -> dict[str, float]:
+def _validate(
+    model: nn.Module, split: TensorSplit, preprocessor: FittedPreprocessor, config: TrainConfig, context: DistContext
+) -> dict[str, float]:
     model.eval()
-    device = next(model.parameters()).device
-    outputs = model(split.features.to(device))
-    targets = split.targets.to(device)
+    with autocast(config.mixed_precision, context.device):
+        outputs = model(split.features.to(context.device)).float()
+    targets = split.targets.to(context.device)
     metrics = {"val_loss": float(_loss(outputs, targets))}
     if preprocessor.task == "classification":
         metrics["val_accuracy"] = float((outputs.argmax(dim=1) == targets).float().mean())
@@ -148,4 +220,32 @@ def _validate(model: nn.Module, split: TensorSplit, preprocessor: FittedPreproce
     return metrics
 
 
-__all__ = ["SUMMARY_FILE", "parameter_checksum", "train"]
+def _export(
+    config: TrainConfig,
+    architecture: dict[str, Any],
+    state: dict[str, Any],
+    preprocessor: FittedPreprocessor,
+    summary: dict[str, Any],
+) -> None:
+    """Rank 0: rebuild a plain model from the full state, script it, write the Model directory."""
+    plain = _new_model(config, architecture)
+    plain.load_state_dict({name: tensor.cpu() for name, tensor in state.items()})
+    facts = {key: value for key, value in summary.items() if key != "history"}
+    model_dir = Path(config.model_dir)
+    write_model_dir(model_dir, script_module(plain), preprocessor, summary["history"], training=facts)
+    plot_training_curve(summary["history"], model_dir / CURVE_FILE)
+    (Path(config.run_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+
+
+def _event(config: TrainConfig, context: DistContext, event: str, **fields: Any) -> None:
+    if context.is_main:
+        _append_json(Path(config.run_dir) / EVENTS_LOG, {"event": event, "time": time.time(), **fields})
+
+
+def _append_json(path: Path, row: dict[str, Any]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as handle:
+        handle.write(json.dumps(row) + "\n")
+
+
+__all__ = ["CURVE_FILE", "EVENTS_LOG", "METRICS_LOG", "SUMMARY_FILE", "parameter_checksum", "state_checksum", "train"]

@@ -1,0 +1,126 @@
+"""The `local` backend: torchrun on this machine, as a detached process group.
+
+torchrun's elastic agent restarts the whole worker group (up to `max_restarts` times) when a
+worker dies; the engine then resumes from the last checkpoint. The job's exit code is written
+next to its log, so status survives the launcher.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import ClassVar
+
+from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, TrainingJob
+
+LOG_FILE = "job.log"
+EXIT_CODE_FILE = "exit_code"
+CONFIG_FILE = "train_config.json"
+
+
+class LocalBackend:
+    """torchrun with `nproc_per_node` processes on this machine (nodes must be 1)."""
+
+    name: ClassVar[str] = "local"
+
+    def submit(self, job: TrainingJob) -> JobHandle:
+        """Start torchrun detached; a job of this name still running in the run dir is re-attached."""
+        run_dir = Path(job.config.run_dir)
+        existing = _recorded(run_dir, job.name)
+        if existing is not None and self.status(existing).state is JobState.RUNNING:
+            return existing
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / EXIT_CODE_FILE).unlink(missing_ok=True)
+        config_path = run_dir / CONFIG_FILE
+        config_path.write_text(job.config.to_json())
+        torchrun = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            "--nnodes=1",
+            f"--nproc-per-node={job.nproc_per_node}",
+            f"--max-restarts={job.max_restarts}",
+            "--monitor-interval=0.5",
+            "-m",
+            "kubeforge.training.worker",
+            str(config_path),
+        ]
+        threads = max(1, (os.cpu_count() or 1) // job.nproc_per_node)
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads), **job.env}
+        exit_file = run_dir / EXIT_CODE_FILE
+        # The job runs in the background of a short-lived shell that starts a new session: it is
+        # nobody's child once the shell exits, so it outlives the launcher and leaves no zombie.
+        script = (
+            f'( "$@"; echo $? > "{exit_file}.tmp" && mv "{exit_file}.tmp" "{exit_file}" ) '
+            f'>> "{run_dir / LOG_FILE}" 2>&1 < /dev/null & echo $!'
+        )
+        with subprocess.Popen(
+            ["sh", "-c", script, "sh", *torchrun],
+            stdout=subprocess.PIPE,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+            env=env,
+            text=True,
+        ) as shell:
+            job_pid = int(shell.communicate()[0].strip())
+            group = shell.pid
+        handle = JobHandle(self.name, job.name, str(job_pid), {"run_dir": str(run_dir), "process_group": group})
+        (run_dir / "local_job.json").write_text(handle.to_json())
+        return handle
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """Finished (by exit code), running, or vanished."""
+        run_dir = Path(handle.details["run_dir"])
+        exit_file = run_dir / EXIT_CODE_FILE
+        if exit_file.is_file():
+            code = int(exit_file.read_text().strip() or "1")
+            if code == 0:
+                return JobStatus(JobState.SUCCEEDED)
+            return JobStatus(JobState.FAILED, f"torchrun exited with code {code}; last output:\n{_tail(run_dir)}")
+        if _alive(int(handle.id)):
+            return JobStatus(JobState.RUNNING)
+        return JobStatus(JobState.FAILED, f"the job's process {handle.id} is gone without an exit code")
+
+    def logs(self, handle: JobHandle) -> Iterator[str]:
+        """The job's combined output."""
+        path = Path(handle.details["run_dir"]) / LOG_FILE
+        if path.is_file():
+            yield from path.read_text(errors="replace").splitlines()
+
+    def cancel(self, handle: JobHandle) -> None:
+        """SIGTERM the job's process group (torchrun forwards it to the workers)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(handle.details["process_group"]), signal.SIGTERM)
+
+
+def _recorded(run_dir: Path, name: str) -> JobHandle | None:
+    path = run_dir / "local_job.json"
+    if not path.is_file():
+        return None
+    handle = JobHandle.from_json(path.read_text())
+    return handle if handle.name == name else None
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    stat = Path(f"/proc/{pid}/stat")
+    return not (stat.is_file() and stat.read_text().split(")")[-1].split()[0] == "Z")
+
+
+def _tail(run_dir: Path, lines: int = 30) -> str:
+    path = run_dir / LOG_FILE
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
+
+
+__all__ = ["CONFIG_FILE", "EXIT_CODE_FILE", "LOG_FILE", "LocalBackend"]
