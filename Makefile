@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: help install demo test lint format compile check-components bench bench-local-runner clean
+.PHONY: help install system-deps demo test lint format compile check-components bench bench-local-runner clean
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -23,10 +23,15 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+# System packages that tests start as real services (SLURM and munge), installed when missing.
+system-deps:
+	@command -v slurmctld >/dev/null && command -v munged >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq slurm-wlm munge)
+
 demo: $(STAMP)
 	$(BIN)/kubeforge demo
 
-test: $(STAMP)
+test: $(STAMP) system-deps
 	$(BIN)/pytest
 
 lint: $(STAMP)

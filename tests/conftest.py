@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from slurm_cluster import SlurmCluster, running_slurm, slurm_available
 
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, preprocess
 from kubeforge.demo import write_breast_cancer_csv
@@ -70,3 +73,20 @@ def trained_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFacto
     )
     run_local(config, workers=1)
     return run_dir / "model"
+
+
+@pytest.fixture(scope="session")
+def slurm() -> Iterator[SlurmCluster]:
+    """A real one-node SLURM cluster on loopback; SLURM_CONF points the clients at it."""
+    if not slurm_available():
+        pytest.fail("SLURM is not installed: run `make system-deps` (installs slurm-wlm and munge)")
+    with running_slurm() as cluster:
+        previous = os.environ.get("SLURM_CONF")
+        os.environ["SLURM_CONF"] = str(cluster.conf)
+        try:
+            yield cluster
+        finally:
+            if previous is None:
+                os.environ.pop("SLURM_CONF", None)
+            else:
+                os.environ["SLURM_CONF"] = previous

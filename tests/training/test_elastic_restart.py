@@ -19,7 +19,10 @@ from sklearn.datasets import make_classification
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, SplitFractions, preprocess
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.engine import EVENTS_LOG, METRICS_LOG
-from kubeforge.training.launch_local import run_local
+from kubeforge.training.backends.base import TrainingJob
+from kubeforge.training.backends.local import LocalBackend
+from kubeforge.training.backends.slurm import SlurmBackend
+from kubeforge.training.launch_local import run_on_shared_filesystem
 
 ROWS, BATCH, EPOCHS, WORKERS = 30_000, 8, 3, 2
 
@@ -54,7 +57,10 @@ def worker_pids(config_path: Path) -> dict[int, int]:
     return found
 
 
-def test_sigkilled_worker_resumes_from_checkpoint(larger_data: PreprocessOutputs, tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["local", "slurm"])
+def test_sigkilled_worker_resumes_from_checkpoint(
+    larger_data: PreprocessOutputs, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
     run_dir = tmp_path / "run"
     config = TrainConfig(
         train_data=larger_data.train,
@@ -67,8 +73,12 @@ def test_sigkilled_worker_resumes_from_checkpoint(larger_data: PreprocessOutputs
         epochs=EPOCHS,
         batch_size=BATCH,
     )
+    if backend == "slurm":
+        request.getfixturevalue("slurm")
+    launcher = SlurmBackend() if backend == "slurm" else LocalBackend()
+    job = TrainingJob(name="elastic", config=config, nproc_per_node=WORKERS, max_restarts=2)
     result: dict[str, Any] = {}
-    runner = threading.Thread(target=lambda: result.update(run_local(config, workers=WORKERS, max_restarts=2)))
+    runner = threading.Thread(target=lambda: result.update(run_on_shared_filesystem(launcher, job, poll_s=0.5)))
     runner.start()
     metrics = run_dir / METRICS_LOG
     deadline = time.monotonic() + 240
@@ -77,6 +87,8 @@ def test_sigkilled_worker_resumes_from_checkpoint(larger_data: PreprocessOutputs
     time.sleep(0.3)  # well inside epoch 2
     epochs_done_at_kill = metrics.read_text().count("\n")
     pids = worker_pids(run_dir / "train_config.json")
+    while 1 not in pids and time.monotonic() < deadline:
+        pids = worker_pids(run_dir / "train_config.json")
     os.kill(pids[1], signal.SIGKILL)
     killed_at = time.time()
     runner.join(timeout=300)

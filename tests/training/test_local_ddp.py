@@ -1,4 +1,5 @@
-"""The training engine under torchrun with real worker processes (gloo on CPU)."""
+"""The training engine under torchrun with real worker processes (gloo on CPU), launched by the
+`local` backend and by a real one-node SLURM cluster."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from kubeforge.errors import InputError
 from kubeforge.model_format import load_model
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.engine import parameter_checksum
-from kubeforge.training.launch_local import run_local
+from kubeforge.training.backends.base import TrainingJob
+from kubeforge.training.backends.slurm import SlurmBackend
+from kubeforge.training.launch_local import run_local, run_on_shared_filesystem
 
 
 def _config(prepared: Any, run_dir: Path, checkpoint_dir: Path, epochs: int) -> TrainConfig:
@@ -29,8 +32,17 @@ def _config(prepared: Any, run_dir: Path, checkpoint_dir: Path, epochs: int) -> 
     )
 
 
-def test_two_workers_end_with_identical_parameters(prepared: Any, tmp_path: Path) -> None:
-    summary = run_local(_config(prepared, tmp_path / "run", tmp_path / "ckpt", epochs=3), workers=2)
+@pytest.mark.parametrize("backend", ["local", "slurm"])
+def test_two_workers_end_with_identical_parameters(
+    prepared: Any, tmp_path: Path, backend: str, request: pytest.FixtureRequest
+) -> None:
+    config = _config(prepared, tmp_path / "run", tmp_path / "ckpt", epochs=3)
+    if backend == "slurm":
+        request.getfixturevalue("slurm")
+        job = TrainingJob(name="ddp-two-workers", config=config, nproc_per_node=2)
+        summary = run_on_shared_filesystem(SlurmBackend(), job, poll_s=0.5)
+    else:
+        summary = run_local(config, workers=2)
 
     assert summary["world_size"] == 2
     assert len(summary["replica_checksums"]) == 2
@@ -41,6 +53,7 @@ def test_two_workers_end_with_identical_parameters(prepared: Any, tmp_path: Path
     assert model.history[-1]["val_accuracy"] > 0.85
     assert model.manifest["framework"]["torch"]
     assert model.manifest["training"]["world_size"] == 2
+    assert (tmp_path / "run" / "model" / "training_curve.png").read_bytes().startswith(b"\x89PNG")
 
 
 def test_resumed_run_continues_from_its_checkpoint(prepared: Any, tmp_path: Path) -> None:

@@ -1,4 +1,8 @@
-"""Training on this machine: check inputs, run the `local` backend, return the run summary."""
+"""Training on backends that share this machine's filesystem (`local`, `slurm`).
+
+Inputs are checked here first, the job runs through its backend, and the run summary is read
+back from the run directory.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +13,7 @@ from typing import Any
 from kubeforge import errors
 from kubeforge.errors import InputError, TrainingError
 from kubeforge.preprocessor import FittedPreprocessor
-from kubeforge.training.backends.base import TrainingJob
+from kubeforge.training.backends.base import LaunchBackend, TrainingJob
 from kubeforge.training.backends.local import LocalBackend
 from kubeforge.training.backends.runner import run_job
 from kubeforge.training.config import TrainConfig
@@ -32,18 +36,23 @@ def check_inputs(config: TrainConfig) -> None:
 
 
 def run_local(config: TrainConfig, workers: int, max_restarts: int = 0, job_name: str = "train") -> dict[str, Any]:
-    """Run the training job under torchrun with `workers` processes; returns the run summary.
-
-    The workers' output is streamed to stdout. A worker's own error (bad data, say) is raised
-    as the matching kubeforge error; anything else as TrainingError with the log's tail.
-    """
+    """Run the training job under torchrun with `workers` processes; returns the run summary."""
     if not 1 <= workers <= MAX_LOCAL_WORKERS:
         raise InputError(f"workers is {workers}; the local backend runs 1 to {MAX_LOCAL_WORKERS} processes")
     job = TrainingJob(name=job_name, config=config, nproc_per_node=workers, max_restarts=max_restarts)
-    check_inputs(config)
-    run_dir = Path(config.run_dir)
+    return run_on_shared_filesystem(LocalBackend(), job, poll_s=0.5)
+
+
+def run_on_shared_filesystem(backend: LaunchBackend, job: TrainingJob, poll_s: float = 1.0) -> dict[str, Any]:
+    """Check inputs, run the job (re-attaching if its handle is recorded), return its summary.
+
+    The workers' output is streamed to stdout. A worker's own error (bad data, say) is raised
+    as the matching kubeforge error; anything else as TrainingError with the job's reason.
+    """
+    check_inputs(job.config)
+    run_dir = Path(job.config.run_dir)
     try:
-        run_job(LocalBackend(), job, handle_path=run_dir / HANDLE_FILE, poll_s=0.5)
+        run_job(backend, job, handle_path=run_dir / HANDLE_FILE, poll_s=poll_s)
     except TrainingError as exc:
         raise _worker_error(run_dir) or exc from None
     return dict(json.loads((run_dir / SUMMARY_FILE).read_text()))
@@ -59,4 +68,4 @@ def _worker_error(run_dir: Path) -> errors.KubeforgeError | None:
     return error_class(message)
 
 
-__all__ = ["HANDLE_FILE", "MAX_LOCAL_WORKERS", "check_inputs", "run_local"]
+__all__ = ["HANDLE_FILE", "MAX_LOCAL_WORKERS", "check_inputs", "run_local", "run_on_shared_filesystem"]
