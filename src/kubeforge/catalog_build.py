@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib
+import re
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from typing import Any
 
 import yaml
 
-from kubeforge import IMAGE, __version__
+from kubeforge import IMAGE, IMAGE_REPOSITORY, __version__
 from kubeforge.catalog import STABILITY_LEVELS
 from kubeforge.compiling import compile_pipeline
 
@@ -95,6 +96,7 @@ def render_component_readme(folder: Path, op_name: str, op: Any, metadata: dict[
         "",
         "```python",
         "from kfp import components",
+        "",
         f'{op_name} = components.load_component_from_file("components/{stage}/{name}/component.yaml")',
         "# or, with kubeforge installed:",
         f"from kubeforge.components.{stage}.{name} import {op_name}",
@@ -176,6 +178,7 @@ def stale_generated(root: Path, today: dt.date | None = None) -> list[str]:
             problems.append(f"{metadata_file}: missing")
             continue
         problems += check_metadata(folder, yaml.safe_load(metadata_file.read_text()), today)
+    problems += stale_image_tags(root)
     for generated in generated_files(root):
         if not generated.path.is_file():
             problems.append(f"{generated.path}: missing; run `make compile`")
@@ -184,7 +187,23 @@ def stale_generated(root: Path, today: dt.date | None = None) -> list[str]:
     return problems
 
 
+def stale_image_tags(root: Path) -> list[str]:
+    """Image references in component code whose tag is not this package's version.
+
+    KFP embeds a component function's source, so a default image must be a literal there;
+    this keeps every such literal equal to `kubeforge.IMAGE`.
+    """
+    pattern = re.compile(re.escape(IMAGE_REPOSITORY) + r":([\w.\-]+)")
+    problems = []
+    for source in sorted((root / "components").glob("*/*/component.py")):
+        for tag in pattern.findall(source.read_text()):
+            if tag != __version__:
+                problems.append(f"{source}: image tag {tag!r} is not the package version {__version__!r}")
+    return problems
+
+
 __all__ = [
+    "stale_image_tags",
     "GeneratedFile",
     "check_metadata",
     "component_folders",

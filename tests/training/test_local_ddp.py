@@ -10,10 +10,10 @@ import pytest
 
 from kubeforge.errors import InputError
 from kubeforge.model_format import load_model
-from kubeforge.training.config import TrainConfig
-from kubeforge.training.engine import parameter_checksum
 from kubeforge.training.backends.base import TrainingJob
 from kubeforge.training.backends.slurm import SlurmBackend
+from kubeforge.training.config import TrainConfig
+from kubeforge.training.engine import parameter_checksum
 from kubeforge.training.launch_local import run_local, run_on_shared_filesystem
 
 

@@ -13,37 +13,68 @@ def train_pytorch(
     preprocessor: Input[Artifact],
     model: Output[Model],
     metrics: Output[Metrics],
+    job_handle: Output[Artifact],
     backend: str = "local",
     workers: int = 2,
+    nproc_per_node: int = 0,
     epochs: int = 20,
     batch_size: int = 32,
+    gradient_accumulation_steps: int = 1,
     learning_rate: float = 0.001,
     weight_decay: float = 0.0,
+    model_type: str = "mlp",
     hidden_layers: str = "64,32",
     dropout: float = 0.1,
+    mixed_precision: str = "no",
+    strategy: str = "ddp",
     seed: int = 42,
     checkpoint_dir: str = "",
     max_restarts: int = 0,
+    image: str = "ghcr.io/kubeforge/kubeforge:0.1.0",
+    cpu: str = "1",
+    memory: str = "2Gi",
+    gpus: int = 0,
+    backend_options: str = "{}",
 ) -> None:
-    """Train an MLP with PyTorch DDP across `workers` processes; outputs a servable Model artifact."""
+    """Train with PyTorch DDP/FSDP on `backend` (local, slurm, pytorchjob, trainjob, vertex).
+
+    The job's handle is written to `job_handle` before waiting, so a retried task re-attaches.
+    """
     from kubeforge.components.training.pytorch import core
 
+    shared = backend in ("local", "slurm")
     result = core.train_model(
-        core.TrainInputs(train_data.path, validation_data.path, preprocessor.path),
+        core.TrainInputs(
+            train_data.path if shared else train_data.uri,
+            validation_data.path if shared else validation_data.uri,
+            preprocessor.path if shared else preprocessor.uri,
+        ),
         model_dir=model.path,
         params=core.TrainParams(
             backend=backend,
             workers=workers,
+            nproc_per_node=nproc_per_node,
             epochs=epochs,
             batch_size=batch_size,
+            gradient_accumulation_steps=gradient_accumulation_steps,
             learning_rate=learning_rate,
             weight_decay=weight_decay,
+            model=model_type,
             hidden_layers=hidden_layers,
             dropout=dropout,
+            mixed_precision=mixed_precision,
+            strategy=strategy,
             seed=seed,
             checkpoint_dir=checkpoint_dir,
             max_restarts=max_restarts,
+            image=image,
+            cpu=cpu,
+            memory=memory,
+            gpus=gpus,
+            backend_options=backend_options,
         ),
+        handle_path=job_handle.path,
+        staging_uri=f"{model.uri}-staging",
     )
     for name, value in result.final_metrics.items():
         metrics.log_metric(name, value)

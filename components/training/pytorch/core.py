@@ -1,29 +1,35 @@
-"""Training core: turns component parameters into a training run on the chosen backend.
+"""Training core: turns the component's parameters into a training job on the chosen backend.
 
-Only the `local` backend (torchrun on this machine) is available in this version; cluster
-backends (PyTorchJob, TrainJob, Vertex AI, SLURM) plug in behind the same parameters.
+The parameters are the same for every backend, so a pipeline moves from a laptop (`local`)
+to SLURM, Kubernetes (`pytorchjob`, `trainjob`) or Vertex AI (`vertex`) by one parameter.
+Backends that share this machine's filesystem read the artifacts' local paths; cluster
+backends read and write their storage URIs (s3:// or gs://), and the model is copied back.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import shutil
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeforge.artifacts import atomic_output_dir
+import kubeforge
+from kubeforge.artifacts import atomic_output_dir, download_dir, is_remote
 from kubeforge.errors import InputError
+from kubeforge.training.backends import BACKENDS, MAX_WORKERS, SHARED_FILESYSTEM_BACKENDS, create_backend
+from kubeforge.training.backends.base import Resources, TrainingJob
+from kubeforge.training.backends.runner import run_job
 from kubeforge.training.config import TrainConfig
-from kubeforge.training.launch_local import run_local
+from kubeforge.training.launch_local import HANDLE_FILE, run_on_shared_filesystem
 from kubeforge.training.models import parse_hidden_layers
-
-BACKENDS = ("local",)
 
 
 @dataclass(frozen=True)
 class TrainInputs:
-    """Paths of the three artifacts training reads."""
+    """Where training reads from: local paths, or storage URIs for cluster backends."""
 
     train_data: str
     validation_data: str
@@ -36,19 +42,55 @@ class TrainParams:
 
     backend: str = "local"
     workers: int = 2
+    nproc_per_node: int = 0
     epochs: int = 20
     batch_size: int = 32
+    gradient_accumulation_steps: int = 1
     learning_rate: float = 1e-3
     weight_decay: float = 0.0
+    model: str = "mlp"
     hidden_layers: str = "64,32"
     dropout: float = 0.1
+    mixed_precision: str = "no"
+    strategy: str = "ddp"
     seed: int = 42
     checkpoint_dir: str = ""
     max_restarts: int = 0
+    image: str = kubeforge.IMAGE
+    cpu: str = "1"
+    memory: str = "2Gi"
+    gpus: int = 0
+    backend_options: str = "{}"
+    job_name: str = ""
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
-            raise InputError(f"backend is {self.backend!r}; valid backends in this version: {', '.join(BACKENDS)}")
+            raise InputError(f"backend is {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
+        limit = MAX_WORKERS[self.backend]
+        if not 1 <= self.workers <= limit:
+            raise InputError(f"workers is {self.workers}; the {self.backend} backend runs 1 to {limit} workers")
+        per_node = self.processes_per_node
+        if self.workers % per_node:
+            raise InputError(f"workers ({self.workers}) must be a multiple of nproc_per_node ({per_node})")
+        if self.backend not in SHARED_FILESYSTEM_BACKENDS and not self.image.strip():
+            raise InputError(f"image: the {self.backend} backend runs the worker in a container; give its image")
+
+    @property
+    def processes_per_node(self) -> int:
+        """Processes per node: all workers on one node for `local`, else nproc_per_node (default 1)."""
+        if self.backend == "local":
+            return self.workers
+        return self.nproc_per_node or 1
+
+    def options(self) -> dict[str, Any]:
+        """backend_options parsed from JSON, errors naming the parameter."""
+        try:
+            options = json.loads(self.backend_options or "{}")
+        except json.JSONDecodeError as exc:
+            raise InputError(f"backend_options: not valid JSON ({exc.msg})") from exc
+        if not isinstance(options, dict):
+            raise InputError('backend_options: expected a JSON object such as {"namespace": "ml"}')
+        return options
 
 
 @dataclass
@@ -60,39 +102,98 @@ class TrainResult:
     model_metadata: dict[str, Any] = field(default_factory=dict)
 
 
-def train_model(inputs: TrainInputs, model_dir: str, params: TrainParams) -> TrainResult:
-    """Run training and publish the Model directory at `model_dir` only if the run succeeds."""
+def train_model(
+    inputs: TrainInputs, model_dir: str, params: TrainParams, handle_path: str | None = None, staging_uri: str = ""
+) -> TrainResult:
+    """Run training and publish the Model directory at `model_dir` only if the run succeeds.
+
+    `handle_path` receives the job's handle before the launcher waits, so a re-run re-attaches.
+    Cluster backends write the model to `staging_uri` (s3:// or gs://), copied to `model_dir`.
+    """
+    options = params.options()
+    shared = params.backend in SHARED_FILESYSTEM_BACKENDS
+    if not shared:
+        _require_remote(inputs, staging_uri, params)
+    backend = create_backend(params.backend, options)
     with tempfile.TemporaryDirectory(prefix="kubeforge-train-") as scratch:
         run_dir = Path(scratch)
-        staging = run_dir / "model"
+        model_target = str(run_dir / "model") if shared else f"{staging_uri.rstrip('/')}/model"
         config = TrainConfig(
             train_data=inputs.train_data,
             validation_data=inputs.validation_data,
             preprocessor=inputs.preprocessor,
-            model_dir=str(staging),
-            run_dir=str(run_dir),
-            checkpoint_dir=params.checkpoint_dir or str(run_dir / "checkpoints"),
+            model_dir=model_target,
+            run_dir=str(run_dir) if shared else "/tmp/kubeforge-run",
+            checkpoint_dir=params.checkpoint_dir or _default_checkpoints(run_dir, staging_uri, shared),
+            model=params.model,
             hidden_layers=parse_hidden_layers(params.hidden_layers),
             dropout=params.dropout,
             epochs=params.epochs,
             batch_size=params.batch_size,
+            gradient_accumulation_steps=params.gradient_accumulation_steps,
             learning_rate=params.learning_rate,
             weight_decay=params.weight_decay,
+            mixed_precision=params.mixed_precision,
+            strategy=params.strategy,
             seed=params.seed,
         )
-        summary = run_local(config, workers=params.workers, max_restarts=params.max_restarts)
+        job = TrainingJob(
+            name=params.job_name or _job_name(model_dir),
+            config=config,
+            nodes=params.workers // params.processes_per_node,
+            nproc_per_node=params.processes_per_node,
+            image=params.image,
+            resources=Resources(cpu=params.cpu, memory=params.memory, gpu=params.gpus),
+            max_restarts=params.max_restarts,
+            options=options,
+        )
+        if shared:
+            summary = run_on_shared_filesystem(backend, job, poll_s=0.5)
+            staged = run_dir / "model"
+        else:
+            run_job(backend, job, handle_path=Path(handle_path) if handle_path else None, poll_s=10.0)
+            staged = download_dir(model_target, run_dir / "downloaded")
+            summary = json.loads((staged / "kubeforge_model.json").read_text())["training"]
+            summary["history"] = [
+                json.loads(line) for line in (staged / "metrics_history.jsonl").read_text().splitlines()
+            ]
+        if shared and handle_path:
+            shutil.copyfile(run_dir / HANDLE_FILE, handle_path)
         with atomic_output_dir(model_dir) as published:
-            shutil.copytree(staging, published, dirs_exist_ok=True)
+            shutil.copytree(staged, published, dirs_exist_ok=True)
     last = summary["history"][-1] if summary["history"] else {}
-    final_metrics = {k: float(v) for k, v in last.items() if k != "epoch"}
     metadata = {
         "framework": "pytorch",
         "format": "kubeforge.model/v1",
+        "backend": params.backend,
         "world_size": summary["world_size"],
         "epochs": summary["epochs"],
         "resumed_from_epoch": summary["resumed_from_epoch"],
     }
-    return TrainResult(final_metrics=final_metrics, summary=summary, model_metadata=metadata)
+    return TrainResult(
+        final_metrics={k: float(v) for k, v in last.items() if k != "epoch"}, summary=summary, model_metadata=metadata
+    )
+
+
+def _require_remote(inputs: TrainInputs, staging_uri: str, params: TrainParams) -> None:
+    for name in ("train_data", "validation_data", "preprocessor"):
+        value = getattr(inputs, name)
+        if not is_remote(value):
+            raise InputError(
+                f"{name} is the local path {value}; the {params.backend} backend's workers read s3:// or gs:// URIs "
+                "(run the pipeline with a remote pipeline root)"
+            )
+    if not is_remote(staging_uri):
+        raise InputError(f"the {params.backend} backend needs an s3:// or gs:// staging location for the model")
+
+
+def _default_checkpoints(run_dir: Path, staging_uri: str, shared: bool) -> str:
+    return str(run_dir / "checkpoints") if shared else f"{staging_uri.rstrip('/')}/checkpoints"
+
+
+def _job_name(model_dir: str) -> str:
+    """A job name derived from the output location: the same task re-run gets the same name."""
+    return f"kubeforge-train-{hashlib.sha256(model_dir.encode()).hexdigest()[:12]}"
 
 
 __all__ = ["BACKENDS", "TrainInputs", "TrainParams", "TrainResult", "train_model"]

@@ -54,9 +54,10 @@ class TrainConfig:
             if not ok:
                 raise InputError(f"{name} is {getattr(self, name)!r}; it must be {valid}")
 
-    def to_json(self) -> str:
-        """The configuration as a JSON document."""
-        return json.dumps(asdict(self), indent=2)
+    def to_json(self, indent: int | None = 2) -> str:
+        """The configuration as a JSON document (`indent=None`: one compact line)."""
+        separators = (",", ":") if indent is None else None
+        return json.dumps(asdict(self), indent=indent, separators=separators)
 
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:

@@ -29,6 +29,7 @@ from torch.distributed.checkpoint.state_dict import (
 )
 from torch.nn.parallel import DistributedDataParallel
 
+from kubeforge.artifacts import atomic_output_dir
 from kubeforge.model_format import script_module, write_model_dir
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
@@ -231,10 +232,12 @@ def _export(
     plain = _new_model(config, architecture)
     plain.load_state_dict({name: tensor.cpu() for name, tensor in state.items()})
     facts = {key: value for key, value in summary.items() if key != "history"}
-    model_dir = Path(config.model_dir)
-    write_model_dir(model_dir, script_module(plain), preprocessor, summary["history"], training=facts)
-    plot_training_curve(summary["history"], model_dir / CURVE_FILE)
-    (Path(config.run_dir) / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+    with atomic_output_dir(config.model_dir) as model_dir:
+        write_model_dir(model_dir, script_module(plain), preprocessor, summary["history"], training=facts)
+        plot_training_curve(summary["history"], model_dir / CURVE_FILE)
+    run_dir = Path(config.run_dir)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
 
 
 def _event(config: TrainConfig, context: DistContext, event: str, **fields: Any) -> None:

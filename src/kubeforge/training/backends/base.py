@@ -72,7 +72,7 @@ class TrainingJob:
             "-m",
             "kubeforge.training.worker",
             "--config-json",
-            self.config.to_json(),
+            self.config.to_json(indent=None),
         ]
 
 
