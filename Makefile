@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: help install system-deps demo test lint format compile check-components bench bench-local-runner clean
+.PHONY: help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training clean
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -49,7 +49,10 @@ compile: $(STAMP)
 check-components: $(STAMP)
 	$(BIN)/python scripts/compile_components.py --check
 
-bench: bench-local-runner
+bench: bench-local-runner bench-training
+
+bench-training: $(STAMP)
+	$(BIN)/python benchmarks/training.py
 
 bench-local-runner: $(STAMP)
 	$(BIN)/python benchmarks/local_runner.py

@@ -13,6 +13,9 @@ from slurm_cluster import SlurmCluster, running_slurm, slurm_available
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, preprocess
 from kubeforge.demo import write_breast_cancer_csv
 
+S3_BUCKET = "kubeforge-test"
+GCS_BUCKET = "kubeforge-test"
+
 
 @dataclass(frozen=True)
 class PreparedData:
@@ -90,3 +93,47 @@ def slurm() -> Iterator[SlurmCluster]:
                 os.environ.pop("SLURM_CONF", None)
             else:
                 os.environ["SLURM_CONF"] = previous
+
+
+@pytest.fixture(scope="module")
+def s3_bucket() -> Iterator[str]:
+    """A bucket on moto's S3 server (real S3 REST API on 127.0.0.1); the AWS env points boto3 at it."""
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    try:
+        host, port = server.get_host_and_port()
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
+            env.setenv("AWS_ACCESS_KEY_ID", "test")
+            env.setenv("AWS_SECRET_ACCESS_KEY", "test")
+            env.setenv("AWS_DEFAULT_REGION", "us-east-1")
+            env.setenv("AWS_EC2_METADATA_DISABLED", "true")
+            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
+                env.delenv(name, raising=False)
+            boto3.session.Session().client("s3").create_bucket(Bucket=S3_BUCKET)
+            yield S3_BUCKET
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="module")
+def gcs_bucket() -> Iterator[str]:
+    """A bucket on gcp-storage-emulator (GCS JSON API on 127.0.0.1); STORAGE_EMULATOR_HOST points at it."""
+    from gcp_storage_emulator.server import create_server
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    server = create_server("127.0.0.1", 0, in_memory=True)
+    server.start()
+    try:
+        port = server._api._httpd.server_port  # port 0: the OS picked a free port
+        with pytest.MonkeyPatch.context() as env:
+            env.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
+            env.setenv("GOOGLE_CLOUD_PROJECT", "kubeforge-test")
+            storage.Client(project="kubeforge-test", credentials=AnonymousCredentials()).create_bucket(GCS_BUCKET)
+            yield GCS_BUCKET
+    finally:
+        server.stop()

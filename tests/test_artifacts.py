@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,47 +25,6 @@ BACKENDS = ["local", "s3", "gs"]
 # --------------------------------------------------------------------------------------------------
 # Storage servers on loopback
 # --------------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def s3_bucket() -> Iterator[str]:
-    """A bucket on moto's S3 server (real S3 REST API on 127.0.0.1); the AWS env points boto3 at it."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("AWS_ENDPOINT_URL", f"http://{host}:{port}")
-            env.setenv("AWS_ACCESS_KEY_ID", "test")
-            env.setenv("AWS_SECRET_ACCESS_KEY", "test")
-            env.setenv("AWS_DEFAULT_REGION", "us-east-1")
-            env.setenv("AWS_EC2_METADATA_DISABLED", "true")
-            for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL_S3"):
-                env.delenv(name, raising=False)
-            _s3_client().create_bucket(Bucket=S3_BUCKET)
-            yield S3_BUCKET
-    finally:
-        server.stop()
-
-
-@pytest.fixture(scope="module")
-def gcs_bucket() -> Iterator[str]:
-    """A bucket on gcp-storage-emulator (GCS JSON API on 127.0.0.1); STORAGE_EMULATOR_HOST points at it."""
-    from gcp_storage_emulator.server import create_server
-
-    server = create_server("127.0.0.1", 0, in_memory=True)
-    server.start()
-    try:
-        port = server._api._httpd.server_port  # port 0: the OS picked a free port
-        with pytest.MonkeyPatch.context() as env:
-            env.setenv("STORAGE_EMULATOR_HOST", f"http://127.0.0.1:{port}")
-            env.setenv("GOOGLE_CLOUD_PROJECT", "kubeforge-test")
-            _gcs_client().create_bucket(GCS_BUCKET)
-            yield GCS_BUCKET
-    finally:
-        server.stop()
 
 
 def _s3_client() -> Any:
