@@ -1,6 +1,6 @@
 """Training engine benchmark: throughput against plain DDP, 2-vs-1 scaling, recovery time.
 
-On the same synthetic data (200,000 rows x 20 features, 2 classes, preprocessed once):
+On the same synthetic data (60,000 rows x 20 features, 2 classes, preprocessed once):
 - engine_vs_plain_ddp: kubeforge engine samples/s / a plain hand-written DDP loop's samples/s,
   same MLP, optimizer, per-rank batch and world size (2), both under torchrun; steady-state
   epochs only (the first epoch of each run is dropped), median over REPEATS runs each.
@@ -37,7 +37,7 @@ from kubeforge.training.data import load_split
 from kubeforge.training.engine import EVENTS_LOG, METRICS_LOG
 from kubeforge.training.launch_local import run_local, run_on_shared_filesystem
 
-ROWS, FEATURES, EPOCHS, BATCH, REPEATS = 200_000, 20, 4, 64, 3
+ROWS, FEATURES, EPOCHS, BATCH, REPEATS = 60_000, 20, 3, 64, 3
 HERE = Path(__file__).resolve().parent
 
 

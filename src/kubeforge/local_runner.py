@@ -8,6 +8,7 @@ error has its message reported back here, so the caller sees the cause, not only
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import time
 import warnings
@@ -91,8 +92,6 @@ def _explain(exc: RuntimeError, report_dir: Path) -> KubeforgeError:
 
 
 def _strip_ansi(text: str) -> str:
-    import re
-
     return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 

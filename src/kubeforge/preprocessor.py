@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from kubeforge.artifacts import read_bytes, write_text
 from kubeforge.errors import InputError
 from kubeforge.tabular import TableSchema, categorical_column, numeric_column
 
@@ -109,6 +111,18 @@ class FittedPreprocessor:
         blocks = [_transform_feature(feature, frame[feature.name], source) for feature in self.features]
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
+    def transform_columns(self, columns: Mapping[str, np.ndarray], source: str = "input") -> np.ndarray:
+        """`transform` for one array per column, exactly; numpy only where the column's type allows it.
+
+        Numeric columns already float64/int64 and categorical columns of strings and None skip pandas
+        (the model server's per-request path); any other column goes through `transform`'s own code.
+        """
+        missing = [f.name for f in self.features if f.name not in columns]
+        if missing:
+            raise InputError(f"{source}: missing feature column(s) {', '.join(repr(m) for m in missing)}")
+        blocks = [_transform_array(feature, columns[feature.name], source) for feature in self.features]
+        return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
+
     def encode_labels(self, labels: pd.Series, source: str = "input") -> np.ndarray:
         """Map labels to class indices (classification) or float32 targets (regression)."""
         if labels.isna().any():
@@ -145,8 +159,6 @@ class FittedPreprocessor:
 
     def save(self, path: str | Path) -> None:
         """Write the JSON document atomically (a failed write leaves no file)."""
-        from kubeforge.artifacts import write_text
-
         write_text(str(path), json.dumps(self.to_json(), indent=2, allow_nan=False))
 
     @classmethod
@@ -175,8 +187,6 @@ class FittedPreprocessor:
     @classmethod
     def load(cls, path: str | Path) -> FittedPreprocessor:
         """Read a preprocessor artifact from a local path or a storage URI."""
-        from kubeforge.artifacts import read_bytes
-
         source = str(path)
         try:
             data = json.loads(read_bytes(source))
@@ -258,6 +268,46 @@ def _transform_feature(feature: Feature, column: pd.Series, source: str) -> np.n
     onehot = np.zeros((len(codes), len(feature.categories)), dtype=np.float64)
     onehot[np.arange(len(codes)), codes] = 1.0
     return onehot
+
+
+def _transform_array(feature: Feature, values: np.ndarray, source: str) -> np.ndarray:
+    if isinstance(feature, NumericFeature):
+        if values.dtype.kind not in "fi":
+            return _transform_feature(feature, pd.Series(values), source)
+        numbers = values.astype(np.float64)
+        numbers = np.where(np.isnan(numbers), feature.impute, numbers)
+        numbers = np.clip(numbers, feature.clip_low, feature.clip_high)
+        scaled: np.ndarray = ((numbers - feature.mean) / feature.std).reshape(-1, 1)
+        return scaled
+    if values.dtype != object or not all(type(v) is str or v is None for v in values.tolist()):
+        return _transform_feature(feature, pd.Series(values), source)
+    index = _category_index(feature)
+    unknown = len(feature.categories)
+    codes = np.fromiter(
+        (index.get(feature.impute if v is None else v, unknown) for v in values.tolist()), np.intp, len(values)
+    )
+    if (codes == unknown).any():  # the pandas path words the error, so both paths raise the same message
+        return _transform_feature(feature, pd.Series(values), source)
+    if feature.encoding == "ordinal":
+        return codes.astype(np.float64).reshape(-1, 1)
+    onehot = np.zeros((len(codes), unknown), dtype=np.float64)
+    onehot[np.arange(len(codes)), codes] = 1.0
+    return onehot
+
+
+_CATEGORY_INDEX_LIMIT = 4096
+_CATEGORY_INDEXES: dict[int, tuple[CategoricalFeature, dict[str, int]]] = {}
+
+
+def _category_index(feature: CategoricalFeature) -> dict[str, int]:
+    """Category -> code, cached per feature object (features are frozen; the entry pins the object)."""
+    cached = _CATEGORY_INDEXES.get(id(feature))
+    if cached is None or cached[0] is not feature:
+        if len(_CATEGORY_INDEXES) >= _CATEGORY_INDEX_LIMIT:
+            _CATEGORY_INDEXES.clear()
+        cached = (feature, {category: code for code, category in enumerate(feature.categories)})
+        _CATEGORY_INDEXES[id(feature)] = cached
+    return cached[1]
 
 
 def _json_scalar(value: Any) -> Any:
