@@ -6,12 +6,14 @@ Every failure names the file and the column, and says what to do about it.
 from __future__ import annotations
 
 import json
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import pandas as pd
 
+from kubeforge.artifacts import is_remote, read_bytes
 from kubeforge.errors import InputError
 
 FeatureKind = Literal["numeric", "categorical"]
@@ -69,7 +71,13 @@ def read_table(path: str | Path, text_columns: list[str] | None = None) -> pd.Da
     """Read a CSV or Parquet file; an empty or unreadable file is an InputError naming it.
 
     `text_columns` are read from CSV as text, so codes such as `0150` keep their leading zeros.
+    An s3:// or gs:// URI is fetched to a temporary file first.
     """
+    if is_remote(str(path)):
+        with tempfile.TemporaryDirectory(prefix="kubeforge-table-") as scratch:
+            local = Path(scratch) / str(path).rstrip("/").rsplit("/", 1)[-1]
+            local.write_bytes(read_bytes(str(path)))
+            return read_table(local, text_columns)
     path = Path(path)
     if not path.exists():
         raise InputError(f"input file {path} does not exist")

@@ -3,6 +3,7 @@ idempotently through the Kubernetes API, followed through its conditions and its
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
@@ -24,10 +25,11 @@ def default_api_client() -> client.ApiClient:
         config.load_incluster_config()
     except config.ConfigException:
         try:
-            config.load_kube_config()
+            # KUBECONFIG is read now, not when the kubernetes package was imported.
+            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
         except (config.ConfigException, FileNotFoundError) as exc:
             raise InputError(
-                "no Kubernetes credentials: run inside a cluster or point KUBECONFIG at a kubeconfig"
+                f"no Kubernetes credentials ({exc}): run inside a cluster or point KUBECONFIG at a kubeconfig"
             ) from exc
     return client.ApiClient()
 
