@@ -75,6 +75,27 @@ def demo(workdir: Path, epochs: int) -> None:
     run_demo(workdir.resolve(), epochs=epochs)
 
 
+# serving: `kubeforge serve`
+from kubeforge.cli_serve import serve as _serve_command  # noqa: E402
+
+cli.add_command(_serve_command)
+
+# --- infrastructure: kubeforge infra plan|up|down|output ---
+from kubeforge.cli_infra import infra as _infra_command  # noqa: E402
+
+cli.add_command(_infra_command)
+
+# --- scheduler: kubeforge queue submit|list|show|cancel|logs|queues|serve ---
+from kubeforge.cli_queue import queue as _queue_command  # noqa: E402
+
+cli.add_command(_queue_command)
+
+# --- submission: kubeforge submit PIPELINE --kfp HOST | --vertex ---
+from kubeforge.cli_submit import submit as _submit_command  # noqa: E402
+
+cli.add_command(_submit_command)
+
+
 def main() -> None:
     """Console entry point: kubeforge errors become one clear line and their exit code."""
     try:

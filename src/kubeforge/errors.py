@@ -43,6 +43,26 @@ class ServingError(KubeforgeError):
     exit_code = 5
 
 
+# --- infrastructure (kubeforge infra) ---
+class InfraError(KubeforgeError):
+    """Terraform or another infrastructure tool is missing, too old, or failed; the message says which step."""
+
+    exit_code = 7
+
+
+# --- submission (kubeforge submit) ---
+class SubmitError(KubeforgeError):
+    """A pipeline could not be submitted: endpoint unreachable, credentials refused, request rejected."""
+
+    exit_code = 8
+
+
+class RunFailedError(SubmitError):
+    """A submitted run that was followed with --wait ended in a failed or cancelled state."""
+
+    exit_code = 9
+
+
 def install_error_report_hook() -> None:
     """Report an uncaught KubeforgeError to $KUBEFORGE_ERROR_REPORT_DIR, then run the usual hook."""
     report_dir = os.environ.get(ERROR_REPORT_DIR_ENV)
@@ -71,8 +91,11 @@ __all__ = [
     "install_error_report_hook",
     "read_error_reports",
     "ArtifactError",
+    "InfraError",
     "InputError",
     "KubeforgeError",
+    "RunFailedError",
     "ServingError",
+    "SubmitError",
     "TrainingError",
 ]

@@ -1,0 +1,35 @@
+variable "name" {
+  type        = string
+  description = "Name of the cluster and prefix of its resources."
+  default     = "kubeforge"
+}
+
+variable "region" {
+  type        = string
+  description = "AWS region of the cluster."
+  default     = "us-east-1"
+}
+
+variable "availability_zones" {
+  type        = list(string)
+  description = "At least two availability zones of the region."
+  default     = ["us-east-1a", "us-east-1b"]
+}
+
+variable "aws_endpoint" {
+  type        = string
+  description = "URL of an emulated AWS API (moto's server) for tests; empty for real AWS. `kubeforge infra --aws-endpoint` sets it."
+  default     = ""
+}
+
+variable "public_access_cidrs" {
+  type        = list(string)
+  description = "CIDR blocks allowed to reach the Kubernetes API; empty keeps the endpoint private."
+  default     = []
+}
+
+variable "model_server_enabled" {
+  type        = bool
+  description = "Whether the kubeforge chart runs a model server."
+  default     = false
+}

@@ -1,0 +1,33 @@
+variable "name" {
+  type        = string
+  description = "Name of the cluster and prefix of its resources."
+  default     = "kubeforge"
+}
+
+variable "project_id" {
+  type        = string
+  description = "GCP project for the cluster."
+}
+
+variable "region" {
+  type        = string
+  description = "GCP region of the cluster."
+  default     = "europe-west4"
+}
+
+variable "kms_key_name" {
+  type        = string
+  description = "Cloud KMS key that encrypts the bucket, images and etcd secrets."
+}
+
+variable "master_authorized_cidrs" {
+  type        = map(string)
+  description = "Networks allowed to reach the control plane: display name to CIDR."
+  default     = {}
+}
+
+variable "model_server_enabled" {
+  type        = bool
+  description = "Whether the kubeforge chart runs a model server."
+  default     = false
+}

@@ -1,0 +1,35 @@
+output "namespace" {
+  description = "Namespace of the kubeforge services."
+  value       = kubernetes_namespace.kubeforge.metadata[0].name
+}
+
+output "kfp_ui_service" {
+  description = "Namespace/name of the Service in front of the KFP UI and API."
+  value       = "kubeflow/${kubernetes_service.kfp_ui.metadata[0].name}"
+}
+
+output "kfp_in_cluster_endpoint" {
+  description = "URL of the KFP API inside the cluster."
+  value       = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
+}
+
+output "kfp_load_balancer_endpoint" {
+  description = "URL of the KFP UI and API through its LoadBalancer (empty unless kfp_service_type is LoadBalancer)."
+  value       = var.kfp_service_type == "LoadBalancer" ? "http://${try(coalesce(local.kfp_ingress.hostname, local.kfp_ingress.ip), "")}" : ""
+}
+
+output "scheduler_url" {
+  description = "URL of the kubeforge scheduler API inside the cluster."
+  value       = "http://kubeforge-scheduler.${kubernetes_namespace.kubeforge.metadata[0].name}.svc.cluster.local:8080"
+}
+
+output "releases" {
+  description = "Installed Helm releases and their chart versions."
+  value = {
+    cert_manager = helm_release.cert_manager.version
+    trainer      = helm_release.trainer.version
+    kserve       = helm_release.kserve.version
+    kueue        = helm_release.kueue.version
+    kubeforge    = helm_release.kubeforge.version
+  }
+}

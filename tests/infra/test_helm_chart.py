@@ -1,0 +1,133 @@
+"""helm/kubeforge with the real helm binary: lint, render with default values and with every option on,
+validate every rendered manifest (core kinds with kubernetes-validate in strict mode, Kueue objects against
+the upstream CRD schemas in ../shared/crds), scan with checkov, and check the schema and cross-field rules."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import pytest
+import yaml
+from infra_tools import CHECKOV, CRDS, HELM, REPO, require
+
+import kubeforge
+
+pytestmark = pytest.mark.infra
+CHART = REPO / "helm" / "kubeforge"
+ALL_ON = CHART / "ci" / "all-on-values.yaml"
+KUBERNETES_VERSION = "1.31.0"
+# Custom resources validated against their CRD; the Prometheus Operator's CRD is not in ../shared/crds.
+CRD_FILES = {
+    "ResourceFlavor": "kueue.x-k8s.io_resourceflavors.yaml",
+    "ClusterQueue": "kueue.x-k8s.io_clusterqueues.yaml",
+    "LocalQueue": "kueue.x-k8s.io_localqueues.yaml",
+}
+UNVALIDATED_CUSTOM_KINDS = {"ServiceMonitor"}
+
+
+def _helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([str(require(HELM)), *args], capture_output=True, text=True, check=check)
+
+
+def _render(*values: str) -> list[dict[str, Any]]:
+    options = [argument for path in values for argument in ("-f", path)]
+    text = _helm("template", "kf", str(CHART), "--namespace", "kubeforge", *options).stdout
+    return [document for document in yaml.safe_load_all(text) if document]
+
+
+def _crd_schema(kind: str, version: str) -> dict[str, Any]:
+    if not CRDS.is_dir():
+        pytest.skip(f"{CRDS} is absent: the CRD schemas for offline validation live in ../shared/crds")
+    crd = yaml.safe_load((CRDS / CRD_FILES[kind]).read_text())
+    for served in crd["spec"]["versions"]:
+        if served["name"] == version:
+            schema: dict[str, Any] = served["schema"]["openAPIV3Schema"]
+            return schema
+    raise AssertionError(f"{kind}: version {version} not in {CRD_FILES[kind]}")
+
+
+@pytest.mark.parametrize("values", [(), (str(ALL_ON),)], ids=["defaults", "all-on"])
+def test_lint_and_validate_rendered_manifests(values: tuple[str, ...]) -> None:
+    options = [argument for path in values for argument in ("-f", path)]
+    lint = _helm("lint", str(CHART), "--strict", *options, check=False)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    documents = _render(*values)
+    kinds = {document["kind"] for document in documents}
+    assert {"Deployment", "Service", "ServiceAccount", "Role", "RoleBinding", "PodDisruptionBudget"} <= kinds
+    for document in documents:
+        kind = document["kind"]
+        if kind in CRD_FILES:
+            version = document["apiVersion"].split("/")[1]
+            jsonschema.validate(document, _crd_schema(kind, version))
+        elif kind not in UNVALIDATED_CUSTOM_KINDS:
+            kubernetes_validate.validate(document, KUBERNETES_VERSION, strict=True)
+
+
+def test_every_option_renders_its_objects() -> None:
+    kinds = [document["kind"] for document in _render(str(ALL_ON))]
+    for kind in ("ResourceFlavor", "ClusterQueue", "LocalQueue", "ServiceMonitor", "NetworkPolicy"):
+        assert kind in kinds
+    assert kinds.count("Deployment") == 3  # scheduler API, dispatcher, model server
+
+
+def test_pods_run_locked_down_with_the_pinned_image() -> None:
+    for document in _render(str(ALL_ON)):
+        if document["kind"] != "Deployment":
+            continue
+        pod = document["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+        for container in pod["containers"]:
+            context = container["securityContext"]
+            assert context["readOnlyRootFilesystem"] is True
+            assert context["allowPrivilegeEscalation"] is False
+            assert context["capabilities"]["drop"] == ["ALL"]
+    scheduler = next(d for d in _render() if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("scheduler"))
+    assert scheduler["spec"]["template"]["spec"]["containers"][0]["image"] == kubeforge.IMAGE
+
+
+def test_rbac_is_limited_to_the_job_kinds_it_manages() -> None:
+    role = next(document for document in _render() if document["kind"] == "Role")
+    writable = {resource for rule in role["rules"] if "create" in rule["verbs"] for resource in rule["resources"]}
+    assert writable == {"pytorchjobs", "trainjobs", "leases"}
+    assert all("*" not in rule["verbs"] and "*" not in rule["resources"] for rule in role["rules"])
+
+
+def test_app_version_is_the_package_version() -> None:
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert chart["appVersion"] == kubeforge.__version__
+
+
+@pytest.mark.parametrize(
+    ("option", "message"),
+    [
+        ("scheduler.bogus=1", "additional properties 'bogus' not allowed"),
+        ("scheduler.backend=docker", "at '/scheduler/backend'"),
+        ("image.tag=latest", "at '/image/tag': 'not' failed"),
+        ("modelServer.enabled=true", "modelServer.modelUri: required when modelServer.enabled is true"),
+        ("serviceMonitor.enabled=true", "set modelServer.enabled=true too"),
+    ],
+)
+def test_bad_values_fail_the_render_with_a_clear_message(option: str, message: str) -> None:
+    result = _helm("template", "kf", str(CHART), "--set", option, check=False)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_checkov_passes_the_rendered_chart(tmp_path: Path) -> None:
+    checkov = require(CHECKOV)
+    files = []
+    for name, values in (("defaults", ()), ("all-on", (str(ALL_ON),))):
+        target = tmp_path / f"{name}.yaml"
+        target.write_text(yaml.safe_dump_all(_render(*values)))
+        files += ["-f", str(target)]
+    result = subprocess.run(
+        [checkov, "--skip-download", "--quiet", "--compact", "--framework", "kubernetes", *files],
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout
