@@ -31,7 +31,7 @@ from sklearn.datasets import make_classification
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, SplitFractions, preprocess
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.backends.base import TrainingJob
-from kubeforge.training.backends.local import LocalBackend
+from kubeforge.training.backends.local import LocalBackend, worker_processes
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.data import load_split
 from kubeforge.training.engine import EVENTS_LOG, METRICS_LOG
@@ -111,28 +111,13 @@ def recovery_seconds(data: PreprocessOutputs, work: Path) -> float:
     while not (metrics.is_file() and metrics.read_text().strip()):
         time.sleep(0.05)
     time.sleep(0.5)
-    victim = _worker_pid(run_dir, rank=1)
+    victim = worker_processes(run_dir)[1]
     killed = time.time()
     os.kill(victim, signal.SIGKILL)
     runner.join()
     events = [json.loads(line) for line in (run_dir / EVENTS_LOG).read_text().splitlines()]
     restart = next(e for e in events if e["event"] == "start" and e["attempt"] == 1)
     return float(restart["time"] - killed)
-
-
-def _worker_pid(run_dir: Path, rank: int) -> int:
-    marker = str(run_dir / "train_config.json").encode()
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes()
-            environ = (proc / "environ").read_bytes().split(b"\0")
-        except OSError:
-            continue
-        if b"kubeforge.training.worker" in cmdline and marker in cmdline and f"RANK={rank}".encode() in environ:
-            return int(proc.name)
-    raise RuntimeError("worker not found")
 
 
 def main() -> None:

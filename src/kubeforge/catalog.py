@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from importlib.resources.abc import Traversable
@@ -64,4 +66,19 @@ def get_component(key: str) -> ComponentEntry:
     raise InputError(f"component {key!r} is not in the catalogue; available: {known}")
 
 
-__all__ = ["STABILITY_LEVELS", "ComponentEntry", "get_component", "list_components"]
+def lazy_op(package: str, op_name: str, function: str) -> Callable[[str], Any]:
+    """A module `__getattr__` exporting a component's KFP op, imported on first use.
+
+    A component package's pure `core` module thus imports without kfp; the KFP definition
+    (`component.py`, which imports kfp) loads only when `op_name` is asked for.
+    """
+
+    def __getattr__(name: str) -> Any:
+        if name == op_name:
+            return getattr(importlib.import_module(f"{package}.component"), function)
+        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+
+    return __getattr__
+
+
+__all__ = ["STABILITY_LEVELS", "ComponentEntry", "get_component", "lazy_op", "list_components"]

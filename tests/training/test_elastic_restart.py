@@ -18,7 +18,7 @@ from sklearn.datasets import make_classification
 
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, SplitFractions, preprocess
 from kubeforge.training.backends.base import TrainingJob
-from kubeforge.training.backends.local import LocalBackend
+from kubeforge.training.backends.local import LocalBackend, worker_processes
 from kubeforge.training.backends.slurm import SlurmBackend
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.engine import EVENTS_LOG, METRICS_LOG
@@ -39,22 +39,6 @@ def larger_data(tmp_path_factory: pytest.TempPathFactory) -> PreprocessOutputs:
     )
     preprocess(folder / "data.csv", outputs, label="label", fractions=SplitFractions(0.1, 0.1))
     return outputs
-
-
-def worker_pids(config_path: Path) -> dict[int, int]:
-    """Rank -> pid of the worker processes started for this run (matched by their config path)."""
-    found = {}
-    for proc in Path("/proc").iterdir():
-        if not proc.name.isdigit():
-            continue
-        try:
-            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
-            environ = dict(item.split(b"=", 1) for item in (proc / "environ").read_bytes().split(b"\0") if b"=" in item)
-        except OSError:
-            continue
-        if b"kubeforge.training.worker" in cmdline and str(config_path).encode() in cmdline and b"RANK" in environ:
-            found[int(environ[b"RANK"])] = int(proc.name)
-    return found
 
 
 @pytest.mark.parametrize("backend", ["local", "slurm"])
@@ -86,9 +70,9 @@ def test_sigkilled_worker_resumes_from_checkpoint(
         time.sleep(0.05)
     time.sleep(0.3)  # well inside epoch 2
     epochs_done_at_kill = metrics.read_text().count("\n")
-    pids = worker_pids(run_dir / "train_config.json")
+    pids = worker_processes(run_dir)
     while 1 not in pids and time.monotonic() < deadline:
-        pids = worker_pids(run_dir / "train_config.json")
+        pids = worker_processes(run_dir)
     os.kill(pids[1], signal.SIGKILL)
     killed_at = time.time()
     runner.join(timeout=300)

@@ -3,14 +3,7 @@
 `evaluate_op` is the KFP component (loaded lazily, so the pure `core` module needs no kfp import).
 """
 
-from typing import Any
+from kubeforge.catalog import lazy_op
 
 __all__ = ["evaluate_op"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "evaluate_op":
-        from .component import evaluate_classifier
-
-        return evaluate_classifier
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_op(__name__, "evaluate_op", "evaluate_classifier")

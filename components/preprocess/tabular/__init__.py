@@ -3,14 +3,7 @@
 `preprocess_op` is the KFP component (loaded lazily, so the pure `core` module needs no kfp import).
 """
 
-from typing import Any
+from kubeforge.catalog import lazy_op
 
 __all__ = ["preprocess_op"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "preprocess_op":
-        from .component import preprocess_tabular
-
-        return preprocess_tabular
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_op(__name__, "preprocess_op", "preprocess_tabular")

@@ -3,14 +3,7 @@
 `train_op` is the KFP component (loaded lazily, so the pure `core` module needs no kfp import).
 """
 
-from typing import Any
+from kubeforge.catalog import lazy_op
 
 __all__ = ["train_op"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "train_op":
-        from .component import train_pytorch
-
-        return train_pytorch
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+__getattr__ = lazy_op(__name__, "train_op", "train_pytorch")

@@ -99,6 +99,29 @@ class LocalBackend:
             os.killpg(int(handle.details["process_group"]), signal.SIGTERM)
 
 
+def worker_processes(run_dir: Path) -> dict[int, int]:
+    """Rank -> pid of the running worker processes of the local job in `run_dir`.
+
+    Workers are recognised by the job's configuration path on their command line and their
+    RANK in the environment (Linux /proc), e.g. to inspect or signal one worker.
+    """
+    marker = str(run_dir / CONFIG_FILE).encode()
+    found: dict[int, int] = {}
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+            environ = (proc / "environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"kubeforge.training.worker" in cmdline and marker in cmdline:
+            ranks = [item.split(b"=", 1)[1] for item in environ if item.startswith(b"RANK=")]
+            if ranks:
+                found[int(ranks[0])] = int(proc.name)
+    return found
+
+
 def _recorded(run_dir: Path, name: str) -> JobHandle | None:
     path = run_dir / "local_job.json"
     if not path.is_file():
@@ -123,4 +146,4 @@ def _tail(run_dir: Path, lines: int = 30) -> str:
     return "\n".join(path.read_text(errors="replace").splitlines()[-lines:]) if path.is_file() else ""
 
 
-__all__ = ["CONFIG_FILE", "EXIT_CODE_FILE", "LOG_FILE", "LocalBackend"]
+__all__ = ["CONFIG_FILE", "EXIT_CODE_FILE", "LOG_FILE", "LocalBackend", "worker_processes"]
