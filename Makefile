@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
+.PHONY: test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -52,7 +52,7 @@ compile: $(STAMP)
 check-components: $(STAMP)
 	$(BIN)/python scripts/compile_components.py --check
 
-bench: bench-local-runner bench-training bench-scheduler bench-serving
+bench: bench-local-runner bench-training bench-scheduler bench-serving bench-preprocess
 
 bench-training: $(STAMP)
 	$(BIN)/python benchmarks/training.py
@@ -97,5 +97,21 @@ check-infra: $(STAMP) tools
 infra-docs: $(STAMP)
 	$(BIN)/python scripts/check_terraform.py --write-docs
 
+# containers (issue 7): podman + a debootstrap'd bookworm base + the kubeforge image (all under
+# .containers/), then tabular_classifier run in the image through kfp.local's DockerRunner. Slow
+# (first run builds everything); not part of `make test`. Run it before resolving image changes.
+test-containers: $(STAMP)
+	$(BIN)/python -c "import docker" 2>/dev/null || $(BIN)/pip install --quiet "docker>=7"
+	@set -e; env_lines="$$(bash scripts/container_lane.sh)"; \
+	  env $$env_lines $(BIN)/pytest -m containers tests/containers
+
 clean:
 	rm -rf $(VENV) build dist *.egg-info .kubeforge local_outputs .mypy_cache .ruff_cache .pytest_cache
+
+# preprocess: the duckdb engine against pandas + scikit-learn on 10M x 20 generated rows (kept in .bench/preprocess/)
+bench-preprocess: $(STAMP)
+	$(BIN)/python benchmarks/preprocess.py
+
+# preprocess: only the Spark backend's lane (pyspark on local[*], Java 17); it also runs in `make test`
+test-spark: $(STAMP)
+	$(BIN)/pytest -m spark tests/components/preprocess

@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import functools
 import importlib
+import importlib.util
 import re
+import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,6 +23,7 @@ import yaml
 from kubeforge import IMAGE, IMAGE_REPOSITORY, __version__
 from kubeforge.catalog import STABILITY_LEVELS
 from kubeforge.compiling import compile_pipeline
+from kubeforge.reuse_checks import version_problems
 
 REQUIRED_METADATA = (
     "name",
@@ -62,11 +65,34 @@ def pipeline_folders(root: Path) -> list[Path]:
 def load_op(folder: Path) -> tuple[str, Any]:
     """The name and KFP component object that a component folder's package exports (its `*_op`)."""
     stage, name = folder.parent.name, folder.name
-    module = importlib.import_module(f"kubeforge.components.{stage}.{name}")
+    module = _component_package(folder, f"kubeforge.components.{stage}.{name}")
     op_names = [attr for attr in getattr(module, "__all__", []) if attr.endswith("_op")]
     if len(op_names) != 1:
         raise ValueError(f"{folder}: its __init__.py must export exactly one *_op in __all__, found {op_names}")
     return op_names[0], getattr(module, op_names[0])
+
+
+def _component_package(folder: Path, module_name: str) -> Any:
+    """The installed package for `folder`; a folder outside the installed catalogue (a scaffold in a
+    scratch checkout, say) is loaded from its files under a private name, leaving installed ones alone."""
+    try:
+        module = importlib.import_module(module_name)
+        if Path(str(module.__file__)).parent == folder.resolve():
+            return module
+    except ModuleNotFoundError:
+        pass
+    private_name = f"_kubeforge_component_{abs(hash(folder.resolve()))}"
+    for loaded in [name for name in sys.modules if name == private_name or name.startswith(f"{private_name}.")]:
+        del sys.modules[loaded]  # always the folder's current files
+    spec = importlib.util.spec_from_file_location(
+        private_name, folder / "__init__.py", submodule_search_locations=[str(folder)]
+    )
+    if spec is None or spec.loader is None:
+        raise ValueError(f"{folder}: no __init__.py to import")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[private_name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def _compiled(function: Any) -> str:
@@ -179,6 +205,9 @@ def stale_generated(root: Path, today: dt.date | None = None) -> list[str]:
             continue
         problems += check_metadata(folder, yaml.safe_load(metadata_file.read_text()), today)
     problems += stale_image_tags(root)
+    for folder in component_folders(root):  # reuse: versions and images follow the package
+        if (folder / "metadata.yaml").is_file():
+            problems += version_problems(folder)
     for generated in generated_files(root):
         if not generated.path.is_file():
             problems.append(f"{generated.path}: missing; run `make compile`")

@@ -43,8 +43,14 @@ class LocalRun:
         return self.run_dir / task
 
 
-def run_pipeline_locally(pipeline: Callable[..., Any], params: dict[str, Any], pipeline_root: str | Path) -> LocalRun:
-    """Execute every task of `pipeline` in order; raises PipelineRunError naming the failure."""
+def run_pipeline_locally(
+    pipeline: Callable[..., Any], params: dict[str, Any], pipeline_root: str | Path, runner: Any = None
+) -> LocalRun:
+    """Execute every task of `pipeline` in order; raises PipelineRunError naming the failure.
+
+    `runner` is a kfp.local runner; the default runs each task as a subprocess of this Python
+    (a `kfp.local.DockerRunner()` runs each task in its component's image instead).
+    """
     from kfp import local
 
     root = Path(pipeline_root).resolve()
@@ -53,7 +59,8 @@ def run_pipeline_locally(pipeline: Callable[..., Any], params: dict[str, Any], p
     started = time.perf_counter()
     with _error_reports() as report_dir, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_CUSTOM_IMAGE_WARNING, category=RuntimeWarning)
-        local.init(runner=local.SubprocessRunner(use_venv=False), pipeline_root=str(root), raise_on_error=True)
+        runner = runner or local.SubprocessRunner(use_venv=False)
+        local.init(runner=runner, pipeline_root=str(root), raise_on_error=True)
         try:
             pipeline(**params)
         except RuntimeError as exc:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import json
 import sys
 from collections.abc import Callable
 from importlib import resources
@@ -82,6 +83,8 @@ def parse_params(pairs: tuple[str, ...] | list[str], pipeline: Callable[..., Any
         "Integer": int,
         "Float": float,
         "Boolean": lambda text: text.lower() in ("1", "true", "yes"),
+        "List": _json_of(list),
+        "Dict": _json_of(dict),
     }
     params: dict[str, Any] = {}
     for pair in pairs:
@@ -98,4 +101,20 @@ def parse_params(pairs: tuple[str, ...] | list[str], pipeline: Callable[..., Any
     return params
 
 
-__all__ = ["builtin_pipelines", "load_pipeline", "parse_params"]
+def _json_of(kind: type) -> Callable[[str], Any]:
+    def convert(text: str) -> Any:
+        value = json.loads(text)  # a JSONDecodeError is a ValueError: reported as not valid
+        if not isinstance(value, kind):
+            raise ValueError(f"expected a JSON {kind.__name__}")
+        return value
+
+    return convert
+
+
+def missing_params(params: dict[str, Any], pipeline: Callable[..., Any]) -> list[str]:
+    """Declared parameters without a default that `params` does not give."""
+    inputs = pipeline.component_spec.inputs or {}  # type: ignore[attr-defined]
+    return [name for name, spec in inputs.items() if not spec.optional and name not in params]
+
+
+__all__ = ["builtin_pipelines", "load_pipeline", "missing_params", "parse_params"]

@@ -120,6 +120,9 @@ class FittedPreprocessor:
         missing = [f.name for f in self.features if f.name not in columns]
         if missing:
             raise InputError(f"{source}: missing feature column(s) {', '.join(repr(m) for m in missing)}")
+        fast = _numeric_plan(self).transform(columns, source)
+        if fast is not None:
+            return fast
         blocks = [_transform_array(feature, columns[feature.name], source) for feature in self.features]
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
@@ -268,6 +271,73 @@ def _transform_feature(feature: Feature, column: pd.Series, source: str) -> np.n
     onehot = np.zeros((len(codes), len(feature.categories)), dtype=np.float64)
     onehot[np.arange(len(codes)), codes] = 1.0
     return onehot
+
+
+@dataclass(frozen=True)
+class _NumericPlan:
+    """Where each feature lands in the output, and the numeric features' statistics as arrays.
+
+    All float/int columns are transformed in one pass with the same elementwise float64
+    operations as `_transform_array` (so exactly the same values); the categorical ones still
+    take `_transform_array`, written into their own output columns.
+    """
+
+    numeric: list[str]
+    positions: np.ndarray
+    statistics: tuple[np.ndarray, ...]  # impute, clip_low, clip_high, mean, std
+    categorical: list[tuple[CategoricalFeature, int, int]]  # feature, first output column, width
+    width: int
+
+    def transform(self, columns: Mapping[str, np.ndarray], source: str) -> np.ndarray | None:
+        """The model input, or None when a numeric column is not a 1-d float/int array of the common length."""
+        arrays = [columns[name] for name in self.numeric]
+        layouts = {(a.dtype.kind, a.shape) for a in arrays}
+        if len({shape for _, shape in layouts}) != 1 or any(k not in "fi" or len(s) != 1 for k, s in layouts):
+            return None  # no numeric feature, or a column the per-column path must handle
+        rows = len(arrays[0])
+        impute, low, high, mean, std = self.statistics
+        numbers = np.concatenate(arrays).astype(np.float64, copy=False).reshape(len(arrays), rows).T
+        numbers = np.where(np.isnan(numbers), impute, numbers)
+        out = np.empty((rows, self.width), dtype=np.float32)
+        out[:, self.positions] = (np.clip(numbers, low, high) - mean) / std
+        for feature, start, width in self.categorical:
+            block = _transform_array(feature, columns[feature.name], source)
+            if block.shape[0] != out.shape[0]:
+                return None
+            out[:, start : start + width] = block
+        return out
+
+
+_PLANS: dict[int, tuple[FittedPreprocessor, list[Feature], _NumericPlan]] = {}
+
+
+def _numeric_plan(preprocessor: FittedPreprocessor) -> _NumericPlan:
+    """The plan of `preprocessor`, cached while it and its feature list are the same objects."""
+    cached = _PLANS.get(id(preprocessor))
+    if cached is not None and cached[0] is preprocessor and cached[1] == preprocessor.features:
+        return cached[2]
+    numeric: list[NumericFeature] = []
+    positions: list[int] = []
+    categorical: list[tuple[CategoricalFeature, int, int]] = []
+    width = 0
+    for feature in preprocessor.features:
+        if isinstance(feature, NumericFeature):
+            numeric.append(feature)
+            positions.append(width)
+            width += 1
+        else:
+            size = len(feature.categories) if feature.encoding == "onehot" else 1
+            categorical.append((feature, width, size))
+            width += size
+    statistics = tuple(
+        np.array([getattr(f, key) for f in numeric], dtype=np.float64)
+        for key in ("impute", "clip_low", "clip_high", "mean", "std")
+    )
+    plan = _NumericPlan([f.name for f in numeric], np.array(positions, dtype=np.intp), statistics, categorical, width)
+    if len(_PLANS) >= _CATEGORY_INDEX_LIMIT:
+        _PLANS.clear()
+    _PLANS[id(preprocessor)] = (preprocessor, list(preprocessor.features), plan)
+    return plan
 
 
 def _transform_array(feature: Feature, values: np.ndarray, source: str) -> np.ndarray:

@@ -6,6 +6,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -19,7 +20,7 @@ from sklearn.model_selection import train_test_split
 
 from kubeforge.model_format import LoadedModel, load_model, script_module, write_model_dir
 from kubeforge.preprocessor import PreprocessOptions, fit_preprocessor
-from kubeforge.serving.app import create_app
+from kubeforge.serving.app import ModelServer, create_app
 from kubeforge.tabular import infer_schema
 from kubeforge.training.models import TabularMLP
 
@@ -99,15 +100,11 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def server(trained: TrainedModel) -> Iterator[Server]:
-    """The real ASGI app under uvicorn in a background thread, on a free loopback port."""
+@contextmanager
+def running(app: ModelServer) -> Iterator[str]:
+    """The real ASGI app under uvicorn in a background thread on a free loopback port; yields its URL."""
     import uvicorn
 
-    model = load_model(trained.directory, name=MODEL_NAME)
-    broken = script_module(_FailsOnBatches())
-    flaky = replace(model, name=FLAKY_NAME, module=broken)
-    app = create_app({MODEL_NAME: model, FLAKY_NAME: flaky}, max_body_bytes=TEST_MAX_BODY_BYTES, max_workers=2)
     port = free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     uv = uvicorn.Server(config)
@@ -118,14 +115,28 @@ def server(trained: TrainedModel) -> Iterator[Server]:
         if not thread.is_alive() or time.monotonic() > deadline:
             raise RuntimeError("uvicorn did not start")
         time.sleep(0.02)
-    session = requests.Session()
-    session.trust_env = False  # never route loopback traffic through a proxy from the environment
     try:
-        yield Server(url=f"http://127.0.0.1:{port}", model=model, session=session)
+        yield f"http://127.0.0.1:{port}"
     finally:
-        session.close()
         uv.should_exit = True
         thread.join(timeout=15)
+
+
+def loopback_session() -> requests.Session:
+    session = requests.Session()
+    session.trust_env = False  # never route loopback traffic through a proxy from the environment
+    return session
+
+
+@pytest.fixture(scope="session")
+def server(trained: TrainedModel) -> Iterator[Server]:
+    """The real ASGI app under uvicorn in a background thread, on a free loopback port."""
+    model = load_model(trained.directory, name=MODEL_NAME)
+    broken = script_module(_FailsOnBatches())
+    flaky = replace(model, name=FLAKY_NAME, module=broken)
+    app = create_app({MODEL_NAME: model, FLAKY_NAME: flaky}, max_body_bytes=TEST_MAX_BODY_BYTES, max_workers=2)
+    with running(app) as url, loopback_session() as session:
+        yield Server(url=url, model=model, session=session)
 
 
 def v2_request(rows: pd.DataFrame, request_id: str | None = None) -> dict[str, object]:

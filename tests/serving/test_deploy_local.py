@@ -146,18 +146,10 @@ def test_model_that_cannot_predict_fails_at_warm_up(trained: TrainedModel, tmp_p
     assert _registry(home) == {}
 
 
-@pytest.mark.parametrize(
-    ("target", "fragment"),
-    [
-        ("kserve", "'kserve' is not available in this version of kubeforge yet; available targets: local"),
-        ("sagemaker", "'sagemaker' is not available"),
-        ("heroku", "'heroku' is not a deploy target; valid targets are local, kserve, vertex, sagemaker"),
-    ],
-)
-def test_unknown_or_unavailable_target_is_an_input_error(tmp_path: Path, target: str, fragment: str) -> None:
+def test_unknown_target_is_an_input_error(tmp_path: Path) -> None:
     with pytest.raises(InputError, match="target: ") as raised:
-        deploy(str(tmp_path), target=target, model_name="m", state_dir=str(tmp_path))
-    assert fragment in str(raised.value)
+        deploy(str(tmp_path), target="heroku", model_name="m", state_dir=str(tmp_path))
+    assert "'heroku' is not a deploy target; valid targets are local, kserve, vertex, sagemaker" in str(raised.value)
     assert not (tmp_path / REGISTRY).exists()
 
 

@@ -1,8 +1,9 @@
 """A loopback HTTP server that speaks the Kubernetes REST paths kubeforge's clients use.
 
 It stands in for a Kubernetes API server (none can run here) so that the real `kubernetes`
-client code runs: namespaced custom objects (create, get, list with label selectors, merge
-patch, delete) and pods with their logs. Tests play the operator by setting status and pods.
+client code runs: namespaced objects of any API group, batch/v1 Jobs included (create, get,
+list with label selectors, merge patch, delete), pods with their logs, and nodes. Tests play
+the operator by setting status and pods.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ class FakeKube:
 
     objects: dict[tuple[str, str, str], dict[str, dict[str, Any]]] = field(default_factory=dict)
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    nodes: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -104,6 +106,10 @@ class _Handler(BaseHTTPRequestHandler):
         selector = query.get("labelSelector", [""])[0]
         if parts[:2] == ["api", "v1"] and len(parts) >= 5 and parts[4] == "pods":
             return self._pods(parts, selector)
+        if parts == ["api", "v1", "nodes"]:
+            with self.state.lock:
+                nodes = list(self.state.nodes)
+            return self._send(200, {"kind": "NodeList", "apiVersion": "v1", "metadata": {}, "items": nodes})
         key = (f"{parts[1]}/{parts[2]}", parts[4], parts[5]) if len(parts) >= 6 else None
         with self.state.lock:
             bucket = self.state.objects.get(key, {}) if key else {}

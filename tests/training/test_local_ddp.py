@@ -12,6 +12,7 @@ from kubeforge.errors import InputError
 from kubeforge.model_format import load_model
 from kubeforge.training.backends.base import TrainingJob
 from kubeforge.training.backends.slurm import SlurmBackend
+from kubeforge.training.checkpoint import Checkpoint, save_checkpoint
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.engine import parameter_checksum
 from kubeforge.training.launch_local import run_local, run_on_shared_filesystem
@@ -72,12 +73,13 @@ def test_resumed_run_continues_from_its_checkpoint(prepared: Any, tmp_path: Path
 
 
 def test_checkpoint_for_another_architecture_is_refused(prepared: Any, tmp_path: Path) -> None:
-    run_local(_config(prepared, tmp_path / "a", tmp_path / "ckpt", epochs=1), workers=1)
-    other = _config(prepared, tmp_path / "b", tmp_path / "ckpt", epochs=2)
-    other = TrainConfig(**{**other.__dict__, "hidden_layers": [8, 8]})
+    """Refused before any worker starts: the launcher checks the checkpoint against the model."""
+    other = {"model": "mlp", "in_features": 3, "out_features": 2, "hidden_layers": [8], "task": "classification"}
+    save_checkpoint(str(tmp_path / "ckpt"), Checkpoint(1, 10, {}, {}, [], other))
 
     with pytest.raises(InputError, match=r"checkpoint_dir .* is for"):
-        run_local(other, workers=1)
+        run_local(_config(prepared, tmp_path / "b", tmp_path / "ckpt", epochs=2), workers=1)
+    assert not (tmp_path / "b").exists()
 
 
 @pytest.mark.parametrize(

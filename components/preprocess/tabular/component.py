@@ -24,8 +24,14 @@ def preprocess_tabular(
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 42,
+    engine: str = "duckdb",
+    memory_limit_mb: int = 0,
 ) -> None:
-    """Check a CSV/Parquet table, split it (stratified) and fit a preprocessor on the training split."""
+    """Check a CSV/Parquet table, split it (stratified) and fit a preprocessor on the training split.
+
+    `engine` is duckdb (streams Parquet within `memory_limit_mb`; 0 means DuckDB's default), pandas or
+    spark; all three produce the same splits and the same fitted preprocessor.
+    """
     from kubeforge.components.preprocess.tabular import core
     from kubeforge.preprocessor import PreprocessOptions
 
@@ -48,6 +54,8 @@ def preprocess_tabular(
         ),
         fractions=core.SplitFractions(validation=validation_fraction, test=test_fraction),
         seed=seed,
+        engine=engine,
+        memory_limit_mb=memory_limit_mb,
     )
     for artifact, split in ((train_data, "train"), (validation_data, "validation"), (test_data, "test")):
         artifact.metadata["rows"] = result.rows[split]

@@ -3,20 +3,28 @@
 The splits are written as raw, schema-checked rows; the fitted preprocessor (imputation,
 clipping, scaling, encoding; statistics from the training split only) is written as its own
 versioned artifact. Training, evaluation and serving apply that same artifact.
+
+Three backends compute the same splits, the same fitted preprocessor and the same statistics:
+``pandas`` (in memory, the reference), ``duckdb`` (Arrow-native, streams Parquet with bounded
+memory: the default) and ``spark`` (pyspark, for data that outgrows one machine). The input may be
+a local file, an ``s3://`` or ``gs://`` object, or a PostgreSQL query (see `kubeforge.ingest`).
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
-from sklearn.model_selection import train_test_split
 
 from kubeforge.artifacts import atomic_output
 from kubeforge.errors import InputError
+from kubeforge.ingest import local_table
+from kubeforge.preprocess_engine.split_assign import split_codes, split_keys
+from kubeforge.preprocess_engine.summary import summarize_frames
 from kubeforge.preprocessor import TASKS, FittedPreprocessor, PreprocessOptions, Task, fit_preprocessor
 from kubeforge.tabular import (
     TableSchema,
@@ -27,48 +35,18 @@ from kubeforge.tabular import (
     read_table,
 )
 
+from .options import (
+    ENGINES,
+    SPLITS,
+    Engine,
+    PreprocessOutputs,
+    PreprocessResult,
+    SplitFractions,
+    class_size_problem,
+)
 from .statistics import describe_splits
 
-SPLITS = ("train", "validation", "test")
-
-
-@dataclass(frozen=True)
-class SplitFractions:
-    """Fractions of rows held out for validation and test; the rest is the training split."""
-
-    validation: float = 0.15
-    test: float = 0.15
-
-    def __post_init__(self) -> None:
-        for name, value in (("validation_fraction", self.validation), ("test_fraction", self.test)):
-            if not 0.0 < value < 1.0:
-                raise InputError(f"{name} is {value}; it must be between 0 and 1 (exclusive)")
-        if self.validation + self.test >= 0.9:
-            raise InputError(
-                f"validation_fraction + test_fraction is {self.validation + self.test:.2f}; "
-                "keep it below 0.9 so the training split has rows"
-            )
-
-
-@dataclass(frozen=True)
-class PreprocessOutputs:
-    """Where the component's outputs go (local paths or storage URIs)."""
-
-    train: str
-    validation: str
-    test: str
-    preprocessor: str
-    statistics: str
-
-
-@dataclass(frozen=True)
-class PreprocessResult:
-    """What preprocessing produced: row counts, the schema used and the fitted preprocessor."""
-
-    rows: dict[str, int]
-    schema: TableSchema
-    preprocessor: FittedPreprocessor
-    schema_inferred: bool
+_OUTPUT_FIELDS = ("train", "validation", "test", "preprocessor", "statistics")
 
 
 def preprocess(
@@ -80,24 +58,63 @@ def preprocess(
     options: PreprocessOptions | None = None,
     fractions: SplitFractions | None = None,
     seed: int = 42,
+    engine: Engine = "pandas",
+    memory_limit_mb: int = 0,
+    query: str = "",
 ) -> PreprocessResult:
-    """Check, split and fit; writes every output or, on any error, none of them."""
+    """Check, split and fit with the chosen backend; writes every output or, on any error, none of them.
+
+    `input_path` is a local path, an s3:// or gs:// URI, or a postgresql:// URI with `query` set.
+    `memory_limit_mb` bounds the duckdb backend's memory (0: DuckDB's default); others ignore it.
+    """
     if task not in TASKS:
         raise InputError(f"task is {task!r}; valid values are {', '.join(TASKS)}")
+    if engine not in ENGINES:
+        raise InputError(f"engine is {engine!r}; valid values are {', '.join(ENGINES)}")
     options = options or PreprocessOptions()
     fractions = fractions or SplitFractions()
-    source = f"input file {input_path}"
+    with local_table(str(input_path), query) as path:
+        if engine == "duckdb":
+            from .engine_duckdb import preprocess_duckdb
+
+            return preprocess_duckdb(
+                path, outputs, label, task, schema_json, options, fractions, seed, memory_limit_mb, str(input_path)
+            )
+        if engine == "spark":
+            from .engine_spark import preprocess_spark
+
+            return preprocess_spark(path, outputs, label, task, schema_json, options, fractions, seed, str(input_path))
+        return _preprocess_pandas(path, outputs, label, task, schema_json, options, fractions, seed, str(input_path))
+
+
+def _preprocess_pandas(
+    path: Path,
+    outputs: PreprocessOutputs,
+    label: str,
+    task: Task,
+    schema_json: str,
+    options: PreprocessOptions,
+    fractions: SplitFractions,
+    seed: int,
+    shown: str,
+) -> PreprocessResult:
+    source = f"input file {shown}"
     declared = parse_declared_schema(schema_json)
     text_columns = [name for name, kind in (declared or {}).items() if kind == "categorical"]
-    frame = read_table(input_path, text_columns=text_columns)
+    frame = read_table(path, text_columns=text_columns)
     schema = TableSchema(features=declared, label=label) if declared else infer_schema(frame, label, source)
     typed = coerce_to_schema(frame, schema, source=source)
     _check_labels(typed[label], label, task, source)
     train, validation, test = split_rows(typed, label, task, fractions, seed)
     preprocessor = fit_preprocessor(train, schema, task, options)
     splits = {"train": train, "validation": validation, "test": test}
-    report = describe_splits(splits, preprocessor, source=str(input_path), schema_inferred=declared is None)
-    _write_all(outputs, splits, preprocessor, report)
+    report = describe_splits(
+        summarize_frames(splits, preprocessor), preprocessor, source=shown, schema_inferred=declared is None
+    )
+    with staged_outputs(outputs) as staged:
+        for name, rows in splits.items():
+            rows.to_parquet(staged[name], index=False)
+        write_fitted(staged, preprocessor, report)
     return PreprocessResult(
         rows={name: len(rows) for name, rows in splits.items()},
         schema=schema,
@@ -109,20 +126,32 @@ def preprocess(
 def split_rows(
     frame: pd.DataFrame, label: str, task: Task, fractions: SplitFractions, seed: int
 ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """Split into train/validation/test, stratified on the label for classification."""
-    held_out = fractions.validation + fractions.test
-    stratify = frame[label] if task == "classification" else None
-    if stratify is not None:
-        _check_class_sizes(stratify, label, fractions)
-    try:
-        train, rest = train_test_split(frame, test_size=held_out, random_state=seed, stratify=stratify)
-        rest_stratify = rest[label] if task == "classification" else None
-        validation, test = train_test_split(
-            rest, test_size=fractions.test / held_out, random_state=seed, stratify=rest_stratify
+    """Split into train/validation/test (stratified on the label for classification), keeping row order.
+
+    The rule is `kubeforge.preprocess_engine.split_assign`'s, which the duckdb and spark backends share.
+    """
+    if task == "classification":
+        problem = class_size_problem(frame[label].value_counts().to_dict(), label, fractions)
+        if problem is not None:
+            raise problem
+        groups, _ = pd.factorize(frame[label])
+    else:
+        groups = np.zeros(len(frame), dtype=np.intp)
+    keys = split_keys(np.arange(len(frame)), seed)
+    order = np.lexsort((keys, groups))
+    class_rows = np.bincount(groups)[groups]
+    first_of_group = np.searchsorted(groups[order], groups[order], side="left")
+    ranks = np.empty(len(frame), dtype=np.int64)
+    ranks[order] = np.arange(len(frame)) - first_of_group
+    codes = split_codes(ranks, class_rows, fractions.validation, fractions.test)
+    parts = tuple(frame[codes == code] for code in (0, 1, 2))
+    if any(part.empty for part in parts):
+        sizes = ", ".join(f"{name} {len(part)}" for name, part in zip(SPLITS, parts, strict=True))
+        raise InputError(
+            f"cannot split {len(frame)} rows with the requested fractions ({sizes} rows); "
+            "every split needs rows: add data or raise the fractions"
         )
-    except ValueError as exc:
-        raise InputError(f"cannot split {len(frame)} rows with the requested fractions: {exc}") from exc
-    return train, validation, test
+    return parts[0], parts[1], parts[2]
 
 
 def _check_labels(labels: pd.Series, label: str, task: Task, source: str) -> None:
@@ -144,33 +173,27 @@ def _check_labels(labels: pd.Series, label: str, task: Task, source: str) -> Non
         numeric_column(labels, label, source)
 
 
-def _check_class_sizes(labels: pd.Series, label: str, fractions: SplitFractions) -> None:
-    counts = labels.value_counts()
-    needed = max(3, round(1 / min(fractions.validation, fractions.test)))
-    rare = counts[counts < needed]
-    if not rare.empty:
-        listed = ", ".join(f"{value!r} ({count} rows)" for value, count in rare.items())
-        raise InputError(
-            f"label column '{label}': class(es) {listed} have too few rows for a stratified split "
-            f"(need at least {needed} each); add data, merge rare classes, or raise the split fractions"
-        )
-
-
-def _write_all(
-    outputs: PreprocessOutputs,
-    splits: dict[str, pd.DataFrame],
-    preprocessor: FittedPreprocessor,
-    report: str,
-) -> None:
-    """Write all outputs through atomic handles: nothing is published unless everything was written."""
+@contextlib.contextmanager
+def staged_outputs(outputs: PreprocessOutputs) -> Iterator[dict[str, Path]]:
+    """Yield a staged local path per output (keyed by `PreprocessOutputs` field); all are published
+    only if the block succeeds, none otherwise."""
     with contextlib.ExitStack() as stack:
-        for name, rows in splits.items():
-            path = stack.enter_context(atomic_output(getattr(outputs, name)))
-            rows.to_parquet(path, index=False)
-        preprocessor_path = stack.enter_context(atomic_output(outputs.preprocessor))
-        preprocessor_path.write_text(json.dumps(preprocessor.to_json(), indent=2, allow_nan=False))
-        statistics_path = stack.enter_context(atomic_output(outputs.statistics))
-        statistics_path.write_text(report)
+        yield {name: stack.enter_context(atomic_output(getattr(outputs, name))) for name in _OUTPUT_FIELDS}
 
 
-__all__ = ["SPLITS", "PreprocessOutputs", "PreprocessResult", "SplitFractions", "preprocess", "split_rows"]
+def write_fitted(staged: dict[str, Path], preprocessor: FittedPreprocessor, report: str) -> None:
+    """Write the preprocessor JSON and the statistics report into their staged paths."""
+    staged["preprocessor"].write_text(json.dumps(preprocessor.to_json(), indent=2, allow_nan=False))
+    staged["statistics"].write_text(report)
+
+
+__all__ = [
+    "SPLITS",
+    "PreprocessOutputs",
+    "PreprocessResult",
+    "SplitFractions",
+    "preprocess",
+    "split_rows",
+    "staged_outputs",
+    "write_fitted",
+]

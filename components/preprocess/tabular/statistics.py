@@ -1,17 +1,18 @@
-"""Data statistics for the preprocessing report: a Markdown document per run."""
+"""Data statistics for the preprocessing report: a Markdown document per run.
+
+Rendered from `SplitStatistics`, which every backend (pandas, DuckDB, Spark) computes the same way.
+"""
 
 from __future__ import annotations
 
-import pandas as pd
-
+from kubeforge.preprocess_engine.summary import ColumnSummary, SplitStatistics
 from kubeforge.preprocessor import CategoricalFeature, FittedPreprocessor, NumericFeature
 
 
 def describe_splits(
-    splits: dict[str, pd.DataFrame], preprocessor: FittedPreprocessor, source: str, schema_inferred: bool
+    statistics: SplitStatistics, preprocessor: FittedPreprocessor, source: str, schema_inferred: bool
 ) -> str:
     """Render row counts, label balance, per-column statistics and learned parameters as Markdown."""
-    train = splits["train"]
     lines = [
         "# Data statistics",
         "",
@@ -20,37 +21,35 @@ def describe_splits(
         "",
         "| split | rows |",
         "|---|---|",
-        *(f"| {name} | {len(rows)} |" for name, rows in splits.items()),
+        *(f"| {name} | {count} |" for name, count in statistics.rows.items()),
         "",
     ]
-    if preprocessor.task == "classification":
-        lines += _label_balance(splits, preprocessor.label)
+    if statistics.label_counts is not None:
+        lines += _label_balance(statistics.label_counts, statistics.rows)
     lines += ["## Features (training split)", ""]
     lines += ["| column | kind | missing | statistics | learned |", "|---|---|---|---|---|"]
-    for feature in preprocessor.features:
-        column = train[feature.name]
-        missing = f"{column.isna().mean():.1%}"
+    for feature, column in zip(preprocessor.features, statistics.columns, strict=True):
         lines.append(
-            f"| {feature.name} | {feature.kind} | {missing} | {_column_stats(column, feature)} | {_learned(feature)} |"
+            f"| {feature.name} | {feature.kind} | {column.missing_share:.1%} | {_column_stats(column)} "
+            f"| {_learned(feature)} |"
         )
     return "\n".join(lines) + "\n"
 
 
-def _label_balance(splits: dict[str, pd.DataFrame], label: str) -> list[str]:
-    classes = sorted(splits["train"][label].unique(), key=str)
-    header = "| split | " + " | ".join(str(c) for c in classes) + " |"
+def _label_balance(label_counts: dict[str, dict[str, int]], rows: dict[str, int]) -> list[str]:
+    classes = sorted(label_counts["train"])
+    header = "| split | " + " | ".join(classes) + " |"
     lines = ["## Label balance", "", header, "|---|" + "---|" * len(classes)]
-    for name, rows in splits.items():
-        shares = rows[label].value_counts(normalize=True)
-        lines.append(f"| {name} | " + " | ".join(f"{shares.get(c, 0.0):.1%}" for c in classes) + " |")
+    for name, counts in label_counts.items():
+        total = max(rows[name], 1)
+        lines.append(f"| {name} | " + " | ".join(f"{counts.get(c, 0) / total:.1%}" for c in classes) + " |")
     return [*lines, ""]
 
 
-def _column_stats(column: pd.Series, feature: NumericFeature | CategoricalFeature) -> str:
-    if isinstance(feature, NumericFeature):
-        return f"mean {column.mean():.4g}, std {column.std():.4g}, min {column.min():.4g}, max {column.max():.4g}"
-    top = column.value_counts().head(3)
-    return f"{column.nunique()} categories; top: " + ", ".join(f"{k} ({v})" for k, v in top.items())
+def _column_stats(column: ColumnSummary) -> str:
+    if column.kind == "numeric":
+        return f"mean {column.mean:.4g}, std {column.std:.4g}, min {column.minimum:.4g}, max {column.maximum:.4g}"
+    return f"{column.distinct} categories; top: " + ", ".join(f"{k} ({v})" for k, v in column.top)
 
 
 def _learned(feature: NumericFeature | CategoricalFeature) -> str:

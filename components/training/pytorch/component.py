@@ -36,13 +36,13 @@ def train_pytorch(
     gpus: int = 0,
     backend_options: str = "{}",
 ) -> None:
-    """Train with PyTorch DDP/FSDP on `backend` (local, slurm, pytorchjob, trainjob, vertex).
+    """Train with PyTorch DDP/FSDP on `backend` (local, slurm, pytorchjob, trainjob, vertex, queue).
 
     The job's handle is written to `job_handle` before waiting, so a retried task re-attaches.
     """
     from kubeforge.components.training.pytorch import core
 
-    shared = backend in ("local", "slurm")
+    shared = backend in ("local", "slurm", "queue")  # queue: the kubeforge scheduler on this filesystem
     result = core.train_model(
         core.TrainInputs(
             train_data.path if shared else train_data.uri,

@@ -1,26 +1,55 @@
-"""The kubeforge model server: a plain ASGI application speaking Open Inference Protocol v2 REST.
+"""The kubeforge model server: one plain ASGI application speaking three contracts.
 
-Run it with ``python -m kubeforge.serving.app --model NAME=DIR [--model ...] --port 8080``.
-Inference (JSON parsing, preprocessing, the network, response encoding) runs in a small
-thread pool, so the event loop keeps answering health probes while a batch is predicted.
+- Open Inference Protocol v2 REST under `/v2` (what KServe speaks), for every served model;
+- Vertex AI custom containers: `POST` on the predict route and `GET` on the health route
+  (`AIP_PREDICT_ROUTE`, `AIP_HEALTH_ROUTE`), `{"instances": [...]}` in, `{"predictions": [...]}` out;
+- SageMaker: `GET /ping`, `POST /invocations` (JSON instances or `text/csv`).
+
+Every request is parsed and preprocessed on its own (numpy, on the event loop; large bodies
+in the thread pool), then waits for its model's next batch (see batching.py). `GET /metrics`
+exposes Prometheus metrics. Run it with `kubeforge serve` or `python -m kubeforge.serving.server`.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import logging
 import os
-import sys
-from collections.abc import Awaitable, Callable, Mapping
+import time
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
-from kubeforge.errors import InputError, KubeforgeError, ServingError
-from kubeforge.model_format import LoadedModel, load_model
+import numpy as np
+
+from kubeforge.errors import InputError, ServingError
+from kubeforge.model_format import LoadedModel
+from kubeforge.serving.asgi import (
+    Disconnected,
+    HTTPError,
+    Receive,
+    Reply,
+    Scope,
+    Send,
+    error_reply,
+    header,
+    json_bytes,
+    json_reply,
+    read_body,
+    require_method,
+    send_reply,
+)
+from kubeforge.serving.batching import BatchingOptions, ModelBatcher, Overloaded
+from kubeforge.serving.instances import (
+    instances_parameters,
+    parse_csv,
+    parse_instances,
+    parse_json_payload,
+    predictions,
+    predictions_csv,
+)
+from kubeforge.serving.metrics import CONTENT_TYPE, ServerMetrics
 from kubeforge.serving.protocol import (
     MODEL_VERSION,
     build_infer_response,
@@ -32,54 +61,59 @@ from kubeforge.serving.protocol import (
     server_metadata,
 )
 
-Scope = Mapping[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-
 DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
-_JSON_HEADERS = [(b"content-type", b"application/json")]
+INLINE_PARSE_BYTES = 64 * 1024
+RETRY_AFTER_S = 1
+SAGEMAKER_MODEL_HEADER = b"x-amzn-sagemaker-target-model"
 _LOG = logging.getLogger("kubeforge.serving")
+_T = TypeVar("_T")
 
 
-class _HTTPError(Exception):
-    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None):
-        super().__init__(message)
-        self.status = status
-        self.message = message
-        self.headers = headers or []
+@dataclass(frozen=True)
+class ServerOptions:
+    """Limits, batching and the Vertex AI routes of a model server."""
 
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES
+    batching: BatchingOptions = field(default_factory=BatchingOptions)
+    vertex_predict_route: str = "/predict"
+    vertex_health_route: str = "/health"
+    max_workers: int | None = None
 
-class _Disconnected(Exception):
-    pass
+    def __post_init__(self) -> None:
+        if self.max_body_bytes < 1:
+            raise InputError(f"max_body_bytes: must be positive, got {self.max_body_bytes}")
+        for name in ("vertex_predict_route", "vertex_health_route"):
+            route = getattr(self, name)
+            if not route.startswith("/") or route.startswith("/v2/") or route in ("/v2", "/ping", "/metrics"):
+                raise InputError(f"{name}: {route!r} must start with '/' and not clash with /v2, /ping or /metrics")
 
 
 class ModelServer:
-    """The ASGI application serving a fixed set of loaded models under `/v2`."""
+    """The ASGI application serving a fixed set of loaded models, by name."""
 
-    def __init__(
-        self,
-        models: Mapping[str, LoadedModel],
-        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
-        max_workers: int | None = None,
-    ):
+    def __init__(self, models: Mapping[str, LoadedModel], options: ServerOptions | None = None):
         if not models:
             raise InputError("models: the server needs at least one model")
         for name in models:
             check_model_name(name, field="models")
-        if max_body_bytes < 1:
-            raise InputError(f"max_body_bytes: must be positive, got {max_body_bytes}")
         self.models = dict(models)
-        self.max_body_bytes = max_body_bytes
-        self._ready: set[str] = set()
-        self._warmup: asyncio.Task[None] | None = None
-        workers = max_workers or min(4, os.cpu_count() or 1)
+        self.options = options or ServerOptions()
+        self.default_model = next(iter(self.models))
+        self.metrics = ServerMetrics()
+        workers = self.options.max_workers or min(4, os.cpu_count() or 1)
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="kubeforge-infer")
+        self._batchers = {
+            name: ModelBatcher(model, self.options.batching, self.metrics, self._executor)
+            for name, model in self.models.items()
+        }
+        self._ready: set[str] = set()
+        self._stopping = False
+        self._warmup: asyncio.Task[None] | None = None
 
     @property
     def ready(self) -> bool:
-        """True once every model has answered one warm-up prediction."""
-        return len(self._ready) == len(self.models)
+        """True once every model has answered one warm-up prediction, until shutdown starts."""
+        return len(self._ready) == len(self.models) and not self._stopping
 
     async def warm_up(self) -> None:
         """Run one dummy prediction per model (off the event loop), then mark it ready."""
@@ -91,6 +125,12 @@ class ModelServer:
                 except Exception as exc:
                     raise ServingError(f"warm-up prediction of model '{name}' failed: {_last_line(exc)}") from exc
                 self._ready.add(name)
+
+    async def shutdown(self) -> None:
+        """Stop being ready, answer every request still waiting for a batch, stop the threads."""
+        self._stopping = True
+        await asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
+        self._executor.shutdown(wait=True, cancel_futures=False)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point: lifespan events and HTTP requests."""
@@ -111,119 +151,150 @@ class ModelServer:
                     return
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":
-                self._executor.shutdown(wait=False, cancel_futures=True)
+                await self.shutdown()
                 await send({"type": "lifespan.shutdown.complete"})
                 return
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self._warmup is None and not self.ready:  # hosted without lifespan: warm up in the background
+        if self._warmup is None and not self._ready:  # hosted without lifespan: warm up in the background
             self._warmup = asyncio.get_running_loop().create_task(self.warm_up())
             self._warmup.add_done_callback(_log_warm_up_failure)
-        headers: list[tuple[bytes, bytes]] = []
+        started = time.perf_counter()
+        method, path = scope["method"], scope["path"]
+        served: list[str] = []  # (model, contract) of an inference request, for the metrics
         try:
-            status, body = await self._route(scope["method"], scope["path"], scope, receive)
-        except _Disconnected:
+            reply = await self._route(method, path, scope, receive, served)
+        except Disconnected:
             return
-        except _HTTPError as exc:
-            status, body, headers = exc.status, _error_body(exc.message), exc.headers
+        except HTTPError as exc:
+            reply = error_reply(exc.status, exc.message, exc.headers)
         except InputError as exc:
-            status, body = 400, _error_body(str(exc))
+            reply = error_reply(400, str(exc))
+        except Overloaded as exc:
+            reply = error_reply(503, str(exc), [(b"retry-after", str(RETRY_AFTER_S).encode())])
         except Exception:
-            _LOG.exception("unexpected error handling %s %s", scope["method"], scope["path"])
-            status, body = 500, _error_body("internal server error; the server log has the traceback")
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [*_JSON_HEADERS, (b"content-length", str(len(body)).encode()), *headers],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+            _LOG.exception("unexpected error handling %s %s", method, path)
+            reply = error_reply(500, "internal server error; the server log has the traceback")
+        if served:
+            self.metrics.observe_request(served[0], served[1], reply.status, time.perf_counter() - started)
+        await send_reply(send, reply)
 
-    async def _route(self, method: str, path: str, scope: Scope, receive: Receive) -> tuple[int, bytes]:
-        parts = [part for part in path.split("/") if part]
-        if parts[:1] != ["v2"]:
-            raise _HTTPError(404, f"no route {path!r}; this server speaks Open Inference Protocol v2 under /v2")
-        rest = parts[1:]
+    async def _route(self, method: str, path: str, scope: Scope, receive: Receive, served: list[str]) -> Reply:
+        if path == "/v2" or path.startswith("/v2/"):
+            return await self._route_v2(method, path, scope, receive, served)
+        if path == "/metrics":
+            require_method(method, "GET", path)
+            return Reply(200, self.metrics.render(), CONTENT_TYPE.encode())
+        if path in ("/ping", self.options.vertex_health_route):
+            require_method(method, "GET", path)
+            return json_reply({"ready": self.ready}, 200 if self.ready else 503)
+        if path == "/invocations":
+            require_method(method, "POST", path)
+            return await self._sagemaker(scope, receive, served)
+        if path == self.options.vertex_predict_route:
+            require_method(method, "POST", path)
+            return await self._vertex(scope, receive, served)
+        raise HTTPError(404, f"no route {path!r}; this server speaks Open Inference Protocol v2 under /v2")
+
+    async def _route_v2(self, method: str, path: str, scope: Scope, receive: Receive, served: list[str]) -> Reply:
+        rest = [part for part in path.split("/") if part][1:]
         if rest in ([], ["health", "live"], ["health", "ready"]):
-            _require_method(method, "GET", path)
+            require_method(method, "GET", path)
             if not rest:
-                return 200, _json(server_metadata())
+                return json_reply(server_metadata())
             if rest[1] == "live":
-                return 200, _json({"live": True})
-            return (200 if self.ready else 503), _json({"ready": self.ready})
+                return json_reply({"live": True})
+            return json_reply({"ready": self.ready}, 200 if self.ready else 503)
         if len(rest) >= 2 and rest[0] == "models":
             model = self._model(rest[1])
             action = rest[2:]
             if action[:1] == ["versions"]:
                 if action[1:2] != [MODEL_VERSION]:
-                    raise _HTTPError(404, f"model '{model.name}' has only version {MODEL_VERSION}; got {path!r}")
+                    raise HTTPError(404, f"model '{model.name}' has only version {MODEL_VERSION}; got {path!r}")
                 action = action[2:]
             if not action:
-                _require_method(method, "GET", path)
-                return 200, _json(model_metadata(model))
+                require_method(method, "GET", path)
+                return json_reply(model_metadata(model))
             if action == ["ready"]:
-                _require_method(method, "GET", path)
+                require_method(method, "GET", path)
                 ready = model.name in self._ready
-                return (200 if ready else 503), _json({"name": model.name, "ready": ready})
+                return json_reply({"name": model.name, "ready": ready}, 200 if ready else 503)
             if action == ["infer"]:
-                _require_method(method, "POST", path)
-                return await self._infer(model, scope, receive)
-        raise _HTTPError(404, f"no route {path!r}; see the Open Inference Protocol v2 REST endpoints")
+                require_method(method, "POST", path)
+                served[:] = [model.name, "v2"]
+                return await self._infer_v2(model, scope, receive)
+        raise HTTPError(404, f"no route {path!r}; see the Open Inference Protocol v2 REST endpoints")
 
-    def _model(self, name: str) -> LoadedModel:
-        model = self.models.get(name)
+    def _model(self, name: Any) -> LoadedModel:
+        model = self.models.get(name) if isinstance(name, str) else None
         if model is None:
             served = ", ".join(sorted(self.models))
-            raise _HTTPError(404, f"model {name!r} is not served here; served models: {served}")
+            raise HTTPError(404, f"model {name!r} is not served here; served models: {served}")
         return model
 
-    async def _infer(self, model: LoadedModel, scope: Scope, receive: Receive) -> tuple[int, bytes]:
-        body = await self._read_body(scope, receive)
+    async def _infer_v2(self, model: LoadedModel, scope: Scope, receive: Receive) -> Reply:
+        body = await read_body(scope, receive, self.options.max_body_bytes)
+        self._require_ready(model)
+
+        def prepare() -> tuple[Any, np.ndarray]:
+            request = parse_infer_request(body)
+            require_features(request.columns, model)
+            return request, model.preprocessor.transform_columns(request.columns, source="inputs")
+
+        request, features = await self._off_loop_if_large(len(body), prepare)
+        prediction = await self._batchers[model.name].predict(features)
+        return json_reply(build_infer_response(model, prediction, request.id, request.outputs))
+
+    async def _vertex(self, scope: Scope, receive: Receive, served: list[str]) -> Reply:
+        body = await read_body(scope, receive, self.options.max_body_bytes)
+        payload = await self._off_loop_if_large(len(body), lambda: parse_json_payload(body))
+        model = self._model(instances_parameters(payload).get("model", self.default_model))
+        served[:] = [model.name, "vertex"]
+        self._require_ready(model)
+
+        def prepare() -> np.ndarray:
+            request = parse_instances(payload, model)
+            return model.preprocessor.transform_columns(request.columns, source="instances")
+
+        features = await self._off_loop_if_large(len(body), prepare)
+        prediction = await self._batchers[model.name].predict(features)
+        return json_reply({"predictions": predictions(model, prediction)})
+
+    async def _sagemaker(self, scope: Scope, receive: Receive, served: list[str]) -> Reply:
+        body = await read_body(scope, receive, self.options.max_body_bytes)
+        target = header(scope, SAGEMAKER_MODEL_HEADER)
+        model = self._model(target.decode(errors="replace") if target else self.default_model)
+        served[:] = [model.name, "sagemaker"]
+        self._require_ready(model)
+        content_type = (header(scope, b"content-type") or b"application/json").split(b";")[0].strip().lower()
+        if content_type not in (b"application/json", b"text/csv"):
+            raise HTTPError(
+                415, f"Content-Type {content_type.decode(errors='replace')!r}: send application/json or text/csv"
+            )
+
+        def prepare() -> np.ndarray:
+            parsed = (
+                parse_csv(body, model)
+                if content_type == b"text/csv"
+                else parse_instances(parse_json_payload(body), model)
+            )
+            return model.preprocessor.transform_columns(parsed.columns, source="instances")
+
+        features = await self._off_loop_if_large(len(body), prepare)
+        prediction = await self._batchers[model.name].predict(features)
+        if b"text/csv" in (header(scope, b"accept") or b""):
+            return Reply(200, predictions_csv(model, prediction), b"text/csv")
+        return Reply(200, json_bytes({"predictions": predictions(model, prediction)}))
+
+    def _require_ready(self, model: LoadedModel) -> None:
         if model.name not in self._ready:
-            raise _HTTPError(503, f"model '{model.name}' is still warming up; retry when /v2/health/ready is 200")
-        loop = asyncio.get_running_loop()
-        return 200, await loop.run_in_executor(self._executor, partial(_infer, model, body))
+            raise HTTPError(503, f"model '{model.name}' is still warming up; retry when /v2/health/ready is 200")
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
-        limit = self.max_body_bytes
-        for key, value in scope["headers"]:
-            if key == b"content-length":
-                try:
-                    declared = int(value)
-                except ValueError:
-                    raise InputError(f"Content-Length header: {value!r} is not a number") from None
-                if declared > limit:
-                    raise _HTTPError(413, _too_large(f"Content-Length is {declared} bytes", limit))
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                raise _Disconnected
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                raise _HTTPError(413, _too_large(f"the body reached {size} bytes", limit))
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                return b"".join(chunks)
-
-
-def _require_method(method: str, allowed: str, path: str) -> None:
-    if method != allowed:
-        raise _HTTPError(405, f"{method} is not allowed on {path}; use {allowed}", [(b"allow", allowed.encode())])
-
-
-def _too_large(what: str, limit: int) -> str:
-    return f"request body too large: {what}, the limit is {limit} bytes; split the batch into smaller requests"
-
-
-def _infer(model: LoadedModel, body: bytes) -> bytes:
-    request = parse_infer_request(body)
-    require_features(request.frame, model)
-    prediction = model.predict_frame(request.frame, source="inputs")
-    return _json(build_infer_response(model, prediction, request.id, request.outputs))
+    async def _off_loop_if_large(self, size: int, work: Callable[[], _T]) -> _T:
+        """Small requests are parsed on the event loop (no thread hop); large ones in the thread pool."""
+        if size <= INLINE_PARSE_BYTES:
+            return work()
+        return await asyncio.get_running_loop().run_in_executor(self._executor, work)
 
 
 def _warm_up_model(model: LoadedModel) -> None:
@@ -242,85 +313,24 @@ def _last_line(exc: BaseException) -> str:
     return line if line.startswith(prefix) else f"{prefix} {line}"
 
 
-def _json(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
-
-
-def _error_body(message: str) -> bytes:
-    return _json({"error": message})
-
-
 def create_app(
-    models: Mapping[str, LoadedModel], max_body_bytes: int = DEFAULT_MAX_BODY_BYTES, max_workers: int | None = None
-) -> ModelServer:
-    """Build the ASGI application for already-loaded models (keyed by the name served in URLs)."""
-    return ModelServer(models, max_body_bytes=max_body_bytes, max_workers=max_workers)
-
-
-def load_models(model_dirs: Mapping[str, str | Path]) -> dict[str, LoadedModel]:
-    """Load every model directory under its serving name."""
-    if not model_dirs:
-        raise InputError("model: give at least one model as NAME=DIR")
-    return {check_model_name(name, "model"): load_model(path, name=name) for name, path in model_dirs.items()}
-
-
-def serve(
-    model_dirs: Mapping[str, str | Path],
-    host: str = "127.0.0.1",
-    port: int = 8080,
+    models: Mapping[str, LoadedModel],
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_workers: int | None = None,
-) -> None:
-    """Load the models and serve them with uvicorn until SIGTERM/SIGINT (graceful shutdown)."""
-    import uvicorn
+    options: ServerOptions | None = None,
+) -> ModelServer:
+    """Build the ASGI application for already-loaded models (keyed by the name served in URLs).
 
-    app = create_app(load_models(model_dirs), max_body_bytes=max_body_bytes, max_workers=max_workers)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
-    _configure_logging()  # after uvicorn.Config, which installs its own logging configuration
-    server = uvicorn.Server(config)
-    _LOG.info("serving %s on http://%s:%d", ", ".join(app.models), host, port)
-    server.run()
-    if not server.started:
-        raise ServingError(f"the model server did not start on {host}:{port}; the log above has the reason")
+    `options` wins over `max_body_bytes` and `max_workers`, which are shorthands for the common case.
+    """
+    return ModelServer(models, options or ServerOptions(max_body_bytes=max_body_bytes, max_workers=max_workers))
 
 
-def _configure_logging() -> None:
-    logger = logging.getLogger("kubeforge")
-    if not logger.handlers:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-
-
-def _parse_model_arg(text: str) -> tuple[str, str]:
-    name, sep, directory = text.partition("=")
-    if not sep or not name or not directory:
-        raise argparse.ArgumentTypeError(f"{text!r}: expected NAME=DIR, e.g. --model iris=/models/iris")
-    return name, directory
-
-
-def main(argv: list[str] | None = None) -> int:
-    """Command-line entry point: `python -m kubeforge.serving.app --model NAME=DIR --port N`."""
-    parser = argparse.ArgumentParser(prog="python -m kubeforge.serving.app", description=__doc__.splitlines()[0])
-    parser.add_argument("--model", action="append", type=_parse_model_arg, required=True, metavar="NAME=DIR")
-    parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8080)
-    parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
-    parser.add_argument("--workers", type=int, default=None, help="inference threads (default: min(4, CPUs))")
-    args = parser.parse_args(argv)
-    model_dirs = dict(args.model)
-    if len(model_dirs) != len(args.model):
-        parser.error("--model: each NAME may be given once")
-    try:
-        serve(model_dirs, args.host, args.port, max_body_bytes=args.max_body_bytes, max_workers=args.workers)
-    except KubeforgeError as exc:
-        print(f"kubeforge model server: error: {exc}", file=sys.stderr, flush=True)
-        return exc.exit_code
-    return 0
-
-
-__all__ = ["DEFAULT_MAX_BODY_BYTES", "ModelServer", "create_app", "load_models", "main", "serve"]
-
-if __name__ == "__main__":
-    sys.exit(main())
+__all__ = [
+    "DEFAULT_MAX_BODY_BYTES",
+    "INLINE_PARSE_BYTES",
+    "RETRY_AFTER_S",
+    "ModelServer",
+    "ServerOptions",
+    "create_app",
+]

@@ -32,7 +32,7 @@ REGISTRY = "servers.json"
 STOP_TIMEOUT_S = 10.0
 _LOG_TAIL_LINES = 30
 _PORT_ATTEMPTS = 3
-_SERVER_MODULE = "kubeforge.serving.app"
+_SERVER_MODULE = "kubeforge.serving.server"
 # Popen objects of servers started by this process: kept so they are reaped, never garbage-collected while running.
 _CHILDREN: dict[int, subprocess.Popen[bytes]] = {}
 _NO_PROXY = urllib.request.build_opener(urllib.request.ProxyHandler({}))

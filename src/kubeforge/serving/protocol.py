@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import re
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +25,6 @@ import kubeforge
 from kubeforge.errors import InputError
 from kubeforge.model_format import LoadedModel, Prediction
 from kubeforge.preprocessor import CategoricalFeature
-from kubeforge.tabular import categorical_column
 
 DATATYPES = ("FP32", "FP64", "INT32", "INT64", "BYTES", "BOOL")
 PLATFORM = "pytorch_torchscript"
@@ -53,15 +53,16 @@ _EXPECTED_WORDS = {
 
 @dataclass
 class InferRequest:
-    """A parsed infer request: its id, the raw feature rows and the requested outputs."""
+    """A parsed infer request: its id, one array of raw values per input, the row count, the requested outputs."""
 
     id: str | None
-    frame: pd.DataFrame
+    columns: dict[str, np.ndarray]
+    rows: int
     outputs: list[str] | None = None
 
 
 def parse_infer_request(body: bytes) -> InferRequest:
-    """Parse and validate a v2 infer request body into one DataFrame column per input tensor."""
+    """Parse and validate a v2 infer request body into one array per input tensor."""
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -95,19 +96,20 @@ def parse_infer_request(body: bytes) -> InferRequest:
             )
         rows = len(values)
         columns[name] = values
-    return InferRequest(id=request_id, frame=pd.DataFrame(columns, copy=False), outputs=_requested_outputs(payload))
+    assert rows is not None
+    return InferRequest(id=request_id, columns=columns, rows=rows, outputs=_requested_outputs(payload))
 
 
 def _parse_tensor(tensor: Any, path: str) -> tuple[str, np.ndarray]:
     if not isinstance(tensor, dict):
         raise InputError(f"{path}: must be an object with name, shape, datatype and data")
-    for key in ("name", "shape", "datatype", "data"):
-        if key not in tensor:
-            raise InputError(f"{path}.{key}: missing; every input needs name, shape, datatype and data")
-    name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
+    try:
+        name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
+    except KeyError as exc:
+        raise InputError(f"{path}.{exc.args[0]}: missing; every input needs name, shape, datatype and data") from None
     if not isinstance(name, str) or not name:
         raise InputError(f"{path}.name: must be a non-empty string naming a feature column")
-    if datatype not in _ALLOWED_TYPES:
+    if not isinstance(datatype, str) or datatype not in _ALLOWED_TYPES:
         raise InputError(f"{path}.datatype: {datatype!r} is not supported; valid datatypes are {', '.join(DATATYPES)}")
     rows = _parse_shape(shape, f"{path}.shape")
     if not isinstance(data, list):
@@ -120,6 +122,8 @@ def _parse_tensor(tensor: Any, path: str) -> tuple[str, np.ndarray]:
 
 
 def _parse_shape(shape: Any, path: str) -> int:
+    if type(shape) is list and len(shape) == 1 and type(shape[0]) is int and shape[0] > 0:
+        return shape[0]  # the common [N]
     if (
         not isinstance(shape, list)
         or not 1 <= len(shape) <= 2
@@ -180,36 +184,14 @@ def _requested_outputs(payload: dict[str, Any]) -> list[str] | None:
     return names
 
 
-def require_features(frame: pd.DataFrame, model: LoadedModel) -> None:
-    """Raise an InputError for a feature column without an input tensor or with an unknown category."""
-    missing = [f.name for f in model.preprocessor.features if f.name not in frame.columns]
+def require_features(columns: Mapping[str, np.ndarray], model: LoadedModel) -> None:
+    """Raise an InputError for a feature column without an input tensor (categories are the preprocessor's check)."""
+    missing = [f.name for f in model.preprocessor.features if f.name not in columns]
     if missing:
         raise InputError(
             f"inputs: no input tensor for feature column(s) {', '.join(repr(m) for m in missing)}; "
             f"model '{model.name}' needs one input per feature column (see GET /v2/models/{model.name})"
         )
-    for feature in model.preprocessor.features:
-        if isinstance(feature, CategoricalFeature):
-            _check_categories(frame[feature.name], feature)
-
-
-def _check_categories(column: pd.Series, feature: CategoricalFeature) -> None:
-    # Fast path on the distinct raw values; the exact check (the preprocessor's own text conversion)
-    # runs only when some value looks unknown, so the error reports what the preprocessor would see.
-    known = set(feature.categories)
-    if all(_is_null(v) or (v if isinstance(v, str) else str(v)) in known for v in set(column.tolist())):
-        return
-    text = categorical_column(column).dropna()
-    unknown = ~text.isin(feature.categories)
-    if unknown.any():
-        raise InputError(
-            f"inputs: column '{feature.name}' has unknown category {text[unknown].iloc[0]!r}; "
-            f"known categories: {', '.join(feature.categories[:20])}"
-        )
-
-
-def _is_null(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and value != value)
 
 
 def build_infer_response(

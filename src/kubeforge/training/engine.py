@@ -54,7 +54,7 @@ def train(config: TrainConfig, context: DistContext) -> dict[str, Any]:
     preprocessor = FittedPreprocessor.load(config.preprocessor)
     train_split = load_split(config.train_data, preprocessor, "train_data")
     validation_split = load_split(config.validation_data, preprocessor, "validation_data")
-    architecture = _architecture(config, preprocessor)
+    architecture = architecture_of(config, preprocessor)
     model = _new_model(config, architecture).to(context.device)
     resumed = load_checkpoint(config.checkpoint_dir, architecture)
     if resumed is not None:
@@ -128,7 +128,8 @@ def parameter_checksum(model: nn.Module) -> str:
     return state_checksum(model.state_dict())
 
 
-def _architecture(config: TrainConfig, preprocessor: FittedPreprocessor) -> dict[str, Any]:
+def architecture_of(config: TrainConfig, preprocessor: FittedPreprocessor) -> dict[str, Any]:
+    """What a checkpoint must match to be resumed: model, shape and task."""
     return {
         "model": config.model,
         "in_features": len(preprocessor.output_columns),
@@ -251,4 +252,13 @@ def _append_json(path: Path, row: dict[str, Any]) -> None:
         handle.write(json.dumps(row) + "\n")
 
 
-__all__ = ["CURVE_FILE", "EVENTS_LOG", "METRICS_LOG", "SUMMARY_FILE", "parameter_checksum", "state_checksum", "train"]
+__all__ = [
+    "architecture_of",
+    "CURVE_FILE",
+    "EVENTS_LOG",
+    "METRICS_LOG",
+    "SUMMARY_FILE",
+    "parameter_checksum",
+    "state_checksum",
+    "train",
+]

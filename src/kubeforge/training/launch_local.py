@@ -16,9 +16,10 @@ from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.backends.base import LaunchBackend, TrainingJob
 from kubeforge.training.backends.local import LocalBackend
 from kubeforge.training.backends.runner import run_job
+from kubeforge.training.checkpoint import load_checkpoint
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.data import load_split
-from kubeforge.training.engine import SUMMARY_FILE
+from kubeforge.training.engine import SUMMARY_FILE, architecture_of
 from kubeforge.training.models import build_model
 from kubeforge.training.worker import ERROR_FILE
 
@@ -27,12 +28,14 @@ HANDLE_FILE = "handle.json"
 
 
 def check_inputs(config: TrainConfig) -> None:
-    """Read both splits and build the model once, so bad input fails before any worker starts."""
+    """Read both splits, build the model and check any checkpoint once, before a worker starts."""
     preprocessor = FittedPreprocessor.load(config.preprocessor)
     train = load_split(config.train_data, preprocessor, "train_data")
     load_split(config.validation_data, preprocessor, "validation_data")
     out_features = len(preprocessor.classes) if preprocessor.classes else 1
     build_model(config.model, int(train.features.shape[1]), out_features, config.hidden_layers, config.dropout)
+    if config.checkpoint_dir:
+        load_checkpoint(config.checkpoint_dir, architecture_of(config, preprocessor))
 
 
 def run_local(config: TrainConfig, workers: int, max_restarts: int = 0, job_name: str = "train") -> dict[str, Any]:

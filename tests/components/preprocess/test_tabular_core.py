@@ -303,7 +303,25 @@ def _case_empty_numeric_in_train(d: Path, cancer: pd.DataFrame) -> Case:
     return Case(_csv(d, frame), {}, ["numeric column 'biopsy_score' has no values"])
 
 
+def _case_ragged_csv(d: Path, cancer: pd.DataFrame) -> Case:
+    rows = [",".join(map(str, row)) for row in cancer.head(40).itertuples(index=False)]
+    rows[24] += ",99"
+    path = _text(d, ",".join(cancer.columns) + "\n" + "\n".join(rows) + "\n")
+    return Case(path, {}, [str(path), "line 26"])
+
+
+def _case_corrupt_parquet(d: Path, cancer: pd.DataFrame) -> Case:
+    path = d / "data.parquet"
+    cancer.to_parquet(path, index=False)
+    data = bytearray(path.read_bytes())
+    data[len(data) // 3 : len(data) // 3 + 2000] = b"\xff" * 2000
+    path.write_bytes(bytes(data))
+    return Case(path, {}, [str(path)])
+
+
 BAD_INPUTS: dict[str, Callable[[Path, pd.DataFrame], Case]] = {
+    "ragged-csv": _case_ragged_csv,
+    "corrupt-parquet": _case_corrupt_parquet,
     "missing-label-column": _case_missing_label,
     "declared-column-missing": _case_declared_column_missing,
     "text-in-declared-numeric": _case_text_in_declared_numeric,
@@ -322,14 +340,15 @@ BAD_INPUTS: dict[str, Callable[[Path, pd.DataFrame], Case]] = {
 }
 
 
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
 @pytest.mark.parametrize("name", BAD_INPUTS)
-def test_bad_input_raises_and_writes_nothing(name: str, cancer: pd.DataFrame, tmp_path: Path) -> None:
+def test_bad_input_raises_and_writes_nothing(name: str, engine: str, cancer: pd.DataFrame, tmp_path: Path) -> None:
     inputs, out = tmp_path / "in", tmp_path / "out"
     inputs.mkdir()
     out.mkdir()
     case = BAD_INPUTS[name](inputs, cancer)
     with pytest.raises(InputError) as info:
-        preprocess(case.input_path, _outputs(out), **{"label": LABEL, **case.kwargs})
+        preprocess(case.input_path, _outputs(out), **{"label": LABEL, "engine": engine, **case.kwargs})
     message = str(info.value)
     for fragment in case.expected:
         assert fragment in message, (fragment, message)

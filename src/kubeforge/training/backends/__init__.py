@@ -1,4 +1,4 @@
-"""Launch backends for training jobs, chosen by name: local, slurm, pytorchjob, trainjob, vertex."""
+"""Launch backends for training jobs, chosen by name: local, slurm, pytorchjob, trainjob, vertex, queue."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ from typing import Any
 from kubeforge.errors import InputError
 from kubeforge.training.backends.base import LaunchBackend
 
-BACKENDS = ("local", "slurm", "pytorchjob", "trainjob", "vertex")
-SHARED_FILESYSTEM_BACKENDS = ("local", "slurm")
-MAX_WORKERS = {"local": 64, "slurm": 4096, "pytorchjob": 2048, "trainjob": 2048, "vertex": 1024}
+BACKENDS = ("local", "slurm", "pytorchjob", "trainjob", "vertex", "queue")
+# queue: the kubeforge scheduler; shared when its local (or slurm) backend runs the job on this filesystem
+SHARED_FILESYSTEM_BACKENDS = ("local", "slurm", "queue")
+MAX_WORKERS = {"local": 64, "slurm": 4096, "pytorchjob": 2048, "trainjob": 2048, "vertex": 1024, "queue": 64}
 
 
 def create_backend(name: str, options: dict[str, Any]) -> LaunchBackend:
@@ -35,6 +36,10 @@ def create_backend(name: str, options: dict[str, Any]) -> LaunchBackend:
         if missing:
             raise InputError(f"backend_options: the vertex backend needs {', '.join(missing)}")
         return VertexBackend(options["project"], options["location"], options["staging_bucket"])
+    if name == "queue":
+        from kubeforge.scheduler.training_backend import QueueBackend
+
+        return QueueBackend(options)
     raise InputError(f"backend is {name!r}; valid backends: {', '.join(BACKENDS)}")
 
 

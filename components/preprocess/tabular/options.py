@@ -1,0 +1,77 @@
+"""What every preprocessing backend takes and returns: split fractions, output locations, the result."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from kubeforge.errors import InputError
+from kubeforge.preprocessor import FittedPreprocessor
+from kubeforge.tabular import TableSchema
+
+SPLITS = ("train", "validation", "test")
+Engine = Literal["pandas", "duckdb", "spark"]
+ENGINES: tuple[Engine, ...] = ("pandas", "duckdb", "spark")
+
+
+@dataclass(frozen=True)
+class SplitFractions:
+    """Fractions of rows held out for validation and test; the rest is the training split."""
+
+    validation: float = 0.15
+    test: float = 0.15
+
+    def __post_init__(self) -> None:
+        for name, value in (("validation_fraction", self.validation), ("test_fraction", self.test)):
+            if not 0.0 < value < 1.0:
+                raise InputError(f"{name} is {value}; it must be between 0 and 1 (exclusive)")
+        if self.validation + self.test >= 0.9:
+            raise InputError(
+                f"validation_fraction + test_fraction is {self.validation + self.test:.2f}; "
+                "keep it below 0.9 so the training split has rows"
+            )
+
+
+@dataclass(frozen=True)
+class PreprocessOutputs:
+    """Where the component's outputs go (local paths or storage URIs)."""
+
+    train: str
+    validation: str
+    test: str
+    preprocessor: str
+    statistics: str
+
+
+@dataclass(frozen=True)
+class PreprocessResult:
+    """What preprocessing produced: row counts, the schema used and the fitted preprocessor."""
+
+    rows: dict[str, int]
+    schema: TableSchema
+    preprocessor: FittedPreprocessor
+    schema_inferred: bool
+
+
+def class_size_problem(counts: dict[Any, int], label: str, fractions: SplitFractions) -> InputError | None:
+    """The error for classes too small to stratify, or None; `counts` maps class value to rows."""
+    needed = max(3, round(1 / min(fractions.validation, fractions.test)))
+    rare = {value: count for value, count in counts.items() if count < needed}
+    if not rare:
+        return None
+    listed = ", ".join(f"{value!r} ({count} rows)" for value, count in rare.items())
+    return InputError(
+        f"label column '{label}': class(es) {listed} have too few rows for a stratified split "
+        f"(need at least {needed} each); add data, merge rare classes, or raise the split fractions"
+    )
+
+
+__all__ = [
+    "ENGINES",
+    "SPLITS",
+    "Engine",
+    "PreprocessOutputs",
+    "PreprocessResult",
+    "SplitFractions",
+    "class_size_problem",
+]

@@ -1,0 +1,174 @@
+"""The `kserve` deploy target: a serving.kserve.io/v1beta1 InferenceService running the kubeforge image.
+
+The predictor is a custom container (`kubeforge serve /mnt/models`); KServe's storage initializer
+copies `storage_uri` to /mnt/models. Applying an existing InferenceService patches it (a new
+model or canary percentage rolls out as a new revision), so a re-run never duplicates it.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+from kubeforge import IMAGE
+from kubeforge.errors import InputError, ServingError
+
+GROUP = "serving.kserve.io"
+VERSION = "v1beta1"
+PLURAL = "inferenceservices"
+MODEL_MOUNT = "/mnt/models"
+GPU_RESOURCE = "nvidia.com/gpu"
+_POLL_S = 2.0
+
+
+@dataclass(frozen=True)
+class KServeSpec:
+    """What the InferenceService runs and how it scales."""
+
+    name: str
+    storage_uri: str
+    namespace: str = "default"
+    image: str = IMAGE
+    canary_traffic_percent: int | None = None
+    min_replicas: int = 1
+    max_replicas: int = 1
+    cpu: str = "1"
+    memory: str = "2Gi"
+    gpus: int = 0
+    service_account: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.storage_uri:
+            raise InputError("storage_uri: empty; give the model's s3://, gs:// or pvc:// URI for KServe to mount")
+        if self.canary_traffic_percent is not None and not 0 <= self.canary_traffic_percent <= 100:
+            raise InputError(f"canary_traffic_percent: {self.canary_traffic_percent} is not within 0-100")
+        if not 0 <= self.min_replicas <= self.max_replicas or self.max_replicas < 1:
+            raise InputError(
+                f"min_replicas/max_replicas: {self.min_replicas}/{self.max_replicas}; need 0 <= min <= max and max >= 1"
+            )
+
+
+def inference_service(spec: KServeSpec) -> dict[str, Any]:
+    """The InferenceService object for `spec`."""
+    limits: dict[str, Any] = {"cpu": spec.cpu, "memory": spec.memory}
+    if spec.gpus:
+        limits[GPU_RESOURCE] = spec.gpus
+    predictor: dict[str, Any] = {
+        "minReplicas": spec.min_replicas,
+        "maxReplicas": spec.max_replicas,
+        "containers": [
+            {
+                "name": "kserve-container",
+                "image": spec.image,
+                "command": ["kubeforge"],
+                "args": ["serve", MODEL_MOUNT, "--name", spec.name, "--host", "0.0.0.0", "--port", "8080"],
+                "env": [{"name": "STORAGE_URI", "value": spec.storage_uri}],
+                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
+                "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}},
+                "resources": {"requests": {"cpu": spec.cpu, "memory": spec.memory}, "limits": limits},
+            }
+        ],
+    }
+    if spec.service_account:
+        predictor["serviceAccountName"] = spec.service_account
+    if spec.canary_traffic_percent is not None:
+        predictor["canaryTrafficPercent"] = spec.canary_traffic_percent
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": "InferenceService",
+        "metadata": {
+            "name": spec.name,
+            "namespace": spec.namespace,
+            "labels": {"app.kubernetes.io/managed-by": "kubeforge"},
+            "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
+        },
+        "spec": {"predictor": predictor},
+    }
+
+
+@dataclass(frozen=True)
+class KServeDeployment:
+    """The applied InferenceService: its URL and whether it was created or updated."""
+
+    name: str
+    url: str
+    status: str
+
+
+def apply_inference_service(api: client.ApiClient, spec: KServeSpec, timeout_s: float = 600.0) -> KServeDeployment:
+    """Create or patch the InferenceService, then wait until its Ready condition is True."""
+    objects = client.CustomObjectsApi(api)
+    body = inference_service(spec)
+    try:
+        objects.get_namespaced_custom_object(GROUP, VERSION, spec.namespace, PLURAL, spec.name)
+    except ApiException as exc:
+        if exc.status != 404:
+            raise _api_error("read", spec, exc) from exc
+        try:
+            objects.create_namespaced_custom_object(GROUP, VERSION, spec.namespace, PLURAL, body)
+        except ApiException as create_exc:
+            raise _api_error("create", spec, create_exc) from create_exc
+        status = "created"
+    else:
+        try:
+            objects.patch_namespaced_custom_object(
+                GROUP, VERSION, spec.namespace, PLURAL, spec.name, {"metadata": body["metadata"], "spec": body["spec"]}
+            )
+        except ApiException as exc:
+            raise _api_error("patch", spec, exc) from exc
+        status = "updated"
+    url = _wait_ready(objects, spec, timeout_s)
+    return KServeDeployment(name=spec.name, url=url, status=status)
+
+
+def delete_inference_service(api: client.ApiClient, name: str, namespace: str = "default") -> bool:
+    """Delete the InferenceService; False when there was none."""
+    try:
+        client.CustomObjectsApi(api).delete_namespaced_custom_object(GROUP, VERSION, namespace, PLURAL, name)
+    except ApiException as exc:
+        if exc.status == 404:
+            return False
+        raise ServingError(
+            f"InferenceService {namespace}/{name}: delete failed: HTTP {exc.status} {exc.reason}"
+        ) from exc
+    return True
+
+
+def _wait_ready(objects: client.CustomObjectsApi, spec: KServeSpec, timeout_s: float) -> str:
+    deadline = time.monotonic() + timeout_s
+    last = "no status yet"
+    while True:
+        current = objects.get_namespaced_custom_object(GROUP, VERSION, spec.namespace, PLURAL, spec.name)
+        status = current.get("status") or {}
+        stale = status.get("observedGeneration", 0) < current.get("metadata", {}).get("generation", 0)
+        for condition in status.get("conditions") or []:
+            if condition.get("type") == "Ready":
+                if condition.get("status") == "True" and status.get("url") and not stale:
+                    return str(status["url"])
+                last = f"Ready={condition.get('status')} ({condition.get('reason') or condition.get('message') or '-'})"
+        if time.monotonic() > deadline:
+            raise ServingError(
+                f"InferenceService {spec.namespace}/{spec.name} was not Ready after {timeout_s:g} s: {last}; "
+                f"see `kubectl describe inferenceservice -n {spec.namespace} {spec.name}`"
+            )
+        time.sleep(min(_POLL_S, max(0.05, timeout_s / 20)))
+
+
+def _api_error(action: str, spec: KServeSpec, exc: ApiException) -> ServingError:
+    return ServingError(
+        f"InferenceService {spec.namespace}/{spec.name}: {action} failed: HTTP {exc.status} {exc.reason}; "
+        "is KServe installed and may this service account manage inferenceservices?"
+    )
+
+
+__all__ = [
+    "KServeDeployment",
+    "KServeSpec",
+    "apply_inference_service",
+    "delete_inference_service",
+    "inference_service",
+]

@@ -1,0 +1,177 @@
+"""`kubeforge queue`: submit, list, show, cancel and read logs of scheduled jobs; manage queues; serve."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from kubeforge.scheduler.client import SchedulerClient
+
+_URL = click.option("--url", envvar="KUBEFORGE_SCHEDULER_URL", default="http://127.0.0.1:8765", show_default=True)
+_TOKEN = click.option("--token", envvar="KUBEFORGE_TOKEN", required=True, help="Bearer token (or $KUBEFORGE_TOKEN).")
+
+
+@click.group()
+def queue() -> None:
+    """Queue training jobs on the kubeforge scheduler."""
+
+
+@queue.command()
+@_URL
+@_TOKEN
+@click.option("--queue", "queue_name", required=True, help="The queue to submit to.")
+@click.option("--cpu", default="1", show_default=True, help="CPU per worker (2, 500m).")
+@click.option("--memory", default="512Mi", show_default=True, help="Memory per worker (2Gi).")
+@click.option("--gpu", default=0, show_default=True, help="GPUs per worker.")
+@click.option("--workers", default=1, show_default=True, help="Workers, admitted all or none.")
+@click.option("--priority", default="normal", show_default=True, help="low, normal, high, critical or a number.")
+@click.option("--max-runtime", "max_runtime_s", default=3600.0, show_default=True, help="Seconds before it is stopped.")
+@click.option("--retries", default=0, show_default=True, help="Retries after a failure, with exponential backoff.")
+@click.option("--after", "depends_on", multiple=True, type=int, help="Start after this job succeeds; repeatable.")
+@click.option("--name", default="", help="A display name.")
+@click.argument("command", nargs=-1, required=True)
+def submit(
+    url: str, token: str, queue_name: str, cpu: str, memory: str, gpu: int, priority: str, **fields: Any
+) -> None:
+    """Submit COMMAND (after --) as a job; prints its id."""
+    spec: dict[str, Any] = {
+        "queue": queue_name,
+        "resources": {"cpu": cpu, "memory": memory, "gpu": gpu},
+        "priority": int(priority) if priority.lstrip("-").isdigit() else priority,
+        **fields,
+        "command": list(fields["command"]),
+        "depends_on": list(fields["depends_on"]),
+    }
+    with SchedulerClient(url, token) as client:
+        click.echo(client.submit(spec))
+
+
+@queue.command("list")
+@_URL
+@_TOKEN
+@click.option("--all", "show_all", is_flag=True, help="Finished jobs too.")
+@click.option("--watch", is_flag=True, help="Redraw the table every second until interrupted.")
+def list_jobs(url: str, token: str, show_all: bool, watch: bool) -> None:
+    """A table of the team's jobs, newest first."""
+    with SchedulerClient(url, token) as client:
+        while True:
+            table = _table(client.jobs(active_only=not show_all))
+            if not watch:
+                click.echo(table)
+                return
+            click.clear()
+            click.echo(f"{time.strftime('%H:%M:%S')}  (ctrl-c to stop)\n{table}")
+            time.sleep(1.0)
+
+
+@queue.command()
+@_URL
+@_TOKEN
+@click.argument("job_id", type=int)
+def show(url: str, token: str, job_id: int) -> None:
+    """One job: state, reason, and for a pending job its position and estimated start."""
+    with SchedulerClient(url, token) as client:
+        job = client.job(job_id)
+    for key in ("id", "state", "reason", "attempt", "exit_code", "position"):
+        if job.get(key) not in (None, ""):
+            click.echo(f"{key:<16}{job[key]}")
+    if job.get("estimated_start") is not None:
+        click.echo(
+            f"{'estimated_start':<16}{time.strftime('%Y-%m-%d %H:%M:%S', time.localtime(job['estimated_start']))}"
+        )
+    click.echo(f"{'command':<16}{' '.join(job['spec']['command']) or '(training)'}")
+
+
+@queue.command()
+@_URL
+@_TOKEN
+@click.argument("job_id", type=int)
+def cancel(url: str, token: str, job_id: int) -> None:
+    """Cancel a job (running jobs get SIGTERM, then SIGKILL after the grace period)."""
+    with SchedulerClient(url, token) as client:
+        client.cancel(job_id)
+    click.echo(f"cancel requested for job {job_id}")
+
+
+@queue.command()
+@_URL
+@_TOKEN
+@click.argument("job_id", type=int)
+def logs(url: str, token: str, job_id: int) -> None:
+    """The job's output so far."""
+    with SchedulerClient(url, token) as client:
+        click.echo(client.logs(job_id), nl=False)
+
+
+@queue.command()
+@_URL
+@_TOKEN
+@click.option("--set", "set_name", default="", help="Create or change this queue (admin token).")
+@click.option("--cpu", default="0", help="Nominal CPU quota for --set.")
+@click.option("--memory", default="0", help="Nominal memory quota for --set.")
+@click.option("--gpu", default=0, help="Nominal GPU quota for --set.")
+@click.option("--cohort", default="", help="Cohort to share unused quota in, for --set.")
+@click.option("--borrow-cpu", default="0", help="CPU it may borrow from its cohort, for --set.")
+def queues(url: str, token: str, set_name: str, cpu: str, memory: str, gpu: int, cohort: str, borrow_cpu: str) -> None:
+    """List queues and their quotas; with --set, create or change one."""
+    with SchedulerClient(url, token) as client:
+        if set_name:
+            nominal = {"cpu": cpu, "memory": memory, "gpu": gpu}
+            client.put_queue(set_name, nominal, cohort, {"cpu": borrow_cpu, "memory": memory if cohort else 0})
+        for spec in client.queues():
+            nominal = spec["nominal"]
+            line = f"{spec['name']:<20} cpu={nominal['cpu']:<8} memory={nominal['memory']:<10} gpu={nominal['gpu']}"
+            click.echo(line + (f"  cohort={spec['cohort']}" if spec["cohort"] else ""))
+
+
+@queue.command()
+@click.option("--store", required=True, help="sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB.")
+@click.option("--backend", default="local", show_default=True, type=click.Choice(["local", "slurm", "kubernetes"]))
+@click.option("--state-dir", default=".kubeforge/scheduler", show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8765, show_default=True)
+@click.option("--no-dispatch", is_flag=True, help="API only; another replica holds the dispatcher lease.")
+@click.option("--grace", "grace_s", default=30.0, show_default=True, help="Seconds between SIGTERM and SIGKILL.")
+@click.option("--cpu", default="", help="Capacity override (default: read from the machine or cluster).")
+@click.option("--memory", default="", help="Capacity override, e.g. 64Gi.")
+@click.option("--gpu", default=-1, help="Capacity override.")
+@click.option("--namespace", default="default", show_default=True, help="kubernetes backend: where jobs go.")
+@click.option("--kueue-queue", default="", help="kubernetes backend: create jobs suspended for this Kueue queue.")
+def serve(
+    store: str, backend: str, state_dir: str, host: str, port: int, no_dispatch: bool, grace_s: float, **extra: Any
+) -> None:
+    """Run the REST API and the dispatcher (admin token from $KUBEFORGE_ADMIN_TOKEN)."""
+    import os
+
+    from kubeforge.scheduler.serve import ADMIN_TOKEN_ENV, ServeOptions
+    from kubeforge.scheduler.serve import serve as run_server
+
+    options = ServeOptions(store, backend, state_dir, host, port, dispatch=not no_dispatch, grace_s=grace_s, **extra)
+    run_server(options, admin_token=os.environ.get(ADMIN_TOKEN_ENV, ""))
+
+
+def _table(jobs: list[dict[str, Any]]) -> str:
+    rows = [("ID", "STATE", "QUEUE", "TEAM", "PRIO", "TRY", "REASON")]
+    for job in jobs:
+        spec = job["spec"]
+        reason = str(job["reason"])[:48]
+        rows.append(
+            (
+                str(job["id"]),
+                job["state"],
+                spec["queue"],
+                spec["team"],
+                str(spec["priority"]),
+                str(job["attempt"]),
+                reason,
+            )
+        )
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
+    )
+
+
+__all__ = ["queue"]

@@ -1,0 +1,8 @@
+"""Shared parts of the preprocessing backends (pandas, DuckDB, Spark).
+
+`split_assign` is the split rule they all compute, `fitting` builds a fitted preprocessor from engine
+aggregates, `summary` holds the split statistics behind the report, `duckdb_source` opens and types
+CSV/Parquet input for DuckDB, `transform_duckdb` applies a fitted preprocessor to Parquet in a stream.
+"""
+
+__all__: list[str] = []

@@ -1,0 +1,269 @@
+"""The `kubernetes` backend: a PyTorchJob for training specs, an indexed batch/v1 Job for commands.
+
+The launch key is the object's name, so a launch repeated after a crash meets 409 and
+re-attaches. With `kueue_queue` set, objects are created suspended with Kueue's
+`kueue.x-k8s.io/queue-name` label and Kueue decides when they start. Stopping a job
+suspends it (the platform sends SIGTERM and waits the pods' grace period) and marks it
+with `STOP_ANNOTATION`; once no pod is left the launch counts as ended. Cancelling
+deletes the object.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+from kubernetes import client
+from kubernetes.client.rest import ApiException
+
+import kubeforge
+from kubeforge.errors import KubeforgeError
+from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment
+from kubeforge.scheduler.model import Job
+from kubeforge.scheduler.resources import Resources
+
+STOP_ANNOTATION = "kubeforge.io/stop-requested"
+STOPPED_EXIT_CODE = -15
+"""Reported for a launch that ended because it was suspended (as SIGTERM would)."""
+_KUEUE_LABEL = "kueue.x-k8s.io/queue-name"
+_TRAINING_GROUP, _TRAINING_VERSION, _TRAINING_PLURAL = "kubeflow.org", "v1", "pytorchjobs"
+
+
+class KubernetesBackendError(KubeforgeError):
+    """The Kubernetes API refused a request; the message names the object and the HTTP status."""
+
+
+class KubernetesBackend:
+    """Runs each job as one Kubernetes object in `namespace`; handles are `KIND/NAMESPACE/NAME`."""
+
+    name: ClassVar[str] = "kubernetes"
+
+    def __init__(
+        self,
+        capacity: Resources,
+        namespace: str = "default",
+        kueue_queue: str = "",
+        api_client: client.ApiClient | None = None,
+    ) -> None:
+        if api_client is None:
+            from kubeforge.training.backends.kubernetes import default_api_client
+
+            api_client = default_api_client()
+        self.capacity = capacity
+        self.namespace = namespace
+        self.kueue_queue = kueue_queue
+        self.api_client = api_client
+        self.batch = client.BatchV1Api(api_client)
+        self.objects = client.CustomObjectsApi(api_client)
+        self.core = client.CoreV1Api(api_client)
+
+    # -- building ---------------------------------------------------------------------------
+
+    def build(self, job: Job) -> dict[str, Any]:
+        """The object that runs `job`: a PyTorchJob for a training spec, else a batch Job."""
+        return self._pytorch_job(job) if job.spec.training is not None else self._batch_job(job)
+
+    def _labels(self, job: Job) -> dict[str, str]:
+        labels = {
+            "app.kubernetes.io/managed-by": "kubeforge",
+            "kubeforge.io/job-id": str(job.id),
+            "kubeforge.io/team": job.spec.team,
+        }
+        if self.kueue_queue:
+            labels[_KUEUE_LABEL] = self.kueue_queue
+        return labels
+
+    def _batch_job(self, job: Job) -> dict[str, Any]:
+        resources = _requirements(job.spec.resources)
+        container = client.V1Container(
+            name="job",
+            image=job.spec.image or kubeforge.IMAGE,
+            command=job_command(job),
+            env=[client.V1EnvVar(name=key, value=value) for key, value in sorted(job_environment(job).items())],
+            resources=resources,
+        )
+        body = client.V1Job(
+            api_version="batch/v1",
+            kind="Job",
+            metadata=client.V1ObjectMeta(name=job.launch_key, namespace=self.namespace, labels=self._labels(job)),
+            spec=client.V1JobSpec(
+                parallelism=job.spec.workers,
+                completions=job.spec.workers,
+                completion_mode="Indexed",
+                backoff_limit=0,  # the scheduler retries, with its own backoff
+                active_deadline_seconds=max(1, int(job.spec.max_runtime_s)),
+                suspend=bool(self.kueue_queue),
+                template=client.V1PodTemplateSpec(
+                    metadata=client.V1ObjectMeta(labels=self._labels(job)),
+                    spec=client.V1PodSpec(containers=[container], restart_policy="Never"),
+                ),
+            ),
+        )
+        return dict(self.api_client.sanitize_for_serialization(body))
+
+    def _pytorch_job(self, job: Job) -> dict[str, Any]:
+        from kubeforge.training.backends.base import Resources as WorkerResources
+        from kubeforge.training.backends.base import TrainingJob
+        from kubeforge.training.backends.pytorchjob import PyTorchJobBackend
+        from kubeforge.training.config import TrainConfig
+
+        per_worker = job.spec.resources
+        training = TrainingJob(
+            name=job.launch_key,
+            config=TrainConfig.from_json(json.dumps(dict(job.spec.training or {}))),
+            nodes=job.spec.workers,
+            image=job.spec.image or kubeforge.IMAGE,
+            resources=WorkerResources(f"{per_worker.cpu_m}m", f"{per_worker.memory_mb}Mi", per_worker.gpu),
+            env=job_environment(job),
+            options={
+                "queue": self.kueue_queue,
+                "backoff_limit": 0,  # the scheduler retries, with its own backoff
+                "active_deadline_seconds": max(1, int(job.spec.max_runtime_s)),
+            },
+        )
+        body = PyTorchJobBackend(self.namespace, self.api_client).build(training)
+        body["metadata"]["labels"] = {**body["metadata"].get("labels", {}), **self._labels(job)}
+        return body
+
+    # -- the protocol -----------------------------------------------------------------------
+
+    def submit(self, job: Job) -> str:
+        """Create the object unless one with the launch key exists; returns its handle."""
+        body = self.build(job)
+        kind = "pytorchjob" if body["kind"] == "PyTorchJob" else "job"
+        try:
+            if kind == "job":
+                self.batch.create_namespaced_job(self.namespace, body)
+            else:
+                self.objects.create_namespaced_custom_object(
+                    _TRAINING_GROUP, _TRAINING_VERSION, self.namespace, _TRAINING_PLURAL, body
+                )
+        except ApiException as exc:
+            if exc.status != 409:
+                raise _error("create", f"{kind} {self.namespace}/{job.launch_key}", exc) from exc
+        return f"{kind}/{self.namespace}/{job.launch_key}"
+
+    def poll(self, handles: Mapping[int, str]) -> dict[int, int]:
+        """Exit codes of ended launches: 0 on success, 1 on failure, -15 once suspended, -1 when gone."""
+        ended: dict[int, int] = {}
+        for job_id, handle in handles.items():
+            obj = self._get(handle)
+            code = LOST_EXIT_CODE if obj is None else _exit_code(obj)
+            if code is not None:
+                ended[job_id] = code
+        return ended
+
+    def suspend(self, handle: str) -> None:
+        """Suspend the object: its pods get SIGTERM and their grace period; it ends once none is left."""
+        kind, namespace, name = _split(handle)
+        patch: dict[str, Any] = {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}}
+        try:
+            if kind == "job":
+                self.batch.patch_namespaced_job(name, namespace, {**patch, "spec": {"suspend": True}})
+            else:
+                patch["spec"] = {"runPolicy": {"suspend": True}}
+                self.objects.patch_namespaced_custom_object(
+                    _TRAINING_GROUP, _TRAINING_VERSION, namespace, _TRAINING_PLURAL, name, patch
+                )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error("suspend", handle, exc) from exc
+
+    def cancel(self, handle: str) -> None:
+        """Delete the object and its pods now."""
+        kind, namespace, name = _split(handle)
+        options = client.V1DeleteOptions(propagation_policy="Background", grace_period_seconds=0)
+        try:
+            if kind == "job":
+                self.batch.delete_namespaced_job(name, namespace, body=options)
+            else:
+                self.objects.delete_namespaced_custom_object(
+                    _TRAINING_GROUP, _TRAINING_VERSION, namespace, _TRAINING_PLURAL, name, body=options
+                )
+        except ApiException as exc:
+            if exc.status != 404:
+                raise _error("delete", handle, exc) from exc
+
+    def logs(self, handle: str) -> str:
+        """The log of the first worker's pod (rank 0), or nothing while there is none."""
+        kind, namespace, name = _split(handle)
+        selector = (
+            f"batch.kubernetes.io/job-name={name},batch.kubernetes.io/job-completion-index=0"
+            if kind == "job"
+            else f"training.kubeflow.org/job-name={name},training.kubeflow.org/replica-type=master"
+        )
+        try:
+            pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+            if not pods:
+                return ""
+            return str(self.core.read_namespaced_pod_log(pods[0].metadata.name, namespace))
+        except ApiException as exc:
+            if exc.status in (400, 404):
+                return ""
+            raise _error("read logs of", handle, exc) from exc
+
+    def _get(self, handle: str) -> dict[str, Any] | None:
+        kind, namespace, name = _split(handle)
+        try:
+            if kind == "job":
+                response = self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+                return dict(json.loads(response.data))
+            found = self.objects.get_namespaced_custom_object(
+                _TRAINING_GROUP, _TRAINING_VERSION, namespace, _TRAINING_PLURAL, name
+            )
+            return dict(found)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise _error("get", handle, exc) from exc
+
+
+def cluster_capacity(api_client: client.ApiClient) -> Resources:
+    """The sum of every schedulable node's allocatable cpu, memory and nvidia.com/gpu."""
+    from kubeforge.scheduler.resources import parse_cpu, parse_memory
+
+    total = Resources()
+    for node in client.CoreV1Api(api_client).list_node().items:
+        if node.spec is not None and node.spec.unschedulable:
+            continue
+        allocatable = (node.status.allocatable if node.status else None) or {}
+        total = total + Resources(
+            parse_cpu(allocatable.get("cpu", "0"), "node cpu"),
+            parse_memory(allocatable.get("memory", "0"), "node memory"),
+            int(allocatable.get("nvidia.com/gpu", "0")),
+        )
+    return total
+
+
+def _requirements(per_worker: Resources) -> client.V1ResourceRequirements:
+    requests = {"cpu": f"{per_worker.cpu_m}m", "memory": f"{per_worker.memory_mb}Mi"}
+    limits = dict(requests)
+    if per_worker.gpu:
+        limits["nvidia.com/gpu"] = str(per_worker.gpu)
+    return client.V1ResourceRequirements(requests=requests, limits=limits)
+
+
+def _exit_code(obj: dict[str, Any]) -> int | None:
+    status = obj.get("status") or {}
+    conditions = {c.get("type"): c.get("status") for c in status.get("conditions") or []}
+    if conditions.get("Complete") == "True" or conditions.get("Succeeded") == "True":
+        return 0
+    if conditions.get("Failed") == "True":
+        return 1
+    stop_requested = ((obj.get("metadata") or {}).get("annotations") or {}).get(STOP_ANNOTATION) == "true"
+    if stop_requested and conditions.get("Suspended") == "True" and not status.get("active"):
+        return STOPPED_EXIT_CODE
+    return None
+
+
+def _split(handle: str) -> tuple[str, str, str]:
+    kind, namespace, name = handle.split("/", 2)
+    return kind, namespace, name
+
+
+def _error(action: str, what: str, exc: ApiException) -> KubernetesBackendError:
+    return KubernetesBackendError(f"could not {action} {what}: HTTP {exc.status} {exc.reason}")
+
+
+__all__ = ["STOPPED_EXIT_CODE", "STOP_ANNOTATION", "KubernetesBackend", "KubernetesBackendError", "cluster_capacity"]

@@ -1,0 +1,187 @@
+"""Capacity, quotas and usage; `snapshot()` gives one cycle a copy it may change as it admits."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable
+
+from kubeforge.scheduler.model import Job, QueueSpec
+from kubeforge.scheduler.resources import Resources
+
+
+class Verdict(enum.Enum):
+    """Whether a job's gang fits now, and what stops it when not."""
+
+    FITS = "fits"
+    FITS_BORROWING = "fits by borrowing cohort quota"
+    NO_QUEUE = "its queue does not exist"
+    NO_QUOTA = "waiting for quota"
+    RECLAIM = "its nominal quota is lent to other queues"
+    NO_CAPACITY = "waiting for capacity"
+
+    @property
+    def fits(self) -> bool:
+        """True when the job may be admitted now."""
+        return self in (Verdict.FITS, Verdict.FITS_BORROWING)
+
+
+class Cache:
+    """What the cluster has (capacity, queue quotas) and what admitted jobs hold."""
+
+    def __init__(self, capacity: Resources, queues: Iterable[QueueSpec] = ()) -> None:
+        self.capacity = capacity
+        self.queues: dict[str, QueueSpec] = {}
+        self.usage: dict[str, Resources] = {}
+        self.team_usage: dict[str, Resources] = {}
+        self.holding: dict[int, Job] = {}
+        self.holding_by_queue: dict[str, dict[int, Job]] = {}
+        self.used = Resources()
+        self.cohort_pool: dict[str, Resources] = {}
+        self.cohort_usage: dict[str, Resources] = {}
+        self.cohort_members: dict[str, list[str]] = {}
+        self.generations: dict[str, int] = {}
+        """Bumped on every usage change of a queue (its name) or a cohort ("cohort/" + name)."""
+        self.config_generation = 0
+        """Bumped whenever a queue is added, changed or removed."""
+        for spec in queues:
+            self.set_queue(spec)
+
+    def set_queue(self, spec: QueueSpec) -> None:
+        """Add or change a queue."""
+        self.queues[spec.name] = spec
+        self.usage.setdefault(spec.name, Resources())
+        self.config_generation += 1
+        self._rebuild_cohorts()
+
+    def remove_queue(self, name: str) -> None:
+        """Forget a queue (its running jobs keep their usage until they end)."""
+        self.queues.pop(name, None)
+        self.config_generation += 1
+        self._rebuild_cohorts()
+
+    def _rebuild_cohorts(self) -> None:
+        self.cohort_pool, self.cohort_usage, self.cohort_members = {}, {}, {}
+        for name, spec in self.queues.items():
+            if spec.cohort:
+                self.cohort_members.setdefault(spec.cohort, []).append(name)
+                self.cohort_pool[spec.cohort] = self.cohort_pool.get(spec.cohort, Resources()) + spec.nominal
+                used = self.cohort_usage.get(spec.cohort, Resources())
+                self.cohort_usage[spec.cohort] = used + self.usage.get(name, Resources())
+
+    def _count(self, job: Job, amount: Resources) -> None:
+        self.usage[job.spec.queue] = self.usage.get(job.spec.queue, Resources()) + amount
+        self.team_usage[job.spec.team] = self.team_usage.get(job.spec.team, Resources()) + amount
+        self.used = self.used + amount
+        self.generations[job.spec.queue] = self.generations.get(job.spec.queue, 0) + 1
+        spec = self.queues.get(job.spec.queue)
+        if spec is not None and spec.cohort:
+            self.cohort_usage[spec.cohort] = self.cohort_usage[spec.cohort] + amount
+            cohort = f"cohort/{spec.cohort}"
+            self.generations[cohort] = self.generations.get(cohort, 0) + 1
+
+    def quota_generation(self, queue: str) -> tuple[int, int, int]:
+        """Changes whenever anything that decides `queue`'s quota verdicts changes (its or its cohort's usage)."""
+        spec = self.queues.get(queue)
+        cohort = self.generations.get(f"cohort/{spec.cohort}", 0) if spec is not None and spec.cohort else 0
+        return self.generations.get(queue, 0), cohort, self.config_generation
+
+    def assume(self, job: Job) -> None:
+        """Count a job's gang against its queue, team and the capacity."""
+        if job.id in self.holding:
+            return
+        self.holding[job.id] = job
+        self.holding_by_queue.setdefault(job.spec.queue, {})[job.id] = job
+        self._count(job, job.spec.total)
+
+    def forget(self, job: Job) -> None:
+        """Release what a job held."""
+        if self.holding.pop(job.id, None) is None:
+            return
+        del self.holding_by_queue[job.spec.queue][job.id]
+        self._count(job, Resources() - job.spec.total)
+
+    def snapshot(self) -> Snapshot:
+        """A copy of usage for one scheduling cycle."""
+        return Snapshot(self)
+
+
+class Snapshot:
+    """Usage as one cycle sees it; `assume` and `release` change only this copy."""
+
+    def __init__(self, cache: Cache) -> None:
+        self.capacity = cache.capacity
+        self.queues = cache.queues
+        self.usage = dict(cache.usage)
+        self.team_usage = dict(cache.team_usage)
+        self.used = cache.used
+        self.cohort_pool = cache.cohort_pool
+        self.cohort_usage = dict(cache.cohort_usage)
+        self.cohort_members = cache.cohort_members
+        self._borrowers: dict[str, list[str]] = {}
+
+    @property
+    def free(self) -> Resources:
+        """Capacity not held by any admitted job."""
+        return self.capacity - self.used
+
+    def would_borrow(self, job: Job) -> bool:
+        """True when admitting the job would take its queue past its nominal quota."""
+        spec = self.queues.get(job.spec.queue)
+        return spec is not None and not (self.usage.get(spec.name, Resources()) + job.spec.total).fits_in(spec.nominal)
+
+    def check(self, job: Job) -> Verdict:
+        """Whether the job's whole gang fits its queue's quota (borrowing allowed) and the capacity."""
+        spec = self.queues.get(job.spec.queue)
+        if spec is None:
+            return Verdict.NO_QUEUE
+        total = job.spec.total
+        queue_after = self.usage.get(spec.name, Resources()) + total
+        borrowing = not queue_after.fits_in(spec.nominal)
+        if borrowing and not queue_after.fits_in(spec.nominal + spec.borrowing_limit):
+            return Verdict.NO_QUOTA
+        if spec.cohort:
+            if not (self.cohort_usage[spec.cohort] + total).fits_in(self.cohort_pool[spec.cohort]):
+                return Verdict.NO_QUOTA if borrowing else Verdict.RECLAIM
+        elif borrowing:
+            return Verdict.NO_QUOTA
+        if not total.fits_in(self.free):
+            return Verdict.NO_CAPACITY
+        return Verdict.FITS_BORROWING if borrowing else Verdict.FITS
+
+    def borrowers(self, cohort: str) -> list[str]:
+        """The cohort's queues that use more than their nominal quota (cached until usage changes)."""
+        found = self._borrowers.get(cohort)
+        if found is None:
+            found = [name for name in self.cohort_members.get(cohort, []) if self.borrowing(name)]
+            self._borrowers[cohort] = found
+        return found
+
+    def borrowing(self, queue: str) -> bool:
+        """True when the queue uses more than its nominal quota."""
+        spec = self.queues.get(queue)
+        return spec is not None and not self.usage.get(queue, Resources()).fits_in(spec.nominal)
+
+    def assume(self, job: Job) -> None:
+        """Count a job as admitted in this cycle."""
+        self._add(job, job.spec.total)
+
+    def release(self, job: Job) -> None:
+        """Count a job as gone (a preemption victim, in a what-if)."""
+        self._add(job, Resources() - job.spec.total)
+
+    def team_share(self, team: str) -> float:
+        """The team's current dominant share of the capacity."""
+        return self.team_usage.get(team, Resources()).dominant_share(self.capacity)
+
+    def _add(self, job: Job, amount: Resources) -> None:
+        queue = job.spec.queue
+        self.usage[queue] = self.usage.get(queue, Resources()) + amount
+        self.team_usage[job.spec.team] = self.team_usage.get(job.spec.team, Resources()) + amount
+        self.used = self.used + amount
+        spec = self.queues.get(queue)
+        if spec is not None and spec.cohort:
+            self.cohort_usage[spec.cohort] = self.cohort_usage[spec.cohort] + amount
+            self._borrowers.pop(spec.cohort, None)
+
+
+__all__ = ["Cache", "Snapshot", "Verdict"]

@@ -1,0 +1,257 @@
+"""The scheduler's objects: job specs as submitted, jobs as tracked, queues with quotas."""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubeforge.errors import InputError
+from kubeforge.scheduler.resources import Resources
+
+PRIORITY_CLASSES: dict[str, int] = {"low": 100, "normal": 500, "high": 1000, "critical": 10000}
+"""Named priority classes; a job may also give a number."""
+
+_NAME = re.compile(r"^[a-z0-9]([-a-z0-9_.]{0,61}[a-z0-9])?$")
+_SPEC_FIELDS = {
+    "name", "team", "queue", "command", "image", "training", "resources", "workers", "priority",
+    "max_runtime_s", "retries", "backoff_s", "depends_on", "env",
+}  # fmt: skip
+MAX_WORKERS = 4096
+MAX_RUNTIME_LIMIT_S = 366 * 86400.0
+
+
+class JobState(enum.StrEnum):
+    """Where a job is in its life; ADMITTED is recorded before the backend launch (launch in flight)."""
+
+    PENDING = "pending"
+    ADMITTED = "admitted"
+    RUNNING = "running"
+    STOPPING = "stopping"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def terminal(self) -> bool:
+        """True once the job will not change state again."""
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+    @property
+    def holds_resources(self) -> bool:
+        """True while the job's workers occupy quota and capacity."""
+        return self in (JobState.ADMITTED, JobState.RUNNING, JobState.STOPPING)
+
+
+class RequeueReason(enum.StrEnum):
+    """Why a job is (back) in its queue; shown to users next to the job."""
+
+    SUBMITTED = "submitted"
+    QUOTA = "waiting for quota"
+    CAPACITY = "waiting for capacity"
+    RESERVED = "capacity reserved for an earlier job"
+    DEPENDENCY = "waiting for dependencies"
+    BACKOFF = "retry backoff"
+    PREEMPTED = "preempted"
+    PRIORITY = "a higher-priority job is ahead"
+
+
+@dataclass(frozen=True, slots=True)
+class JobSpec:
+    """What a user submits: a command (in an image) or a training spec, with per-worker resources."""
+
+    team: str
+    queue: str
+    command: tuple[str, ...] = ()
+    name: str = ""
+    image: str = ""
+    training: Mapping[str, Any] | None = None
+    resources: Resources = field(default_factory=lambda: Resources(1000, 512, 0))
+    workers: int = 1
+    priority: int = PRIORITY_CLASSES["normal"]
+    max_runtime_s: float = 3600.0
+    retries: int = 0
+    backoff_s: float = 10.0
+    depends_on: tuple[int, ...] = ()
+    env: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def total(self) -> Resources:
+        """What the whole gang takes: per-worker resources times the worker count."""
+        return self.resources.times(self.workers)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as accepted by `from_dict`."""
+        return {
+            "name": self.name,
+            "team": self.team,
+            "queue": self.queue,
+            "command": list(self.command),
+            "image": self.image,
+            "training": dict(self.training) if self.training is not None else None,
+            "resources": self.resources.to_dict(),
+            "workers": self.workers,
+            "priority": self.priority,
+            "max_runtime_s": self.max_runtime_s,
+            "retries": self.retries,
+            "backoff_s": self.backoff_s,
+            "depends_on": list(self.depends_on),
+            "env": dict(self.env),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> JobSpec:
+        """Validate a submitted job; every problem raises InputError naming the field."""
+        if not isinstance(data, Mapping):
+            raise InputError("job: expected a JSON object with at least 'queue' and 'command' or 'training'")
+        unknown = sorted(set(map(str, data)) - _SPEC_FIELDS)
+        if unknown:
+            raise InputError(f"job: unknown field(s) {unknown}; valid: {', '.join(sorted(_SPEC_FIELDS))}")
+        command = _string_list(data.get("command", []), "command")
+        training = data.get("training")
+        if training is not None and not isinstance(training, Mapping):
+            raise InputError("training: expected an object (a TrainConfig as JSON) or null")
+        if bool(command) == (training is not None):
+            raise InputError("job: give exactly one of 'command' (a list of strings) or 'training' (an object)")
+        env = data.get("env", {})
+        if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise InputError("env: expected an object of string names to string values")
+        return cls(
+            name=_optional_name(data.get("name", ""), "name"),
+            team=check_name(data.get("team"), "team"),
+            queue=check_name(data.get("queue"), "queue"),
+            command=tuple(command),
+            image=_string(data.get("image", ""), "image"),
+            training=dict(training) if training is not None else None,
+            resources=Resources.parse(data.get("resources", {"cpu": 1, "memory": "512Mi"}), "resources"),
+            workers=_int(data.get("workers", 1), "workers", 1, MAX_WORKERS),
+            priority=_priority(data.get("priority", "normal")),
+            max_runtime_s=_number(data.get("max_runtime_s", 3600.0), "max_runtime_s", 0.001, MAX_RUNTIME_LIMIT_S),
+            retries=_int(data.get("retries", 0), "retries", 0, 100),
+            backoff_s=_number(data.get("backoff_s", 10.0), "backoff_s", 0.0, 86400.0),
+            depends_on=tuple(_int(item, "depends_on[]", 1, 2**62) for item in _list(data.get("depends_on", []))),
+            env=dict(env),
+        )
+
+
+@dataclass(slots=True, eq=False)
+class Job:
+    """A job as the scheduler tracks it; the store keeps the same fields."""
+
+    id: int
+    spec: JobSpec
+    created_at: float
+    state: JobState = JobState.PENDING
+    attempt: int = 0
+    not_before: float = 0.0
+    reason: str = RequeueReason.SUBMITTED.value
+    admitted_at: float | None = None
+    finished_at: float | None = None
+    stop_deadline: float | None = None
+    handle: str = ""
+    exit_code: int | None = None
+    cancel_requested: bool = False
+    preemptions: int = 0
+
+    @property
+    def launch_key(self) -> str:
+        """The idempotency key of this attempt's launch: a backend launches one key at most once."""
+        return f"kf-{self.id}-{self.attempt}"
+
+    @property
+    def sort_key(self) -> tuple[int, float, int]:
+        """Order within a queue: higher priority first, then older first."""
+        return (-self.spec.priority, self.created_at, self.id)
+
+    @property
+    def expected_end(self) -> float:
+        """When the job will have ended at the latest (admission plus its maximum runtime)."""
+        return (self.admitted_at or 0.0) + self.spec.max_runtime_s
+
+
+@dataclass(frozen=True, slots=True)
+class QueueSpec:
+    """A queue with nominal quota; in a cohort it may borrow unused quota up to `borrowing_limit`."""
+
+    name: str
+    nominal: Resources
+    cohort: str = ""
+    borrowing_limit: Resources = field(default_factory=Resources)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form, as accepted by `from_dict`."""
+        return {
+            "name": self.name,
+            "nominal": self.nominal.to_dict(),
+            "cohort": self.cohort,
+            "borrowing_limit": self.borrowing_limit.to_dict(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: object) -> QueueSpec:
+        """Validate a queue definition; problems raise InputError naming the field."""
+        if not isinstance(data, Mapping):
+            raise InputError("queue: expected a JSON object with 'name' and 'nominal'")
+        unknown = sorted(set(map(str, data)) - {"name", "nominal", "cohort", "borrowing_limit"})
+        if unknown:
+            raise InputError(f"queue: unknown field(s) {unknown}; valid: name, nominal, cohort, borrowing_limit")
+        return cls(
+            name=check_name(data.get("name"), "name"),
+            nominal=Resources.parse(data.get("nominal"), "nominal"),
+            cohort=_optional_name(data.get("cohort", ""), "cohort"),
+            borrowing_limit=Resources.parse(data.get("borrowing_limit", {}), "borrowing_limit"),
+        )
+
+
+def _priority(value: object) -> int:
+    if isinstance(value, str):
+        if value not in PRIORITY_CLASSES:
+            raise InputError(f"priority: {value!r} is not a class; valid: {', '.join(PRIORITY_CLASSES)} or a number")
+        return PRIORITY_CLASSES[value]
+    return _int(value, "priority", -(10**6), 10**6)
+
+
+def _int(value: object, field: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InputError(f"{field}: expected a whole number from {low} to {high}, got {value!r}")
+    return value
+
+
+def _number(value: object, field: str, low: float, high: float) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InputError(f"{field}: expected a number from {low} to {high}, got {value!r}")
+    return float(value)
+
+
+def _string(value: object, field: str) -> str:
+    if not isinstance(value, str) or len(value) > 1024:
+        raise InputError(f"{field}: expected a string of at most 1024 characters")
+    return value
+
+
+def check_name(value: object, field: str) -> str:
+    """A valid team, queue or job name, or InputError naming `field`."""
+    if not isinstance(value, str) or not _NAME.match(value):
+        raise InputError(f"{field}: {value!r} is not a valid name; use 1-63 lowercase letters, digits, '-', '_', '.'")
+    return value
+
+
+def _optional_name(value: object, field: str) -> str:
+    return "" if value in ("", None) else check_name(value, field)
+
+
+def _list(value: object) -> list[object]:
+    if not isinstance(value, list | tuple):
+        raise InputError(f"expected a list, got {type(value).__name__}")
+    return list(value)
+
+
+def _string_list(value: object, field: str) -> list[str]:
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value) or len(value) > 4096:
+        raise InputError(f"{field}: expected a list of strings, e.g. ['python', 'train.py']")
+    return list(value)
+
+
+__all__ = ["MAX_WORKERS", "PRIORITY_CLASSES", "Job", "JobSpec", "JobState", "QueueSpec", "RequeueReason", "check_name"]

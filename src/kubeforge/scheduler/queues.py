@@ -1,0 +1,118 @@
+"""Pending jobs: a heap per queue (priority, then age), plus jobs held back by dependencies or backoff.
+
+One lock guards the whole manager at its boundary (the scheduler's); nothing here locks.
+Removal is lazy: a heap entry whose job left the pending set is skipped when it surfaces.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+
+from kubeforge.scheduler.model import Job, JobState, RequeueReason
+
+_Entry = tuple[int, float, int, Job]
+
+
+class QueueManager:
+    """Pending jobs per queue, jobs waiting for dependencies, and jobs in retry backoff."""
+
+    def __init__(self) -> None:
+        self._heaps: dict[str, list[_Entry]] = {}
+        self._pending: dict[int, Job] = {}
+        self._backoff: list[tuple[float, int, Job]] = []
+        self._waiting: dict[int, Job] = {}
+        self._dead: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self._pending) + len(self._waiting)
+
+    def __contains__(self, job_id: int) -> bool:
+        return job_id in self._pending or job_id in self._waiting
+
+    @property
+    def queue_names(self) -> list[str]:
+        """Every queue that ever held a job."""
+        return list(self._heaps)
+
+    def push(self, job: Job, now: float, dependencies_met: bool = True) -> None:
+        """Queue a pending job: into its queue's heap, or to wait for dependencies or its backoff."""
+        job.state = JobState.PENDING
+        if not dependencies_met:
+            job.reason = RequeueReason.DEPENDENCY.value
+            self._waiting[job.id] = job
+            return
+        self._pending[job.id] = job
+        if job.not_before > now:
+            job.reason = RequeueReason.BACKOFF.value
+            heapq.heappush(self._backoff, (job.not_before, job.id, job))
+            return
+        self._push_active(job)
+
+    def release(self, job_id: int, now: float) -> Job | None:
+        """Move a job whose dependencies are now met from waiting into its queue."""
+        job = self._waiting.pop(job_id, None)
+        if job is not None:
+            self.push(job, now)
+        return job
+
+    def remove(self, job_id: int) -> Job | None:
+        """Take a job out wherever it waits (its heap entry is dropped lazily)."""
+        job = self._pending.pop(job_id, None)
+        if job is None:
+            return self._waiting.pop(job_id, None)
+        self._dead[job.spec.queue] = dead = self._dead.get(job.spec.queue, 0) + 1
+        if dead > 64 and dead > len(self._heaps.get(job.spec.queue, ())) // 2:
+            self._compact(job.spec.queue)
+        return job
+
+    def waiting(self) -> Iterator[Job]:
+        """Jobs waiting for dependencies."""
+        return iter(list(self._waiting.values()))
+
+    def release_due(self, now: float) -> None:
+        """Move jobs whose retry backoff has passed into their queues."""
+        while self._backoff and self._backoff[0][0] <= now:
+            _, job_id, job = heapq.heappop(self._backoff)
+            if self._pending.get(job_id) is job:
+                self._push_active(job)
+
+    def head(self, queue: str) -> Job | None:
+        """The first pending job of `queue` (highest priority, then oldest), or None."""
+        heap = self._heaps.get(queue)
+        while heap:
+            job = heap[0][3]
+            if self._pending.get(job.id) is job:
+                return job
+            heapq.heappop(heap)
+        return None
+
+    def pop(self, queue: str) -> Job:
+        """Remove and return the head of `queue` (call `head` first)."""
+        job = heapq.heappop(self._heaps[queue])[3]
+        del self._pending[job.id]
+        return job
+
+    def ordered(self, queue: str, limit: int) -> list[Job]:
+        """Up to `limit` pending jobs of `queue` in scheduling order (for backfill and positions)."""
+        heap = self._heaps.get(queue, [])
+        live = (entry for entry in heap if self._pending.get(entry[3].id) is entry[3])
+        return [entry[3] for entry in heapq.nsmallest(limit, live)]
+
+    def pending_in(self, queue: str) -> list[Job]:
+        """Every pending job of `queue` in scheduling order, backoff included."""
+        jobs = [job for job in self._pending.values() if job.spec.queue == queue]
+        return sorted(jobs, key=lambda job: job.sort_key)
+
+    def _push_active(self, job: Job) -> None:
+        heap = self._heaps.setdefault(job.spec.queue, [])
+        heapq.heappush(heap, (-job.spec.priority, job.created_at, job.id, job))
+
+    def _compact(self, queue: str) -> None:
+        heap = [entry for entry in self._heaps[queue] if self._pending.get(entry[3].id) is entry[3]]
+        heapq.heapify(heap)
+        self._heaps[queue] = heap
+        self._dead[queue] = 0
+
+
+__all__ = ["QueueManager"]

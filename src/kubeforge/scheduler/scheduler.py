@@ -1,0 +1,313 @@
+"""The scheduling loop, in numbered phases after Kueue: heads, snapshot, nominate, order, admit, requeue.
+
+The scheduler is pure and in memory: it decides and records in its own state, and returns
+what the dispatcher must persist and do (launch, signal, kill). The clock is passed in.
+"""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
+from kubeforge.scheduler.fairshare import FairShare
+from kubeforge.scheduler.model import Job, JobState, QueueSpec, RequeueReason
+from kubeforge.scheduler.preemption import find_victims, shadow_time
+from kubeforge.scheduler.queues import QueueManager
+from kubeforge.scheduler.resources import Resources
+
+STOP_PREEMPTED = "preempted"
+STOP_CANCELLED = "cancelled"
+STOP_MAX_RUNTIME = "exceeded its maximum runtime"
+MAX_BACKOFF_S = 3600.0
+
+
+@dataclass
+class CycleResult:
+    """What one cycle decided: jobs to launch, to stop gracefully, to kill, and those that changed."""
+
+    admitted: list[Job] = field(default_factory=list)
+    stop: list[Job] = field(default_factory=list)
+    kill: list[Job] = field(default_factory=list)
+    changed: list[Job] = field(default_factory=list)
+
+
+@dataclass
+class _Reservation:
+    at: float
+    extra: Resources
+
+
+class Scheduler:
+    """Queues, cache and fair share behind one lock held by the caller; every method takes `now`."""
+
+    def __init__(
+        self,
+        capacity: Resources,
+        queues: Iterable[QueueSpec] = (),
+        grace_s: float = 30.0,
+        half_life_s: float = 3600.0,
+        backfill_window: int = 16,
+        state_of: Callable[[int], JobState | None] = lambda _job_id: None,
+    ) -> None:
+        self.cache = Cache(capacity, queues)
+        self.queues = QueueManager()
+        self.fair_share = FairShare(half_life_s)
+        self.grace_s = grace_s
+        self.backfill_window = backfill_window
+        self.jobs: dict[int, Job] = {}
+        self._state_of = state_of
+        self._deadlines: list[tuple[float, int]] = []
+        self._stopping: dict[int, Job] = {}
+        self._dependents: dict[int, set[int]] = {}
+        self._done: dict[int, JobState] = {}
+        self._backfill_budget = backfill_window
+        self._parked: dict[str, tuple[int, tuple[int, int, int]]] = {}
+        """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
+
+    # -- events ---------------------------------------------------------------------------
+
+    def add(self, job: Job, now: float) -> list[Job]:
+        """Track a job in any state (a new submission, or one restored from the store)."""
+        self.jobs[job.id] = job
+        if job.state.holds_resources:
+            self.cache.assume(job)
+            heapq.heappush(self._deadlines, (job.expected_end, job.id))
+            if job.state is JobState.STOPPING:
+                self._stopping[job.id] = job
+            return []
+        if job.state is not JobState.PENDING:
+            return []
+        failed = self._failed_dependency(job)
+        if failed is not None:
+            return self._finish(job, JobState.FAILED, f"dependency {failed} did not succeed", now)
+        unmet = [dep for dep in job.spec.depends_on if self._dependency_state(dep) is not JobState.SUCCEEDED]
+        for dep in unmet:
+            self._dependents.setdefault(dep, set()).add(job.id)
+        self.queues.push(job, now, dependencies_met=not unmet)
+        return []
+
+    def started(self, job_id: int, handle: str) -> Job | None:
+        """The backend accepted the launch: ADMITTED becomes RUNNING."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state is not JobState.ADMITTED:
+            return None
+        job.state, job.handle = JobState.RUNNING, handle
+        return job
+
+    def exited(self, job_id: int, exit_code: int, now: float) -> list[Job]:
+        """A launched job ended: requeue a preempted one, retry a failed one, finish the rest."""
+        job = self.jobs.get(job_id)
+        if job is None or not job.state.holds_resources:
+            return []
+        self.cache.forget(job)
+        self._stopping.pop(job.id, None)
+        job.exit_code, job.stop_deadline = exit_code, None
+        if job.reason == STOP_PREEMPTED and not job.cancel_requested:
+            job.attempt += 1
+            job.preemptions += 1
+            job.not_before = 0.0
+            job.admitted_at = None
+            self.queues.push(job, now)
+            job.reason = RequeueReason.PREEMPTED.value
+            return [job]
+        if job.cancel_requested:
+            return self._finish(job, JobState.CANCELLED, STOP_CANCELLED, now)
+        if job.reason == STOP_MAX_RUNTIME:
+            return self._finish(job, JobState.FAILED, STOP_MAX_RUNTIME, now)
+        if exit_code == 0:
+            return self._finish(job, JobState.SUCCEEDED, "succeeded", now)
+        if job.attempt < job.spec.retries:
+            delay = min(job.spec.backoff_s * 2**job.attempt, MAX_BACKOFF_S)
+            job.attempt += 1
+            job.admitted_at = None
+            job.not_before = now + delay
+            self.queues.push(job, now)
+            job.reason = f"{RequeueReason.BACKOFF.value}: exit code {exit_code}, retry {job.attempt} in {delay:g} s"
+            return [job]
+        return self._finish(job, JobState.FAILED, f"exit code {exit_code}", now)
+
+    def cancel(self, job_id: int, now: float) -> tuple[list[Job], Job | None]:
+        """Cancel a job: pending ones end now; launched ones are returned to be stopped gracefully."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state.terminal:
+            return [], None
+        job.cancel_requested = True
+        if job.state.holds_resources:
+            if job.state is not JobState.STOPPING:
+                self._begin_stop(job, STOP_CANCELLED, now)
+                return [job], job
+            return [job], None
+        self.queues.remove(job.id)
+        return self._finish(job, JobState.CANCELLED, STOP_CANCELLED, now), None
+
+    def set_queue(self, spec: QueueSpec) -> None:
+        """Add or change a queue's quota."""
+        self.cache.set_queue(spec)
+
+    # -- the cycle ------------------------------------------------------------------------
+
+    def schedule_once(self, now: float) -> CycleResult:
+        """One scheduling cycle; see the module docstring for the phases."""
+        result = CycleResult()
+        self.fair_share.advance(now, self.cache.team_usage, self.cache.capacity)
+        self._enforce_deadlines(now, result)
+        # 1. heads: the first eligible job of every queue
+        self.queues.release_due(now)
+        heads = [
+            head
+            for name in self.cache.queues
+            if (head := self.queues.head(name)) is not None
+            and self._parked.get(name) != (head.id, self.cache.quota_generation(name))  # skip unchanged blocked heads
+        ]
+        if not heads:
+            return result
+        # 2. snapshot
+        snapshot = self.cache.snapshot()
+        # 3. nominate and 4. order: non-borrowing first, then the team's fair share, priority, age
+        candidates = [(self._order_key(job, snapshot), job) for job in heads]
+        heapq.heapify(candidates)
+        reservation: _Reservation | None = None
+        self._backfill_budget = self.backfill_window
+        # 5. admit, re-ordering lazily as usage changes
+        while candidates:
+            key, job = heapq.heappop(candidates)
+            fresh = self._order_key(job, snapshot)
+            if fresh > key and candidates and fresh > candidates[0][0]:
+                heapq.heappush(candidates, (fresh, job))
+                continue
+            verdict = snapshot.check(job)
+            if verdict.fits and self._allowed(job, now, reservation):
+                self._admit(job, now, snapshot, result)
+                following = self.queues.head(job.spec.queue)
+                if following is not None:
+                    heapq.heappush(candidates, (self._order_key(following, snapshot), following))
+                continue
+            # 6. requeue: keep the head, say why, preempt or reserve, and try backfill behind it
+            reservation = self._handle_blocked(job, verdict, now, snapshot, reservation, result)
+            self._backfill(job, now, snapshot, reservation, result)
+        return result
+
+    def _order_key(self, job: Job, snapshot: Snapshot) -> tuple[bool, float, int, float, int]:
+        borrowing = snapshot.would_borrow(job)
+        share = self.fair_share.key(job.spec.team, snapshot.team_share(job.spec.team))
+        return (borrowing, round(share, 9), -job.spec.priority, job.created_at, job.id)
+
+    def _allowed(self, job: Job, now: float, reservation: _Reservation | None) -> bool:
+        if reservation is None or now + job.spec.max_runtime_s <= reservation.at:
+            return True
+        if job.spec.total.fits_in(reservation.extra):
+            reservation.extra = reservation.extra - job.spec.total
+            return True
+        job.reason = RequeueReason.RESERVED.value
+        return False
+
+    def _admit(self, job: Job, now: float, snapshot: Snapshot, result: CycleResult) -> None:
+        self.queues.pop(job.spec.queue)
+        snapshot.assume(job)
+        self.cache.assume(job)
+        job.state, job.admitted_at, job.reason, job.handle = JobState.ADMITTED, now, "admitted", ""
+        heapq.heappush(self._deadlines, (job.expected_end, job.id))
+        result.admitted.append(job)
+
+    def _handle_blocked(
+        self,
+        job: Job,
+        verdict: Verdict,
+        now: float,
+        snapshot: Snapshot,
+        reservation: _Reservation | None,
+        result: CycleResult,
+    ) -> _Reservation | None:
+        if verdict.fits:
+            return reservation
+        job.reason = verdict.value
+        if verdict is Verdict.NO_QUEUE:
+            return reservation
+        victims = find_victims(job, snapshot, self.cache.holding_by_queue, self._stopping)
+        if victims is None and verdict in (Verdict.NO_QUOTA, Verdict.RECLAIM):
+            # blocked until its queue's or cohort's usage changes: later cycles skip it until then
+            self._parked[job.spec.queue] = (job.id, self.cache.quota_generation(job.spec.queue))
+        if victims is None:
+            pass
+        elif not victims:
+            job.reason = "waiting for preempted jobs to stop"
+            return reservation
+        else:
+            for victim in victims:
+                self._begin_stop(victim, STOP_PREEMPTED, now)
+                result.stop.append(victim)
+            job.reason = f"preempting {len(victims)} job(s)"
+            return reservation
+        if verdict is Verdict.NO_CAPACITY and reservation is None:
+            at, extra = shadow_time(job, snapshot, self.cache.holding.values(), now)
+            if at is not None:
+                return _Reservation(at, extra)
+        return reservation
+
+    def _backfill(
+        self, head: Job, now: float, snapshot: Snapshot, reservation: _Reservation | None, result: CycleResult
+    ) -> None:
+        if reservation is None or self._backfill_budget <= 0:
+            return
+        self._backfill_budget -= 1
+        for job in self.queues.ordered(head.spec.queue, self.backfill_window + 1)[1:]:
+            if now + job.spec.max_runtime_s > reservation.at or not snapshot.check(job).fits:
+                continue
+            self.queues.remove(job.id)
+            snapshot.assume(job)
+            self.cache.assume(job)
+            job.state, job.admitted_at, job.reason, job.handle = JobState.ADMITTED, now, "admitted by backfill", ""
+            heapq.heappush(self._deadlines, (job.expected_end, job.id))
+            result.admitted.append(job)
+
+    def _enforce_deadlines(self, now: float, result: CycleResult) -> None:
+        while self._deadlines and self._deadlines[0][0] <= now:
+            end, job_id = heapq.heappop(self._deadlines)
+            job = self.jobs.get(job_id)
+            if job is None or job.state not in (JobState.ADMITTED, JobState.RUNNING) or job.expected_end != end:
+                continue
+            self._begin_stop(job, STOP_MAX_RUNTIME, now)
+            result.stop.append(job)
+        for job in list(self._stopping.values()):
+            if job.stop_deadline is not None and job.stop_deadline <= now:
+                job.stop_deadline = None
+                result.kill.append(job)
+
+    def _begin_stop(self, job: Job, why: str, now: float) -> None:
+        job.state, job.reason, job.stop_deadline = JobState.STOPPING, why, now + self.grace_s
+        self._stopping[job.id] = job
+
+    def _finish(self, job: Job, state: JobState, message: str, now: float) -> list[Job]:
+        job.state, job.reason, job.finished_at = state, message, now
+        self.jobs.pop(job.id, None)
+        self._done[job.id] = state
+        changed = [job]
+        for dependent_id in sorted(self._dependents.pop(job.id, ())):
+            dependent = self.jobs.get(dependent_id)
+            if dependent is None or dependent.state is not JobState.PENDING:
+                continue
+            if state is not JobState.SUCCEEDED:
+                self.queues.remove(dependent.id)
+                changed += self._finish(dependent, JobState.FAILED, f"dependency {job.id} did not succeed", now)
+            elif all(self._dependency_state(dep) is JobState.SUCCEEDED for dep in dependent.spec.depends_on):
+                self.queues.release(dependent.id, now)
+                changed.append(dependent)
+        return changed
+
+    def _dependency_state(self, job_id: int) -> JobState | None:
+        job = self.jobs.get(job_id)
+        if job is not None:
+            return job.state
+        return self._done.get(job_id) or self._state_of(job_id)
+
+    def _failed_dependency(self, job: Job) -> int | None:
+        for dep in job.spec.depends_on:
+            state = self._dependency_state(dep)
+            if state is None or state in (JobState.FAILED, JobState.CANCELLED):
+                return dep
+        return None
+
+
+__all__ = ["MAX_BACKOFF_S", "STOP_CANCELLED", "STOP_MAX_RUNTIME", "STOP_PREEMPTED", "CycleResult", "Scheduler"]

@@ -1,0 +1,261 @@
+"""What SQLite and PostgreSQL stores share: the SQL, row mapping and the store's operations.
+
+A client (the API) inserts jobs and requests cancellation, setting `inbox = 1`; the active
+dispatcher claims inbox rows, applies them to its scheduler and persists every state change.
+The dispatcher never writes `cancel_requested`, so a cancel racing a state change is not lost.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any, Protocol
+
+from kubeforge.errors import InputError
+from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
+from kubeforge.scheduler.store.schema import statements
+
+_JOB_COLUMNS = (
+    "id, spec, state, created_at, attempt, not_before, reason, admitted_at, finished_at, stop_deadline, "
+    "handle, exit_code, cancel_requested, preemptions"
+)
+_INSERT = "INSERT INTO jobs (team, queue, spec, state, created_at) VALUES (?, ?, ?, 'pending', ?) RETURNING id"
+_TERMINAL = tuple(state.value for state in JobState if state.terminal)
+_SAVE = (
+    "UPDATE jobs SET state = ?, attempt = ?, not_before = ?, reason = ?, admitted_at = ?, finished_at = ?, "
+    "stop_deadline = ?, handle = ?, exit_code = ?, preemptions = ? WHERE id = ?"
+)
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the stores use."""
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
+        """Run one statement."""
+        ...
+
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> Any:
+        """Run one statement for each row of parameters."""
+        ...
+
+    def fetchall(self) -> list[Any]:
+        """All rows of the last statement."""
+        ...
+
+    def fetchone(self) -> Any:
+        """The next row of the last statement."""
+        ...
+
+
+class SqlStore(ABC):
+    """The scheduler's durable state; subclasses supply connections, transactions and the lease."""
+
+    dialect: str = ""
+
+    @abstractmethod
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        """A cursor inside one transaction (committed on exit, rolled back on error)."""
+
+    @abstractmethod
+    def acquire_lease(self) -> bool:
+        """Try to become the one active dispatcher; True when this store now holds the lease."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Release connections and the lease."""
+
+    claim_lock: str = ""
+    """Appended to the inbox SELECT so that concurrent claimers skip each other's rows."""
+    migration_lock: str = ""
+    """Run first in the migration transaction so that replicas starting together migrate once."""
+
+    # -- schema -----------------------------------------------------------------------------
+
+    def migrate(self) -> int:
+        """Apply the migrations this database lacks; returns the schema version now in place."""
+        with self.transaction() as cur:
+            if self.migration_lock:
+                cur.execute(self.migration_lock)
+            cur.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+            row = cur.execute("SELECT MAX(version) FROM schema_version").fetchone()
+            current = int(row[0]) if row and row[0] is not None else 0
+            for version, body in statements(self.dialect, current):
+                for statement in body:
+                    cur.execute(statement)
+                cur.execute("INSERT INTO schema_version (version) VALUES (?)", (version,))
+                current = version
+        return current
+
+    # -- jobs -------------------------------------------------------------------------------
+
+    def submit(self, spec: JobSpec, now: float) -> int:
+        """Record a new pending job durably; returns its id."""
+        return self.submit_many([spec], now)[0]
+
+    def submit_many(self, specs: Sequence[JobSpec], now: float) -> list[int]:
+        """Record new pending jobs durably in one transaction (group commit); returns their ids in order."""
+        rows = [(spec.team, spec.queue, json.dumps(spec.to_dict(), separators=(",", ":")), now) for spec in specs]
+        with self.transaction() as cur:
+            return [int(cur.execute(_INSERT, row).fetchone()[0]) for row in rows]
+
+    def get(self, job_id: int) -> Job | None:
+        """One job, or None."""
+        with self.transaction() as cur:
+            row = cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return _job(row) if row else None
+
+    def list_jobs(self, team: str | None = None, active_only: bool = False, limit: int = 1000) -> list[Job]:
+        """Jobs newest first, optionally of one team and only those not finished."""
+        where, params = [], []
+        if team is not None:
+            where.append("team = ?")
+            params.append(team)
+        if active_only:
+            where.append(f"state NOT IN ({', '.join('?' * len(_TERMINAL))})")
+            params.extend(_TERMINAL)
+        clause = f"WHERE {' AND '.join(where)}" if where else ""
+        with self.transaction() as cur:
+            rows = cur.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [_job(row) for row in rows]
+
+    def active_jobs(self) -> Iterator[Job]:
+        """Every job not finished, oldest first (a restarting dispatcher restores these)."""
+        with self.transaction() as cur:
+            rows = cur.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state NOT IN ({', '.join('?' * len(_TERMINAL))}) ORDER BY id",
+                _TERMINAL,
+            ).fetchall()
+        return (_job(row) for row in rows)
+
+    def request_cancel(self, job_id: int) -> bool:
+        """Ask the dispatcher to cancel a job; False when it has already finished."""
+        with self.transaction() as cur:
+            row = cur.execute(
+                f"UPDATE jobs SET cancel_requested = 1, inbox = 1 WHERE id = ? "
+                f"AND state NOT IN ({', '.join('?' * len(_TERMINAL))}) RETURNING id",
+                (job_id, *_TERMINAL),
+            ).fetchone()
+        return row is not None
+
+    def claim_inbox(self, limit: int = 10_000) -> list[Job]:
+        """Take the jobs clients changed since the last claim (new ones and cancel requests)."""
+        with self.transaction() as cur:
+            rows = cur.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE inbox = 1 ORDER BY id LIMIT ?{self.claim_lock}", (limit,)
+            ).fetchall()
+            if rows:
+                ids = [row[0] for row in rows]
+                for start in range(0, len(ids), 500):
+                    chunk = ids[start : start + 500]
+                    cur.execute(f"UPDATE jobs SET inbox = 0 WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        return [_job(row) for row in rows]
+
+    def save(self, jobs: Iterable[Job]) -> None:
+        """Persist the scheduler-owned fields of changed jobs, all in one transaction."""
+        rows = [
+            (
+                job.state.value,
+                job.attempt,
+                job.not_before,
+                job.reason,
+                job.admitted_at,
+                job.finished_at,
+                job.stop_deadline,
+                job.handle,
+                job.exit_code,
+                job.preemptions,
+                job.id,
+            )
+            for job in jobs
+        ]
+        if rows:
+            with self.transaction() as cur:
+                cur.executemany(_SAVE, rows)
+
+    def state_of(self, job_id: int) -> JobState | None:
+        """A job's state, or None when there is no such job."""
+        with self.transaction() as cur:
+            row = cur.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return JobState(row[0]) if row else None
+
+    # -- queues, tokens, fair share -----------------------------------------------------------
+
+    def put_queue(self, spec: QueueSpec) -> None:
+        """Create or replace a queue."""
+        payload = json.dumps(spec.to_dict())
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM queues WHERE name = ?", (spec.name,))
+            cur.execute("INSERT INTO queues (name, spec) VALUES (?, ?)", (spec.name, payload))
+
+    def delete_queue(self, name: str) -> bool:
+        """Remove a queue; False when there was none."""
+        with self.transaction() as cur:
+            return cur.execute("DELETE FROM queues WHERE name = ? RETURNING name", (name,)).fetchone() is not None
+
+    def queues(self) -> list[QueueSpec]:
+        """Every queue, by name."""
+        with self.transaction() as cur:
+            rows = cur.execute("SELECT spec FROM queues ORDER BY name").fetchall()
+        return [QueueSpec.from_dict(json.loads(row[0])) for row in rows]
+
+    def add_token(self, token: str, team: str, admin: bool = False) -> None:
+        """Bind a bearer token to a team (an admin token manages queues and tokens)."""
+        if len(token) < 16:
+            raise InputError("token: use at least 16 characters")
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM tokens WHERE token_hash = ?", (_hash(token),))
+            cur.execute(
+                "INSERT INTO tokens (token_hash, team, admin) VALUES (?, ?, ?)", (_hash(token), team, int(admin))
+            )
+
+    def identify(self, token: str) -> tuple[str, bool] | None:
+        """The (team, admin) a token is bound to, or None."""
+        with self.transaction() as cur:
+            row = cur.execute("SELECT team, admin FROM tokens WHERE token_hash = ?", (_hash(token),)).fetchone()
+        return (str(row[0]), bool(row[1])) if row else None
+
+    def save_fair_share(self, history: dict[str, float], now: float) -> None:
+        """Persist the teams' decayed usage."""
+        with self.transaction() as cur:
+            cur.execute("DELETE FROM fair_share")
+            cur.executemany(
+                "INSERT INTO fair_share (team, history, updated_at) VALUES (?, ?, ?)",
+                [(team, value, now) for team, value in history.items()],
+            )
+
+    def fair_share(self) -> dict[str, tuple[float, float]]:
+        """Each team's (history, updated_at)."""
+        with self.transaction() as cur:
+            rows = cur.execute("SELECT team, history, updated_at FROM fair_share").fetchall()
+        return {str(team): (float(history), float(at)) for team, history, at in rows}
+
+
+def _hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _job(row: Sequence[Any]) -> Job:
+    return Job(
+        id=int(row[0]),
+        spec=JobSpec.from_dict(json.loads(row[1])),
+        state=JobState(row[2]),
+        created_at=float(row[3]),
+        attempt=int(row[4]),
+        not_before=float(row[5]),
+        reason=str(row[6]),
+        admitted_at=row[7],
+        finished_at=row[8],
+        stop_deadline=row[9],
+        handle=str(row[10]),
+        exit_code=row[11],
+        cancel_requested=bool(row[12]),
+        preemptions=int(row[13]),
+    )
+
+
+__all__ = ["Cursor", "SqlStore"]

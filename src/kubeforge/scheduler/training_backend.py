@@ -1,0 +1,114 @@
+"""The training component's `queue` backend: training jobs go through the kubeforge scheduler.
+
+It implements the training launch protocol (submit, status, logs, cancel) with the
+scheduler's Python client. The scheduler's URL and token come from `backend_options`
+(`url`, `token`) or from $KUBEFORGE_SCHEDULER_URL and $KUBEFORGE_TOKEN; `queue` is required,
+`priority` and `max_runtime_s` are optional. Submitting re-attaches to an unfinished job of
+the same name and training configuration, so a re-run launcher does not queue a second one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from typing import Any, ClassVar
+
+from kubeforge.errors import InputError
+from kubeforge.scheduler.client import SchedulerClient, SchedulerError
+from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, TrainingJob
+
+URL_ENV = "KUBEFORGE_SCHEDULER_URL"
+TOKEN_ENV = "KUBEFORGE_TOKEN"
+_STATES = {
+    "pending": JobState.PENDING,
+    "admitted": JobState.PENDING,
+    "running": JobState.RUNNING,
+    "stopping": JobState.RUNNING,
+    "succeeded": JobState.SUCCEEDED,
+    "failed": JobState.FAILED,
+    "cancelled": JobState.CANCELLED,
+}
+
+
+class QueueBackend:
+    """Submits training jobs to a kubeforge scheduler queue and follows them there."""
+
+    name: ClassVar[str] = "queue"
+
+    def __init__(self, options: dict[str, Any]) -> None:
+        url = str(options.get("url") or os.environ.get(URL_ENV, ""))
+        token = str(options.get("token") or os.environ.get(TOKEN_ENV, ""))
+        missing = [
+            what
+            for what, value in (("url (or $" + URL_ENV + ")", url), ("token (or $" + TOKEN_ENV + ")", token))
+            if not value
+        ]
+        if not options.get("queue"):
+            missing.append("queue")
+        if missing:
+            raise InputError(f"backend_options: the queue backend needs {', '.join(missing)}")
+        self.queue = str(options["queue"])
+        self.priority: object = options.get("priority", "normal")
+        self.max_runtime_s = float(options.get("max_runtime_s", 86_400.0))
+        self.url, self._token = url, token
+
+    def spec(self, job: TrainingJob) -> dict[str, Any]:
+        """The scheduler job spec for `job`: all its processes as one gang of per-worker resources."""
+        return {
+            "name": job.name,
+            "queue": self.queue,
+            "training": json.loads(job.config.to_json(indent=None)),
+            "image": job.image,
+            "workers": job.world_size,
+            "resources": {"cpu": job.resources.cpu, "memory": job.resources.memory, "gpu": job.resources.gpu},
+            "priority": self.priority,
+            "max_runtime_s": self.max_runtime_s,
+            "retries": job.max_restarts,
+            "env": dict(job.env),
+        }
+
+    def submit(self, job: TrainingJob) -> JobHandle:
+        """Queue the job, or re-attach to an unfinished one with the same name and configuration."""
+        spec = self.spec(job)
+        with self._client() as client:
+            for existing in client.jobs(active_only=True):
+                shown = existing["spec"]
+                if shown["name"] == job.name and shown["training"] == spec["training"]:
+                    return self._handle(job.name, int(existing["id"]))
+            return self._handle(job.name, client.submit(spec))
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """The scheduler's state, with its reason (queue position while pending)."""
+        with self._client() as client:
+            job = client.job(int(handle.id))
+        message = str(job.get("reason", ""))
+        if job.get("position") is not None:
+            message = f"position {job['position']} in queue {self.queue}: {message}"
+        if job["state"] == "failed" and job.get("exit_code") is not None:
+            message = f"{message} (exit code {job['exit_code']})"
+        return JobStatus(_STATES[job["state"]], message)
+
+    def logs(self, handle: JobHandle) -> Iterator[str]:
+        """The job's output so far."""
+        with self._client() as client:
+            text = client.logs(int(handle.id))
+        yield from text.splitlines()
+
+    def cancel(self, handle: JobHandle) -> None:
+        """Ask the scheduler to cancel the job (already finished jobs are left as they are)."""
+        try:
+            with self._client() as client:
+                client.cancel(int(handle.id))
+        except SchedulerError as exc:
+            if "409" not in str(exc):
+                raise
+
+    def _client(self) -> SchedulerClient:
+        return SchedulerClient(self.url, self._token)
+
+    def _handle(self, name: str, job_id: int) -> JobHandle:
+        return JobHandle(self.name, name, str(job_id), {"url": self.url})
+
+
+__all__ = ["TOKEN_ENV", "URL_ENV", "QueueBackend"]

@@ -1,0 +1,169 @@
+"""The duckdb backend against the pandas reference on real files: same splits, preprocessor and report.
+
+Data: scikit-learn's breast cancer table (CSV) and a generated mixed table (numeric and categorical
+columns with nulls and NaN, three classes) written as one Parquet file and as a directory of files.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_breast_cancer
+
+from kubeforge.components.preprocess.tabular.core import SPLITS, PreprocessOutputs, preprocess
+from kubeforge.errors import InputError
+from kubeforge.preprocessor import PreprocessOptions
+
+OUTPUT_NAMES = ("train.parquet", "validation.parquet", "test.parquet", "preprocessor.json", "statistics.md")
+
+
+def mixed_table(rows: int, seed: int = 0) -> pd.DataFrame:
+    """Numeric and categorical columns with missing values, an integer code column and a 3-class label."""
+    rng = np.random.default_rng(seed)
+    income = rng.lognormal(10, 1, rows)
+    income[rng.random(rows) < 0.1] = np.nan
+    age = rng.integers(18, 90, rows).astype("float64")
+    age[rng.random(rows) < 0.05] = np.nan
+    city = rng.choice(["berlin", "paris", "rome", "oslo"], rows, p=[0.4, 0.3, 0.2, 0.1]).astype(object)
+    city[rng.random(rows) < 0.07] = None
+    return pd.DataFrame(
+        {
+            "row_id": np.arange(rows),
+            "income": income,
+            "age": age,
+            "score": rng.normal(0, 1, rows),
+            "city": city,
+            "plan": rng.choice(["basic", "plus", "pro"], rows),
+            "label": rng.choice(["churn", "stay", "upgrade"], rows, p=[0.2, 0.7, 0.1]),
+        }
+    )
+
+
+def _run(input_path: Path, directory: Path, engine: str, **kwargs: Any) -> dict[str, Any]:
+    directory.mkdir(parents=True)
+    outputs = PreprocessOutputs(*(str(directory / name) for name in OUTPUT_NAMES))
+    result = preprocess(input_path, outputs, engine=engine, **kwargs)  # type: ignore[arg-type]
+    return {
+        "result": result,
+        "splits": {name: pd.read_parquet(directory / f"{name}.parquet") for name in SPLITS},
+        "report": (directory / "statistics.md").read_text(),
+    }
+
+
+def _assert_same_json(left: Any, right: Any, path: str = "") -> None:
+    if isinstance(left, float) or isinstance(right, float):
+        assert math.isclose(left, right, rel_tol=1e-9, abs_tol=1e-9), (path, left, right)
+    elif isinstance(left, dict):
+        assert left.keys() == right.keys(), path
+        for key in left:
+            _assert_same_json(left[key], right[key], f"{path}.{key}")
+    elif isinstance(left, list):
+        assert len(left) == len(right), path
+        for index, (a, b) in enumerate(zip(left, right, strict=True)):
+            _assert_same_json(a, b, f"{path}[{index}]")
+    else:
+        assert left == right, (path, left, right)
+
+
+def _assert_same_runs(reference: dict[str, Any], other: dict[str, Any]) -> None:
+    assert other["result"].rows == reference["result"].rows
+    assert other["result"].schema == reference["result"].schema
+    _assert_same_json(reference["result"].preprocessor.to_json(), other["result"].preprocessor.to_json())
+    for name in SPLITS:
+        pd.testing.assert_frame_equal(
+            other["splits"][name].reset_index(drop=True),
+            reference["splits"][name].reset_index(drop=True),
+            check_dtype=False,
+        )
+    _assert_same_report(reference["report"], other["report"])
+
+
+def _assert_same_report(reference: str, other: str) -> None:
+    """Same text; numbers printed to 4 significant digits may differ in the last one (float summation order)."""
+    number = re.compile(r"-?\d+\.?\d*(?:e[-+]?\d+)?")
+    assert number.sub("#", other) == number.sub("#", reference)
+    for left, right in zip(number.findall(reference), number.findall(other), strict=True):
+        assert math.isclose(float(left), float(right), rel_tol=2e-3, abs_tol=1e-12), (left, right)
+
+
+@pytest.fixture(scope="module")
+def cancer_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    frame = load_breast_cancer(as_frame=True).frame
+    path = tmp_path_factory.mktemp("cancer") / "breast_cancer.csv"
+    frame.to_csv(path, index=False)
+    return path
+
+
+@pytest.fixture(scope="module")
+def mixed_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("mixed") / "mixed.parquet"
+    mixed_table(5000).to_parquet(path, index=False, row_group_size=700)
+    return path
+
+
+@pytest.mark.parametrize("seed", [42, 7])
+def test_duckdb_matches_pandas_on_breast_cancer_csv(cancer_csv: Path, tmp_path: Path, seed: int) -> None:
+    reference = _run(cancer_csv, tmp_path / "pandas", "pandas", label="target", seed=seed)
+    _assert_same_runs(reference, _run(cancer_csv, tmp_path / "duckdb", "duckdb", label="target", seed=seed))
+
+
+@pytest.mark.parametrize(
+    "options",
+    [
+        PreprocessOptions(),
+        PreprocessOptions(numeric_impute="mean", clip_quantiles=None, encoding="ordinal"),
+        PreprocessOptions(clip_quantiles=(0.05, 0.9)),
+    ],
+    ids=["defaults", "mean-noclip-ordinal", "wide-clip"],
+)
+def test_duckdb_matches_pandas_on_mixed_parquet(
+    mixed_parquet: Path, tmp_path: Path, options: PreprocessOptions
+) -> None:
+    kwargs: dict[str, Any] = {"label": "label", "options": options}
+    reference = _run(mixed_parquet, tmp_path / "pandas", "pandas", **kwargs)
+    _assert_same_runs(reference, _run(mixed_parquet, tmp_path / "duckdb", "duckdb", **kwargs))
+
+
+def test_duckdb_matches_pandas_on_a_directory_of_parquet_files(tmp_path: Path) -> None:
+    frame = mixed_table(3000, seed=3)
+    directory = tmp_path / "parts"
+    directory.mkdir()
+    for index, start in enumerate(range(0, len(frame), 1000)):
+        frame.iloc[start : start + 1000].to_parquet(directory / f"part-{index}.parquet", index=False)
+    reference = _run(directory, tmp_path / "pandas", "pandas", label="label")
+    _assert_same_runs(reference, _run(directory, tmp_path / "duckdb", "duckdb", label="label"))
+
+
+def test_duckdb_matches_pandas_for_regression_with_a_memory_limit(mixed_parquet: Path, tmp_path: Path) -> None:
+    kwargs: dict[str, Any] = {"label": "score", "task": "regression"}
+    reference = _run(mixed_parquet, tmp_path / "pandas", "pandas", **kwargs)
+    limited = _run(mixed_parquet, tmp_path / "duckdb", "duckdb", memory_limit_mb=64, **kwargs)
+    _assert_same_runs(reference, limited)
+
+
+def test_duckdb_transform_matches_the_fitted_preprocessor(mixed_parquet: Path, tmp_path: Path) -> None:
+    import duckdb
+
+    from kubeforge.preprocess_engine.transform_duckdb import transform_parquet
+
+    run = _run(mixed_parquet, tmp_path / "duckdb", "duckdb", label="label")
+    preprocessor = run["result"].preprocessor
+    test_split = tmp_path / "duckdb" / "test.parquet"
+    with duckdb.connect() as connection:
+        transform_parquet(connection, preprocessor, f"read_parquet('{test_split}')", tmp_path / "x.parquet")
+    written = pd.read_parquet(tmp_path / "x.parquet")
+    assert list(written.columns) == preprocessor.output_columns
+    expected = preprocessor.transform(run["splits"]["test"])
+    np.testing.assert_allclose(written.to_numpy(), expected, rtol=1e-6, atol=1e-6)
+    unknown = run["splits"]["test"].assign(city="madrid")
+    unknown.to_parquet(tmp_path / "unknown.parquet", index=False)
+    with pytest.raises(InputError, match="has unknown category madrid"), duckdb.connect() as connection:
+        transform_parquet(
+            connection, preprocessor, f"read_parquet('{tmp_path / 'unknown.parquet'}')", tmp_path / "y.parquet"
+        )

@@ -1,0 +1,35 @@
+"""Every pipeline under pipelines/ compiles to exactly its checked-in golden YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kubeforge.catalog_build import pipeline_folders, repository_root
+from kubeforge.compiling import compile_pipeline
+from kubeforge.pipeline_loader import builtin_pipelines, load_pipeline
+
+PIPELINES = [folder.name for folder in pipeline_folders(repository_root())]
+
+
+def test_every_pipeline_folder_is_a_builtin_pipeline() -> None:
+    assert builtin_pipelines() == PIPELINES
+    assert {"image_classifier", "hyperparameter_sweep", "champion_challenger", "batch_prediction"} <= set(PIPELINES)
+
+
+@pytest.mark.parametrize("name", PIPELINES)
+def test_compiles_to_golden_file(name: str, tmp_path: Path) -> None:
+    compile_pipeline(load_pipeline(name), tmp_path / "pipeline.yaml")
+    golden = repository_root() / "pipelines" / name / "pipeline.yaml"
+    assert (tmp_path / "pipeline.yaml").read_text() == golden.read_text(), "run `make compile`"
+
+
+def test_sweep_limits_parallelism_and_collects_models() -> None:
+    spec = yaml.safe_load((repository_root() / "pipelines" / "hyperparameter_sweep" / "pipeline.yaml").read_text())
+    loop = spec["root"]["dag"]["tasks"]["for-loop-1"]
+    assert loop["iteratorPolicy"]["parallelismLimit"] == 2
+    assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--search_space"
+    selector = spec["root"]["dag"]["tasks"]["select-best-model"]
+    assert selector["inputs"]["artifacts"]["models"]["taskOutputArtifact"]["producerTask"] == "for-loop-1"

@@ -1,0 +1,163 @@
+"""The scheduler's `kubernetes` backend, driven by the dispatcher.
+
+No Kubernetes API server can run here, so the backend talks to a loopback HTTP server that
+speaks the REST paths the real `kubernetes` client uses (batch/v1 Jobs, kubeflow.org
+PyTorchJobs, pods and their logs, nodes): the real client code runs and the test plays the
+Job controller and the training operator by setting status. batch/v1 Jobs are validated
+with kubernetes-validate's Kubernetes 1.30 schema; PyTorchJobs against the upstream CRD in
+../shared/crds (skipped when absent).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import kubernetes_validate
+import pytest
+from crd_schema import schema_errors
+from fake_kube import FakeKube, running_fake_kube
+
+from kubeforge.scheduler.backends.base import LOST_EXIT_CODE
+from kubeforge.scheduler.backends.kubernetes import STOPPED_EXIT_CODE, KubernetesBackend, cluster_capacity
+from kubeforge.scheduler.dispatcher import Dispatcher
+from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
+from kubeforge.scheduler.resources import Resources
+from kubeforge.scheduler.store import SqlStore, open_store
+
+JOBS = ("batch/v1", "default", "jobs")
+PYTORCHJOBS = ("kubeflow.org/v1", "default", "pytorchjobs")
+TRAINING = {
+    "train_data": "s3://data/train.parquet",
+    "validation_data": "s3://data/validation.parquet",
+    "preprocessor": "s3://data/preprocessor.json",
+    "model_dir": "s3://runs/r1/model",
+    "run_dir": "/tmp/kubeforge-run",
+    "checkpoint_dir": "s3://runs/r1/checkpoints",
+}
+
+
+@pytest.fixture
+def kube() -> Iterator[FakeKube]:
+    with running_fake_kube() as server:
+        yield server
+
+
+def _dispatcher(kube: FakeKube, store_url: str, **options: Any) -> tuple[Dispatcher, KubernetesBackend, SqlStore]:
+    store = open_store(store_url)
+    store.put_queue(QueueSpec("q", Resources(8000, 32768, 2)))
+    backend = KubernetesBackend(Resources(8000, 32768, 2), api_client=kube.api_client(), **options)
+    dispatcher = Dispatcher(store, backend, grace_s=30)
+    dispatcher.start()
+    return dispatcher, backend, store
+
+
+def _state(store: SqlStore, job_id: int) -> Job:
+    job = store.get(job_id)
+    assert job is not None
+    return job
+
+
+def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(kube: FakeKube, store_url: str) -> None:
+    dispatcher, backend, store = _dispatcher(kube, store_url)
+    spec = JobSpec("team-a", "q", ("sh", "-c", "echo rank-$JOB_COMPLETION_INDEX"), workers=3, max_runtime_s=600)
+    ok = store.submit(spec, time.time())
+    failing = store.submit(JobSpec("team-a", "q", ("false",), resources=Resources(500, 256)), time.time())
+    dispatcher.step()
+    created = kube.get(*JOBS, f"kf-{ok}-0")
+    assert created is not None
+    kubernetes_validate.validate(created, "1.30", strict=True)
+    assert (created["spec"]["parallelism"], created["spec"]["completions"]) == (3, 3)
+    assert created["spec"]["completionMode"] == "Indexed" and created["spec"]["backoffLimit"] == 0
+    assert created["spec"]["activeDeadlineSeconds"] == 600 and not created["spec"]["suspend"]
+    container = created["spec"]["template"]["spec"]["containers"][0]
+    assert container["command"] == list(spec.command)
+    assert {"name": "KUBEFORGE_JOB_ID", "value": str(ok)} in container["env"]
+    assert container["resources"]["requests"] == {"cpu": "1000m", "memory": "512Mi"}
+    assert _state(store, ok).state is JobState.RUNNING
+    handle = _state(store, ok).handle
+    assert handle == f"job/default/kf-{ok}-0"
+    assert backend.submit(_state(store, ok)) == handle  # a repeated launch re-attaches (409)
+    assert sum(1 for method, _ in kube.requests if method == "POST") == 3
+
+    labels = {"batch.kubernetes.io/job-name": f"kf-{ok}-0", "batch.kubernetes.io/job-completion-index": "0"}
+    kube.add_pod("default", f"kf-{ok}-0-0-abcde", labels, "rank-0\n")
+    assert backend.logs(handle) == "rank-0\n"
+    kube.set_status(*JOBS, f"kf-{ok}-0", {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 3})
+    kube.set_status(*JOBS, f"kf-{failing}-0", {"conditions": [{"type": "Failed", "status": "True"}]})
+    dispatcher.step()
+    assert _state(store, ok).state is JobState.SUCCEEDED
+    failed = _state(store, failing)
+    assert failed.state is JobState.FAILED and failed.exit_code == 1
+    store.close()
+
+
+def test_training_spec_becomes_a_valid_pytorchjob_and_kueue_mode_creates_it_suspended(
+    kube: FakeKube, store_url: str
+) -> None:
+    dispatcher, _, store = _dispatcher(kube, store_url, kueue_queue="team-a-queue")
+    spec = JobSpec.from_dict(
+        {
+            "team": "team-a",
+            "queue": "q",
+            "training": TRAINING,
+            "workers": 2,
+            "resources": {"cpu": 2, "memory": "4Gi", "gpu": 1},
+        }
+    )
+    job_id = store.submit(spec, time.time())
+    dispatcher.step()
+    created = kube.get(*PYTORCHJOBS, f"kf-{job_id}-0")
+    assert created is not None
+    assert schema_errors(created, "kubeflow.org_pytorchjobs.yaml") == []
+    replicas = created["spec"]["pytorchReplicaSpecs"]
+    assert replicas["Master"]["replicas"] == 1 and replicas["Worker"]["replicas"] == 1
+    assert created["spec"]["runPolicy"]["suspend"] is True  # Kueue unsuspends it on admission
+    assert created["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a-queue"
+    limits = replicas["Master"]["template"]["spec"]["containers"][0]["resources"]["limits"]
+    assert limits == {"cpu": "2000m", "memory": "4096Mi", "nvidia.com/gpu": "1"}
+    assert _state(store, job_id).handle == f"pytorchjob/default/kf-{job_id}-0"
+    kube.set_status(*PYTORCHJOBS, f"kf-{job_id}-0", {"conditions": [{"type": "Running", "status": "True"}]})
+    dispatcher.step()
+    assert _state(store, job_id).state is JobState.RUNNING  # suspended by Kueue is not ended
+    store.close()
+
+
+def test_cancel_suspends_then_the_job_ends_once_its_pods_are_gone(kube: FakeKube, store_url: str) -> None:
+    dispatcher, backend, store = _dispatcher(kube, store_url)
+    job_id = store.submit(JobSpec("team-a", "q", ("sleep", "600")), time.time())
+    dispatcher.step()
+    name = f"kf-{job_id}-0"
+    kube.set_status(*JOBS, name, {"active": 1})
+    assert store.request_cancel(job_id)
+    dispatcher.step()
+    suspended = kube.get(*JOBS, name)
+    assert suspended is not None and suspended["spec"]["suspend"] is True
+    assert suspended["metadata"]["annotations"] == {"kubeforge.io/stop-requested": "true"}
+    assert _state(store, job_id).state is JobState.STOPPING
+    dispatcher.step()
+    assert _state(store, job_id).state is JobState.STOPPING  # pods still terminating
+    kube.set_status(*JOBS, name, {"active": 0, "conditions": [{"type": "Suspended", "status": "True"}]})
+    assert backend.poll({job_id: f"job/default/{name}"}) == {job_id: STOPPED_EXIT_CODE}
+    dispatcher.step()
+    assert _state(store, job_id).state is JobState.CANCELLED
+    backend.cancel(f"job/default/{name}")
+    assert kube.get(*JOBS, name) is None
+    assert backend.poll({job_id: f"job/default/{name}"}) == {job_id: LOST_EXIT_CODE}
+    store.close()
+
+
+def test_capacity_is_the_sum_of_schedulable_nodes(kube: FakeKube) -> None:
+    def node(name: str, cpu: str, memory: str, gpus: str, unschedulable: bool = False) -> dict[str, Any]:
+        allocatable = {"cpu": cpu, "memory": memory, "nvidia.com/gpu": gpus}
+        return {
+            "metadata": {"name": name},
+            "spec": {"unschedulable": unschedulable},
+            "status": {"allocatable": allocatable},
+        }
+
+    kube.nodes.extend(
+        [node("a", "7910m", "30Gi", "4"), node("b", "8", "16384Mi", "0"), node("cordoned", "64", "1Ti", "8", True)]
+    )
+    assert cluster_capacity(kube.api_client()) == Resources(15910, 30 * 1024 + 16384, 4)

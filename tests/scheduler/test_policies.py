@@ -1,0 +1,261 @@
+"""Scheduling policies, table-driven, with the clock injected as plain numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pytest
+from scheduler_builders import job, queue, scheduler
+
+from kubeforge.scheduler.model import Job, JobState, QueueSpec
+
+
+@dataclass
+class Case:
+    name: str
+    capacity: float
+    queues: list[QueueSpec]
+    running: list[Job]
+    pending: list[Job]
+    admitted: list[str]
+    stopped: list[str] = field(default_factory=list)
+
+
+def _named(name: str, **kwargs: object) -> Job:
+    made = job(**kwargs)  # type: ignore[arg-type]
+    _NAMES[made.id] = name
+    return made
+
+
+_NAMES: dict[int, str] = {}
+
+CASES = [
+    Case(
+        "priority beats age within a queue",
+        capacity=1,
+        queues=[queue("q", 4)],
+        running=[],
+        pending=[_named("old-low", created=1, priority=100), _named("new-high", created=2, priority=1000)],
+        admitted=["new-high"],
+    ),
+    Case(
+        "age breaks priority ties",
+        capacity=1,
+        queues=[queue("q", 4)],
+        running=[],
+        pending=[_named("second", created=2), _named("first", created=1)],
+        admitted=["first"],
+    ),
+    Case(
+        "quota caps a queue even with free capacity",
+        capacity=8,
+        queues=[queue("q", 2)],
+        running=[],
+        pending=[_named("a", created=1), _named("b", created=2), _named("c", created=3)],
+        admitted=["a", "b"],
+    ),
+    Case(
+        "gang: all workers or none, and strict priority keeps smaller jobs behind it",
+        capacity=3,
+        queues=[queue("q", 8)],
+        running=[],
+        pending=[_named("gang4", workers=4, created=1, max_runtime_s=10), _named("small", created=2)],
+        admitted=[],
+    ),
+    Case(
+        "borrowing unused cohort quota up to the limit",
+        capacity=8,
+        queues=[queue("a", 2, cohort="c", borrow=1), queue("b", 4, cohort="c")],
+        running=[],
+        pending=[_named(f"a{i}", queue_name="a", created=i) for i in range(5)],
+        admitted=["a0", "a1", "a2"],
+    ),
+    Case(
+        "no borrowing outside a cohort",
+        capacity=8,
+        queues=[queue("a", 2, borrow=4)],
+        running=[],
+        pending=[_named(f"a{i}", queue_name="a", created=i) for i in range(4)],
+        admitted=["a0", "a1"],
+    ),
+    Case(
+        "non-borrowing admissions go before borrowing ones",
+        capacity=2,
+        queues=[queue("a", 1, cohort="c", borrow=2), queue("b", 2, cohort="c")],
+        running=[job("a", created=0, job_id=900)],
+        pending=[_named("a-borrow", queue_name="a", created=1), _named("b-own", queue_name="b", created=5)],
+        admitted=["b-own"],
+    ),
+    Case(
+        "backfill: a short job runs before a reserved larger one when it ends in time",
+        capacity=2,
+        queues=[queue("q", 8)],
+        running=[job("q", created=0, job_id=901, max_runtime_s=100)],
+        pending=[
+            _named("big", workers=2, created=1, max_runtime_s=50),
+            _named("short", created=2, max_runtime_s=60),
+            _named("long", created=3, max_runtime_s=500),
+        ],
+        admitted=["short"],
+    ),
+    Case(
+        "preemption of a lower-priority job in the same queue",
+        capacity=1,
+        queues=[queue("q", 1)],
+        running=[job("q", created=0, job_id=902, priority=100)],
+        pending=[_named("urgent", created=1, priority=1000)],
+        admitted=[],
+        stopped=["running-902"],
+    ),
+    Case(
+        "reclaim: a queue within its nominal quota preempts a borrower in its cohort",
+        capacity=4,
+        queues=[queue("a", 2, cohort="c", borrow=2), queue("b", 2, cohort="c")],
+        running=[job("a", created=0, job_id=903 + i) for i in range(4)],
+        pending=[_named("b-owner", queue_name="b", created=1)],
+        admitted=[],
+        stopped=["running-906"],
+    ),
+    Case(
+        "equal priority never preempts",
+        capacity=1,
+        queues=[queue("q", 1)],
+        running=[job("q", created=0, job_id=910)],
+        pending=[_named("same", created=1)],
+        admitted=[],
+    ),
+]
+
+
+@pytest.mark.parametrize("case", CASES, ids=[case.name for case in CASES])
+def test_policy(case: Case) -> None:
+    sched = scheduler(case.capacity, *case.queues)
+    for held in case.running:
+        held.state, held.admitted_at = JobState.RUNNING, 0.0
+        _NAMES[held.id] = f"running-{held.id}"
+        sched.add(held, now=0.0)
+    for pending in case.pending:
+        sched.add(pending, now=10.0)
+    result = sched.schedule_once(now=10.0)
+    assert [_NAMES[admitted.id] for admitted in result.admitted] == case.admitted
+    assert [_NAMES[stopped.id] for stopped in result.stop] == case.stopped
+    for stopped in result.stop:
+        assert stopped.state is JobState.STOPPING
+
+
+def test_preempted_job_is_requeued_and_the_preemptor_runs_after_the_grace_period() -> None:
+    sched = scheduler(1, queue("q", 1), grace_s=30)
+    low = job("q", priority=100, created=0)
+    sched.add(low, 0.0)
+    assert sched.schedule_once(0.0).admitted == [low]
+    sched.started(low.id, "h")
+    high = job("q", priority=1000, created=5)
+    sched.add(high, 5.0)
+    assert sched.schedule_once(5.0).stop == [low]
+    assert sched.schedule_once(20.0).kill == []
+    assert sched.schedule_once(35.0).kill == [low]  # SIGTERM ignored past the grace period
+    sched.exited(low.id, -9, 36.0)
+    assert low.state is JobState.PENDING and low.attempt == 1 and low.reason == "preempted"
+    assert sched.schedule_once(36.0).admitted == [high]
+    sched.exited(high.id, 0, 40.0)
+    assert sched.schedule_once(40.0).admitted == [low]
+
+
+def test_fair_share_favours_the_team_with_less_decayed_usage() -> None:
+    sched = scheduler(1, queue("qa", 1, cohort="c"), queue("qb", 1, cohort="c"), half_life_s=100)
+    heavy = job("qa", team="heavy", created=0)
+    sched.add(heavy, 0.0)
+    sched.schedule_once(0.0)
+    sched.started(heavy.id, "h")
+    sched.schedule_once(200.0)  # heavy held the whole machine for two half-lives
+    sched.exited(heavy.id, 0, 200.0)
+    older_heavy = job("qa", team="heavy", created=201)
+    newer_light = job("qb", team="light", created=202)
+    sched.add(older_heavy, 202.0)
+    sched.add(newer_light, 202.0)
+    assert sched.schedule_once(202.0).admitted == [newer_light]
+    # once the history has decayed, age decides again
+    sched.exited(newer_light.id, 0, 203.0)
+    again_light = job("qb", team="light", created=204)
+    sched.add(again_light, 204.0)
+    sched.schedule_once(5000.0)
+    assert older_heavy.state is JobState.ADMITTED
+
+
+@pytest.mark.parametrize(
+    ("exit_codes", "retries", "final", "attempts"),
+    [([0], 0, JobState.SUCCEEDED, 0), ([1], 0, JobState.FAILED, 0), ([1, 1, 0], 2, JobState.SUCCEEDED, 2)],
+)
+def test_retries_back_off_exponentially(exit_codes: list[int], retries: int, final: JobState, attempts: int) -> None:
+    sched = scheduler(1, queue("q", 1))
+    retried = job("q", retries=retries, backoff_s=10)
+    sched.add(retried, 0.0)
+    now = 0.0
+    for number, code in enumerate(exit_codes):
+        assert sched.schedule_once(now).admitted == [retried]
+        sched.exited(retried.id, code, now + 1)
+        now += 1
+        if code != 0 and number < retries:
+            delay = 10 * 2**number
+            assert retried.not_before == now + delay
+            assert sched.schedule_once(now + delay - 0.5).admitted == []
+            now += delay
+    assert retried.state is final and retried.attempt == attempts
+
+
+def test_maximum_runtime_stops_the_job_and_fails_it() -> None:
+    sched = scheduler(1, queue("q", 1), grace_s=5)
+    slow = job("q", max_runtime_s=60)
+    sched.add(slow, 0.0)
+    sched.schedule_once(0.0)
+    sched.started(slow.id, "h")
+    assert sched.schedule_once(59.0).stop == []
+    assert sched.schedule_once(60.0).stop == [slow]
+    sched.exited(slow.id, -15, 61.0)
+    assert slow.state is JobState.FAILED and "maximum runtime" in slow.reason
+
+
+def test_dependencies_start_after_success_and_fail_after_failure() -> None:
+    sched = scheduler(4, queue("q", 4))
+    first = job("q", created=0)
+    second = job("q", created=1, depends_on=(first.id,))
+    doomed = job("q", created=2, depends_on=(second.id,))
+    for made in (first, second, doomed):
+        sched.add(made, 0.0)
+    assert sched.schedule_once(0.0).admitted == [first]
+    sched.exited(first.id, 0, 1.0)
+    assert sched.schedule_once(1.0).admitted == [second]
+    changed = sched.exited(second.id, 3, 2.0)
+    assert [c.id for c in changed] == [second.id, doomed.id]
+    assert doomed.state is JobState.FAILED and str(second.id) in doomed.reason
+
+
+def test_cancel_pending_and_running() -> None:
+    sched = scheduler(1, queue("q", 1))
+    running, waiting = job("q", created=0), job("q", created=1)
+    sched.add(running, 0.0)
+    sched.add(waiting, 0.0)
+    sched.schedule_once(0.0)
+    _, to_stop = sched.cancel(waiting.id, 1.0)
+    assert waiting.state is JobState.CANCELLED and to_stop is None
+    _, to_stop = sched.cancel(running.id, 1.0)
+    assert to_stop is running and running.state is JobState.STOPPING
+    sched.exited(running.id, -15, 2.0)
+    assert running.state is JobState.CANCELLED
+
+
+def test_a_head_blocked_by_quota_is_reconsidered_when_usage_or_quota_changes() -> None:
+    sched = scheduler(8, queue("q", 1), queue("other", 4))
+    first, second, third = job("q", created=0), job("q", created=1), job("q", created=2)
+    for made in (first, second, third):
+        sched.add(made, 0.0)
+    assert sched.schedule_once(0.0).admitted == [first]
+    assert second.reason == "waiting for quota"
+    busy = job("other", created=3)
+    sched.add(busy, 1.0)
+    assert sched.schedule_once(1.0).admitted == [busy]  # another queue's change leaves the blocked head waiting
+    sched.started(first.id, "h")
+    sched.exited(first.id, 0, 2.0)
+    assert sched.schedule_once(2.0).admitted == [second]  # its own queue's usage changed
+    sched.set_queue(queue("q", 2))
+    assert sched.schedule_once(3.0).admitted == [third]  # its quota changed

@@ -1,0 +1,44 @@
+"""The SLURM backend runs real jobs on a one-node SLURM cluster started by the `slurm` fixture."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from slurm_cluster import SlurmCluster
+
+from kubeforge.scheduler.backends.slurm import SlurmBackend
+from kubeforge.scheduler.dispatcher import Dispatcher
+from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
+from kubeforge.scheduler.resources import Resources
+from kubeforge.scheduler.store.sqlite import SqliteStore
+
+
+def test_slurm_runs_gangs_reports_exit_codes_and_resubmits_nothing(slurm: SlurmCluster, tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "kf.db")
+    store.put_queue(QueueSpec("q", Resources(2000, 4096)))
+    backend = SlurmBackend(tmp_path / "slurm", capacity=Resources(2000, 4096))
+    dispatcher = Dispatcher(store, backend, grace_s=2)
+    dispatcher.start()
+    now = time.time()
+    gang = store.submit(
+        JobSpec("t", "q", ("sh", "-c", "echo rank-$SLURM_PROCID"), resources=Resources(500, 64), workers=2), now
+    )
+    failing = store.submit(JobSpec("t", "q", ("sh", "-c", "exit 4"), resources=Resources(500, 64)), now)
+    dispatcher.step()
+    first = store.get(gang)
+    assert first is not None and first.state is JobState.RUNNING
+    assert backend.submit(first) == first.handle  # a repeated launch finds the job instead of submitting again
+    deadline = time.monotonic() + 60
+    while any(
+        store.get(i).state is not JobState.SUCCEEDED and not store.get(i).state.terminal for i in (gang, failing)
+    ):  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, [store.get(i) for i in (gang, failing)]
+        dispatcher.step()
+        time.sleep(0.2)
+    done = store.get(gang)
+    assert done is not None and done.state is JobState.SUCCEEDED
+    assert sorted(backend.logs(done.handle).split()) == ["rank-0", "rank-1"]
+    failed = store.get(failing)
+    assert failed is not None and failed.state is JobState.FAILED and failed.exit_code == 4
+    store.close()

@@ -1,0 +1,74 @@
+"""The training component's `backend="queue"`: a real scheduler server (REST API + dispatcher with
+its local backend) runs the training job under torchrun; the component submits and waits."""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from scheduler_server import serving
+
+from kubeforge.components.training.pytorch.core import TrainInputs, TrainParams, train_model
+from kubeforge.errors import InputError
+from kubeforge.scheduler.api import SchedulerAPI
+from kubeforge.scheduler.backends.local import LocalBackend
+from kubeforge.scheduler.client import SchedulerClient
+from kubeforge.scheduler.dispatcher import Dispatcher
+from kubeforge.scheduler.model import QueueSpec
+from kubeforge.scheduler.resources import Resources
+from kubeforge.scheduler.store import open_store
+
+ADMIN = "admin-token-0123456789"
+
+
+@pytest.fixture
+def scheduler_url(tmp_path: Path) -> Iterator[str]:
+    store = open_store(str(tmp_path / "kf.db"))
+    store.add_token(ADMIN, "admin", admin=True)
+    store.put_queue(QueueSpec("train", Resources(4000, 16384)))
+    dispatcher = Dispatcher(store, LocalBackend(tmp_path / "launches", capacity=Resources(4000, 16384)))
+    stop = threading.Event()
+    thread = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.logs)) as url:
+            yield url
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        store.close()
+
+
+def test_training_through_the_queue_trains_and_publishes_the_model(
+    scheduler_url: str, prepared: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with SchedulerClient(scheduler_url, ADMIN) as admin:
+        token = admin.create_token("ml-team")
+    monkeypatch.setenv("KUBEFORGE_SCHEDULER_URL", scheduler_url)
+    monkeypatch.setenv("KUBEFORGE_TOKEN", token)
+    inputs = TrainInputs(str(prepared.train), str(prepared.validation), str(prepared.preprocessor))
+    handle = tmp_path / "handle.json"
+    params = TrainParams(
+        backend="queue", workers=2, epochs=2, cpu="1", memory="1Gi", backend_options=json.dumps({"queue": "train"})
+    )
+    result = train_model(inputs, str(tmp_path / "model"), params, handle_path=str(handle))
+    assert result.summary["world_size"] == 2 and result.model_metadata["backend"] == "queue"
+    assert 0.0 <= result.final_metrics["val_accuracy"] <= 1.0
+    assert (tmp_path / "model" / "kubeforge_model.json").is_file()
+    recorded = json.loads(handle.read_text())
+    with SchedulerClient(scheduler_url, token) as team:
+        job = team.job(int(recorded["id"]))
+    assert recorded["backend"] == "queue" and job["state"] == "succeeded"
+    assert job["spec"]["workers"] == 2 and job["spec"]["resources"]["memory"] == "1024Mi"
+
+
+def test_queue_backend_names_what_it_lacks(prepared: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBEFORGE_SCHEDULER_URL", raising=False)
+    monkeypatch.delenv("KUBEFORGE_TOKEN", raising=False)
+    inputs = TrainInputs(str(prepared.train), str(prepared.validation), str(prepared.preprocessor))
+    with pytest.raises(InputError, match=r"queue backend needs url .*token .*queue"):
+        train_model(inputs, str(tmp_path / "model"), TrainParams(backend="queue", workers=1))

@@ -1,0 +1,136 @@
+"""Adaptive batching, overload, graceful shutdown and quantization, over real HTTP on the real model."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import requests
+
+from kubeforge.model_format import load_model
+from kubeforge.serving.app import ServerOptions, create_app
+from kubeforge.serving.batching import BatchingOptions
+from kubeforge.serving.server import quantize_model
+
+from .conftest import MODEL_NAME, TrainedModel, free_port, loopback_session, running, v2_request
+
+
+def _metric(text: str, name: str) -> float:
+    match = re.search(rf'^{re.escape(name)}{{model="{MODEL_NAME}"}} (\S+)$', text, re.MULTILINE)
+    assert match, f"{name} missing from /metrics"
+    return float(match.group(1))
+
+
+def _probabilities(body: dict[str, Any]) -> np.ndarray:
+    tensor = next(t for t in body["outputs"] if t["name"] == "probabilities")
+    return np.asarray(tensor["data"], dtype=np.float64).reshape(tensor["shape"])
+
+
+def test_concurrent_clients_share_batches_and_get_their_own_rows(trained: TrainedModel) -> None:
+    model = load_model(trained.directory, name=MODEL_NAME)
+    options = ServerOptions(batching=BatchingOptions(max_batch_size=64, max_wait_ms=200))
+    rows = [trained.features.iloc[[i]] for i in range(24)]
+    with running(create_app({MODEL_NAME: model}, options=options)) as url, loopback_session() as session:
+
+        def infer(row: pd.DataFrame) -> dict[str, Any]:
+            with loopback_session() as own:
+                response = own.post(f"{url}/v2/models/{MODEL_NAME}/infer", json=v2_request(row, "r"), timeout=30)
+            assert response.status_code == 200, response.text
+            return dict(response.json())
+
+        with ThreadPoolExecutor(max_workers=len(rows)) as pool:
+            answers = list(pool.map(infer, rows))
+        metrics = session.get(f"{url}/metrics", timeout=10).text
+    for row, answer in zip(rows, answers, strict=True):
+        np.testing.assert_allclose(_probabilities(answer), model.predict_frame(row).probabilities, rtol=1e-5)
+    batches = _metric(metrics, "kubeforge_batch_size_rows_count")
+    assert _metric(metrics, "kubeforge_batch_size_rows_sum") == len(rows)
+    assert batches < len(rows) / 2, f"{batches} forward passes for {len(rows)} concurrent requests: no batching"
+
+
+def test_overload_is_503_with_retry_after_and_the_server_recovers(trained: TrainedModel) -> None:
+    model = load_model(trained.directory, name=MODEL_NAME)
+    # the first batch waits 500 ms for company, so concurrent requests pile up behind it
+    options = ServerOptions(batching=BatchingOptions(max_batch_size=1000, max_wait_ms=500, max_queue=3))
+    row = trained.features.head(1)
+    with running(create_app({MODEL_NAME: model}, options=options)) as url:
+
+        def infer(_: int) -> requests.Response:
+            with loopback_session() as own:
+                return own.post(f"{url}/v2/models/{MODEL_NAME}/infer", json=v2_request(row), timeout=30)
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            responses = list(pool.map(infer, range(12)))
+        codes = sorted(response.status_code for response in responses)
+        assert codes.count(200) == 3 and codes.count(503) == 9, codes
+        refused = next(response for response in responses if response.status_code == 503)
+        assert refused.headers["retry-after"] == "1"
+        assert "overloaded" in refused.json()["error"]
+        assert infer(0).status_code == 200  # recovered once the queue drained
+
+
+def test_quantized_model_agrees_with_the_float_model(trained: TrainedModel) -> None:
+    model = load_model(trained.directory, name=MODEL_NAME)
+    quantized = quantize_model(model)
+    features = trained.features
+    float_labels = model.predict_frame(features).labels
+    int8_labels = quantized.predict_frame(features).labels
+    agreement = np.mean([a == b for a, b in zip(float_labels, int8_labels, strict=True)])
+    assert agreement >= 0.97, agreement
+    assert "quantized::linear_dynamic" in str(quantized.module.graph)
+
+
+def test_sigterm_finishes_requests_in_flight(trained: TrainedModel, tmp_path: Path) -> None:
+    """`kubeforge serve` as a process: requests waiting for a batch when SIGTERM arrives are still answered."""
+    port = free_port()
+    command = [sys.executable, "-c", "from kubeforge.cli import main; main()", "serve", str(trained.directory)]
+    command += ["--name", MODEL_NAME, "--port", str(port), "--max-wait-ms", "1500", "--max-batch-size", "1000"]
+    log = (tmp_path / "server.log").open("wb")
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        with loopback_session() as session:
+            deadline = time.monotonic() + 60
+            while True:
+                assert proc.poll() is None, (tmp_path / "server.log").read_text()
+                try:
+                    if session.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
+                        break
+                except requests.ConnectionError:
+                    pass
+                assert time.monotonic() < deadline, "server not ready"
+                time.sleep(0.1)
+        results: list[int] = []
+
+        def infer() -> None:
+            with loopback_session() as own:
+                body = v2_request(trained.features.head(2))
+                results.append(own.post(f"{url}/v2/models/{MODEL_NAME}/infer", json=body, timeout=30).status_code)
+
+        threads = [threading.Thread(target=infer) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.5)  # the requests now wait for their batch
+        proc.send_signal(signal.SIGTERM)
+        for thread in threads:
+            thread.join(timeout=30)
+        assert results == [200, 200, 200, 200]
+        # uvicorn re-raises the signal it caught once the graceful shutdown is complete
+        assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
+        assert "Traceback" not in (tmp_path / "server.log").read_text()
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        log.close()

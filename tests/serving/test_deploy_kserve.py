@@ -1,0 +1,95 @@
+"""The `kserve` deploy target with the real kubernetes client against a local HTTP server on loopback
+speaking the Kubernetes REST paths of serving.kserve.io/v1beta1 inferenceservices (no API server can
+run here; tests/support/fake_kserve.py). The fake plays KServe's controller: an object turns Ready on
+the second read after a change. Every object it receives is validated against the upstream
+InferenceService CRD schema."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from crd_schema import schema_errors
+from fake_kserve import CRD, FakeKServe, running_fake_kserve
+from kubernetes import client
+
+from kubeforge.components.serving.deploy.kserve import (
+    KServeSpec,
+    apply_inference_service,
+    delete_inference_service,
+    inference_service,
+)
+from kubeforge.errors import InputError, ServingError
+
+
+@pytest.fixture
+def kubernetes() -> Iterator[tuple[FakeKServe, client.ApiClient]]:
+    with running_fake_kserve() as fake:
+        configuration = client.Configuration(host=fake.url)
+        configuration.proxy = None
+        api = client.ApiClient(configuration)
+        try:
+            yield fake, api
+        finally:
+            api.close()
+
+
+def test_inference_service_matches_the_crd_schema() -> None:
+    spec = KServeSpec(
+        name="cancer",
+        storage_uri="s3://models/cancer",
+        canary_traffic_percent=10,
+        min_replicas=0,
+        max_replicas=3,
+        cpu="2",
+        memory="4Gi",
+        gpus=1,
+        service_account="kserve-models",
+    )
+    body = inference_service(spec)
+    assert schema_errors(body, CRD) == []
+    predictor = body["spec"]["predictor"]
+    assert (predictor["canaryTrafficPercent"], predictor["minReplicas"], predictor["maxReplicas"]) == (10, 0, 3)
+    container = predictor["containers"][0]
+    assert container["env"] == [{"name": "STORAGE_URI", "value": "s3://models/cancer"}]
+    assert container["resources"]["limits"] == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": 1}
+    assert container["resources"]["requests"] == {"cpu": "2", "memory": "4Gi"}
+    assert predictor["serviceAccountName"] == "kserve-models"
+    assert container["args"][:2] == ["serve", "/mnt/models"]
+
+
+def test_apply_creates_waits_patches_and_deletes(kubernetes: tuple[FakeKServe, client.ApiClient]) -> None:
+    fake, api = kubernetes
+    spec = KServeSpec(name="cancer", storage_uri="s3://models/cancer/v1", namespace="ml")
+    first = apply_inference_service(api, spec, timeout_s=10)
+    assert (first.status, first.url) == ("created", "http://cancer.ml.example.com")
+    canary = KServeSpec(name="cancer", storage_uri="s3://models/cancer/v2", namespace="ml", canary_traffic_percent=20)
+    second = apply_inference_service(api, canary, timeout_s=10)
+    assert second.status == "updated"
+    stored = fake.objects[("ml", "cancer")]
+    assert stored["spec"]["predictor"]["canaryTrafficPercent"] == 20
+    assert stored["metadata"]["generation"] == 2
+    assert fake.calls == ["create cancer", "patch cancer"]
+    assert delete_inference_service(api, "cancer", "ml") is True
+    assert delete_inference_service(api, "cancer", "ml") is False
+
+
+def test_not_ready_in_time_is_a_serving_error(kubernetes: tuple[FakeKServe, client.ApiClient]) -> None:
+    fake, api = kubernetes
+    fake.ready_after_reads = 10**6
+    with pytest.raises(ServingError, match=r"was not Ready after 0.3 s: Ready=False \(RevisionMissing\)"):
+        apply_inference_service(api, KServeSpec(name="slow", storage_uri="gs://m/slow"), timeout_s=0.3)
+
+
+@pytest.mark.parametrize(
+    ("changes", "fragment"),
+    [
+        ({"storage_uri": ""}, "storage_uri: empty"),
+        ({"canary_traffic_percent": 101}, "canary_traffic_percent: 101"),
+        ({"min_replicas": 3, "max_replicas": 2}, "min_replicas/max_replicas"),
+    ],
+)
+def test_bad_spec_is_an_input_error(changes: dict[str, Any], fragment: str) -> None:
+    with pytest.raises(InputError, match=fragment):
+        KServeSpec(**{"name": "cancer", "storage_uri": "s3://m/c", **changes})
