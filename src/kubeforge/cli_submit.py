@@ -49,9 +49,17 @@ def submit(
     poll_interval: float,
 ) -> None:
     """Compile PIPELINE (a built-in name or FILE.py[:FUNCTION]) and submit it to --kfp HOST or --vertex."""
+    from kubeforge.infra.settings import load_config
     from kubeforge.submit import parse_labels, prepared_pipeline
 
-    if bool(kfp_host) == vertex:
+    if not kfp_host and not vertex:
+        # After `kubeforge infra up`, the cluster's KFP endpoint and artifact root are recorded.
+        recorded = load_config()
+        kfp_host = str(recorded.get("kfp_endpoint") or "") or None
+        pipeline_root = pipeline_root or str(recorded.get("artifact_root") or "")
+        if not kfp_host:
+            raise InputError("submit: choose a target, --kfp HOST or --vertex (or run `kubeforge infra up` first)")
+    if kfp_host and vertex:
         raise InputError("submit: choose one target, --kfp HOST or --vertex")
     if vertex and schedule:
         raise InputError("--schedule is for --kfp; schedule Vertex AI pipelines with Cloud Scheduler")

@@ -7,10 +7,12 @@ process, so exit codes and the one-line error messages are what a user sees.
 
 from __future__ import annotations
 
+import json
 import socket
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kfp_api_server import KfpState, running_kfp_api
@@ -196,3 +198,24 @@ def test_list_parameters_travel_as_json(
     assert run["runtime_config"]["parameters"]["search_space"] == [{"learning_rate": 0.01, "hidden_layers": "16"}]
     assert _submit(monkeypatch, *args[:-1], "search_space={not json") == 2
     assert "--param search_space: '{not json' is not a valid List" in capsys.readouterr().err
+
+
+def test_endpoint_recorded_by_infra_up_is_used(
+    kfp_host: str, kfp_state: KfpState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """After `kubeforge infra up` records the cluster, `kubeforge submit` needs no --kfp."""
+    from kubeforge.infra.settings import config_path
+
+    monkeypatch.setenv("KUBEFORGE_HOME", str(tmp_path / "home"))
+    config_path().parent.mkdir(parents=True)
+    config_path().write_text(json.dumps({"kfp_endpoint": kfp_host, "artifact_root": "s3://artifacts/root"}))
+
+    assert _submit(monkeypatch, "batch_prediction", *MODEL) == 0
+    [run] = kfp_state.runs.values()
+    assert run["display_name"] == "batch-prediction"
+
+
+def test_no_target_and_no_record_is_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: Any) -> None:
+    monkeypatch.setenv("KUBEFORGE_HOME", str(tmp_path / "empty"))
+    assert _submit(monkeypatch, "batch_prediction", *MODEL) == 2
+    assert "run `kubeforge infra up` first" in capsys.readouterr().err

@@ -4,7 +4,7 @@ No Vertex AI can run here; this stands in for it: the OAuth token endpoint that 
 Default Credentials refresh against (self-signed service-account JWTs, checked against the
 key's public half, are accepted too), pipeline job create (POST .../pipelineJobs?pipelineJobId=)
 and get. It checks the bearer token and what the real service checks on create (a pipeline spec,
-a gs:// output directory, parameters the spec declares), and plays a job forward one state per get.
+a gs:// output directory, parameters the spec declares), and plays a job forward one task per get (time-gated).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -34,7 +35,10 @@ class VertexState:
     """When set, this task ends FAILED and so does every job."""
     jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
     requests: list[str] = field(default_factory=list)
-    polls: dict[str, int] = field(default_factory=dict)
+    step_s: float = 0.05
+    """A job moves on by one task per get, and at most once in this many seconds (the client's own
+    quick gets around create then do not run a whole job before the caller's first poll)."""
+    progress: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 def _authorized(state: VertexState, header: str) -> bool:
@@ -133,9 +137,12 @@ class _Handler(BaseHTTPRequestHandler):
             self._error(404, "NOT_FOUND", f"{name} not found")
             return
         job = state.jobs[name]
-        polls = state.polls[name] = state.polls.get(name, 0) + 1
+        steps, moved_at = state.progress.get(name, (-1, 0.0))
+        if time.monotonic() - moved_at >= state.step_s:
+            steps, moved_at = steps + 1, time.monotonic()
+            state.progress[name] = (steps, moved_at)
         tasks = list(job["pipelineSpec"]["root"]["dag"]["tasks"])
-        done = min(polls - 1, len(tasks))
+        done = min(steps, len(tasks))
         details = []
         for index, task in enumerate(tasks):
             task_state = "SUCCEEDED" if index < done else ("RUNNING" if index == done else "PENDING")

@@ -13,7 +13,7 @@ from typing import Any
 
 from kubeforge.artifacts import write_text
 from kubeforge.errors import InputError
-from kubeforge.serving.local import state_dir_path
+from kubeforge.home import state_dir_path
 
 CONFIG_FILE = "config.json"
 """The configuration file's name inside the state directory."""

@@ -26,6 +26,7 @@ from typing import Any
 
 import kubeforge
 from kubeforge.errors import InputError, ServingError
+from kubeforge.home import state_dir_path
 from kubeforge.serving.protocol import check_model_name
 
 REGISTRY = "servers.json"
@@ -65,13 +66,6 @@ class LocalEndpoint:
     def _from_json(cls, entry: dict[str, Any]) -> LocalEndpoint:
         known = {f.name for f in fields(cls)} - {"reattached"}
         return cls(**{key: value for key, value in entry.items() if key in known})
-
-
-def state_dir_path(state_dir: str | Path | None = None) -> Path:
-    """The state directory: the argument, else `$KUBEFORGE_HOME`, else `~/.kubeforge`."""
-    if state_dir is not None:
-        return Path(state_dir)
-    return Path(os.environ.get("KUBEFORGE_HOME") or Path.home() / ".kubeforge")
 
 
 def start_local_server(
@@ -303,6 +297,5 @@ __all__ = [
     "LocalEndpoint",
     "list_local_servers",
     "start_local_server",
-    "state_dir_path",
     "stop_local_server",
 ]
