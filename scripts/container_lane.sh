@@ -45,7 +45,7 @@ if ! podman image exists "$base_tag"; then
 fi
 
 wheels_args=()
-[[ -d /opt/wheels ]] && wheels_args=(--wheels /opt/wheels)  # a local torch wheel, where the machine has one
+[[ -n "${KUBEFORGE_TORCH_WHEELS:-}" && -d "${KUBEFORGE_TORCH_WHEELS}" ]] && wheels_args=(--wheels "${KUBEFORGE_TORCH_WHEELS}")  # a folder with a local torch wheel, if you have one
 image="$("$root/scripts/build_images.sh" --engine podman --base "$base_tag" "${wheels_args[@]}" | tail -n 1)"
 echo "CONTAINERS_CONF=$CONTAINERS_CONF"
 echo "CONTAINERS_STORAGE_CONF=$CONTAINERS_STORAGE_CONF"
