@@ -79,6 +79,18 @@ def test_overload_is_503_with_retry_after_and_the_server_recovers(trained: Train
         assert infer(0).status_code == 200  # recovered once the queue drained
 
 
+def test_a_lone_client_is_not_held_for_the_batch_window(trained: TrainedModel) -> None:
+    model = load_model(trained.directory, name=MODEL_NAME)
+    options = ServerOptions(batching=BatchingOptions(max_wait_ms=3000))
+    body = v2_request(trained.features.head(1))
+    with running(create_app({MODEL_NAME: model}, options=options)) as url, loopback_session() as session:
+        # the first request waits the whole window for company; none comes, so the next ones go at once
+        # (each would time out if it were held for the 3 s window)
+        assert session.post(f"{url}/v2/models/{MODEL_NAME}/infer", json=body, timeout=30).status_code == 200
+        for _ in range(3):
+            assert session.post(f"{url}/v2/models/{MODEL_NAME}/infer", json=body, timeout=2).status_code == 200
+
+
 def test_quantized_model_agrees_with_the_float_model(trained: TrainedModel) -> None:
     model = load_model(trained.directory, name=MODEL_NAME)
     quantized = quantize_model(model)

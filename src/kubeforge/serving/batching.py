@@ -2,8 +2,10 @@
 
 Each request brings its rows already preprocessed. A collector task per model takes the
 waiting requests, waits up to `max_wait_ms` for more while the batch is below `max_batch_size`
-rows, runs one forward pass (on the event loop up to 256 rows, where a thread hop would cost
-more than the pass; in the inference thread beyond) and hands every request its own slice.
+rows (only when requests are arriving together: a lone request after a lone batch goes at once,
+so a single client never pays the wait), runs one forward pass (on the event loop up to 256
+rows, where a thread hop would cost more than the pass; in the inference thread beyond) and
+hands every request its own slice.
 While a batch runs, new requests queue up, so batches grow with the load. The queue is bounded:
 beyond `max_queue` waiting requests a request is refused at once (`Overloaded`), never parked.
 """
@@ -67,6 +69,7 @@ class ModelBatcher:
         self._arrived = asyncio.Event()
         self._closing = False
         self._collector: asyncio.Task[None] | None = None
+        self._last_batch_requests = 2  # until a lone batch shows otherwise, expect company
         self._depth = metrics.queue_depth.labels(model.name)
         self._batch_rows = metrics.batch_size.labels(model.name)
 
@@ -106,11 +109,15 @@ class ModelBatcher:
                 continue
             await self._fill()
             batch = self._take()
+            self._last_batch_requests = len(batch)
             self._depth.set(len(self._waiting))
             await self._run(batch)
 
     async def _fill(self) -> None:
-        """Wait up to max_wait_ms for the batch to reach max_batch_size rows."""
+        """Wait up to max_wait_ms for the batch to reach max_batch_size rows, when others are arriving too."""
+        if len(self._waiting) == 1 and self._last_batch_requests <= 1:
+            await asyncio.sleep(0)  # requests the loop has already read still join; nothing else is awaited
+            return
         deadline = time.monotonic() + self.options.max_wait_ms / 1000
         while not self._closing and self._waiting_rows() < self.options.max_batch_size:
             remaining = deadline - time.monotonic()
