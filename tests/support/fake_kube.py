@@ -14,11 +14,12 @@ import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 from kubernetes import client
+from loopback_http import serving
 
 
 @dataclass
@@ -165,16 +166,9 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
 def running_fake_kube() -> Iterator[FakeKube]:
     """Serve a FakeKube on a free loopback port for the duration of the block."""
     state = FakeKube()
-    handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_Handler, state) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 __all__ = ["FakeKube", "running_fake_kube"]

@@ -16,9 +16,11 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlparse
+
+from loopback_http import serving
 
 _TYPES = "type.googleapis.com/google.cloud.aiplatform.v1."
 _LABEL_FILTER = re.compile(r'labels\.([\w-]+)\s*=\s*"?([\w.-]+)"?')
@@ -169,16 +171,9 @@ class _Handler(BaseHTTPRequestHandler):
 def running_fake_vertex() -> Iterator[FakeVertex]:
     """Serve a FakeVertex on a free loopback port for the duration of the block."""
     state = FakeVertex()
-    handler = type("Handler", (_Handler,), {"state": state})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_Handler, state) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 @contextmanager

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback_http import serving
 
 _CREATED_AT = "2026-01-01T00:00:00Z"
 
@@ -38,7 +39,7 @@ class KfpState:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    state: KfpState
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
@@ -53,7 +54,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("DELETE")
 
     def _dispatch(self, method: str) -> None:
-        state = self.server.state
+        state = self.state
         url = urllib.parse.urlsplit(self.path)
         state.requests.append(f"{method} {url.path}")
         if state.token and self.headers.get("Authorization") != f"Bearer {state.token}":
@@ -93,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.wfile.write(data)
 
     def _new_id(self, prefix: str) -> str:
-        return f"{prefix}-{next(self.server.state.ids)}"
+        return f"{prefix}-{next(self.state.ids)}"
 
     def _get(self, table: dict[str, dict[str, Any]], key: str) -> tuple[int, dict[str, Any]]:
         if key not in table:
@@ -101,7 +102,7 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, table[key]
 
     def _list_experiments(self, query: dict[str, str]) -> tuple[int, dict[str, Any]]:
-        found = list(self.server.state.experiments.values())
+        found = list(self.state.experiments.values())
         if "filter" in query:
             for predicate in json.loads(query["filter"])["predicates"]:
                 found = [e for e in found if e.get(predicate["key"]) == predicate["stringValue"]]
@@ -109,11 +110,11 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _create_experiment(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
         experiment = {**body, "experiment_id": self._new_id("experiment"), "created_at": _CREATED_AT}
-        self.server.state.experiments[experiment["experiment_id"]] = experiment
+        self.state.experiments[experiment["experiment_id"]] = experiment
         return 200, experiment
 
     def _spec_problem(self, body: dict[str, Any]) -> str:
-        if body.get("experiment_id") not in self.server.state.experiments:
+        if body.get("experiment_id") not in self.state.experiments:
             return f"experiment {body.get('experiment_id')!r} does not exist"
         spec = body.get("pipeline_spec") or {}
         declared = spec.get("root", {}).get("inputDefinitions", {}).get("parameters", {})
@@ -126,7 +127,7 @@ class _Handler(BaseHTTPRequestHandler):
         return ""
 
     def _create_run(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
-        state = self.server.state
+        state = self.state
         problem = "runs are refused by this server" if state.reject_runs else self._spec_problem(body)
         if problem:
             return 400, {"error": problem, "code": 3, "message": problem}
@@ -135,7 +136,7 @@ class _Handler(BaseHTTPRequestHandler):
         return 200, run
 
     def _get_run(self, run_id: str) -> tuple[int, dict[str, Any]]:
-        state = self.server.state
+        state = self.state
         if run_id not in state.runs:
             return 404, {"code": 5, "message": f"run {run_id} not found"}
         run = state.runs[run_id]
@@ -160,30 +161,15 @@ class _Handler(BaseHTTPRequestHandler):
         if problem:
             return 400, {"error": problem, "code": 3, "message": problem}
         recurring = {**body, "recurring_run_id": self._new_id("recurring"), "created_at": _CREATED_AT}
-        self.server.state.recurring_runs[recurring["recurring_run_id"]] = recurring
+        self.state.recurring_runs[recurring["recurring_run_id"]] = recurring
         return 200, recurring
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, state: KfpState) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
 
 
 @contextmanager
 def running_kfp_api(state: KfpState) -> Iterator[str]:
     """Serve `state` on a free loopback port; yields the host URL for kfp.Client."""
-    server = _Server(state)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_Handler, state) as url:
+        yield url
 
 
 __all__ = ["KfpState", "running_kfp_api"]

@@ -11,14 +11,15 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 import time
 import urllib.parse
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from loopback_http import serving
 
 _JOBS = re.compile(r"^/v1(?:beta1)?/projects/([^/]+)/locations/([^/]+)/pipelineJobs(?:/([^/:]+))?$")
 _TIME = "2026-01-01T00:00:00Z"
@@ -61,7 +62,7 @@ def _authorized(state: VertexState, header: str) -> bool:
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: _Server
+    state: VertexState
 
     def log_message(self, format: str, *args: Any) -> None:
         return None
@@ -73,7 +74,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._dispatch("POST")
 
     def _dispatch(self, method: str) -> None:
-        state = self.server.state
+        state = self.state
         url = urllib.parse.urlsplit(self.path)
         state.requests.append(f"{method} {url.path}")
         length = int(self.headers.get("Content-Length", 0))
@@ -122,17 +123,17 @@ class _Handler(BaseHTTPRequestHandler):
         elif undeclared:
             problem = f"parameters {undeclared} are not declared by the pipeline"
         name = f"{parent}/pipelineJobs/{job_id}"
-        if not problem and name in self.server.state.jobs:
+        if not problem and name in self.state.jobs:
             problem = f"{name} already exists"
         if problem:
             self._error(400, "INVALID_ARGUMENT", problem)
             return
         created = {**job, "name": name, "state": "PIPELINE_STATE_PENDING", "createTime": _TIME}
-        self.server.state.jobs[name] = created
+        self.state.jobs[name] = created
         self._reply(200, created)
 
     def _get(self, name: str) -> None:
-        state = self.server.state
+        state = self.state
         if name not in state.jobs:
             self._error(404, "NOT_FOUND", f"{name} not found")
             return
@@ -158,26 +159,11 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, job)
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, state: VertexState) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
-
-
 @contextmanager
 def running_vertex_api(state: VertexState) -> Iterator[str]:
     """Serve `state` on a free loopback port; yields its base URL (API endpoint and token URI root)."""
-    server = _Server(state)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_address[1]}"
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
+    with serving(_Handler, state) as url:
+        yield url
 
 
 __all__ = ["VertexState", "running_vertex_api"]
