@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from prepared_data import PreparedData, train_model
 from slurm_cluster import SlurmCluster, running_slurm, slurm_available
 
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, preprocess
@@ -15,18 +15,6 @@ from kubeforge.demo import write_breast_cancer_csv
 
 S3_BUCKET = "kubeforge-test"
 GCS_BUCKET = "kubeforge-test"
-
-
-@dataclass(frozen=True)
-class PreparedData:
-    """A preprocessed breast cancer dataset: raw CSV, three splits and the fitted preprocessor."""
-
-    csv: Path
-    train: Path
-    validation: Path
-    test: Path
-    preprocessor: Path
-    statistics: Path
 
 
 @pytest.fixture(scope="session")
@@ -60,22 +48,7 @@ def prepared(breast_cancer_csv: Path, tmp_path_factory: pytest.TempPathFactory) 
 @pytest.fixture(scope="session")
 def trained_model(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model directory trained by the engine on the prepared data (one worker, a few epochs)."""
-    from kubeforge.training.config import TrainConfig
-    from kubeforge.training.launch_local import run_local
-
-    run_dir = tmp_path_factory.mktemp("trained")
-    config = TrainConfig(
-        train_data=str(prepared.train),
-        validation_data=str(prepared.validation),
-        preprocessor=str(prepared.preprocessor),
-        model_dir=str(run_dir / "model"),
-        run_dir=str(run_dir),
-        checkpoint_dir=str(run_dir / "checkpoints"),
-        epochs=8,
-        learning_rate=0.01,
-    )
-    run_local(config, workers=1)
-    return run_dir / "model"
+    return train_model(prepared, tmp_path_factory.mktemp("trained"), epochs=8, learning_rate=0.01)
 
 
 @pytest.fixture(scope="session")

@@ -16,9 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from kubeforge.artifacts import is_remote
-from kubeforge.artifacts._remote import open_store
-from kubeforge.artifacts._uri import remote_object
+from kubeforge.artifacts import download_file, is_remote
 from kubeforge.errors import InputError, KubeforgeError
 
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
@@ -57,9 +55,7 @@ def local_table(source: str, query: str = "") -> Iterator[Path]:
             shown = f"query result of {_redacted(source)}"
         else:
             local = Path(scratch) / source.rstrip("/").rsplit("/", 1)[-1]
-            remote = remote_object(source)
-            with local.open("wb") as handle:
-                open_store(remote).download(remote.key, handle)
+            download_file(source, local)
             shown = source
         try:
             yield local
@@ -69,20 +65,25 @@ def local_table(source: str, query: str = "") -> Iterator[Path]:
             raise type(exc)(str(exc).replace(str(local), shown)) from exc
 
 
-def query_to_parquet(dsn: str, query: str, destination: Path) -> int:
+def query_to_parquet(dsn: str, query: str, destination: Path, password: str | None = None) -> int:
     """Run `query` on PostgreSQL and stream its rows into a Parquet file; returns the row count.
 
-    An empty result or a failing query is an InputError naming the query; nothing is left at
-    `destination` then.
+    `password`, when given, is passed to the connection beside `dsn` (so it never needs to be in
+    the URI). An empty result or a failing query is an InputError naming the query; nothing is
+    left at `destination` then.
     """
-    import psycopg
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise InputError("a PostgreSQL source needs psycopg: pip install 'kubeforge[postgres]'") from exc
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     rows = 0
     writer: Any = None
     try:
-        with psycopg.connect(dsn) as connection, connection.cursor(name="kubeforge_ingest") as cursor:
+        extra = {} if password is None else {"password": password}
+        with psycopg.connect(dsn, **extra) as connection, connection.cursor(name="kubeforge_ingest") as cursor:
             cursor.itersize = _FETCH_ROWS
             cursor.execute(query)
             while batch := cursor.fetchmany(_FETCH_ROWS):

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prepared_data import PreparedData, train_model
 
 from kubeforge.local_runner import LocalRun, run_pipeline_locally
 from kubeforge.pipelines.champion_challenger.pipeline import champion_challenger
@@ -14,25 +15,9 @@ from kubeforge.serving.local import list_local_servers, stop_local_server
 
 
 @pytest.fixture(scope="module")
-def weak_champion(prepared: Any, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def weak_champion(prepared: PreparedData, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A real but poor model: one hidden unit, one epoch at a tiny learning rate."""
-    from kubeforge.training.config import TrainConfig
-    from kubeforge.training.launch_local import run_local
-
-    run_dir = tmp_path_factory.mktemp("weak")
-    config = TrainConfig(
-        train_data=str(prepared.train),
-        validation_data=str(prepared.validation),
-        preprocessor=str(prepared.preprocessor),
-        model_dir=str(run_dir / "model"),
-        run_dir=str(run_dir),
-        checkpoint_dir=str(run_dir / "checkpoints"),
-        hidden_layers=[1],
-        epochs=1,
-        learning_rate=1e-5,
-    )
-    run_local(config, workers=1)
-    return run_dir / "model"
+    return train_model(prepared, tmp_path_factory.mktemp("weak"), hidden_layers=[1], epochs=1, learning_rate=1e-5)
 
 
 def _reviews(run: LocalRun) -> tuple[dict[str, Any], dict[str, Any]]:

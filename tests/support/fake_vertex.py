@@ -4,7 +4,8 @@ It stands in for Vertex AI (which cannot be reached here) so that the real googl
 client code runs over its REST transport, pointed at this server with
 `aiplatform.init(api_endpoint="http://127.0.0.1:PORT", api_transport="rest", credentials=AnonymousCredentials())`.
 Paths: models (upload, get by id or `id@version`, list with a label filter), endpoints (create,
-get, list with a label filter, deployModel, undeployModel). Long-running operations are answered
+get, list with a label filter, deployModel, undeployModel), customJobs (create, get, list with a
+label filter, cancel). Long-running operations are answered
 already done, as `{"name": ".../operations/N", "done": true, "response": {...}}`.
 """
 
@@ -28,10 +29,15 @@ _LABEL_FILTER = re.compile(r'labels\.([\w-]+)\s*=\s*"?([\w.-]+)"?')
 
 @dataclass
 class FakeVertex:
-    """The server's state: models (each a list of versions), endpoints, and a log of calls."""
+    """The server's state: models (each a list of versions), endpoints, custom jobs and a log of calls.
+
+    `custom_job_creates` keeps every CustomJob creation body as the client sent it.
+    """
 
     models: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
     endpoints: dict[str, dict[str, Any]] = field(default_factory=dict)
+    custom_jobs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    custom_job_creates: list[dict[str, Any]] = field(default_factory=list)
     calls: list[str] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
@@ -94,6 +100,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._send(
                     {"endpoints": [e for e in self.state.endpoints.values() if _labels_match(e, filter_text)]}
                 )
+            if path.endswith("/customJobs"):
+                jobs = [job for job in self.state.custom_jobs.values() if _labels_match(job, filter_text)]
+                return self._send({"customJobs": jobs})
+            if "/customJobs/" in path:
+                job = self.state.custom_jobs.get(path)
+                return self._send(job) if job else self._not_found(path)
             if "/models/" in path:
                 version = self.state.model_version(path)
                 return self._send(version) if version else self._not_found(path)
@@ -109,7 +121,12 @@ class _Handler(BaseHTTPRequestHandler):
                 return self._upload(path.removesuffix("/models:upload"), body)
             if path.endswith("/endpoints"):
                 return self._create_endpoint(path, body)
+            if path.endswith("/customJobs"):
+                return self._create_custom_job(path, body)
             name, _, verb = path.partition(":")
+            if verb == "cancel" and name in self.state.custom_jobs:
+                self.state.custom_jobs[name]["state"] = 6  # JOB_STATE_CANCELLING
+                return self._send({})
             endpoint = self.state.endpoints.get(name)
             if endpoint is None:
                 return self._not_found(name)
@@ -146,6 +163,13 @@ class _Handler(BaseHTTPRequestHandler):
         endpoint = {**body, "name": name, "deployedModels": [], "trafficSplit": {}}
         self.state.endpoints[name] = endpoint
         self._operation(name, "Endpoint", endpoint)
+
+    def _create_custom_job(self, parent: str, body: dict[str, Any]) -> None:
+        name = f"{parent}/{len(self.state.custom_jobs) + 1}"
+        job = {**body, "name": name, "state": 2}  # JOB_STATE_PENDING
+        self.state.custom_jobs[name] = job
+        self.state.custom_job_creates.append(body)
+        self._send(job)
 
     def _deploy(self, endpoint: dict[str, Any], body: dict[str, Any]) -> None:
         deployed = dict(body["deployedModel"])

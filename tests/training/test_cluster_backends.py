@@ -13,12 +13,12 @@ import io
 import json
 import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
 from crd_schema import schema_errors
 from fake_kube import FakeKube, running_fake_kube
+from fake_vertex import FakeVertex, running_fake_vertex
 
 from kubeforge.errors import InputError, TrainingError
 from kubeforge.training.backends.base import JobState, Resources, TrainingJob
@@ -166,67 +166,27 @@ def test_failed_job_reports_its_own_reason(kube: FakeKube) -> None:
     assert kube.get("kubeflow.org/v1", "default", "pytorchjobs", "churn-train") is None
 
 
-class _VertexHandler(BaseHTTPRequestHandler):
-    """Vertex AI's REST paths for CustomJobs: create, get, list (by label filter), cancel."""
-
-    jobs: dict[str, dict[str, Any]]
-    creates: list[dict[str, Any]]
-
-    def log_message(self, format: str, *args: Any) -> None:
-        return None
-
-    def _send(self, body: Any) -> None:
-        data = json.dumps(body).encode()
-        self.send_response(200)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def do_POST(self) -> None:
-        path = self.path.split("?")[0]
-        body = json.loads(self.rfile.read(int(self.headers.get("Content-Length") or 0)) or b"{}")
-        if path.endswith(":cancel"):
-            self.jobs[path.removeprefix("/v1/").removesuffix(":cancel")]["state"] = 6  # JOB_STATE_CANCELLING
-            return self._send({})
-        name = f"{path.removeprefix('/v1/')}/{len(self.jobs) + 1}"
-        job = {**body, "name": name, "state": 2}  # JOB_STATE_PENDING
-        self.jobs[name] = job
-        self.creates.append(body)
-        self._send(job)
-
-    def do_GET(self) -> None:
-        path = self.path.split("?")[0].removeprefix("/v1/")
-        if path in self.jobs:
-            return self._send(self.jobs[path])
-        self._send({"customJobs": list(self.jobs.values())})
-
-
 @pytest.fixture
-def vertex() -> Iterator[tuple[VertexBackend, type[_VertexHandler]]]:
+def vertex() -> Iterator[tuple[VertexBackend, FakeVertex]]:
     from google.auth.credentials import AnonymousCredentials
 
-    handler = type("Handler", (_VertexHandler,), {"jobs": {}, "creates": []})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    backend = VertexBackend(
-        project="proj",
-        location="us-central1",
-        staging_bucket="gs://kubeforge-staging",
-        api_endpoint=f"http://127.0.0.1:{server.server_address[1]}",
-        api_transport="rest",
-        credentials=AnonymousCredentials(),
-    )
-    yield backend, handler
-    server.shutdown()
-    server.server_close()
+    with running_fake_vertex() as fake:
+        backend = VertexBackend(
+            project="proj",
+            location="us-central1",
+            staging_bucket="gs://kubeforge-staging",
+            api_endpoint=fake.url,
+            api_transport="rest",
+            credentials=AnonymousCredentials(),
+        )
+        yield backend, fake
 
 
-def test_vertex_customjob_pools_state_and_reattach(vertex: tuple[VertexBackend, Any]) -> None:
-    backend, handler = vertex
+def test_vertex_customjob_pools_state_and_reattach(vertex: tuple[VertexBackend, FakeVertex]) -> None:
+    backend, fake = vertex
     handle = backend.submit(_job())
 
-    [created] = handler.creates
+    [created] = fake.custom_job_creates
     pools = created["jobSpec"]["workerPoolSpecs"]
     assert [pool["replicaCount"] for pool in pools] == ["1", "1"]
     assert pools[0]["machineSpec"]["acceleratorCount"] == 1
@@ -237,8 +197,8 @@ def test_vertex_customjob_pools_state_and_reattach(vertex: tuple[VertexBackend, 
     assert backend.status(handle).state is JobState.PENDING
     # A re-run finds the live job by its label instead of creating a second one.
     assert backend.submit(_job()).id == handle.id
-    assert len(handler.creates) == 1
-    handler.jobs[handle.id].update(state=5, error={"code": 3, "message": "replica workerpool0-0 exited with 1"})
+    assert len(fake.custom_job_creates) == 1
+    fake.custom_jobs[handle.id].update(state=5, error={"code": 3, "message": "replica workerpool0-0 exited with 1"})
     with pytest.raises(TrainingError, match="exited with 1"):
         follow(backend, handle, poll_s=0.01, out=io.StringIO())
 

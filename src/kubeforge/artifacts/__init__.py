@@ -66,6 +66,13 @@ def read_text(uri: str) -> str:
         ) from exc
 
 
+def download_file(uri: str, destination: Path) -> None:
+    """Stream the remote object at ``uri`` into the local file ``destination`` (created or replaced)."""
+    remote = remote_object(uri)
+    with destination.open("wb") as handle:
+        open_store(remote).download(remote.key, handle)
+
+
 def write_bytes(uri: str, data: bytes) -> None:
     """Write ``data`` atomically: a local temp file + fsync + rename, or one remote put.
 
@@ -208,6 +215,7 @@ __all__ = [
     "atomic_output",
     "atomic_output_dir",
     "download_dir",
+    "download_file",
     "exists",
     "is_remote",
     "local_dir",

@@ -1,0 +1,43 @@
+"""The preprocessed dataset the tests share, and models trained on it by the real engine."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class PreparedData:
+    """A preprocessed breast cancer dataset: raw CSV, three splits and the fitted preprocessor."""
+
+    csv: Path
+    train: Path
+    validation: Path
+    test: Path
+    preprocessor: Path
+    statistics: Path
+
+
+def train_model(prepared: PreparedData, run_dir: Path, **settings: Any) -> Path:
+    """Train one local worker on `prepared` into `run_dir`; `settings` override TrainConfig fields.
+
+    Returns the model directory.
+    """
+    from kubeforge.training.config import TrainConfig
+    from kubeforge.training.launch_local import run_local
+
+    config = TrainConfig(
+        train_data=str(prepared.train),
+        validation_data=str(prepared.validation),
+        preprocessor=str(prepared.preprocessor),
+        model_dir=str(run_dir / "model"),
+        run_dir=str(run_dir),
+        checkpoint_dir=str(run_dir / "checkpoints"),
+        **settings,
+    )
+    run_local(config, workers=1)
+    return run_dir / "model"
+
+
+__all__ = ["PreparedData", "train_model"]
