@@ -59,20 +59,39 @@ def test_inference_service_matches_the_crd_schema() -> None:
     assert container["args"][:2] == ["serve", "/mnt/models"]
 
 
-def test_apply_creates_waits_patches_and_deletes(kubernetes: tuple[FakeKServe, client.ApiClient]) -> None:
+def test_apply_creates_waits_replaces_and_deletes(kubernetes: tuple[FakeKServe, client.ApiClient]) -> None:
     fake, api = kubernetes
     spec = KServeSpec(name="cancer", storage_uri="s3://models/cancer/v1", namespace="ml")
     first = apply_inference_service(api, spec, timeout_s=10)
     assert (first.status, first.url) == ("created", "http://cancer.ml.example.com")
+    fake.objects[("ml", "cancer")]["metadata"]["labels"]["team"] = "fraud"  # set by someone else
     canary = KServeSpec(name="cancer", storage_uri="s3://models/cancer/v2", namespace="ml", canary_traffic_percent=20)
     second = apply_inference_service(api, canary, timeout_s=10)
     assert second.status == "updated"
     stored = fake.objects[("ml", "cancer")]
     assert stored["spec"]["predictor"]["canaryTrafficPercent"] == 20
     assert stored["metadata"]["generation"] == 2
-    assert fake.calls == ["create cancer", "patch cancer"]
+    assert stored["metadata"]["labels"]["team"] == "fraud"
+    # Promoting the canary drops the setting; a merge patch would have left the old 20 % in place.
+    apply_inference_service(api, KServeSpec(name="cancer", storage_uri="s3://models/cancer/v2", namespace="ml"))
+    assert "canaryTrafficPercent" not in fake.objects[("ml", "cancer")]["spec"]["predictor"]
+    assert fake.calls == ["create cancer", "replace cancer", "replace cancer"]
     assert delete_inference_service(api, "cancer", "ml") is True
     assert delete_inference_service(api, "cancer", "ml") is False
+
+
+def test_a_conflicting_change_is_read_again_and_replaced(kubernetes: tuple[FakeKServe, client.ApiClient]) -> None:
+    fake, api = kubernetes
+    apply_inference_service(api, KServeSpec(name="cancer", storage_uri="s3://models/v1"), timeout_s=10)
+    fake.conflicts_to_inject = 2
+    result = apply_inference_service(api, KServeSpec(name="cancer", storage_uri="s3://models/v2"), timeout_s=10)
+    assert result.status == "updated"
+    stored = fake.objects[("default", "cancer")]
+    assert stored["spec"]["predictor"]["containers"][0]["env"] == [{"name": "STORAGE_URI", "value": "s3://models/v2"}]
+    assert fake.calls.count("replace cancer") == 3
+    fake.conflicts_to_inject = 10**6
+    with pytest.raises(ServingError, match="409 Conflict each time"):
+        apply_inference_service(api, KServeSpec(name="cancer", storage_uri="s3://models/v3"), timeout_s=10)
 
 
 def test_not_ready_in_time_is_a_serving_error(kubernetes: tuple[FakeKServe, client.ApiClient]) -> None:

@@ -64,7 +64,7 @@ def test_kserve_from_a_kubeconfig_creates_then_rolls_out_a_canary(
         predictor = fake.objects[("ml", "cancer")]["spec"]["predictor"]
         assert predictor["canaryTrafficPercent"] == 10
         assert predictor["containers"][0]["env"][0]["value"] == "s3://models/cancer/v2"
-        assert fake.calls == ["create cancer", "patch cancer"]
+        assert fake.calls == ["create cancer", "replace cancer"]
 
 
 @pytest.fixture

@@ -2,6 +2,9 @@
 
 No API server can run here; this one lets the real `kubernetes` client code run. It plays
 KServe's controller too: an object turns Ready on the `ready_after_reads`-th read after a change.
+Like the API server, it keeps a resourceVersion per object and refuses a replace (PUT) that carries
+a stale one with 409 Conflict; `conflicts_to_inject` makes that many replaces meet a change made
+"by someone else" just before them.
 Every object it receives is validated against the upstream InferenceService CRD schema.
 """
 
@@ -31,6 +34,13 @@ class FakeKServe(ThreadingHTTPServer):
         self.reads_since_change: dict[tuple[str, str], int] = {}
         self.ready_after_reads = ready_after_reads
         self.calls: list[str] = []
+        self.versions = 0
+        self.conflicts_to_inject = 0
+
+    def next_version(self) -> str:
+        """A new resourceVersion, as the API server assigns on every write."""
+        self.versions += 1
+        return str(self.versions)
 
     @property
     def url(self) -> str:
@@ -84,7 +94,7 @@ class _Handler(BaseHTTPRequestHandler):
         self.server.calls.append(f"create {key[1]}")
         if key in self.server.objects:
             return self._reply(409, {"kind": "Status", "reason": "AlreadyExists", "code": 409})
-        body["metadata"]["generation"] = 1
+        body["metadata"].update(generation=1, resourceVersion=self.server.next_version())
         self.server.objects[key] = body
         self.server.reads_since_change[key] = 0
         self._reply(201, body)
@@ -106,24 +116,30 @@ class _Handler(BaseHTTPRequestHandler):
             current["status"] = {"conditions": [{"type": "Ready", "status": "False", "reason": "RevisionMissing"}]}
         self._reply(200, current)
 
-    def do_PATCH(self) -> None:
+    def do_PUT(self) -> None:
         namespace, _, name = self._key()
         key = (namespace, str(name))
-        assert self.headers["Content-Type"] == "application/merge-patch+json", self.headers["Content-Type"]
-        patch = self._body()
+        replacement = self._body()
         current = self.server.objects.get(key)
         if current is None:
             return self._not_found(name)
-        self.server.calls.append(f"patch {name}")
-        merged = {**current, "spec": patch["spec"], "metadata": {**current["metadata"], **patch["metadata"]}}
-        merged["metadata"]["generation"] = current["metadata"]["generation"] + 1
-        merged.pop("status", None)
-        errors = self.server.schema_errors(merged)
+        self.server.calls.append(f"replace {name}")
+        if self.server.conflicts_to_inject:
+            self.server.conflicts_to_inject -= 1
+            current["metadata"]["resourceVersion"] = self.server.next_version()
+        if replacement["metadata"].get("resourceVersion") != current["metadata"]["resourceVersion"]:
+            message = "the object has been modified; please apply your changes to the latest version and try again"
+            return self._reply(409, {"kind": "Status", "reason": "Conflict", "code": 409, "message": message})
+        errors = self.server.schema_errors(replacement)
         if errors:
             return self._invalid(errors)
-        self.server.objects[key] = merged
+        replacement["metadata"].update(
+            generation=current["metadata"]["generation"] + 1, resourceVersion=self.server.next_version()
+        )
+        replacement.pop("status", None)
+        self.server.objects[key] = replacement
         self.server.reads_since_change[key] = 0
-        self._reply(200, merged)
+        self._reply(200, replacement)
 
     def do_DELETE(self) -> None:
         namespace, _, name = self._key()

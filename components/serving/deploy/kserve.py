@@ -1,8 +1,11 @@
 """The `kserve` deploy target: a serving.kserve.io/v1beta1 InferenceService running the kubeforge image.
 
 The predictor is a custom container (`kubeforge serve /mnt/models`); KServe's storage initializer
-copies `storage_uri` to /mnt/models. Applying an existing InferenceService patches it (a new
-model or canary percentage rolls out as a new revision), so a re-run never duplicates it.
+copies `storage_uri` to /mnt/models. Applying an existing InferenceService replaces its spec
+(`kubectl replace` with the resourceVersion just read, retried on a conflict): a new model or canary
+percentage rolls out as a new revision, a setting dropped from the spec is dropped from the object
+(a merge patch would keep it), labels and annotations others set are kept, and a re-run never
+duplicates the service.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ PLURAL = "inferenceservices"
 MODEL_MOUNT = "/mnt/models"
 GPU_RESOURCE = "nvidia.com/gpu"
 _POLL_S = 2.0
+_CONFLICT_RETRIES = 5
 
 
 @dataclass(frozen=True)
@@ -100,29 +104,59 @@ class KServeDeployment:
 
 
 def apply_inference_service(api: client.ApiClient, spec: KServeSpec, timeout_s: float = 600.0) -> KServeDeployment:
-    """Create or patch the InferenceService, then wait until its Ready condition is True."""
+    """Create or replace the InferenceService, then wait until its Ready condition is True."""
     objects = client.CustomObjectsApi(api)
     body = inference_service(spec)
-    try:
-        objects.get_namespaced_custom_object(GROUP, VERSION, spec.namespace, PLURAL, spec.name)
-    except ApiException as exc:
-        if exc.status != 404:
-            raise _api_error("read", spec, exc) from exc
+    for _ in range(_CONFLICT_RETRIES):
+        current = _read(objects, spec)
+        if current is None:
+            try:
+                objects.create_namespaced_custom_object(GROUP, VERSION, spec.namespace, PLURAL, body)
+            except ApiException as exc:
+                if exc.status == 409:  # created by someone else since the read: replace it instead
+                    continue
+                raise _api_error("create", spec, exc) from exc
+            status = "created"
+            break
         try:
-            objects.create_namespaced_custom_object(GROUP, VERSION, spec.namespace, PLURAL, body)
-        except ApiException as create_exc:
-            raise _api_error("create", spec, create_exc) from create_exc
-        status = "created"
-    else:
-        try:
-            objects.patch_namespaced_custom_object(
-                GROUP, VERSION, spec.namespace, PLURAL, spec.name, {"metadata": body["metadata"], "spec": body["spec"]}
+            objects.replace_namespaced_custom_object(
+                GROUP, VERSION, spec.namespace, PLURAL, spec.name, _replacement(current, body)
             )
         except ApiException as exc:
-            raise _api_error("patch", spec, exc) from exc
+            if exc.status == 409:  # changed since the read: read it again
+                continue
+            raise _api_error("replace", spec, exc) from exc
         status = "updated"
+        break
+    else:
+        raise ServingError(
+            f"InferenceService {spec.namespace}/{spec.name}: still changing under us after "
+            f"{_CONFLICT_RETRIES} attempts (HTTP 409 Conflict each time); is another deployment running?"
+        )
     url = _wait_ready(objects, spec, timeout_s)
     return KServeDeployment(name=spec.name, url=url, status=status)
+
+
+def _read(objects: client.CustomObjectsApi, spec: KServeSpec) -> dict[str, Any] | None:
+    try:
+        current: dict[str, Any] = objects.get_namespaced_custom_object(
+            GROUP, VERSION, spec.namespace, PLURAL, spec.name
+        )
+    except ApiException as exc:
+        if exc.status == 404:
+            return None
+        raise _api_error("read", spec, exc) from exc
+    return current
+
+
+def _replacement(current: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    """`body` as a replacement of `current`: its resourceVersion, and others' labels and annotations kept."""
+    metadata = dict(current.get("metadata") or {})
+    for field in ("labels", "annotations"):
+        merged = {**(metadata.get(field) or {}), **(body["metadata"].get(field) or {})}
+        if merged:
+            metadata[field] = merged
+    return {**body, "metadata": metadata}
 
 
 def delete_inference_service(api: client.ApiClient, name: str, namespace: str = "default") -> bool:
