@@ -31,11 +31,17 @@ def queue() -> None:
 @click.option("--retries", default=0, show_default=True, help="Retries after a failure, with exponential backoff.")
 @click.option("--after", "depends_on", multiple=True, type=int, help="Start after this job succeeds; repeatable.")
 @click.option("--name", default="", help="A display name.")
+@click.option(
+    "--array",
+    "array",
+    default="",
+    help="Submit one job per task index (0-99, 0-99:10, 1,3,8-9), each run with KUBEFORGE_ARRAY_TASK_ID set.",
+)
 @click.argument("command", nargs=-1, required=True)
 def submit(
-    url: str, token: str, queue_name: str, cpu: str, memory: str, gpu: int, priority: str, **fields: Any
+    url: str, token: str, queue_name: str, cpu: str, memory: str, gpu: int, priority: str, array: str, **fields: Any
 ) -> None:
-    """Submit COMMAND (after --) as a job; prints its id."""
+    """Submit COMMAND (after --) as a job; prints its id (with --array, the array's id)."""
     spec: dict[str, Any] = {
         "queue": queue_name,
         "resources": {"cpu": cpu, "memory": memory, "gpu": gpu},
@@ -45,7 +51,7 @@ def submit(
         "depends_on": list(fields["depends_on"]),
     }
     with SchedulerClient(url, token) as client:
-        click.echo(client.submit(spec))
+        click.echo(client.submit_array(spec, array)[0] if array else client.submit(spec))
 
 
 @queue.command("list")
@@ -74,7 +80,7 @@ def show(url: str, token: str, job_id: int) -> None:
     """One job: state, reason, and for a pending job its position and estimated start."""
     with SchedulerClient(url, token) as client:
         job = client.job(job_id)
-    for key in ("id", "state", "reason", "attempt", "exit_code", "position"):
+    for key in ("id", "array_id", "array_index", "state", "reason", "attempt", "exit_code", "position"):
         if job.get(key) not in (None, ""):
             click.echo(f"{key:<16}{job[key]}")
     if job.get("estimated_start") is not None:
@@ -87,10 +93,15 @@ def show(url: str, token: str, job_id: int) -> None:
 @queue.command()
 @_URL
 @_TOKEN
+@click.option("--array", "whole_array", is_flag=True, help="JOB_ID is an array's id: cancel all its unfinished tasks.")
 @click.argument("job_id", type=int)
-def cancel(url: str, token: str, job_id: int) -> None:
+def cancel(url: str, token: str, whole_array: bool, job_id: int) -> None:
     """Cancel a job (running jobs get SIGTERM, then SIGKILL after the grace period)."""
     with SchedulerClient(url, token) as client:
+        if whole_array:
+            cancelled = client.cancel_array(job_id)
+            click.echo(f"cancel requested for {len(cancelled)} task(s) of array {job_id}")
+            return
         client.cancel(job_id)
     click.echo(f"cancel requested for job {job_id}")
 
@@ -153,13 +164,14 @@ def serve(
 
 
 def _table(jobs: list[dict[str, Any]]) -> str:
-    rows = [("ID", "STATE", "QUEUE", "TEAM", "PRIO", "TRY", "REASON")]
+    rows = [("ID", "ARRAY", "STATE", "QUEUE", "TEAM", "PRIO", "TRY", "REASON")]
     for job in jobs:
         spec = job["spec"]
         reason = str(job["reason"])[:48]
         rows.append(
             (
                 str(job["id"]),
+                f"{job['array_id']}[{job['array_index']}]" if job.get("array_id") is not None else "-",
                 job["state"],
                 spec["queue"],
                 spec["team"],

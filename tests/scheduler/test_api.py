@@ -74,13 +74,66 @@ def _isolation(
     assert bob.logs(waiting) == "hi\n"
 
 
+def test_arrays_are_one_request_and_stay_within_their_team(api: tuple[str, Dispatcher]) -> None:
+    url, dispatcher = api
+    with SchedulerClient(url, ADMIN) as admin:
+        alice = SchedulerClient(url, admin.create_token("alice-arrays"))
+        bob = SchedulerClient(url, admin.create_token("bob-arrays"))
+    with alice, bob:
+        spec = {"queue": "gpu", "command": ["sleep", "30"], "resources": {"cpu": 1}}
+        ids = alice.submit_array(spec, "0-8:4")
+        assert ids == sorted(ids) and len(ids) == 3
+        tasks = alice.array(ids[0])
+        assert [(task["id"], task["array_id"], task["array_index"]) for task in tasks] == [
+            (ids[0], ids[0], 0),
+            (ids[1], ids[0], 4),
+            (ids[2], ids[0], 8),
+        ]
+        assert {job["id"]: job["array_index"] for job in alice.jobs() if job["array_id"] == ids[0]} == {
+            ids[0]: 0,
+            ids[1]: 4,
+            ids[2]: 8,
+        }
+        assert alice.job(ids[1])["array_id"] == ids[0]
+        for refused in (lambda: bob.array(ids[0]), lambda: bob.cancel_array(ids[0])):
+            with pytest.raises(SchedulerError, match="404"):
+                refused()
+        with pytest.raises(SchedulerError, match="404: array"):
+            alice.array(ids[1])  # a task that is not the first names no array
+        dispatcher.step()
+        assert alice.cancel_array(ids[0]) == ids
+        deadline = time.monotonic() + 20
+        while {task["state"] for task in alice.array(ids[0])} != {"cancelled"}:
+            assert time.monotonic() < deadline, alice.array(ids[0])
+            dispatcher.step()
+            time.sleep(0.05)
+        with pytest.raises(SchedulerError, match="409: array"):
+            alice.cancel_array(ids[0])
+
+
+@pytest.mark.parametrize(
+    ("array", "message"),
+    [
+        ("5-1", "array: '5-1' must run upwards"),
+        ("0-20000", "array: give 1 to 10000 task indices"),
+        ("1,x", "array: 'x' is not an index or range"),
+        ([], "array: give 1 to 10000 task indices"),
+        ({"from": 1}, "array: expected a range"),
+    ],
+)
+def test_bad_array_submissions_are_refused_with_the_field(
+    api: tuple[str, Dispatcher], array: object, message: str
+) -> None:
+    with SchedulerClient(api[0], ADMIN) as client, pytest.raises(SchedulerError, match=f"400: {message}"):
+        client.submit_array({"queue": "gpu", "command": ["true"]}, array)  # type: ignore[arg-type]
+
+
 def test_openapi_document_lists_every_route(api: tuple[str, Dispatcher]) -> None:
     with requests.get(f"{api[0]}/openapi.json", timeout=5) as response:
         document = response.json()
     assert document["openapi"].startswith("3.")
-    assert {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/logs", "/v1/queues/{name}", "/v1/tokens"} <= set(
-        document["paths"]
-    )
+    routes = {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/logs", "/v1/arrays", "/v1/arrays/{array_id}"}
+    assert routes | {"/v1/queues/{name}", "/v1/tokens"} <= set(document["paths"])
 
 
 def test_submission_beyond_the_queue_is_refused_with_the_field(api: tuple[str, Dispatcher]) -> None:
@@ -108,6 +161,8 @@ _spec_fields = st.sampled_from(
         "retries",
         "depends_on",
         "env",
+        "array",
+        "job",
     ]
 )
 
@@ -115,7 +170,18 @@ _spec_fields = st.sampled_from(
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(
     method=st.sampled_from(["GET", "POST", "PUT", "DELETE", "PATCH"]),
-    path=st.sampled_from(["/v1/jobs", "/v1/jobs/1", "/v1/jobs/99999999999", "/v1/queues/x", "/v1/tokens", "/v1/x"]),
+    path=st.sampled_from(
+        [
+            "/v1/jobs",
+            "/v1/jobs/1",
+            "/v1/jobs/99999999999",
+            "/v1/arrays",
+            "/v1/arrays/1",
+            "/v1/queues/x",
+            "/v1/tokens",
+            "/v1/x",
+        ]
+    ),
     body=st.one_of(st.dictionaries(_spec_fields, _json_values, max_size=6), _json_values, st.binary(max_size=40)),
     token=st.sampled_from([ADMIN, "", "wrong-token-wrong-token"]),
 )

@@ -73,9 +73,9 @@ def test_submit_list_show_cancel_logs_and_queues(server: str) -> None:
     _wait_for(team, blocker, "running")
 
     table = _ok(_queue(server, token, "list")).splitlines()
-    assert table[0].split() == ["ID", "STATE", "QUEUE", "TEAM", "PRIO", "TRY", "REASON"]
+    assert table[0].split() == ["ID", "ARRAY", "STATE", "QUEUE", "TEAM", "PRIO", "TRY", "REASON"]
     rows = {int(line.split()[0]): line.split() for line in table[1:]}
-    assert rows[blocker][1:4] == ["running", "gpu", "alice"] and rows[waiting][1] == "pending"
+    assert rows[blocker][1:5] == ["-", "running", "gpu", "alice"] and rows[waiting][2] == "pending"
 
     details = dict(line.split(None, 1) for line in _ok(_queue(server, token, "show", str(waiting))).splitlines())
     assert details["state"] == "pending" and details["position"] == "1"
@@ -86,9 +86,33 @@ def test_submit_list_show_cancel_logs_and_queues(server: str) -> None:
     team.close()
     assert _ok(_queue(server, token, "logs", str(waiting))) == "hello from cli\n"
     finished = {
-        int(line.split()[0]): line.split()[1] for line in _ok(_queue(server, token, "list", "--all")).split("\n")[1:-1]
+        int(line.split()[0]): line.split()[2] for line in _ok(_queue(server, token, "list", "--all")).split("\n")[1:-1]
     }
     assert finished == {blocker: "cancelled", waiting: "succeeded"}
+
+
+def test_array_tasks_see_their_index_show_in_list_and_cancel_together(server: str) -> None:
+    _ok(_queue(server, ADMIN, "queues", "--set", "arrays", "--cpu", "1", "--memory", "2Gi"))
+    with SchedulerClient(server, ADMIN) as admin:
+        token = admin.create_token("carol")
+    echo = ["--", "sh", "-c", "echo task-$KUBEFORGE_ARRAY_TASK_ID of $KUBEFORGE_ARRAY_JOB_ID"]
+    echoes = int(_ok(_queue(server, token, "submit", "--queue", "arrays", "--array", "0-4:2", *echo)))
+    sleepers = int(_ok(_queue(server, token, "submit", "--queue", "arrays", "--array", "7,9", "--", "sleep", "60")))
+    team = SchedulerClient(server, token)
+    tasks = team.array(echoes)
+    assert [(task["array_id"], task["array_index"]) for task in tasks] == [(echoes, 0), (echoes, 2), (echoes, 4)]
+    for task in tasks:
+        _wait_for(team, task["id"], "succeeded")
+        assert _ok(_queue(server, token, "logs", str(task["id"]))) == f"task-{task['array_index']} of {echoes}\n"
+    rows = {int(line.split()[0]): line.split() for line in _ok(_queue(server, token, "list")).splitlines()[1:]}
+    assert [rows[task["id"]][1] for task in team.array(sleepers)] == [f"{sleepers}[7]", f"{sleepers}[9]"]
+    details = dict(line.split(None, 1) for line in _ok(_queue(server, token, "show", str(sleepers))).splitlines())
+    assert details["array_id"] == str(sleepers) and details["array_index"] == "7"
+    cancelled = _ok(_queue(server, token, "cancel", "--array", str(sleepers))).strip()
+    assert cancelled == f"cancel requested for 2 task(s) of array {sleepers}"
+    for task in team.array(sleepers):
+        _wait_for(team, task["id"], "cancelled")
+    team.close()
 
 
 def test_errors_are_one_line_with_an_exit_code(server: str) -> None:

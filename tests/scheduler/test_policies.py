@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import itertools
+import random
 from dataclasses import dataclass, field
 
 import pytest
 from scheduler_builders import job, queue, scheduler
 
 from kubeforge.scheduler.model import Job, JobState, QueueSpec
+from kubeforge.scheduler.scheduler import Scheduler
 
 
 @dataclass
@@ -259,3 +262,72 @@ def test_a_head_blocked_by_quota_is_reconsidered_when_usage_or_quota_changes() -
     assert sched.schedule_once(2.0).admitted == [second]  # its own queue's usage changed
     sched.set_queue(queue("q", 2))
     assert sched.schedule_once(3.0).admitted == [third]  # its quota changed
+
+
+def test_a_head_blocked_by_capacity_is_reconsidered_when_capacity_frees_or_it_can_preempt() -> None:
+    sched = scheduler(2, queue("a", 4), queue("b", 4))
+    running = [job("a", priority=500, created=0), job("a", priority=500, created=0)]
+    for held in running:
+        sched.add(held, 0.0)
+    assert sched.schedule_once(0.0).admitted == running
+    big, blocker = job("b", workers=2, created=1), job("b", created=2)
+    sched.add(big, 1.0)
+    sched.schedule_once(1.0)
+    assert big.reason == "waiting for capacity"
+    sched.exited(running[0].id, 0, 2.0)
+    assert sched.schedule_once(2.0).admitted == []  # one core free: still too little for two workers
+    sched.add(blocker, 2.0)
+    sched.exited(running[1].id, 0, 3.0)
+    assert sched.schedule_once(3.0).admitted == [big]  # both cores free
+    urgent = job("b", priority=1000, created=4)
+    sched.add(urgent, 4.0)
+    assert sched.schedule_once(4.0).stop == [big]  # a lower-priority job of its queue is now a candidate
+
+
+def _random_workload(seed: int, cycles: int) -> list[tuple[list[int], list[int], list[int], list[tuple[int, str]]]]:
+    """Decisions and pending reasons of every cycle of a random workload with cohorts, gangs and preemption."""
+    rng = random.Random(seed)
+    names = [f"q{index}" for index in range(24)]
+    queues = [
+        queue(name, rng.choice((2, 4, 8)), cohort=rng.choice(("", "c1", "c2")), borrow=rng.choice((0, 2, 4)))
+        for name in names
+    ]
+    sched = scheduler(40, *queues, grace_s=3, backfill_window=2)
+    decisions = []
+    ids = itertools.count(1)
+    for cycle in range(cycles):
+        now = float(cycle)
+        for _ in range(rng.randrange(12) if cycle else 400):
+            made = job(
+                rng.choice(names),
+                cpu=rng.choice((0.5, 1, 2)),
+                workers=rng.choice((1, 1, 2, 4)),
+                team=f"team{rng.randrange(5)}",
+                created=now,
+                job_id=next(ids),
+                priority=rng.choice((100, 500, 1000)),
+                max_runtime_s=rng.uniform(5, 60),
+            )
+            sched.add(made, now)
+        held = [running for running in sched.cache.holding.values() if running.state is not JobState.STOPPING]
+        for ended in rng.sample(held, min(rng.randrange(6), len(held))):
+            sched.exited(ended.id, rng.choice((0, 0, 1)), now)
+        for stopping in [found for found in sched.cache.holding.values() if found.state is JobState.STOPPING]:
+            if rng.random() < 0.3:
+                sched.exited(stopping.id, -15, now)
+        result = sched.schedule_once(now)
+        reasons = sorted((found.id, found.reason) for found in sched.jobs.values() if found.state is JobState.PENDING)
+        decisions.append(
+            ([j.id for j in result.admitted], [j.id for j in result.stop], [j.id for j in result.kill], reasons)
+        )
+    return decisions
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothing(
+    seed: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    incremental = _random_workload(seed, cycles=120)
+    monkeypatch.setattr(Scheduler, "_still_waiting", lambda *_: False)  # every head re-evaluated every cycle
+    assert _random_workload(seed, cycles=120) == incremental
+    assert any(admitted for admitted, _, _, _ in incremental) and any(stop for _, stop, _, _ in incremental)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import threading
 import time
 from collections import Counter
+from pathlib import Path
 
 import pytest
 
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
+from kubeforge.scheduler.store.base import Submission
 from kubeforge.scheduler.store.schema import LATEST_VERSION
+from kubeforge.scheduler.store.sqlite import SqliteStore
 
 
 def test_migrations_apply_once_and_record_every_version(store_url: str) -> None:
@@ -75,6 +78,28 @@ def test_a_cancel_after_the_claim_comes_back_through_the_inbox(store_url: str) -
     store.close()
 
 
+def test_an_array_is_recorded_in_one_transaction_among_single_jobs_and_cancelled_as_one(store_url: str) -> None:
+    store = open_store(store_url)
+    spec = JobSpec("t", "q", ("true",))
+    single, array, after = store.record([Submission(spec), Submission(spec, (3, 5, 7)), Submission(spec)], time.time())
+    assert len(single) == 1 and len(array) == 3 and len(after) == 1 and single[0] < array[0] < after[0]
+    claimed = {job.id: (job.array_id, job.array_index) for job in store.claim_inbox()}
+    assert claimed == {
+        single[0]: (None, None),
+        array[0]: (array[0], 3),
+        array[1]: (array[0], 5),
+        array[2]: (array[0], 7),
+        after[0]: (None, None),
+    }
+    first = store.array_tasks(array[0])[0]
+    first.state, first.finished_at = JobState.SUCCEEDED, 5.0
+    store.save([first])
+    assert store.request_cancel_array(array[0]) == array[1:]  # the finished task is left alone
+    assert {job.id for job in store.claim_inbox() if job.cancel_requested} == set(array[1:])
+    assert store.array_tasks(single[0]) == [] and store.request_cancel_array(single[0]) == []
+    store.close()
+
+
 def test_tokens_queues_and_fair_share_round_trip(store_url: str) -> None:
     store = open_store(store_url)
     store.add_token("team-token-0123456789", "alice")
@@ -95,3 +120,30 @@ def test_unknown_store_url_names_the_valid_forms() -> None:
 
     with pytest.raises(InputError, match="sqlite:///PATH"):
         open_store("mysql://somewhere/db")
+
+
+@pytest.mark.parametrize(("option", "level"), [("", 1), ("?synchronous=NORMAL", 1), ("?synchronous=full", 2)])
+def test_sqlite_synchronous_level_comes_from_the_url(tmp_path: Path, option: str, level: int) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'kf.db'}{option}")
+    with store.transaction() as cur:
+        assert cur.execute("PRAGMA synchronous").fetchone()[0] == level
+    store.close()
+
+
+def test_unknown_sqlite_options_are_named() -> None:
+    from kubeforge.errors import InputError
+
+    with pytest.raises(InputError, match=r"unknown option\(s\) \['sync'\]; valid: synchronous=NORMAL\|FULL"):
+        open_store("sqlite:///kf.db?sync=off")
+
+
+def test_sqlite_checkpoints_in_the_background_not_in_the_commits(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "kf.db")
+    before = (tmp_path / "kf.db").stat().st_size
+    store.submit_many([JobSpec("t", "q", ("true",))] * 200, time.time())  # far fewer pages than WAL_SAFETY_PAGES
+    deadline = time.monotonic() + 30
+    while (tmp_path / "kf.db").stat().st_size == before:  # only a checkpoint writes the database file
+        assert time.monotonic() < deadline, "no checkpoint ran"
+        time.sleep(0.05)
+    assert len(store.list_jobs()) == 200
+    store.close()

@@ -47,6 +47,7 @@ DefMemPerCPU=512
 PriorityType=priority/multifactor
 ReturnToService=2
 MaxArraySize=4001
+MaxJobCount=100000
 NodeName=localhost CPUs={cpus} CoresPerSocket={cpus} ThreadsPerCore=1 RealMemory={memory_mb} State=UNKNOWN
 PartitionName=main Nodes=localhost Default=YES MaxTime=INFINITE State=UP OverSubscribe=FORCE:{oversubscribe}
 """

@@ -1,4 +1,5 @@
-"""The scheduler's REST API: a plain ASGI application; every route but the docs needs a bearer token.
+"""The scheduler's REST API: `respond` answers one `Request` (served by `http_server`), and the same
+object is a plain ASGI application for any ASGI server; every route but the docs needs a bearer token.
 
 A team token sees and cancels only its team's jobs (another team's job answers 404);
 an admin token sees every job and manages queues and tokens. The OpenAPI document is
@@ -13,12 +14,13 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from kubeforge.errors import InputError
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.group_commit import GroupCommitter
-from kubeforge.scheduler.model import Job, JobSpec, QueueSpec, check_name
+from kubeforge.scheduler.model import Job, JobSpec, QueueSpec, check_name, parse_array_indices
 from kubeforge.scheduler.openapi import OPENAPI
 from kubeforge.scheduler.store.base import SqlStore
 
@@ -30,8 +32,25 @@ Send = Callable[[Message], Awaitable[None]]
 MAX_BODY_BYTES = 1 << 20
 _CACHE_S = 2.0
 _JOB_PATH = re.compile(r"^/v1/jobs/(\d{1,18})(/logs)?$")
+_ARRAY_PATH = re.compile(r"^/v1/arrays/(\d{1,18})$")
 _QUEUE_PATH = re.compile(r"^/v1/queues/([^/]{1,63})$")
 _LOG = logging.getLogger("kubeforge.scheduler.api")
+
+
+JSON = b"application/json"
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One HTTP request as the API needs it: the Authorization header is the only header read;
+    `client` names the connection ("host:port", "" when unknown)."""
+
+    method: str
+    path: str
+    query: bytes
+    authorization: bytes
+    body: bytes
+    client: str = ""
 
 
 class _HTTPError(Exception):
@@ -67,10 +86,29 @@ class SchedulerAPI:
             return
         if scope["type"] != "http":
             return
-        content_type = b"application/json"
+        authorization = b""
+        for key, value in scope.get("headers", ()):
+            if key == b"authorization":
+                authorization = value
         try:
             body = await _read_body(receive)
-            status, payload = await self._route(scope, body)
+        except _HTTPError as exc:
+            status, content_type, data = exc.status, JSON, _error(str(exc))
+        else:
+            peer = scope.get("client")
+            client = f"{peer[0]}:{peer[1]}" if peer else ""
+            query = scope.get("query_string", b"")
+            request = Request(scope["method"], scope["path"], query, authorization, body, client)
+            status, content_type, data = await self.respond(request)
+        headers = [(b"content-type", content_type), (b"content-length", str(len(data)).encode())]
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": data})
+
+    async def respond(self, request: Request) -> tuple[int, bytes, bytes]:
+        """Answer one request: (status, content type, body); errors become 4xx with a JSON message."""
+        content_type = JSON
+        try:
+            status, payload = await self._route(request)
             if isinstance(payload, str):
                 content_type, data = b"text/plain; charset=utf-8", payload.encode()
             else:
@@ -80,29 +118,35 @@ class SchedulerAPI:
         except InputError as exc:
             status, data = 400, _error(str(exc))
         except Exception:
-            _LOG.exception("unexpected error handling %s %s", scope.get("method"), scope.get("path"))
+            _LOG.exception("unexpected error handling %s %s", request.method, request.path)
             status, data = 500, _error("internal server error; the server log has the traceback")
-        headers = [(b"content-type", content_type), (b"content-length", str(len(data)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": headers})
-        await send({"type": "http.response.body", "body": data})
+        return status, content_type, data
 
-    async def _route(self, scope: Scope, body: bytes) -> tuple[int, Any]:
-        method, path = scope["method"], scope["path"]
+    async def _route(self, request: Request) -> tuple[int, Any]:
+        method, path, body = request.method, request.path, request.body
         if path == "/openapi.json":
             _allow(method, "GET")
             return 200, OPENAPI
         if path == "/healthz":
             _allow(method, "GET")
             return 200, {"status": "ok"}
-        team, admin = self._identify(scope)
+        team, admin = self._identify(request.authorization)
         if path == "/v1/jobs":
             if method == "POST":
-                job_id = await self._committer.submit(self._submission(team, admin, body))
+                job_id = await self._committer.submit(self._submission(team, admin, body), request.client)
                 return 201, {"id": job_id, "state": "pending"}
             _allow(method, "GET")
-            active = b"active=1" in scope.get("query_string", b"")
+            active = b"active=1" in request.query
             jobs = self.store.list_jobs(None if admin else team, active_only=active)
             return 200, {"jobs": [self._job_view(job, estimate=False) for job in jobs]}
+        if path == "/v1/arrays":
+            _allow(method, "POST")
+            task, indices = self._array_submission(team, admin, body)
+            ids = await self._committer.submit_array(task, indices, request.client)
+            return 201, {"array_id": ids[0], "ids": ids, "state": "pending"}
+        match = _ARRAY_PATH.match(path)
+        if match:
+            return self._array(method, int(match.group(1)), team, admin)
         match = _JOB_PATH.match(path)
         if match:
             job = self.store.get(int(match.group(1)))
@@ -138,15 +182,40 @@ class SchedulerAPI:
         if path == "/v1/tokens":
             _allow(method, "POST")
             _require_admin(admin)
-            request = _json(body)
-            new_team = check_name(request.get("team"), "team")
+            wanted = _json(body)
+            new_team = check_name(wanted.get("team"), "team")
             token = secrets.token_urlsafe(24)
-            self.store.add_token(token, new_team, admin=request.get("admin") is True)
-            return 201, {"team": new_team, "token": token, "admin": request.get("admin") is True}
+            self.store.add_token(token, new_team, admin=wanted.get("admin") is True)
+            return 201, {"team": new_team, "token": token, "admin": wanted.get("admin") is True}
         raise _HTTPError(404, f"no route {path!r}; see /openapi.json")
 
-    def _submission(self, team: str, admin: bool, body: bytes) -> JobSpec:
+    def _array(self, method: str, array_id: int, team: str, admin: bool) -> tuple[int, Any]:
+        tasks = self.store.array_tasks(array_id)
+        if not tasks or (not admin and tasks[0].spec.team != team):
+            raise _HTTPError(404, f"array {array_id}: no such array for team {team!r}")
+        if method == "DELETE":
+            cancelled = self.store.request_cancel_array(array_id)
+            if not cancelled:
+                raise _HTTPError(409, f"array {array_id}: every task has already finished")
+            if self.dispatcher is not None:
+                self.dispatcher.wake()
+            return 202, {"array_id": array_id, "cancel_requested": cancelled}
+        _allow(method, "GET")
+        return 200, {"array_id": array_id, "tasks": [self._job_view(task, estimate=False) for task in tasks]}
+
+    def _array_submission(self, team: str, admin: bool, body: bytes) -> tuple[JobSpec, tuple[int, ...]]:
         request = _json(body)
+        unknown = sorted(set(request) - {"array", "job"})
+        if unknown or "array" not in request or not isinstance(request.get("job"), dict):
+            raise InputError(
+                "array submission: expected {'array': '0-99', 'job': {...a job spec...}}"
+                + (f"; unknown field(s) {unknown}" if unknown else "")
+            )
+        indices = parse_array_indices(request["array"])
+        return self._submission(team, admin, request["job"]), indices
+
+    def _submission(self, team: str, admin: bool, body: bytes | dict[str, Any]) -> JobSpec:
+        request = _json(body) if isinstance(body, bytes) else body
         if not admin or "team" not in request:
             if request.get("team", team) != team:
                 raise _HTTPError(403, f"team: this token belongs to team {team!r}; it cannot submit for another team")
@@ -175,11 +244,8 @@ class SchedulerAPI:
             raise InputError(f"queue: {name!r} does not exist; existing queues: {', '.join(sorted(queues)) or 'none'}")
         return queues[name]
 
-    def _identify(self, scope: Scope) -> tuple[str, bool]:
-        token = ""
-        for key, value in scope.get("headers", ()):
-            if key == b"authorization" and value[:7].lower() == b"bearer ":
-                token = value[7:].decode("latin-1").strip()
+    def _identify(self, authorization: bytes) -> tuple[str, bool]:
+        token = authorization[7:].decode("latin-1").strip() if authorization[:7].lower() == b"bearer " else ""
         if not token:
             raise _HTTPError(401, "missing bearer token: send 'Authorization: Bearer TOKEN'")
         cached = self._tokens.get(token)
@@ -201,6 +267,8 @@ class SchedulerAPI:
             "finished_at": job.finished_at,
             "exit_code": job.exit_code,
             "cancel_requested": job.cancel_requested,
+            "array_id": job.array_id,
+            "array_index": job.array_index,
             "spec": job.spec.to_dict(),
         }
         if estimate and self.dispatcher is not None:
@@ -248,4 +316,4 @@ def _error(message: str) -> bytes:
     return json.dumps({"error": message}).encode()
 
 
-__all__ = ["MAX_BODY_BYTES", "SchedulerAPI"]
+__all__ = ["JSON", "MAX_BODY_BYTES", "Request", "SchedulerAPI"]

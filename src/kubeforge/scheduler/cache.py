@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from kubeforge.scheduler.model import Job, QueueSpec
 from kubeforge.scheduler.resources import Resources
 
+_NOTHING = Resources()
+
 
 class Verdict(enum.Enum):
     """Whether a job's gang fits now, and what stops it when not."""
@@ -39,8 +41,12 @@ class Cache:
         self.cohort_pool: dict[str, Resources] = {}
         self.cohort_usage: dict[str, Resources] = {}
         self.cohort_members: dict[str, list[str]] = {}
-        self.generations: dict[str, int] = {}
-        """Bumped on every usage change of a queue (its name) or a cohort ("cohort/" + name)."""
+        self.queue_generations: dict[str, int] = {}
+        """Per queue: bumped on every change of what the queue's admitted jobs hold."""
+        self.cohort_generations: dict[str, int] = {}
+        """Per cohort: bumped on every usage change of any of its queues."""
+        self.lender_generations: dict[str, int] = {}
+        """Per cohort: bumped when the jobs of its borrowing queues change (what a reclaim may preempt)."""
         self.config_generation = 0
         """Bumped whenever a queue is added, changed or removed."""
         for spec in queues:
@@ -69,21 +75,32 @@ class Cache:
                 self.cohort_usage[spec.cohort] = used + self.usage.get(name, Resources())
 
     def _count(self, job: Job, amount: Resources) -> None:
-        self.usage[job.spec.queue] = self.usage.get(job.spec.queue, Resources()) + amount
+        queue = job.spec.queue
+        before = self.usage.get(queue, Resources())
+        self.usage[queue] = after = before + amount
         self.team_usage[job.spec.team] = self.team_usage.get(job.spec.team, Resources()) + amount
         self.used = self.used + amount
-        self.generations[job.spec.queue] = self.generations.get(job.spec.queue, 0) + 1
-        spec = self.queues.get(job.spec.queue)
+        self.queue_generations[queue] = self.queue_generations.get(queue, 0) + 1
+        spec = self.queues.get(queue)
         if spec is not None and spec.cohort:
-            self.cohort_usage[spec.cohort] = self.cohort_usage[spec.cohort] + amount
-            cohort = f"cohort/{spec.cohort}"
-            self.generations[cohort] = self.generations.get(cohort, 0) + 1
+            cohort = spec.cohort
+            self.cohort_usage[cohort] = self.cohort_usage[cohort] + amount
+            self.cohort_generations[cohort] = self.cohort_generations.get(cohort, 0) + 1
+            if not (before.fits_in(spec.nominal) and after.fits_in(spec.nominal)):
+                self.lender_generations[cohort] = self.lender_generations.get(cohort, 0) + 1
 
     def quota_generation(self, queue: str) -> tuple[int, int, int]:
         """Changes whenever anything that decides `queue`'s quota verdicts changes (its or its cohort's usage)."""
         spec = self.queues.get(queue)
-        cohort = self.generations.get(f"cohort/{spec.cohort}", 0) if spec is not None and spec.cohort else 0
-        return self.generations.get(queue, 0), cohort, self.config_generation
+        cohort = self.cohort_generations.get(spec.cohort, 0) if spec is not None and spec.cohort else 0
+        return self.queue_generations.get(queue, 0), cohort, self.config_generation
+
+    def capacity_generation(self, queue: str) -> tuple[int, int, int]:
+        """Changes whenever `queue`'s own jobs, its cohort's borrowers' jobs or any queue's definition change:
+        what decides whether a head blocked by capacity has anything to preempt."""
+        spec = self.queues.get(queue)
+        lenders = self.lender_generations.get(spec.cohort, 0) if spec is not None and spec.cohort else 0
+        return self.queue_generations.get(queue, 0), lenders, self.config_generation
 
     def assume(self, job: Job) -> None:
         """Count a job's gang against its queue, team and the capacity."""
@@ -118,6 +135,7 @@ class Snapshot:
         self.cohort_usage = dict(cache.cohort_usage)
         self.cohort_members = cache.cohort_members
         self._borrowers: dict[str, list[str]] = {}
+        self._shares: dict[str, float] = {}
 
     @property
     def free(self) -> Resources:
@@ -127,7 +145,7 @@ class Snapshot:
     def would_borrow(self, job: Job) -> bool:
         """True when admitting the job would take its queue past its nominal quota."""
         spec = self.queues.get(job.spec.queue)
-        return spec is not None and not (self.usage.get(spec.name, Resources()) + job.spec.total).fits_in(spec.nominal)
+        return spec is not None and not self.usage.get(spec.name, _NOTHING).fits_with(job.spec.total, spec.nominal)
 
     def check(self, job: Job) -> Verdict:
         """Whether the job's whole gang fits its queue's quota (borrowing allowed) and the capacity."""
@@ -135,16 +153,16 @@ class Snapshot:
         if spec is None:
             return Verdict.NO_QUEUE
         total = job.spec.total
-        queue_after = self.usage.get(spec.name, Resources()) + total
-        borrowing = not queue_after.fits_in(spec.nominal)
-        if borrowing and not queue_after.fits_in(spec.nominal + spec.borrowing_limit):
+        queue_used = self.usage.get(spec.name, _NOTHING)
+        borrowing = not queue_used.fits_with(total, spec.nominal)
+        if borrowing and not queue_used.fits_with(total, spec.quota_limit):
             return Verdict.NO_QUOTA
         if spec.cohort:
-            if not (self.cohort_usage[spec.cohort] + total).fits_in(self.cohort_pool[spec.cohort]):
+            if not self.cohort_usage[spec.cohort].fits_with(total, self.cohort_pool[spec.cohort]):
                 return Verdict.NO_QUOTA if borrowing else Verdict.RECLAIM
         elif borrowing:
             return Verdict.NO_QUOTA
-        if not total.fits_in(self.free):
+        if not self.used.fits_with(total, self.capacity):
             return Verdict.NO_CAPACITY
         return Verdict.FITS_BORROWING if borrowing else Verdict.FITS
 
@@ -170,13 +188,17 @@ class Snapshot:
         self._add(job, Resources() - job.spec.total)
 
     def team_share(self, team: str) -> float:
-        """The team's current dominant share of the capacity."""
-        return self.team_usage.get(team, Resources()).dominant_share(self.capacity)
+        """The team's current dominant share of the capacity (kept until the team's usage changes)."""
+        share = self._shares.get(team)
+        if share is None:
+            share = self._shares[team] = self.team_usage.get(team, _NOTHING).dominant_share(self.capacity)
+        return share
 
     def _add(self, job: Job, amount: Resources) -> None:
         queue = job.spec.queue
         self.usage[queue] = self.usage.get(queue, Resources()) + amount
         self.team_usage[job.spec.team] = self.team_usage.get(job.spec.team, Resources()) + amount
+        self._shares.pop(job.spec.team, None)
         self.used = self.used + amount
         spec = self.queues.get(queue)
         if spec is not None and spec.cohort:

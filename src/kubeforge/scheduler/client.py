@@ -48,6 +48,19 @@ class SchedulerClient:
         """Submit a job spec (see JobSpec); returns the job id once it is durably recorded."""
         return int(self._request("POST", "/v1/jobs", spec)["id"])
 
+    def submit_array(self, spec: dict[str, Any], indices: str | list[int]) -> list[int]:
+        """Submit one job per task index ("0-99", "0-99:10", "1,3,8-9" or a list), each run with
+        KUBEFORGE_ARRAY_TASK_ID set; returns the task ids once all are recorded (the first is the array's id)."""
+        return [int(job_id) for job_id in self._request("POST", "/v1/arrays", {"array": indices, "job": spec})["ids"]]
+
+    def array(self, array_id: int) -> list[dict[str, Any]]:
+        """The array's tasks by index."""
+        return list(self._request("GET", f"/v1/arrays/{array_id}")["tasks"])
+
+    def cancel_array(self, array_id: int) -> list[int]:
+        """Ask for every unfinished task of the array to be cancelled; returns their ids."""
+        return [int(job_id) for job_id in self._request("DELETE", f"/v1/arrays/{array_id}")["cancel_requested"]]
+
     def jobs(self, active_only: bool = False) -> list[dict[str, Any]]:
         """The team's jobs, newest first."""
         return list(self._request("GET", "/v1/jobs?active=1" if active_only else "/v1/jobs")["jobs"])

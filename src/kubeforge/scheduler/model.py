@@ -21,6 +21,10 @@ _SPEC_FIELDS = {
 }  # fmt: skip
 MAX_WORKERS = 4096
 MAX_RUNTIME_LIMIT_S = 366 * 86400.0
+MAX_ARRAY_TASKS = 10_000
+"""The most tasks one array submission may hold."""
+MAX_ARRAY_INDEX = 10_000_000
+_ARRAY_PART = re.compile(r"^(\d{1,8})(?:-(\d{1,8})(?::(\d{1,8}))?)?$")
 
 
 class JobState(enum.StrEnum):
@@ -76,11 +80,11 @@ class JobSpec:
     backoff_s: float = 10.0
     depends_on: tuple[int, ...] = ()
     env: Mapping[str, str] = field(default_factory=dict)
+    total: Resources = field(init=False, repr=False, compare=False)
+    """What the whole gang takes: per-worker resources times the worker count (computed once)."""
 
-    @property
-    def total(self) -> Resources:
-        """What the whole gang takes: per-worker resources times the worker count."""
-        return self.resources.times(self.workers)
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "total", self.resources.times(self.workers))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as accepted by `from_dict`."""
@@ -154,6 +158,10 @@ class Job:
     exit_code: int | None = None
     cancel_requested: bool = False
     preemptions: int = 0
+    array_id: int | None = None
+    """The array this job is a task of (the id of its first task), or None."""
+    array_index: int | None = None
+    """This task's index within its array (`KUBEFORGE_ARRAY_TASK_ID` when it runs), or None."""
 
     @property
     def launch_key(self) -> str:
@@ -179,6 +187,11 @@ class QueueSpec:
     nominal: Resources
     cohort: str = ""
     borrowing_limit: Resources = field(default_factory=Resources)
+    quota_limit: Resources = field(init=False, repr=False, compare=False)
+    """The most the queue may ever hold: nominal plus what it may borrow (computed once)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "quota_limit", self.nominal + self.borrowing_limit)
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as accepted by `from_dict`."""
@@ -203,6 +216,37 @@ class QueueSpec:
             cohort=_optional_name(data.get("cohort", ""), "cohort"),
             borrowing_limit=Resources.parse(data.get("borrowing_limit", {}), "borrowing_limit"),
         )
+
+
+def parse_array_indices(value: object, field: str = "array") -> tuple[int, ...]:
+    """Task indices as `sbatch --array` takes them ("0-99", "0-99:10", "1,3,8-9") or a list of numbers;
+    sorted, without repeats, at most MAX_ARRAY_TASKS; problems raise InputError naming `field`."""
+    too_many = InputError(f"{field}: give 1 to {MAX_ARRAY_TASKS} task indices from 0 to {MAX_ARRAY_INDEX}")
+    if isinstance(value, str):
+        indices: set[int] = set()
+        for part in value.replace(" ", "").split(","):
+            match = _ARRAY_PART.match(part)
+            if not match:
+                raise InputError(
+                    f"{field}: {part!r} is not an index or range; write e.g. '0-99', '0-99:10' or '1,3,8-9'"
+                )
+            first = int(match.group(1))
+            last = int(match.group(2)) if match.group(2) is not None else first
+            step = int(match.group(3) or 1)
+            if last < first or step < 1:
+                raise InputError(f"{field}: {part!r} must run upwards with a step of 1 or more")
+            if (last - first) // step >= MAX_ARRAY_TASKS:
+                raise too_many
+            indices.update(range(first, last + 1, step))
+            if len(indices) > MAX_ARRAY_TASKS:
+                raise too_many
+    elif isinstance(value, list | tuple):
+        indices = {_int(item, f"{field}[]", 0, MAX_ARRAY_INDEX) for item in value}
+    else:
+        raise InputError(f"{field}: expected a range like '0-99' or a list of task indices")
+    if not indices or len(indices) > MAX_ARRAY_TASKS or max(indices) > MAX_ARRAY_INDEX:
+        raise too_many
+    return tuple(sorted(indices))
 
 
 def _priority(value: object) -> int:
@@ -254,4 +298,15 @@ def _string_list(value: object, field: str) -> list[str]:
     return list(value)
 
 
-__all__ = ["MAX_WORKERS", "PRIORITY_CLASSES", "Job", "JobSpec", "JobState", "QueueSpec", "RequeueReason", "check_name"]
+__all__ = [
+    "MAX_ARRAY_TASKS",
+    "MAX_WORKERS",
+    "PRIORITY_CLASSES",
+    "Job",
+    "JobSpec",
+    "JobState",
+    "QueueSpec",
+    "RequeueReason",
+    "check_name",
+    "parse_array_indices",
+]

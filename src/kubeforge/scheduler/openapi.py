@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from kubeforge.scheduler.model import MAX_ARRAY_TASKS
+
 _RESOURCES = {
     "type": "object",
     "additionalProperties": False,
@@ -26,6 +28,7 @@ _ERRORS = {
     "401": _response("Missing or unknown bearer token.", _ERROR),
 }
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
+_ARRAY_ID = [{"name": "array_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
 _QUEUE_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 OPENAPI: dict[str, Any] = {
@@ -54,6 +57,21 @@ OPENAPI: dict[str, Any] = {
                     "backoff_s": {"type": "number", "minimum": 0},
                     "depends_on": {"type": "array", "items": {"type": "integer"}},
                     "env": {"type": "object", "additionalProperties": {"type": "string"}},
+                },
+            },
+            "ArraySubmission": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["array", "job"],
+                "properties": {
+                    "array": {
+                        "oneOf": [
+                            {"type": "string", "examples": ["0-99", "0-99:10", "1,3,8-9"]},
+                            {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                        ],
+                        "description": f"Task indices, as `sbatch --array` takes them; at most {MAX_ARRAY_TASKS}.",
+                    },
+                    "job": {"$ref": "#/components/schemas/JobSpec"},
                 },
             },
             "Queue": {
@@ -96,6 +114,30 @@ OPENAPI: dict[str, Any] = {
         "/v1/jobs/{job_id}/logs": {
             "parameters": _JOB_ID,
             "get": {"summary": "The job's output so far.", "responses": {"200": {"description": "Plain text."}}},
+        },
+        "/v1/arrays": {
+            "post": {
+                "summary": "Submit a job array: one job per task index, each run with KUBEFORGE_ARRAY_TASK_ID set "
+                "(all durably recorded before the answer).",
+                "requestBody": {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ArraySubmission"}}}
+                },
+                "responses": {"201": _response("The array's id (its first task's) and every task's id."), **_ERRORS},
+            }
+        },
+        "/v1/arrays/{array_id}": {
+            "parameters": _ARRAY_ID,
+            "get": {
+                "summary": "The array's tasks by index.",
+                "responses": {"200": _response("Tasks."), "404": _response("No such array for this team.", _ERROR)},
+            },
+            "delete": {
+                "summary": "Cancel every unfinished task of the array.",
+                "responses": {
+                    "202": _response("Cancel requested for the listed tasks."),
+                    "409": _response("Every task has already finished.", _ERROR),
+                },
+            },
         },
         "/v1/queues": {"get": {"summary": "Every queue.", "responses": {"200": _response("Queues."), **_ERRORS}}},
         "/v1/queues/{name}": {

@@ -9,16 +9,12 @@ from kubeforge.scheduler.model import Job, JobState
 from kubeforge.scheduler.resources import Resources
 
 
-def find_victims(
-    job: Job, snapshot: Snapshot, holding_by_queue: Mapping[str, Mapping[int, Job]], stopping: Mapping[int, Job]
-) -> list[Job] | None:
+def find_victims(job: Job, snapshot: Snapshot, candidates: list[Job], stopping: Mapping[int, Job]) -> list[Job] | None:
     """Jobs to stop so that `job` fits: [] when jobs already stopping will do, None when nothing helps.
 
-    Candidates are lower-priority jobs of the same queue and, when the job stays within its
-    nominal quota, jobs of cohort queues that borrow (reclaim). Victims go lowest priority
-    first, most recently admitted first, and only as many as needed.
+    `candidates` come from `preemption_candidates`; victims are taken from the front, only as
+    many as needed.
     """
-    candidates = _candidates(job, snapshot, holding_by_queue)
     if not candidates and not stopping:
         return None
     released: list[Job] = []
@@ -52,7 +48,13 @@ def shadow_time(job: Job, snapshot: Snapshot, holding: Iterable[Job], now: float
     return None, Resources()
 
 
-def _candidates(job: Job, snapshot: Snapshot, holding_by_queue: Mapping[str, Mapping[int, Job]]) -> list[Job]:
+def preemption_candidates(job: Job, snapshot: Snapshot, holding_by_queue: Mapping[str, Mapping[int, Job]]) -> list[Job]:
+    """Jobs `job` may preempt, in the order they would go.
+
+    Candidates are lower-priority jobs of the same queue and, when the job stays within its
+    nominal quota, jobs of cohort queues that borrow (reclaim). They go lowest priority first,
+    most recently admitted first.
+    """
     queue = job.spec.queue
     found = [
         held
@@ -61,7 +63,7 @@ def _candidates(job: Job, snapshot: Snapshot, holding_by_queue: Mapping[str, Map
     ]
     spec = snapshot.queues.get(queue)
     if spec is not None and spec.cohort:
-        within_nominal = (snapshot.usage.get(queue, Resources()) + job.spec.total).fits_in(spec.nominal)
+        within_nominal = snapshot.usage.get(queue, Resources()).fits_with(job.spec.total, spec.nominal)
         if within_nominal:
             for member in snapshot.borrowers(spec.cohort):
                 if member != queue:
@@ -74,4 +76,4 @@ def _candidates(job: Job, snapshot: Snapshot, holding_by_queue: Mapping[str, Map
     return found
 
 
-__all__ = ["find_victims", "shadow_time"]
+__all__ = ["find_victims", "preemption_candidates", "shadow_time"]

@@ -36,6 +36,14 @@ class Resources:
         """True when every component is at most the limit's."""
         return self.cpu_m <= limit.cpu_m and self.memory_mb <= limit.memory_mb and self.gpu <= limit.gpu
 
+    def fits_with(self, extra: Resources, limit: Resources) -> bool:
+        """True when this amount plus `extra` is at most the limit (the sum is never built)."""
+        return (
+            self.cpu_m + extra.cpu_m <= limit.cpu_m
+            and self.memory_mb + extra.memory_mb <= limit.memory_mb
+            and self.gpu + extra.gpu <= limit.gpu
+        )
+
     def clamp_zero(self) -> Resources:
         """Negative components raised to zero."""
         return Resources(max(self.cpu_m, 0), max(self.memory_mb, 0), max(self.gpu, 0))

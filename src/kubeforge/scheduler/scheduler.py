@@ -2,6 +2,12 @@
 
 The scheduler is pure and in memory: it decides and records in its own state, and returns
 what the dispatcher must persist and do (launch, signal, kill). The clock is passed in.
+
+A cycle is incremental: a head blocked with nothing to preempt is parked with the
+generations of what could change its verdict, and later cycles pass over it without
+re-evaluating it until one of them changes (its queue's or cohort's usage, a queue
+definition) or, for a head waiting for capacity, until enough capacity could be free.
+Heads are ordered with one heap built in linear time; no cycle sorts every pending job.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from dataclasses import dataclass, field
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, RequeueReason
-from kubeforge.scheduler.preemption import find_victims, shadow_time
+from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
 
@@ -60,11 +66,14 @@ class Scheduler:
         self._state_of = state_of
         self._deadlines: list[tuple[float, int]] = []
         self._stopping: dict[int, Job] = {}
+        self._stopping_total = Resources()
         self._dependents: dict[int, set[int]] = {}
         self._done: dict[int, JobState] = {}
         self._backfill_budget = backfill_window
-        self._parked: dict[str, tuple[int, tuple[int, int, int]]] = {}
+        self._parked_on_quota: dict[str, tuple[int, tuple[int, int, int]]] = {}
         """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
+        self._parked_on_capacity: dict[str, tuple[int, tuple[int, int, int]]] = {}
+        """Per queue: a head blocked by capacity with nothing to preempt, and the capacity generation it saw."""
 
     # -- events ---------------------------------------------------------------------------
 
@@ -75,7 +84,7 @@ class Scheduler:
             self.cache.assume(job)
             heapq.heappush(self._deadlines, (job.expected_end, job.id))
             if job.state is JobState.STOPPING:
-                self._stopping[job.id] = job
+                self._mark_stopping(job)
             return []
         if job.state is not JobState.PENDING:
             return []
@@ -102,7 +111,8 @@ class Scheduler:
         if job is None or not job.state.holds_resources:
             return []
         self.cache.forget(job)
-        self._stopping.pop(job.id, None)
+        if self._stopping.pop(job.id, None) is not None:
+            self._stopping_total = self._stopping_total - job.spec.total
         job.exit_code, job.stop_deadline = exit_code, None
         if job.reason == STOP_PREEMPTED and not job.cancel_requested:
             job.attempt += 1
@@ -153,13 +163,16 @@ class Scheduler:
         result = CycleResult()
         self.fair_share.advance(now, self.cache.team_usage, self.cache.capacity)
         self._enforce_deadlines(now, result)
-        # 1. heads: the first eligible job of every queue
+        # 1. heads: the first eligible job of every queue, less those parked on quota
         self.queues.release_due(now)
         heads = [
             head
             for name in self.cache.queues
             if (head := self.queues.head(name)) is not None
-            and self._parked.get(name) != (head.id, self.cache.quota_generation(name))  # skip unchanged blocked heads
+            and (
+                (parked := self._parked_on_quota.get(name)) is None
+                or parked != (head.id, self.cache.quota_generation(name))
+            )
         ]
         if not heads:
             return result
@@ -177,6 +190,9 @@ class Scheduler:
             if fresh > key and candidates and fresh > candidates[0][0]:
                 heapq.heappush(candidates, (fresh, job))
                 continue
+            if reservation is not None and self._backfill_budget <= 0 and self._still_waiting(job, snapshot):
+                continue  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
+            self._parked_on_capacity.pop(job.spec.queue, None)  # looked at again: parked anew if still blocked
             verdict = snapshot.check(job)
             if verdict.fits and self._allowed(job, now, reservation):
                 self._admit(job, now, snapshot, result)
@@ -193,6 +209,17 @@ class Scheduler:
         borrowing = snapshot.would_borrow(job)
         share = self.fair_share.key(job.spec.team, snapshot.team_share(job.spec.team))
         return (borrowing, round(share, 9), -job.spec.priority, job.created_at, job.id)
+
+    def _still_waiting(self, job: Job, snapshot: Snapshot) -> bool:
+        """True for a head parked on capacity that stays blocked with nothing to preempt."""
+        queue = job.spec.queue
+        if self._parked_on_capacity.get(queue) != (job.id, self.cache.capacity_generation(queue)):
+            return False
+        total = job.spec.total
+        if (snapshot.used - self._stopping_total).fits_with(total, snapshot.capacity):
+            return False  # enough capacity is free, or will be once the stopping jobs end
+        spec = snapshot.queues[queue]
+        return not spec.cohort or snapshot.cohort_usage[spec.cohort].fits_with(total, snapshot.cohort_pool[spec.cohort])
 
     def _allowed(self, job: Job, now: float, reservation: _Reservation | None) -> bool:
         if reservation is None or now + job.spec.max_runtime_s <= reservation.at:
@@ -225,10 +252,15 @@ class Scheduler:
         job.reason = verdict.value
         if verdict is Verdict.NO_QUEUE:
             return reservation
-        victims = find_victims(job, snapshot, self.cache.holding_by_queue, self._stopping)
+        candidates = preemption_candidates(job, snapshot, self.cache.holding_by_queue)
+        victims = find_victims(job, snapshot, candidates, self._stopping)
+        queue = job.spec.queue
         if victims is None and verdict in (Verdict.NO_QUOTA, Verdict.RECLAIM):
             # blocked until its queue's or cohort's usage changes: later cycles skip it until then
-            self._parked[job.spec.queue] = (job.id, self.cache.quota_generation(job.spec.queue))
+            self._parked_on_quota[queue] = (job.id, self.cache.quota_generation(queue))
+        elif victims is None and verdict is Verdict.NO_CAPACITY and not candidates:
+            # blocked until capacity frees or preemption candidates appear (see `_still_waiting`)
+            self._parked_on_capacity[queue] = (job.id, self.cache.capacity_generation(queue))
         if victims is None:
             pass
         elif not victims:
@@ -277,7 +309,12 @@ class Scheduler:
 
     def _begin_stop(self, job: Job, why: str, now: float) -> None:
         job.state, job.reason, job.stop_deadline = JobState.STOPPING, why, now + self.grace_s
-        self._stopping[job.id] = job
+        self._mark_stopping(job)
+
+    def _mark_stopping(self, job: Job) -> None:
+        if job.id not in self._stopping:
+            self._stopping[job.id] = job
+            self._stopping_total = self._stopping_total + job.spec.total
 
     def _finish(self, job: Job, state: JobState, message: str, now: float) -> list[Job]:
         job.state, job.reason, job.finished_at = state, message, now

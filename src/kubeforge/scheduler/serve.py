@@ -18,6 +18,7 @@ from kubeforge.errors import InputError
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.base import Backend
 from kubeforge.scheduler.dispatcher import Dispatcher
+from kubeforge.scheduler.http_server import serve_forever
 from kubeforge.scheduler.resources import Resources, parse_cpu, parse_memory
 from kubeforge.scheduler.store import open_store
 
@@ -78,8 +79,6 @@ def _capacity(options: ServeOptions, found: Resources) -> Resources:
 
 def serve(options: ServeOptions, admin_token: str = "") -> None:
     """Serve until interrupted."""
-    import uvicorn
-
     store = open_store(options.store)
     if admin_token:
         store.add_token(admin_token, "admin", admin=True)
@@ -92,11 +91,7 @@ def serve(options: ServeOptions, admin_token: str = "") -> None:
         thread.start()
     try:
         if options.api:
-            app = SchedulerAPI(store, dispatcher, logs=backend.logs)
-            config = uvicorn.Config(
-                app, host=options.host, port=options.port, http="httptools", access_log=False, log_level="warning"
-            )
-            uvicorn.Server(config).run()
+            serve_forever(SchedulerAPI(store, dispatcher, logs=backend.logs), options.host, options.port)
         elif thread is not None:
             thread.join()
     finally:

@@ -67,14 +67,18 @@ def job_command(job: Job, nproc_per_node: int | None = None) -> list[str]:
 
 
 def job_environment(job: Job) -> dict[str, str]:
-    """Variables every launch sees: the job's own plus its identity."""
-    return {
+    """Variables every launch sees: the job's own plus its identity (and, for an array task, its array and index)."""
+    environment = {
         **job.spec.env,
         "KUBEFORGE_JOB_ID": str(job.id),
         "KUBEFORGE_ATTEMPT": str(job.attempt),
         "KUBEFORGE_LAUNCH_KEY": job.launch_key,
         "KUBEFORGE_WORKERS": str(job.spec.workers),
     }
+    if job.array_id is not None:
+        environment["KUBEFORGE_ARRAY_JOB_ID"] = str(job.array_id)
+        environment["KUBEFORGE_ARRAY_TASK_ID"] = str(job.array_index)
+    return environment
 
 
 __all__ = ["LOST_EXIT_CODE", "Backend", "job_command", "job_environment"]

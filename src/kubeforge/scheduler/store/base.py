@@ -12,6 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from kubeforge.errors import InputError
@@ -20,9 +21,18 @@ from kubeforge.scheduler.store.schema import statements
 
 _JOB_COLUMNS = (
     "id, spec, state, created_at, attempt, not_before, reason, admitted_at, finished_at, stop_deadline, "
-    "handle, exit_code, cancel_requested, preemptions"
+    "handle, exit_code, cancel_requested, preemptions, array_id, array_index"
 )
 _INSERT = "INSERT INTO jobs (team, queue, spec, state, created_at) VALUES (?, ?, ?, 'pending', ?) RETURNING id"
+_INSERT_FIRST_TASK = (
+    "INSERT INTO jobs (team, queue, spec, state, created_at, array_index) "
+    "VALUES (?, ?, ?, 'pending', ?, ?) RETURNING id"
+)
+_INSERT_TASKS = (
+    "INSERT INTO jobs (team, queue, spec, state, created_at, array_id, array_index) "
+    "SELECT ?, ?, ?, 'pending', ?, ?, task.value FROM {indices} ORDER BY task.value"
+)
+_ARRAY_IDS = "SELECT id FROM jobs WHERE array_id = ? ORDER BY array_index"
 _TERMINAL = tuple(state.value for state in JobState if state.terminal)
 _SAVE = (
     "UPDATE jobs SET state = ?, attempt = ?, not_before = ?, reason = ?, admitted_at = ?, finished_at = ?, "
@@ -67,6 +77,9 @@ class SqlStore(ABC):
     def close(self) -> None:
         """Release connections and the lease."""
 
+    task_indices: str = ""
+    """A table `task` with one `value` row per task index, read from the parameter `_indices_parameter` makes."""
+
     claim_lock: str = ""
     """Appended to the inbox SELECT so that concurrent claimers skip each other's rows."""
     migration_lock: str = ""
@@ -97,9 +110,34 @@ class SqlStore(ABC):
 
     def submit_many(self, specs: Sequence[JobSpec], now: float) -> list[int]:
         """Record new pending jobs durably in one transaction (group commit); returns their ids in order."""
-        rows = [(spec.team, spec.queue, json.dumps(spec.to_dict(), separators=(",", ":")), now) for spec in specs]
+        return [ids[0] for ids in self.record([Submission(spec) for spec in specs], now)]
+
+    def submit_array(self, spec: JobSpec, indices: Sequence[int], now: float) -> list[int]:
+        """Record one pending job per task index, as one array; returns the task ids (the first is the array's id)."""
+        return self.record([Submission(spec, tuple(indices))], now)[0]
+
+    def record(self, submissions: Sequence[Submission], now: float) -> list[list[int]]:
+        """Record single jobs and arrays durably in one transaction (group commit); the job ids of each, in order."""
         with self.transaction() as cur:
-            return [int(cur.execute(_INSERT, row).fetchone()[0]) for row in rows]
+            return [self._insert(cur, submission, now) for submission in submissions]
+
+    def _insert(self, cur: Cursor, submission: Submission, now: float) -> list[int]:
+        spec = submission.spec
+        row = (spec.team, spec.queue, json.dumps(spec.to_dict(), separators=(",", ":")), now)
+        if not submission.indices:
+            return [int(cur.execute(_INSERT, row).fetchone()[0])]
+        first, *rest = submission.indices
+        array_id = int(cur.execute(_INSERT_FIRST_TASK, (*row, first)).fetchone()[0])
+        cur.execute("UPDATE jobs SET array_id = ? WHERE id = ?", (array_id, array_id))
+        if rest:  # the other tasks in one statement, rows made by the database
+            cur.execute(
+                _INSERT_TASKS.format(indices=self.task_indices), (*row, array_id, self._indices_parameter(rest))
+            )
+        return [int(found[0]) for found in cur.execute(_ARRAY_IDS, (array_id,)).fetchall()]
+
+    @abstractmethod
+    def _indices_parameter(self, indices: list[int]) -> Any:
+        """The parameter `task_indices` reads the task indices from."""
 
     def get(self, job_id: int) -> Job | None:
         """One job, or None."""
@@ -132,15 +170,31 @@ class SqlStore(ABC):
             ).fetchall()
         return (_job(row) for row in rows)
 
+    def array_tasks(self, array_id: int) -> list[Job]:
+        """The tasks of one array by index; empty when there is no such array."""
+        with self.transaction() as cur:
+            rows = cur.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE array_id = ? ORDER BY array_index", (array_id,)
+            ).fetchall()
+        return [_job(row) for row in rows]
+
+    def request_cancel_array(self, array_id: int) -> list[int]:
+        """Ask the dispatcher to cancel every unfinished task of an array; the ids of those tasks."""
+        return self._request_cancel_where("array_id", array_id)
+
     def request_cancel(self, job_id: int) -> bool:
         """Ask the dispatcher to cancel a job; False when it has already finished."""
+        return bool(self._request_cancel_where("id", job_id))
+
+    def _request_cancel_where(self, column: str, value: int) -> list[int]:
+        """Mark the unfinished jobs whose `column` is `value` for cancelling; their ids, sorted."""
         with self.transaction() as cur:
-            row = cur.execute(
-                f"UPDATE jobs SET cancel_requested = 1, inbox = 1 WHERE id = ? "
+            rows = cur.execute(
+                f"UPDATE jobs SET cancel_requested = 1, inbox = 1 WHERE {column} = ? "
                 f"AND state NOT IN ({', '.join('?' * len(_TERMINAL))}) RETURNING id",
-                (job_id, *_TERMINAL),
-            ).fetchone()
-        return row is not None
+                (value, *_TERMINAL),
+            ).fetchall()
+        return sorted(int(row[0]) for row in rows)
 
     def claim_inbox(self, limit: int = 10_000) -> list[Job]:
         """Take the jobs clients changed since the last claim (new ones and cancel requests)."""
@@ -235,6 +289,14 @@ class SqlStore(ABC):
         return {str(team): (float(history), float(at)) for team, history, at in rows}
 
 
+@dataclass(frozen=True)
+class Submission:
+    """One submitted job, or with `indices` an array of one task per index."""
+
+    spec: JobSpec
+    indices: tuple[int, ...] = ()
+
+
 def _hash(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
 
@@ -255,7 +317,9 @@ def _job(row: Sequence[Any]) -> Job:
         exit_code=row[11],
         cancel_requested=bool(row[12]),
         preemptions=int(row[13]),
+        array_id=row[14],
+        array_index=row[15],
     )
 
 
-__all__ = ["Cursor", "SqlStore"]
+__all__ = ["Cursor", "SqlStore", "Submission"]

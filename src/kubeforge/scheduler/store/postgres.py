@@ -45,6 +45,7 @@ class PostgresStore(SqlStore):
     """Jobs, queues and tokens in PostgreSQL; one connection per thread plus one for the lease."""
 
     dialect = "postgresql"
+    task_indices = "unnest(CAST(? AS integer[])) AS task(value)"
     claim_lock = " FOR UPDATE SKIP LOCKED"
     migration_lock = f"SELECT pg_advisory_xact_lock({LEASE_KEY + 1})"
 
@@ -67,6 +68,9 @@ class PostgresStore(SqlStore):
         connection = self._connection()
         with connection.transaction(), connection.cursor() as cursor:
             yield _QmarkCursor(cursor)
+
+    def _indices_parameter(self, indices: list[int]) -> Any:
+        return indices
 
     def acquire_lease(self) -> bool:
         """Try the session-level advisory lock on a connection kept for the lease."""

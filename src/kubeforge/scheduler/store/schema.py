@@ -41,6 +41,14 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE TABLE fair_share (team TEXT PRIMARY KEY, history {float} NOT NULL, updated_at {float} NOT NULL)",
         ],
     ),
+    (
+        3,
+        [
+            "ALTER TABLE jobs ADD COLUMN array_id BIGINT",
+            "ALTER TABLE jobs ADD COLUMN array_index INTEGER",
+            "CREATE INDEX jobs_array ON jobs (array_id) WHERE array_id IS NOT NULL",
+        ],
+    ),
 ]
 """(version, statements); append new versions, never edit an applied one."""
 
