@@ -65,21 +65,15 @@ def generate(path: Path, rows: int, chunk: int = 1_000_000) -> None:
 
 def run_kubeforge(data: Path, out: Path, memory_limit_mb: int) -> None:
     """Split, fit and write raw splits with the duckdb engine, then write the transformed splits."""
-    import duckdb
-
     from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, preprocess
-    from kubeforge.preprocess_engine.transform_duckdb import transform_parquet
+    from kubeforge.preprocess_engine.transform_arrow import transform_parquet
 
     outputs = PreprocessOutputs(
         *(str(out / name) for name in ("train.parquet", "validation.parquet", "test.parquet", "prep.json", "stats.md"))
     )
     result = preprocess(data, outputs, label=LABEL, engine="duckdb", memory_limit_mb=memory_limit_mb)
-    with duckdb.connect(config={"temp_directory": str(out / "spill")}) as connection:
-        if memory_limit_mb:
-            connection.execute(f"SET memory_limit = '{memory_limit_mb}MB'")
-        for split in ("train", "validation", "test"):
-            relation = f"read_parquet('{out / f'{split}.parquet'}')"
-            transform_parquet(connection, result.preprocessor, relation, out / f"{split}.features.parquet")
+    for split in ("train", "validation", "test"):
+        transform_parquet(result.preprocessor, out / f"{split}.parquet", out / f"{split}.features.parquet")
 
 
 def run_pandas_sklearn(data: Path, out: Path) -> None:
@@ -98,7 +92,8 @@ def run_pandas_sklearn(data: Path, out: Path) -> None:
             return self
 
         def transform(self, x: np.ndarray) -> np.ndarray:
-            return np.clip(x, self.low_, self.high_)
+            clipped: np.ndarray = np.clip(x, self.low_, self.high_)
+            return clipped
 
         def get_feature_names_out(self, names: object = None) -> object:
             return names
@@ -121,7 +116,8 @@ def run_pandas_sklearn(data: Path, out: Path) -> None:
     names = list(transformer.get_feature_names_out())
     for split, rows in (("train", train), ("validation", validation), ("test", test)):
         features = pd.DataFrame(transformer.transform(rows).astype(np.float32), columns=names)
-        features.to_parquet(out / f"{split}.features.parquet", index=False)
+        # the Parquet settings kubeforge writes features with (`transform_arrow.WRITER_OPTIONS`)
+        features.to_parquet(out / f"{split}.features.parquet", index=False, use_dictionary=False, compression="snappy")
         rows.to_parquet(out / f"{split}.parquet", index=False)
 
 
@@ -150,7 +146,7 @@ def arrow_size_mb(path: Path) -> float:
         for g in range(metadata.num_row_groups)
         for c in range(metadata.num_columns)
     )
-    return total / 2**20
+    return float(total) / 2**20
 
 
 def main() -> None:
@@ -175,8 +171,8 @@ def main() -> None:
     for repeat in range(args.repeats):
         for side in results:
             results[side].append(measure(side, data))
-            wall, peak = results[side][-1]
-            print(f"repeat {repeat + 1}: {side:15s} {wall:8.1f} s  peak RSS {peak:8.0f} MiB", flush=True)
+            run_wall, run_peak = results[side][-1]
+            print(f"repeat {repeat + 1}: {side:15s} {run_wall:8.1f} s  peak RSS {run_peak:8.0f} MiB", flush=True)
     wall = {side: statistics.median(r[0] for r in runs) for side, runs in results.items()}
     peak = {side: statistics.median(r[1] for r in runs) for side, runs in results.items()}
     in_memory = arrow_size_mb(data)

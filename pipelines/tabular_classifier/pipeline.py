@@ -26,11 +26,17 @@ def tabular_classifier(
     hidden_layers: str = "64,32",
     thresholds: str = DEFAULT_THRESHOLDS,
     deploy_target: str = "local",
+    sampling: str = "none",
+    class_weighting: str = "none",
 ) -> None:
-    """Train and gate a classifier on the table at `data_uri`; deploy it if it passes."""
+    """Train and gate a classifier on the table at `data_uri`; deploy it if it passes.
+
+    For imbalanced classes, `sampling` (none, undersample, oversample) rebalances the training split
+    and `class_weighting` (none, balanced) weights the training loss by inverse class frequency.
+    """
     data = dsl.importer(artifact_uri=data_uri, artifact_class=Dataset, reimport=False)
     data.set_display_name("import-data")
-    prepared = preprocess_op(data=data.output, label_column=label_column)
+    prepared = preprocess_op(data=data.output, label_column=label_column, sampling=sampling)
     trained = train_op(
         train_data=prepared.outputs["train_data"],
         validation_data=prepared.outputs["validation_data"],
@@ -40,6 +46,7 @@ def tabular_classifier(
         batch_size=batch_size,
         learning_rate=learning_rate,
         hidden_layers=hidden_layers,
+        class_weighting=class_weighting,
     )
     evaluated = evaluate_op(
         test_data=prepared.outputs["test_data"],

@@ -69,8 +69,8 @@ def query_to_parquet(dsn: str, query: str, destination: Path, password: str | No
     """Run `query` on PostgreSQL and stream its rows into a Parquet file; returns the row count.
 
     `password`, when given, is passed to the connection beside `dsn` (so it never needs to be in
-    the URI). An empty result or a failing query is an InputError naming the query; nothing is
-    left at `destination` then.
+    the URI). The query runs in a read-only transaction. An empty result or a failing query is an
+    InputError naming the query; nothing is left at `destination` then.
     """
     try:
         import psycopg
@@ -82,20 +82,22 @@ def query_to_parquet(dsn: str, query: str, destination: Path, password: str | No
     rows = 0
     writer: Any = None
     try:
-        extra = {} if password is None else {"password": password}
-        with psycopg.connect(dsn, **extra) as connection, connection.cursor(name="kubeforge_ingest") as cursor:
-            cursor.itersize = _FETCH_ROWS
-            cursor.execute(query)
-            while batch := cursor.fetchmany(_FETCH_ROWS):
-                if writer is None:
-                    schema = _arrow_schema(cursor.description or [])
-                    writer = pq.ParquetWriter(destination, schema)
-                columns = list(zip(*batch, strict=True))
-                arrays = [
-                    _arrow_column(values, field.type) for values, field in zip(columns, writer.schema, strict=True)
-                ]
-                writer.write_table(pa.Table.from_arrays(arrays, schema=writer.schema))
-                rows += len(batch)
+        extra: dict[str, Any] = {} if password is None else {"password": password}
+        with psycopg.connect(dsn, **extra) as connection:
+            connection.read_only = True  # ingest only reads: a query that would write fails instead
+            with connection.cursor(name="kubeforge_ingest") as cursor:
+                cursor.itersize = _FETCH_ROWS
+                cursor.execute(query)
+                while batch := cursor.fetchmany(_FETCH_ROWS):
+                    if writer is None:
+                        schema = _arrow_schema(cursor.description or [])
+                        writer = pq.ParquetWriter(destination, schema)
+                    columns = list(zip(*batch, strict=True))
+                    arrays = [
+                        _arrow_column(values, field.type) for values, field in zip(columns, writer.schema, strict=True)
+                    ]
+                    writer.write_table(pa.Table.from_arrays(arrays, schema=writer.schema))
+                    rows += len(batch)
     except psycopg.Error as exc:
         destination.unlink(missing_ok=True)
         raise InputError(f"PostgreSQL query {_short(query)!r} failed: {str(exc).strip()}") from exc

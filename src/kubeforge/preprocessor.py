@@ -78,13 +78,18 @@ Feature = NumericFeature | CategoricalFeature
 
 @dataclass(frozen=True)
 class FittedPreprocessor:
-    """Everything needed to turn raw rows into model inputs and labels into targets."""
+    """Everything needed to turn raw rows into model inputs and labels into targets.
+
+    `class_weights` (classification, optional) holds one loss weight per entry of `classes`,
+    learned on the training split; training applies them with `class_weighting="preprocessor"`.
+    """
 
     task: Task
     label: str
     features: list[Feature]
     classes: list[Any] | None = None
     fitted_on_rows: int = 0
+    class_weights: list[float] | None = None
     version: int = field(default=FORMAT_VERSION)
 
     @property
@@ -148,8 +153,8 @@ class FittedPreprocessor:
         return keys.map(index).to_numpy(dtype=np.int64)
 
     def to_json(self) -> dict[str, Any]:
-        """The versioned JSON document stored as the preprocessor artifact."""
-        return {
+        """The versioned JSON document stored as the preprocessor artifact (`class_weights` only when set)."""
+        document = {
             "format": FORMAT_NAME,
             "version": self.version,
             "task": self.task,
@@ -159,6 +164,9 @@ class FittedPreprocessor:
             "features": [asdict(feature) for feature in self.features],
             "output_columns": self.output_columns,
         }
+        if self.class_weights is not None:
+            document["class_weights"] = self.class_weights
+        return document
 
     def save(self, path: str | Path) -> None:
         """Write the JSON document atomically (a failed write leaves no file)."""
@@ -179,12 +187,19 @@ class FittedPreprocessor:
             entry = dict(entry)
             kind = entry.pop("kind")
             features.append(NumericFeature(**entry) if kind == "numeric" else CategoricalFeature(**entry))
+        classes, weights = data.get("classes"), data.get("class_weights")
+        if weights is not None and (classes is None or len(weights) != len(classes)):
+            raise InputError(
+                f"{source}: class_weights holds {len(weights)} value(s) for {len(classes or [])} class(es); "
+                "re-run preprocessing to write a consistent artifact"
+            )
         return cls(
             task=data["task"],
             label=data["label"],
             features=features,
-            classes=data.get("classes"),
+            classes=classes,
             fitted_on_rows=int(data.get("fitted_on_rows", 0)),
+            class_weights=None if weights is None else [float(w) for w in weights],
         )
 
     @classmethod

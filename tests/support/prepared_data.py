@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 
 @dataclass(frozen=True)
@@ -19,9 +19,21 @@ class PreparedData:
     statistics: Path
 
 
-def train_model(prepared: PreparedData, run_dir: Path, **settings: Any) -> Path:
+class Splits(Protocol):
+    """Preprocessing's outputs that training reads (PreparedData and PreprocessOutputs both have them)."""
+
+    @property
+    def train(self) -> Path | str: ...
+    @property
+    def validation(self) -> Path | str: ...
+    @property
+    def preprocessor(self) -> Path | str: ...
+
+
+def train_model(prepared: Splits, run_dir: Path, **settings: Any) -> Path:
     """Train one local worker on `prepared` into `run_dir`; `settings` override TrainConfig fields.
 
+    The run summary is `run_dir / "summary.json"`.
     Returns the model directory.
     """
     from kubeforge.training.config import TrainConfig
@@ -40,4 +52,4 @@ def train_model(prepared: PreparedData, run_dir: Path, **settings: Any) -> Path:
     return run_dir / "model"
 
 
-__all__ = ["PreparedData", "train_model"]
+__all__ = ["PreparedData", "Splits", "train_model"]

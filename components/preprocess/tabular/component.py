@@ -26,13 +26,18 @@ def preprocess_tabular(
     seed: int = 42,
     engine: str = "duckdb",
     memory_limit_mb: int = 0,
+    sampling: str = "none",
+    class_weights: str = "none",
 ) -> None:
     """Check a CSV/Parquet table, split it (stratified) and fit a preprocessor on the training split.
 
     `engine` is duckdb (streams Parquet within `memory_limit_mb`; 0 means DuckDB's default), pandas or
-    spark; all three produce the same splits and the same fitted preprocessor.
+    spark; all three produce the same splits and the same fitted preprocessor. For imbalanced classes,
+    `sampling` (none, undersample, oversample) balances the training split, deterministically per `seed`,
+    and `class_weights="balanced"` stores loss weights in the preprocessor for training.
     """
     from kubeforge.components.preprocess.tabular import core
+    from kubeforge.components.preprocess.tabular.imbalance import ClassBalance
     from kubeforge.preprocessor import PreprocessOptions
 
     result = core.preprocess(
@@ -56,8 +61,13 @@ def preprocess_tabular(
         seed=seed,
         engine=engine,
         memory_limit_mb=memory_limit_mb,
+        balance=ClassBalance(sampling=sampling, class_weights=class_weights),
     )
     for artifact, split in ((train_data, "train"), (validation_data, "validation"), (test_data, "test")):
         artifact.metadata["rows"] = result.rows[split]
     preprocessor.metadata["format"] = "kubeforge.preprocessor/v1"
     preprocessor.metadata["output_columns"] = len(result.preprocessor.output_columns)
+    if result.preprocessor.class_weights is not None:
+        preprocessor.metadata["class_weights"] = dict(
+            zip(map(str, result.preprocessor.classes or []), result.preprocessor.class_weights, strict=True)
+        )

@@ -8,6 +8,7 @@ Three backends compute the same splits, the same fitted preprocessor and the sam
 ``pandas`` (in memory, the reference), ``duckdb`` (Arrow-native, streams Parquet with bounded
 memory: the default) and ``spark`` (pyspark, for data that outgrows one machine). The input may be
 a local file, an ``s3://`` or ``gs://`` object, or a PostgreSQL query (see `kubeforge.ingest`).
+Class-imbalance options (resampling the training split, balanced class weights) are in `imbalance`.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from kubeforge.tabular import (
     read_table,
 )
 
+from .imbalance import NO_BALANCE, ClassBalance
 from .options import (
     ENGINES,
     SPLITS,
@@ -61,16 +63,19 @@ def preprocess(
     engine: Engine = "pandas",
     memory_limit_mb: int = 0,
     query: str = "",
+    balance: ClassBalance = NO_BALANCE,
 ) -> PreprocessResult:
     """Check, split and fit with the chosen backend; writes every output or, on any error, none of them.
 
     `input_path` is a local path, an s3:// or gs:// URI, or a postgresql:// URI with `query` set.
     `memory_limit_mb` bounds the duckdb backend's memory (0: DuckDB's default); others ignore it.
+    `balance` resamples the training split and/or stores class weights (classification only).
     """
     if task not in TASKS:
         raise InputError(f"task is {task!r}; valid values are {', '.join(TASKS)}")
     if engine not in ENGINES:
         raise InputError(f"engine is {engine!r}; valid values are {', '.join(ENGINES)}")
+    balance.check_task(task)
     options = options or PreprocessOptions()
     fractions = fractions or SplitFractions()
     with local_table(str(input_path), query) as path:
@@ -78,13 +83,27 @@ def preprocess(
             from .engine_duckdb import preprocess_duckdb
 
             return preprocess_duckdb(
-                path, outputs, label, task, schema_json, options, fractions, seed, memory_limit_mb, str(input_path)
+                path,
+                outputs,
+                label,
+                task,
+                schema_json,
+                options,
+                fractions,
+                seed,
+                memory_limit_mb,
+                str(input_path),
+                balance=balance,
             )
         if engine == "spark":
             from .engine_spark import preprocess_spark
 
-            return preprocess_spark(path, outputs, label, task, schema_json, options, fractions, seed, str(input_path))
-        return _preprocess_pandas(path, outputs, label, task, schema_json, options, fractions, seed, str(input_path))
+            return preprocess_spark(
+                path, outputs, label, task, schema_json, options, fractions, seed, str(input_path), balance=balance
+            )
+        return _preprocess_pandas(
+            path, outputs, label, task, schema_json, options, fractions, seed, str(input_path), balance
+        )
 
 
 def _preprocess_pandas(
@@ -97,6 +116,7 @@ def _preprocess_pandas(
     fractions: SplitFractions,
     seed: int,
     shown: str,
+    balance: ClassBalance,
 ) -> PreprocessResult:
     source = f"input file {shown}"
     declared = parse_declared_schema(schema_json)
@@ -106,7 +126,10 @@ def _preprocess_pandas(
     typed = coerce_to_schema(frame, schema, source=source)
     _check_labels(typed[label], label, task, source)
     train, validation, test = split_rows(typed, label, task, fractions, seed)
-    preprocessor = fit_preprocessor(train, schema, task, options)
+    sampling = balance.plan(train[label].value_counts(sort=False).tolist(), seed)
+    if sampling is not None:
+        train = sampling.resample_frame(train, label)
+    preprocessor = balance.weigh(fit_preprocessor(train, schema, task, options), [train[label]], "training split")
     splits = {"train": train, "validation": validation, "test": test}
     report = describe_splits(
         summarize_frames(splits, preprocessor), preprocessor, source=shown, schema_inferred=declared is None

@@ -1,19 +1,21 @@
 """The duckdb backend: Arrow-native, streaming Parquet row groups under a memory limit.
 
 Passes over the data, none of which holds the table in memory: typed checks; class counts; split
-thresholds (a window over two narrow columns, which DuckDB spills to disk when it must); one
-streaming COPY per split straight from the source into the staged Parquet output; then the fit on
-the written training split (exact quantiles column batch by column batch, sized to the memory
-limit, then one streaming pass for mean and standard deviation) and the report's statistics.
+thresholds (two narrow streaming passes, `ranked_keys`: no sort of the rows); one streaming pass
+from the source into the three staged Parquet outputs (`split_writer`); then the fit on the written
+training split (numpy, one numeric column at a time per thread; DuckDB category counts) and the
+report's statistics (one aggregate pass over the training split, plus category counts).
 """
 
 from __future__ import annotations
 
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import duckdb
+import pyarrow.parquet as pq
 
 from kubeforge.errors import InputError
 from kubeforge.preprocess_engine.duckdb_source import (
@@ -28,21 +30,18 @@ from kubeforge.preprocess_engine.duckdb_source import (
     require,
     typed_columns,
 )
-from kubeforge.preprocess_engine.fitting import (
-    NumericBounds,
-    categorical_feature,
-    class_list,
-    numeric_bounds,
-    numeric_feature,
-)
-from kubeforge.preprocess_engine.split_assign import held_out_counts, split_code_sql, split_key_sql
+from kubeforge.preprocess_engine.fitting import categorical_feature, class_list, fit_numeric_column
+from kubeforge.preprocess_engine.ranked_keys import keys_at_ranks
+from kubeforge.preprocess_engine.split_assign import held_out_counts, split_key_sql
+from kubeforge.preprocess_engine.split_writer import batch_rows, write_splits
 from kubeforge.preprocess_engine.summary import ColumnSummary, SplitStatistics, label_text, top_categories
 from kubeforge.preprocessor import FittedPreprocessor, NumericFeature, PreprocessOptions, Task
 from kubeforge.tabular import TableSchema, parse_declared_schema
 
+from .imbalance import NO_BALANCE, ClassBalance, train_class_rows
 from .options import SPLITS, PreprocessOutputs, PreprocessResult, SplitFractions, class_size_problem
 
-_BYTES_PER_QUANTILE_VALUE = 32  # a buffered DOUBLE plus DuckDB's sort overhead
+_SPLIT = "__split"  # the split code column of the one pass that writes the splits
 
 
 def connect(memory_limit_mb: int, scratch: Path) -> duckdb.DuckDBPyConnection:
@@ -64,6 +63,7 @@ def preprocess_duckdb(
     seed: int,
     memory_limit_mb: int,
     shown: str,
+    balance: ClassBalance = NO_BALANCE,
 ) -> PreprocessResult:
     """Check, split and fit with DuckDB; writes every output or none (see `core.preprocess`)."""
     from .core import staged_outputs, write_fitted
@@ -83,14 +83,21 @@ def preprocess_duckdb(
             class_rows = _check_labels(connection, source, label, task)
             split_code = _split_code(connection, source, label, task, fractions, seed, class_rows)
             selected = ", ".join(typed_columns(source, schema))
+            sampling = balance.plan(train_class_rows(class_rows, fractions), seed)
             with staged_outputs(outputs) as staged:
-                for code, name in enumerate(SPLITS):
-                    connection.execute(
-                        f"COPY (SELECT {selected} FROM {source.relation} WHERE {split_code} = {code}) "
-                        f"TO {literal(str(staged[name]))} (FORMAT parquet)"
-                    )
+                streamed = {code: staged[name] for code, name in enumerate(SPLITS)}
+                if sampling is not None:  # the resampled training split takes its own query
+                    where = f"FROM {source.relation} WHERE {split_code} = 0"
+                    rows = sampling.duckdb_query(connection, f"(SELECT {ROW}, {selected} {where})", ROW, quote(label))
+                    connection.execute(f"COPY ({rows}) TO {literal(str(staged['train']))} (FORMAT parquet)")
+                    del streamed[0]
+                query = f"SELECT {selected}, {split_code} AS {_SPLIT} FROM {source.relation}"
+                write_splits(connection, query, _SPLIT, streamed, batch_rows(memory_limit_mb, len(schema.features) + 1))
                 splits = {name: f"read_parquet({literal(str(staged[name]))})" for name in SPLITS}
-                preprocessor = fit_on(connection, splits["train"], schema, task, options, memory_limit_mb)
+                fitted = fit_on(
+                    connection, staged["train"], schema, task, options, threads=1 if memory_limit_mb > 0 else 2
+                )
+                preprocessor = balance.weigh_file(fitted, staged["train"])
                 statistics = summarize(connection, splits, preprocessor)
                 write_fitted(
                     staged,
@@ -156,15 +163,15 @@ def _split_code(
         )
     key = split_key_sql(ROW, seed, "duckdb")
     group = f"CAST({quote(label)} AS VARCHAR)" if task == "classification" else "''"
-    code = split_code_sql("rank", "rows", fractions.validation, fractions.test)
-    thresholds = connection.sql(
-        f"SELECT grp, coalesce(max(key) FILTER (WHERE code = 2), -1), coalesce(max(key) FILTER (WHERE code >= 1), -1) "
-        f"FROM (SELECT grp, key, {code} AS code FROM (SELECT grp, key, "
-        f"row_number() OVER (PARTITION BY grp ORDER BY key) - 1 AS rank, count(*) OVER (PARTITION BY grp) AS rows "
-        f"FROM (SELECT {group} AS grp, {key} AS key FROM {source.relation}))) GROUP BY grp"
-    ).fetchall()
-    test_max = " ".join(f"WHEN {literal(grp)} THEN {test}" for grp, test, _ in thresholds)
-    held_max = " ".join(f"WHEN {literal(grp)} THEN {held}" for grp, _, held in thresholds)
+
+    def last_ranks(rows: int) -> tuple[int, int]:  # the last rank of test, then of test + validation
+        validation, test = held_out_counts(rows, fractions.validation, fractions.test)
+        return test - 1, test + validation - 1
+
+    keyed = f"(SELECT {group} AS grp, {key} AS key FROM {source.relation})"
+    thresholds = keys_at_ranks(connection, keyed, last_ranks)
+    test_max = " ".join(f"WHEN {literal(grp)} THEN {test}" for grp, (test, _) in thresholds.items())
+    held_max = " ".join(f"WHEN {literal(grp)} THEN {held}" for grp, (_, held) in thresholds.items())
     return (
         f"(CASE WHEN {key} <= (CASE {group} {test_max} END) THEN 2 "
         f"WHEN {key} <= (CASE {group} {held_max} END) THEN 1 ELSE 0 END)"
@@ -173,79 +180,46 @@ def _split_code(
 
 def fit_on(
     connection: duckdb.DuckDBPyConnection,
-    train: str,
+    train: Path,
     schema: TableSchema,
     task: Task,
     options: PreprocessOptions,
-    memory_limit_mb: int,
+    threads: int,
 ) -> FittedPreprocessor:
-    """Fit the preprocessor on the training split `train` (an SQL relation of typed columns)."""
-    rows = connection.sql(f"SELECT count(*) FROM {train}").fetchall()[0][0]
+    """Fit the preprocessor on the written training split `train` (Parquet of typed columns).
+
+    Numeric columns are fitted with numpy (`fit_numeric_column`), `threads` columns at a time (each
+    holds one column of the split in memory); category and class counts are DuckDB aggregates.
+    """
+    relation = f"read_parquet({literal(str(train))})"
     numeric = [name for name, kind in schema.features.items() if kind == "numeric"]
-    bounds = _numeric_bounds(connection, train, numeric, options, _quantile_batch(rows, memory_limit_mb))
-    moments = _clipped_moments(connection, train, bounds)
+    with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kubeforge-fit") as pool:
+        fitted = dict(
+            zip(numeric, pool.map(lambda name: fit_numeric_column(train, name, options), numeric), strict=True)
+        )
     features: list[Any] = []
     for name, kind in schema.features.items():
         if kind == "numeric":
-            features.append(numeric_feature(name, bounds[name], *moments[name]))
+            features.append(fitted[name])
         else:
             counts = dict(
                 connection.sql(
-                    f"SELECT {quote(name)}, count(*) FROM {train} WHERE {quote(name)} IS NOT NULL GROUP BY ALL"
+                    f"SELECT {quote(name)}, count(*) FROM {relation} WHERE {quote(name)} IS NOT NULL GROUP BY ALL"
                 ).fetchall()
             )
             features.append(categorical_feature(name, counts, options.encoding))
     classes = None
     if task == "classification":
         classes = class_list(
-            v for (v,) in connection.sql(f"SELECT DISTINCT {quote(schema.label)} FROM {train}").fetchall()
+            v for (v,) in connection.sql(f"SELECT DISTINCT {quote(schema.label)} FROM {relation}").fetchall()
         )
-    return FittedPreprocessor(task=task, label=schema.label, features=features, classes=classes, fitted_on_rows=rows)
-
-
-def _quantile_batch(rows: int, memory_limit_mb: int) -> int:
-    """How many columns' exact quantiles to compute in one query under the memory limit."""
-    if memory_limit_mb <= 0:
-        return 1_000_000
-    budget = memory_limit_mb * 1024 * 1024 // 2
-    return max(1, budget // max(1, rows * _BYTES_PER_QUANTILE_VALUE))
-
-
-def _numeric_bounds(
-    connection: duckdb.DuckDBPyConnection, train: str, columns: list[str], options: PreprocessOptions, batch: int
-) -> dict[str, NumericBounds]:
-    bounds: dict[str, NumericBounds] = {}
-    for start in range(0, len(columns), batch):
-        chunk = columns[start : start + batch]
-        items = []
-        for name in chunk:
-            column = quote(name)
-            impute = f"median({column})" if options.numeric_impute == "median" else f"avg({column})"
-            if options.clip_quantiles is None:
-                clip = f"[min({column}), max({column})]"
-            else:
-                low, high = options.clip_quantiles
-                clip = f"quantile_cont({column}, [{low!r}, {high!r}])"
-            items.append(f"count({column}), {impute}, {clip}")
-        values = connection.sql(f"SELECT {', '.join(items)} FROM {train}").fetchall()[0]
-        for index, name in enumerate(chunk):
-            count, impute_value, clip = values[3 * index : 3 * index + 3]
-            low_value, high_value = clip if clip is not None else (None, None)
-            bounds[name] = numeric_bounds(name, count, impute_value, low_value, high_value)
-    return bounds
-
-
-def _clipped_moments(
-    connection: duckdb.DuckDBPyConnection, train: str, bounds: dict[str, NumericBounds]
-) -> dict[str, tuple[float, float]]:
-    if not bounds:
-        return {}
-    items = []
-    for name, bound in bounds.items():
-        clipped = f"least(greatest(coalesce({quote(name)}, {bound.impute!r}), {bound.clip_low!r}), {bound.clip_high!r})"
-        items.append(f"avg({clipped}), stddev_pop({clipped})")
-    values = connection.sql(f"SELECT {', '.join(items)} FROM {train}").fetchall()[0]
-    return {name: (values[2 * i], values[2 * i + 1]) for i, name in enumerate(bounds)}
+    return FittedPreprocessor(
+        task=task,
+        label=schema.label,
+        features=features,
+        classes=classes,
+        fitted_on_rows=pq.ParquetFile(train).metadata.num_rows,
+    )
 
 
 def summarize(
@@ -267,32 +241,28 @@ def summarize(
             for name, relation in splits.items()
         }
     train = splits["train"]
-    columns = []
+    items = ["count(*)"]
     for feature in preprocessor.features:
         column = quote(feature.name)
-        missing = connection.sql(
-            f"SELECT avg(CASE WHEN {column} IS NULL THEN 1.0 ELSE 0.0 END) FROM {train}"
-        ).fetchall()[0][0]
+        items.append(f"count({column})")
         if isinstance(feature, NumericFeature):
-            mean, std, low, high = connection.sql(
-                f"SELECT avg({column}), stddev_samp({column}), min({column}), max({column}) FROM {train}"
-            ).fetchall()[0]
-            columns.append(
-                ColumnSummary(
-                    feature.name, "numeric", float(missing), _number(mean), _number(std), _number(low), _number(high)
-                )
-            )
-        else:
-            counts = dict(
-                connection.sql(
-                    f"SELECT {column}, count(*) FROM {train} WHERE {column} IS NOT NULL GROUP BY ALL"
-                ).fetchall()
-            )
-            columns.append(
-                ColumnSummary(
-                    feature.name, "categorical", float(missing), distinct=len(counts), top=top_categories(counts)
-                )
-            )
+            items.append(f"avg({column}), stddev_samp({column}), min({column}), max({column})")
+    values = iter(connection.sql(f"SELECT {', '.join(items)} FROM {train}").fetchall()[0])
+    train_rows = next(values)
+    columns = []
+    for feature in preprocessor.features:
+        missing = (train_rows - next(values)) / train_rows if train_rows else float("nan")
+        if isinstance(feature, NumericFeature):
+            mean, std, low, high = (_number(next(values)) for _ in range(4))
+            columns.append(ColumnSummary(feature.name, "numeric", missing, mean, std, low, high))
+            continue
+        column = quote(feature.name)
+        counts = dict(
+            connection.sql(f"SELECT {column}, count(*) FROM {train} WHERE {column} IS NOT NULL GROUP BY ALL").fetchall()
+        )
+        columns.append(
+            ColumnSummary(feature.name, "categorical", missing, distinct=len(counts), top=top_categories(counts))
+        )
     return SplitStatistics(rows=rows, label_counts=label_counts, columns=columns)
 
 

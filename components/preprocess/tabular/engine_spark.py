@@ -24,6 +24,7 @@ from kubeforge.preprocess_engine.split_assign import held_out_counts, split_code
 from kubeforge.preprocessor import FittedPreprocessor, PreprocessOptions, Task
 from kubeforge.tabular import FeatureKind, TableSchema, parse_declared_schema
 
+from .imbalance import NO_BALANCE, ClassBalance, train_class_rows
 from .options import SPLITS, PreprocessOutputs, PreprocessResult, SplitFractions, class_size_problem
 
 ROW = "__row"
@@ -56,6 +57,7 @@ def preprocess_spark(
     fractions: SplitFractions,
     seed: int,
     shown: str,
+    balance: ClassBalance = NO_BALANCE,
 ) -> PreprocessResult:
     """Check, split and fit with Spark; writes every output or none (see `core.preprocess`)."""
     import duckdb
@@ -87,12 +89,18 @@ def preprocess_spark(
             class_rows = _check_labels(spark, types, label, task, shown)
             typed = spark.sql(f"SELECT {ROW}, {', '.join(_typed(types, schema))} FROM source")
             coded = _assign_splits(spark, typed, label, task, fractions, seed, class_rows)
+            sampling = balance.plan(train_class_rows(class_rows, fractions), seed)
             with staged_outputs(outputs) as staged:
                 for code, name in enumerate(SPLITS):
                     part_dir = Path(scratch) / name
-                    coded.where(f"__split = {code}").orderBy(ROW).drop(ROW, "__split").write.parquet(str(part_dir))
+                    rows = coded.where(f"__split = {code}")
+                    if code == 0 and sampling is not None:
+                        rows.createOrReplaceTempView("train_rows")
+                        rows = spark.sql(sampling.resample_sql("train_rows", ROW, _q(label)))
+                    rows.orderBy(ROW).drop(ROW, "__split").write.parquet(str(part_dir))
                     _merge_parts(part_dir, staged[name])
-                preprocessor = _fit(spark, spark.read.parquet(str(Path(scratch) / "train")), schema, task, options)
+                fitted = _fit(spark, spark.read.parquet(str(Path(scratch) / "train")), schema, task, options)
+                preprocessor = balance.weigh_file(fitted, staged["train"])
                 with duckdb.connect() as connection:
                     statistics = summarize(
                         connection, {n: f"read_parquet({literal(str(staged[n]))})" for n in SPLITS}, preprocessor

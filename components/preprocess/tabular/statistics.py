@@ -26,6 +26,9 @@ def describe_splits(
     ]
     if statistics.label_counts is not None:
         lines += _label_balance(statistics.label_counts, statistics.rows)
+    if preprocessor.class_weights is not None and preprocessor.classes is not None:
+        weights = zip(preprocessor.classes, preprocessor.class_weights, strict=True)
+        lines += ["Class weights (training loss): " + ", ".join(f"{c}: {w:.4g}" for c, w in weights) + ".", ""]
     lines += ["## Features (training split)", ""]
     lines += ["| column | kind | missing | statistics | learned |", "|---|---|---|---|---|"]
     for feature, column in zip(preprocessor.features, statistics.columns, strict=True):

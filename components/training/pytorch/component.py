@@ -35,10 +35,13 @@ def train_pytorch(
     memory: str = "2Gi",
     gpus: int = 0,
     backend_options: str = "{}",
+    class_weighting: str = "none",
 ) -> None:
     """Train with PyTorch DDP/FSDP on `backend` (local, slurm, pytorchjob, trainjob, vertex, queue).
 
     The job's handle is written to `job_handle` before waiting, so a retried task re-attaches.
+    `class_weighting` weights the cross-entropy per class: none, balanced (from the training split's
+    class counts) or preprocessor (the weights preprocess/tabular stored with class_weights="balanced").
     """
     from kubeforge.components.training.pytorch import core
 
@@ -72,6 +75,7 @@ def train_pytorch(
             memory=memory,
             gpus=gpus,
             backend_options=backend_options,
+            class_weighting=class_weighting,
         ),
         handle_path=job_handle.path,
         staging_uri=f"{model.uri}-staging",

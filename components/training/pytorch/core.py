@@ -19,9 +19,11 @@ from typing import Any
 import kubeforge
 from kubeforge.artifacts import atomic_output_dir, download_dir, is_remote
 from kubeforge.errors import InputError
+from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.backends import BACKENDS, MAX_WORKERS, SHARED_FILESYSTEM_BACKENDS, create_backend
 from kubeforge.training.backends.base import Resources, TrainingJob
 from kubeforge.training.backends.runner import run_job
+from kubeforge.training.class_weighting import check_class_weighting
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.launch_local import HANDLE_FILE, run_on_shared_filesystem
 from kubeforge.training.models import parse_hidden_layers
@@ -62,6 +64,7 @@ class TrainParams:
     gpus: int = 0
     backend_options: str = "{}"
     job_name: str = ""
+    class_weighting: str = "none"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -114,6 +117,9 @@ def train_model(
     shared = params.backend in SHARED_FILESYSTEM_BACKENDS
     if not shared:
         _require_remote(inputs, staging_uri, params)
+    if params.class_weighting != "none":  # refused here, before any job starts, when the preprocessor cannot serve it
+        preprocessor = FittedPreprocessor.load(inputs.preprocessor)
+        check_class_weighting(params.class_weighting, preprocessor, inputs.preprocessor)
     backend = create_backend(params.backend, options)
     with tempfile.TemporaryDirectory(prefix="kubeforge-train-") as scratch:
         run_dir = Path(scratch)
@@ -136,6 +142,7 @@ def train_model(
             mixed_precision=params.mixed_precision,
             strategy=params.strategy,
             seed=params.seed,
+            class_weighting=params.class_weighting,
         )
         job = TrainingJob(
             name=params.job_name or _job_name(model_dir),

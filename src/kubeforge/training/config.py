@@ -10,6 +10,7 @@ from kubeforge.errors import InputError
 
 MIXED_PRECISION = ("no", "bf16", "fp16")
 STRATEGIES = ("ddp", "fsdp")
+CLASS_WEIGHTINGS = ("none", "balanced", "preprocessor")
 
 
 @dataclass(frozen=True)
@@ -37,6 +38,7 @@ class TrainConfig:
     strategy: str = "ddp"
     seed: int = 42
     process_group_timeout_s: float = 60.0
+    class_weighting: str = "none"
 
     def __post_init__(self) -> None:
         checks = {
@@ -49,6 +51,7 @@ class TrainConfig:
             "process_group_timeout_s": (self.process_group_timeout_s > 0, "positive"),
             "mixed_precision": (self.mixed_precision in MIXED_PRECISION, f"one of {', '.join(MIXED_PRECISION)}"),
             "strategy": (self.strategy in STRATEGIES, f"one of {', '.join(STRATEGIES)}"),
+            "class_weighting": (self.class_weighting in CLASS_WEIGHTINGS, f"one of {', '.join(CLASS_WEIGHTINGS)}"),
         }
         for name, (ok, valid) in checks.items():
             if not ok:
@@ -66,4 +69,4 @@ class TrainConfig:
         return cls(**data)
 
 
-__all__ = ["MIXED_PRECISION", "STRATEGIES", "TrainConfig"]
+__all__ = ["CLASS_WEIGHTINGS", "MIXED_PRECISION", "STRATEGIES", "TrainConfig"]

@@ -33,6 +33,7 @@ from kubeforge.artifacts import atomic_output_dir
 from kubeforge.model_format import script_module, write_model_dir
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from kubeforge.training.class_weighting import loss_class_weights
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.curves import plot_training_curve
 from kubeforge.training.data import TensorSplit, load_split, shard_indices
@@ -54,6 +55,7 @@ def train(config: TrainConfig, context: DistContext) -> dict[str, Any]:
     preprocessor = FittedPreprocessor.load(config.preprocessor)
     train_split = load_split(config.train_data, preprocessor, "train_data")
     validation_split = load_split(config.validation_data, preprocessor, "validation_data")
+    class_weights = loss_class_weights(config.class_weighting, preprocessor, train_split.targets, config.preprocessor)
     architecture = architecture_of(config, preprocessor)
     model = _new_model(config, architecture).to(context.device)
     resumed = load_checkpoint(config.checkpoint_dir, architecture)
@@ -72,7 +74,9 @@ def train(config: TrainConfig, context: DistContext) -> dict[str, Any]:
 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        loss, samples, steps = _train_epoch(wrapped, optimizer, scaler, train_split, config, context, epoch)
+        loss, samples, steps = _train_epoch(
+            wrapped, optimizer, scaler, train_split, class_weights, config, context, epoch
+        )
         seconds = time.perf_counter() - started
         global_step += steps
         row = {
@@ -107,6 +111,7 @@ def train(config: TrainConfig, context: DistContext) -> dict[str, Any]:
         "global_step": global_step,
         "replica_checksums": checksums,
         "architecture": architecture,
+        "class_weights": None if class_weights is None else class_weights.tolist(),
         "history": history,
     }
     if context.is_main:
@@ -162,11 +167,13 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     scaler: torch.amp.GradScaler,
     split: TensorSplit,
+    class_weights: torch.Tensor | None,
     config: TrainConfig,
     context: DistContext,
     epoch: int,
 ) -> tuple[float, int, int]:
     model.train()
+    weights = None if class_weights is None else class_weights.to(context.device)
     # Dropout draws from a generator seeded by (seed, epoch, rank), so an epoch replayed after a
     # resume draws exactly what it would have drawn in an uninterrupted run.
     torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + context.rank)
@@ -181,7 +188,7 @@ def _train_epoch(
         targets = split.targets[batch].to(context.device, non_blocking=True)
         boundary = (batch_number + 1) % accumulate == 0 or batch_number + 1 == batches
         with _no_sync_unless(model, boundary), autocast(config.mixed_precision, context.device):
-            loss = _loss(model(features), targets)
+            loss = _loss(model(features), targets, weights)
         scaler.scale(loss / accumulate).backward()  # type: ignore[no-untyped-call]
         total += float(loss.detach())
         if boundary:
@@ -199,10 +206,11 @@ def _no_sync_unless(model: nn.Module, boundary: bool) -> contextlib.AbstractCont
     return model.no_sync()
 
 
-def _loss(outputs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+def _loss(outputs: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Cross-entropy (weighted per class when `class_weights` is given) or mean squared error."""
     outputs = outputs.float()
     if targets.dtype == torch.int64:
-        return F.cross_entropy(outputs, targets)
+        return F.cross_entropy(outputs, targets, weight=class_weights)
     return F.mse_loss(outputs.squeeze(-1), targets)
 
 

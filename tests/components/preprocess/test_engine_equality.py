@@ -48,7 +48,7 @@ def mixed_table(rows: int, seed: int = 0) -> pd.DataFrame:
 def _run(input_path: Path, directory: Path, engine: str, **kwargs: Any) -> dict[str, Any]:
     directory.mkdir(parents=True)
     outputs = PreprocessOutputs(*(str(directory / name) for name in OUTPUT_NAMES))
-    result = preprocess(input_path, outputs, engine=engine, **kwargs)  # type: ignore[arg-type]
+    result = preprocess(input_path, outputs, engine=engine, **kwargs)
     return {
         "result": result,
         "splits": {name: pd.read_parquet(directory / f"{name}.parquet") for name in SPLITS},
@@ -147,23 +147,50 @@ def test_duckdb_matches_pandas_for_regression_with_a_memory_limit(mixed_parquet:
     _assert_same_runs(reference, limited)
 
 
-def test_duckdb_transform_matches_the_fitted_preprocessor(mixed_parquet: Path, tmp_path: Path) -> None:
-    import duckdb
-
-    from kubeforge.preprocess_engine.transform_duckdb import transform_parquet
+def test_arrow_transform_matches_the_fitted_preprocessor(mixed_parquet: Path, tmp_path: Path) -> None:
+    from kubeforge.preprocess_engine import transform_arrow
 
     run = _run(mixed_parquet, tmp_path / "duckdb", "duckdb", label="label")
     preprocessor = run["result"].preprocessor
     test_split = tmp_path / "duckdb" / "test.parquet"
-    with duckdb.connect() as connection:
-        transform_parquet(connection, preprocessor, f"read_parquet('{test_split}')", tmp_path / "x.parquet")
+    small_batches = 97  # several batches, the last one short
+    original_batch_rows = transform_arrow.BATCH_ROWS
+    transform_arrow.BATCH_ROWS = small_batches
+    try:
+        rows = transform_arrow.transform_parquet(preprocessor, test_split, tmp_path / "x.parquet")
+    finally:
+        transform_arrow.BATCH_ROWS = original_batch_rows
     written = pd.read_parquet(tmp_path / "x.parquet")
+    assert rows == len(run["splits"]["test"]) > small_batches
     assert list(written.columns) == preprocessor.output_columns
-    expected = preprocessor.transform(run["splits"]["test"])
-    np.testing.assert_allclose(written.to_numpy(), expected, rtol=1e-6, atol=1e-6)
-    unknown = run["splits"]["test"].assign(city="madrid")
+    assert set(written.dtypes) == {np.dtype(np.float32)}
+    np.testing.assert_array_equal(written.to_numpy(), preprocessor.transform(run["splits"]["test"]))
+    ordinal = _run(
+        mixed_parquet, tmp_path / "ordinal", "duckdb", label="label", options=PreprocessOptions(encoding="ordinal")
+    )
+    transform_arrow.transform_parquet(ordinal["result"].preprocessor, test_split, tmp_path / "o.parquet")
+    np.testing.assert_array_equal(
+        pd.read_parquet(tmp_path / "o.parquet").to_numpy(),
+        ordinal["result"].preprocessor.transform(run["splits"]["test"]),
+    )
+
+
+def test_arrow_transform_refuses_an_unknown_category_and_writes_nothing(mixed_parquet: Path, tmp_path: Path) -> None:
+    from kubeforge.preprocess_engine.transform_arrow import transform_parquet
+
+    run = _run(mixed_parquet, tmp_path / "duckdb", "duckdb", label="label")
+    unknown = run["splits"]["test"].assign(city=lambda frame: frame["city"].where(frame.index != 5, "madrid"))
     unknown.to_parquet(tmp_path / "unknown.parquet", index=False)
-    with pytest.raises(InputError, match="has unknown category madrid"), duckdb.connect() as connection:
-        transform_parquet(
-            connection, preprocessor, f"read_parquet('{tmp_path / 'unknown.parquet'}')", tmp_path / "y.parquet"
-        )
+    with pytest.raises(InputError, match="column 'city' has unknown category 'madrid'"):
+        transform_parquet(run["result"].preprocessor, tmp_path / "unknown.parquet", tmp_path / "y.parquet")
+    assert not (tmp_path / "y.parquet").exists()
+    with pytest.raises(InputError, match="missing feature column"):
+        without_city = _without_column(tmp_path, run["splits"]["test"], "city")
+        transform_parquet(run["result"].preprocessor, without_city, tmp_path / "z.parquet")
+    assert not (tmp_path / "z.parquet").exists()
+
+
+def _without_column(tmp_path: Path, frame: pd.DataFrame, column: str) -> Path:
+    path = tmp_path / f"without-{column}.parquet"
+    frame.drop(columns=[column]).to_parquet(path, index=False)
+    return path

@@ -14,6 +14,7 @@ import pandas as pd
 import pytest
 
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, preprocess
+from kubeforge.components.preprocess.tabular.imbalance import ClassBalance
 from kubeforge.errors import InputError
 from kubeforge.preprocessor import PreprocessOptions
 
@@ -50,6 +51,16 @@ def test_spark_matches_pandas_and_duckdb_on_mixed_parquet_files(tmp_path: Path, 
     reference = equality._run(directory, tmp_path / "pandas", "pandas", **kwargs)
     equality._assert_same_runs(reference, equality._run(directory, tmp_path / "spark", "spark", **kwargs))
     equality._assert_same_runs(reference, equality._run(directory, tmp_path / "duckdb", "duckdb", **kwargs))
+
+
+@pytest.mark.parametrize("sampling", ["undersample", "oversample"])
+def test_spark_resamples_the_training_split_like_pandas(tmp_path: Path, sampling: str) -> None:
+    path = tmp_path / "mixed.parquet"
+    equality.mixed_table(3000, seed=6).to_parquet(path, index=False, row_group_size=800)
+    kwargs: dict[str, Any] = {"label": "label", "balance": ClassBalance(sampling, "balanced")}  # type: ignore[arg-type]
+    reference = equality._run(path, tmp_path / "pandas", "pandas", **kwargs)
+    equality._assert_same_runs(reference, equality._run(path, tmp_path / "spark", "spark", **kwargs))
+    assert len(set(reference["splits"]["train"]["label"].value_counts())) == 1
 
 
 def test_spark_bad_input_names_the_row_and_writes_nothing(tmp_path: Path) -> None:

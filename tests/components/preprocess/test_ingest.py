@@ -14,26 +14,13 @@ import pandas as pd
 import psycopg
 import pytest
 from postgres_server import PostgresServer, postgres_available, running_postgres
+from sales_table import sales_table
 
 from kubeforge.artifacts import write_bytes
 from kubeforge.components.preprocess.tabular.core import SPLITS, PreprocessOutputs, preprocess
 from kubeforge.errors import InputError
 
 OUTPUT_NAMES = ("train.parquet", "validation.parquet", "test.parquet", "preprocessor.json", "statistics.md")
-
-
-def _table(rows: int = 600) -> pd.DataFrame:
-    rng = np.random.default_rng(4)
-    amount = rng.gamma(2.0, 50.0, rows)
-    amount[rng.random(rows) < 0.1] = np.nan
-    return pd.DataFrame(
-        {
-            "amount": amount,
-            "visits": rng.integers(0, 30, rows),
-            "channel": rng.choice(["web", "shop", "phone"], rows),
-            "bought": rng.choice([0, 1], rows, p=[0.7, 0.3]),
-        }
-    )
 
 
 def _outputs(directory: Path) -> PreprocessOutputs:
@@ -49,7 +36,7 @@ def _splits(directory: Path) -> dict[str, pd.DataFrame]:
 def local_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("local")
     path = folder / "sales.parquet"
-    _table().to_parquet(path, index=False)
+    sales_table(600, seed=4).drop(columns="member").to_parquet(path, index=False)
     preprocess(path, _outputs(folder / "out"), label="bought", engine="duckdb")
     return path, folder / "out"
 
@@ -93,7 +80,7 @@ def postgres_url() -> Iterator[str]:
     server: PostgresServer
     with running_postgres() as server:
         url = server.create_database()
-        frame = _table()
+        frame = sales_table(600, seed=4).drop(columns="member")
         with psycopg.connect(url) as connection:
             connection.execute(
                 "CREATE TABLE sales (id serial, amount double precision, visits integer, channel text, bought integer)"
