@@ -26,17 +26,10 @@ _INIT = '''"""{summary}
 `{op}` is the KFP component (loaded lazily, so the pure `core` module needs no kfp import).
 """
 
-from typing import Any
+from kubeforge.catalog import lazy_op
 
 __all__ = ["{op}"]
-
-
-def __getattr__(name: str) -> Any:
-    if name == "{op}":
-        from .component import {function}
-
-        return {function}
-    raise AttributeError(f"module {{__name__!r}} has no attribute {{name!r}}")
+__getattr__ = lazy_op(__name__, "{op}", "{function}")
 '''
 
 _COMPONENT = '''"""KFP definition of `{stage}/{name}`: declares inputs and outputs, calls the core."""

@@ -2,6 +2,7 @@
 stale specs, stale READMEs and versions that drift from the package are caught; the scaffolder
 makes a component that passes every check."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -168,6 +169,16 @@ def test_stale_component_yaml_and_readme_are_reported(tmp_path: Path) -> None:
     assert stale_generated(tmp_path) == [f"{folder}/README.md: stale; run `make compile`"]
 
 
+def test_spec_compiled_by_another_kfp_patch_release_is_current(tmp_path: Path) -> None:
+    """Only the `sdkVersion` stamp differs between kfp 2.17.x releases; the spec itself is what counts."""
+    folder = _copy_component("inference/batch", tmp_path)
+    spec = folder / "component.yaml"
+    stamped = re.sub(r"(?m)^sdkVersion: kfp-.*$", "sdkVersion: kfp-2.17.99", spec.read_text())
+    assert stamped != spec.read_text()
+    spec.write_text(stamped)
+    assert stale_generated(tmp_path) == []
+
+
 def _scaffold(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     script = repository_root() / "scripts" / "new_component.py"
     command = [sys.executable, str(script), *args, "--root", str(root)]
@@ -202,19 +213,36 @@ def test_scaffolded_component_passes_every_check(tmp_path: Path, monkeypatch: py
 
     compile_pipeline(use, tmp_path / "use.yaml")
     pd.DataFrame({"x": [1, 2, 3]}).to_csv(tmp_path / "rows.csv", index=False)
-    core = _load_core(folder, monkeypatch)
+    core = _load_module(folder / "core.py", "_scaffolded_core", monkeypatch)
     assert core.run(tmp_path / "rows.csv", minimum_rows=2).rows == 3
     with pytest.raises(InputError, match="fewer than minimum_rows=5"):
         core.run(tmp_path / "rows.csv", minimum_rows=5)
+    package = _load_module(folder / "__init__.py", "_scaffolded", monkeypatch)
+    assert "row_count_op" in package.__all__
+    assert package.row_count_op.name == "quality-row-count"  # the KFP op, imported on first use
 
 
-def _load_core(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _load_package(folder: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
     import importlib.util
 
-    spec = importlib.util.spec_from_file_location("_scaffolded_core", folder / "core.py")
+    init = folder / "__init__.py"
+    spec = importlib.util.spec_from_file_location("_scaffolded", init, submodule_search_locations=[str(folder)])
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "_scaffolded_core", module)  # dataclasses look their module up
+    monkeypatch.setitem(sys.modules, "_scaffolded", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _load_module(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> Any:
+    """Import the file at `path` as module `name`; an `__init__.py` is imported as a package."""
+    import importlib.util
+
+    search = [str(path.parent)] if path.name == "__init__.py" else None
+    spec = importlib.util.spec_from_file_location(name, path, submodule_search_locations=search)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, name, module)  # dataclasses and relative imports look it up
     spec.loader.exec_module(module)
     return module
 
