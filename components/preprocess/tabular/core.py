@@ -68,7 +68,9 @@ def preprocess(
     """Check, split and fit with the chosen backend; writes every output or, on any error, none of them.
 
     `input_path` is a local path, an s3:// or gs:// URI, or a postgresql:// URI with `query` set.
-    `memory_limit_mb` bounds the duckdb backend's memory (0: DuckDB's default); others ignore it.
+    `memory_limit_mb` is the duckdb backend's whole memory budget on top of its imported libraries
+    (DuckDB's share, Arrow batches, the fit, the Parquet writers: `preprocess_engine.budget`; 0: no
+    budget, DuckDB's default limit); the other backends ignore it.
     `balance` resamples the training split and/or stores class weights (classification only).
     """
     if task not in TASKS:

@@ -5,6 +5,10 @@ thresholds (two narrow streaming passes, `ranked_keys`: no sort of the rows); on
 from the source into the three staged Parquet outputs (`split_writer`); then the fit on the written
 training split (numpy, one numeric column at a time per thread; DuckDB category counts) and the
 report's statistics (one aggregate pass over the training split, plus category counts).
+
+`memory_limit_mb` is the whole engine's budget (`kubeforge.preprocess_engine.budget`): DuckDB gets
+a share of it, the Arrow batches of the split pass and the numeric fit are sized from it, and the
+memory a phase freed is handed back to the system before the next one starts.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import duckdb
 import pyarrow.parquet as pq
 
 from kubeforge.errors import InputError
+from kubeforge.preprocess_engine.budget import MemoryBudget
 from kubeforge.preprocess_engine.duckdb_source import (
     ROW,
     Source,
@@ -45,10 +50,12 @@ _SPLIT = "__split"  # the split code column of the one pass that writes the spli
 
 
 def connect(memory_limit_mb: int, scratch: Path) -> duckdb.DuckDBPyConnection:
-    """A private DuckDB connection that spills to `scratch` and keeps row order on COPY."""
+    """A private DuckDB connection that spills to `scratch` and keeps row order on COPY.
+
+    Under a budget (`memory_limit_mb` > 0) DuckDB gets its share of it (`MemoryBudget.configure`).
+    """
     connection = duckdb.connect(config={"preserve_insertion_order": True, "temp_directory": str(scratch)})
-    if memory_limit_mb > 0:
-        connection.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
+    MemoryBudget(memory_limit_mb).configure(connection)
     return connection
 
 
@@ -70,6 +77,7 @@ def preprocess_duckdb(
     from .statistics import describe_splits
 
     declared = parse_declared_schema(schema_json)
+    budget = MemoryBudget(memory_limit_mb)
     text_columns = [name for name, kind in (declared or {}).items() if kind == "categorical"]
     with tempfile.TemporaryDirectory(prefix="kubeforge-duckdb-") as scratch:
         connection = connect(memory_limit_mb, Path(scratch))
@@ -92,11 +100,11 @@ def preprocess_duckdb(
                     connection.execute(f"COPY ({rows}) TO {literal(str(staged['train']))} (FORMAT parquet)")
                     del streamed[0]
                 query = f"SELECT {selected}, {split_code} AS {_SPLIT} FROM {source.relation}"
-                write_splits(connection, query, _SPLIT, streamed, batch_rows(memory_limit_mb, len(schema.features) + 1))
+                write_splits(connection, query, _SPLIT, streamed, batch_rows(budget, len(schema.features) + 1))
+                budget.release()
                 splits = {name: f"read_parquet({literal(str(staged[name]))})" for name in SPLITS}
-                fitted = fit_on(
-                    connection, staged["train"], schema, task, options, threads=1 if memory_limit_mb > 0 else 2
-                )
+                fitted = fit_on(connection, staged["train"], schema, task, options, budget=budget)
+                budget.release()
                 preprocessor = balance.weigh_file(fitted, staged["train"])
                 statistics = summarize(connection, splits, preprocessor)
                 write_fitted(
@@ -184,18 +192,21 @@ def fit_on(
     schema: TableSchema,
     task: Task,
     options: PreprocessOptions,
-    threads: int,
+    budget: MemoryBudget | None = None,
 ) -> FittedPreprocessor:
     """Fit the preprocessor on the written training split `train` (Parquet of typed columns).
 
-    Numeric columns are fitted with numpy (`fit_numeric_column`), `threads` columns at a time (each
-    holds one column of the split in memory); category and class counts are DuckDB aggregates.
+    Numeric columns are fitted with numpy (`fit_numeric_column`), two columns at a time without a
+    budget (each holds one column of the split in memory), one at a time and streamed when the
+    column does not fit under one; category and class counts are DuckDB aggregates.
     """
+    budget = budget or MemoryBudget()
+    threads = 1 if budget.limited else 2
     relation = f"read_parquet({literal(str(train))})"
     numeric = [name for name, kind in schema.features.items() if kind == "numeric"]
     with ThreadPoolExecutor(max_workers=threads, thread_name_prefix="kubeforge-fit") as pool:
         fitted = dict(
-            zip(numeric, pool.map(lambda name: fit_numeric_column(train, name, options), numeric), strict=True)
+            zip(numeric, pool.map(lambda name: fit_numeric_column(train, name, options, budget), numeric), strict=True)
         )
     features: list[Any] = []
     for name, kind in schema.features.items():

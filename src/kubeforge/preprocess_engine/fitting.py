@@ -5,13 +5,19 @@ quantiles, population standard deviation of the imputed and clipped values, the 
 category with ties broken by text, classes sorted numbers first); tests check the results are equal.
 
 `fit_numeric_column` fits one numeric column of a Parquet training split with numpy: it holds that
-one column's values (about 24 bytes a row at the peak), never the whole split.
+one column's values (about 24 bytes a row at the peak), never the whole split. When that column
+does not fit the engine's memory budget it streams the column instead, a batch at a time, in a few
+passes (`_streamed_numeric`): exact quantiles by radix selection on the values' sort keys (counts per
+16-bit key digit narrow each wanted rank to a range of keys small enough to hold), then the sums
+of the clipped values and of their squared deviations. Both ways give the same quantiles, bit for
+bit (numpy's linear interpolation, `_linear_quantile`); the means and deviations differ only in
+the order of summation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,6 +27,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kubeforge.errors import InputError
+from kubeforge.preprocess_engine.budget import MemoryBudget
 from kubeforge.preprocessor import CategoricalFeature, Encoding, NumericFeature, PreprocessOptions
 
 
@@ -52,8 +59,24 @@ def numeric_feature(name: str, bounds: NumericBounds, mean: float, std: float) -
     )
 
 
-def fit_numeric_column(train: Path, name: str, options: PreprocessOptions) -> NumericFeature:
-    """Fit the numeric feature `name` (a DOUBLE column; null or NaN is missing) of the Parquet training split."""
+_BYTES_PER_ROW = 24  # the in-memory fit's peak per row: the column, its non-null values, the non-NaN ones
+_STREAMED_BYTES_PER_ROW = 96  # a streamed batch with its copies: Arrow column, non-null, non-NaN, sort keys, digits
+_DIGIT_BITS = 16
+_DIGITS = 1 << _DIGIT_BITS
+_SIGN = np.uint64(1 << 63)
+
+
+def fit_numeric_column(
+    train: Path, name: str, options: PreprocessOptions, budget: MemoryBudget | None = None
+) -> NumericFeature:
+    """Fit the numeric feature `name` (a DOUBLE column; null or NaN is missing) of the Parquet training split.
+
+    In memory when the column fits `budget` (always without one), else streamed in bounded batches.
+    """
+    budget = budget or MemoryBudget()
+    rows = pq.ParquetFile(train).metadata.num_rows
+    if not budget.fits(rows * _BYTES_PER_ROW):
+        return _streamed_numeric(train, name, options, rows, budget)
     column = pq.read_table(train, columns=[name]).column(0)
     rows = len(column)
     values = pc.drop_null(column).to_numpy()
@@ -75,6 +98,138 @@ def fit_numeric_column(train: Path, name: str, options: PreprocessOptions) -> Nu
     clipped -= mean
     variance = (float(np.dot(clipped, clipped)) + missing * (filled - mean) ** 2) / rows
     return numeric_feature(name, bounds, mean, math.sqrt(variance))
+
+
+def _streamed_numeric(
+    train: Path, name: str, options: PreprocessOptions, rows: int, budget: MemoryBudget
+) -> NumericFeature:
+    """`fit_numeric_column` holding one batch of the column (and one narrowed key range) at a time."""
+    batch = budget.batch_rows(_STREAMED_BYTES_PER_ROW, 1 << 20)
+
+    def read() -> Iterator[np.ndarray]:  # the column's non-missing values, a batch at a time
+        for part in pq.ParquetFile(train, pre_buffer=False, buffer_size=1 << 20).iter_batches(
+            batch_size=batch, columns=[name]
+        ):
+            values = pc.drop_null(part.column(0)).to_numpy(zero_copy_only=False).astype(np.float64, copy=False)
+            yield values[~np.isnan(values)]
+
+    count, sums, low, high = 0, [], math.inf, -math.inf
+    top = np.zeros(_DIGITS, dtype=np.int64)  # counts per first key digit: the selection's first pass, shared
+    for values in read():
+        if values.size:
+            count += values.size
+            sums.append(float(values.sum()))
+            low, high = min(low, float(values.min())), max(high, float(values.max()))
+            top += np.bincount((_sort_keys(values) >> np.uint64(64 - _DIGIT_BITS)).astype(np.intp), minlength=_DIGITS)
+    if count == 0:
+        raise InputError(f"training split: numeric column '{name}' has no values; drop it or fill it")
+    wanted = [] if options.clip_quantiles is None else list(options.clip_quantiles)
+    if options.numeric_impute == "median":
+        wanted.insert(0, 0.5)
+    ranks = sorted({rank for q in wanted for rank in _quantile_ranks(count, q)})
+    found = _order_statistics(read, ranks, top, room=batch)
+    quantiles = [_linear_quantile(count, q, found) for q in wanted]
+    impute = quantiles.pop(0) if options.numeric_impute == "median" else math.fsum(sums) / count
+    if quantiles:
+        low, high = quantiles
+    bounds = numeric_bounds(name, count, impute, low, high)
+    missing, filled = rows - count, min(max(bounds.impute, bounds.clip_low), bounds.clip_high)
+    clipped_sum = math.fsum(float(np.clip(v, bounds.clip_low, bounds.clip_high).sum()) for v in read())
+    mean = (clipped_sum + missing * filled) / rows
+    squares = []
+    for values in read():
+        deviations = np.clip(values, bounds.clip_low, bounds.clip_high, out=values) - mean
+        squares.append(float(np.dot(deviations, deviations)))
+    variance = (math.fsum(squares) + missing * (filled - mean) ** 2) / rows
+    return numeric_feature(name, bounds, mean, math.sqrt(variance))
+
+
+def _sort_keys(values: np.ndarray) -> np.ndarray:
+    """uint64 keys whose order is the order of the (non-NaN) float64 `values`."""
+    bits = values.view(np.uint64)
+    negative = (bits & _SIGN) != 0
+    keys: np.ndarray = np.where(negative, ~bits, bits | _SIGN)
+    return keys
+
+
+def _key_value(key: int) -> float:
+    """The float64 whose sort key is `key`."""
+    bits = key & ~(1 << 63) if key & (1 << 63) else ~key & ((1 << 64) - 1)
+    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
+
+
+def _quantile_ranks(count: int, q: float) -> tuple[int, int]:
+    """The two 0-based ranks numpy's linear quantile `q` of `count` values interpolates between."""
+    virtual = (count - 1) * np.float64(q)
+    previous = min(int(np.floor(virtual)), count - 1)
+    return previous, min(previous + 1, count - 1)
+
+
+def _linear_quantile(count: int, q: float, at: dict[int, float]) -> float:
+    """`np.quantile(values, q)` (method linear) from the values `at` its two ranks, computed as numpy does."""
+    virtual = (count - 1) * np.float64(q)
+    previous, following = _quantile_ranks(count, q)
+    a, b = np.float64(at[previous]), np.float64(at[following])
+    gamma = virtual - np.floor(virtual) if virtual < count - 1 else np.float64(virtual - previous)
+    difference = b - a
+    return float(b - difference * (1 - gamma) if gamma >= 0.5 else a + difference * gamma)
+
+
+def _order_statistics(
+    read: Callable[[], Iterator[np.ndarray]], ranks: list[int], top: np.ndarray, room: int
+) -> dict[int, float]:
+    """The values at the 0-based ascending `ranks` of the stream `read()` yields, by radix selection.
+
+    `top` holds the counts per first 16-bit digit of the sort keys. Each further pass either
+    collects the keys of a narrowed range (when at most `room` of them, all ranges together) and
+    selects in memory, or counts the next digit within the range; after four digits a range is
+    a single key.
+    """
+    found: dict[int, float] = {}
+    # per unresolved rank: (digits known, key prefix, rank within the prefix's keys, digit counts there)
+    pending = {rank: _narrow(0, 0, rank, top) for rank in ranks}
+    while pending:
+        for rank, (level, prefix, _, _) in list(pending.items()):
+            if level == 64 // _DIGIT_BITS:  # the whole key is known
+                found[rank] = _key_value(prefix)
+                del pending[rank]
+        if not pending:
+            break
+        ranges = {(level, prefix): size for level, prefix, _, size in pending.values()}
+        collect: set[tuple[int, int]] = set()
+        held = 0
+        for key_range, size in sorted(ranges.items(), key=lambda item: item[1]):
+            if held + size <= room:
+                collect.add(key_range)
+                held += size
+        parts: dict[tuple[int, int], list[np.ndarray]] = {key_range: [] for key_range in collect}
+        counts = {key_range: np.zeros(_DIGITS, dtype=np.int64) for key_range in ranges if key_range not in collect}
+        for values in read():
+            keys = _sort_keys(values)
+            for level, prefix in ranges:
+                inside = keys[(keys >> np.uint64(64 - _DIGIT_BITS * level)) == np.uint64(prefix)]
+                if (level, prefix) in collect:
+                    parts[(level, prefix)].append(inside)
+                else:
+                    shift = np.uint64(64 - _DIGIT_BITS * (level + 1))
+                    digits = ((inside >> shift) & np.uint64(_DIGITS - 1)).astype(np.intp)
+                    counts[(level, prefix)] += np.bincount(digits, minlength=_DIGITS)
+        for rank, (level, prefix, within, _) in list(pending.items()):
+            if (level, prefix) in collect:
+                keys = np.concatenate(parts[(level, prefix)])
+                found[rank] = _key_value(int(np.partition(keys, within)[within]))
+                del pending[rank]
+            else:
+                pending[rank] = _narrow(level, prefix, within, counts[(level, prefix)])
+    return found
+
+
+def _narrow(level: int, prefix: int, within: int, counts: np.ndarray) -> tuple[int, int, int, int]:
+    """The next digit's range holding the key of rank `within` (by that digit's `counts` in the range)."""
+    cumulative = np.cumsum(counts)
+    digit = int(np.searchsorted(cumulative, within, side="right"))
+    before = int(cumulative[digit - 1]) if digit else 0
+    return level + 1, (prefix << _DIGIT_BITS) | digit, within - before, int(counts[digit])
 
 
 def categorical_feature(name: str, counts: dict[str, int], encoding: Encoding) -> CategoricalFeature:

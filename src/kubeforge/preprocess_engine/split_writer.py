@@ -4,6 +4,11 @@ DuckDB computes the typed columns and each row's split code; its Arrow record ba
 to one Parquet writer per split, in row order, while DuckDB computes the next batch (a writer
 thread per split). One pass instead of one query per split: the source is read and typed once.
 
+Batch size: `BATCH_ROWS` without a memory budget; under one, what keeps the batches held at once
+(the one DuckDB converts, the one being split, the parts being written and encoded) within the
+budget's batch share (`batch_rows`). Each written batch is one row group, so the writers hold no
+more than a batch either.
+
 Writer settings: dictionary encoding for text columns (categories repeat), plain encoding for
 the others (numeric values seldom repeat, so a dictionary attempt would be wasted work); snappy.
 """
@@ -19,15 +24,16 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from kubeforge.preprocess_engine.budget import MemoryBudget
+
 BATCH_ROWS = 1 << 19
 _BYTES_PER_VALUE = 16  # an Arrow value with its share of offsets, validity and string data, roughly
+_BATCHES_HELD = 3  # the batch DuckDB converts, the one being split, its parts in the writers
 
 
-def batch_rows(memory_limit_mb: int, columns: int) -> int:
-    """Rows per Arrow batch: `BATCH_ROWS`, or fewer so that a batch takes at most a quarter of the memory limit."""
-    if memory_limit_mb <= 0:
-        return BATCH_ROWS
-    return max(2048, min(BATCH_ROWS, memory_limit_mb * 2**20 // (4 * _BYTES_PER_VALUE * max(1, columns))))
+def batch_rows(budget: MemoryBudget, columns: int) -> int:
+    """Rows per Arrow batch of `columns` columns: `BATCH_ROWS`, or fewer to fit the budget's batch share."""
+    return budget.batch_rows(_BATCHES_HELD * _BYTES_PER_VALUE * max(1, columns), BATCH_ROWS)
 
 
 def write_splits(

@@ -6,6 +6,12 @@ stored as float32; categorical columns are one-hot or ordinal coded through Arro
 each distinct text is looked up once per batch. An unknown category stops the run with an error
 naming the column and the value, and nothing is written.
 
+Batch size: `BATCH_ROWS`, or under a memory budget (`memory_limit_mb`) fewer, so that the input
+batch, the output batch being built, the one being written and its encoded row group stay within
+the budget's batch share; the input is then read in a buffered stream (no pre-buffering of the whole file, nor a column
+chunk at once),
+and the pool's freed memory is handed back at the end.
+
 Reading and transforming the next batch overlaps with writing the last one (a writer thread).
 Writer settings (`WRITER_OPTIONS`): plain encoding with snappy compression. Dictionary encoding
 would shrink the one-hot columns by about a quarter but costs about a third more writing time,
@@ -25,14 +31,32 @@ import pyarrow.parquet as pq
 
 from kubeforge.artifacts import atomic_output
 from kubeforge.errors import InputError
+from kubeforge.preprocess_engine.budget import MemoryBudget
 from kubeforge.preprocessor import CategoricalFeature, FittedPreprocessor, NumericFeature
 
 BATCH_ROWS = 1 << 18
 WRITER_OPTIONS: dict[str, Any] = {"use_dictionary": False, "compression": "snappy"}
+_READ_BUFFER = 1 << 20  # bytes per column stream when reading under a budget
 
 
-def transform_parquet(preprocessor: FittedPreprocessor, source: Path, destination: str | Path) -> int:
-    """Write the transformed rows of the Parquet file `source` to `destination`; returns the row count."""
+def batch_rows(preprocessor: FittedPreprocessor, budget: MemoryBudget) -> int:
+    """Rows per batch: `BATCH_ROWS`, or fewer to keep a batch's input and output copies in the budget's share.
+
+    Per row: the input features (up to 8 bytes each, and a float64 working copy of one column) and
+    the float32 output columns three times (being built, being written, encoded in the writer).
+    """
+    per_row = 16 * len(preprocessor.features) + 3 * 4 * len(preprocessor.output_columns)
+    return budget.batch_rows(per_row, BATCH_ROWS)
+
+
+def transform_parquet(
+    preprocessor: FittedPreprocessor, source: Path, destination: str | Path, memory_limit_mb: int = 0
+) -> int:
+    """Write the transformed rows of the Parquet file `source` to `destination`; returns the row count.
+
+    `memory_limit_mb` (0: none) bounds the batches' memory (`batch_rows`).
+    """
+    budget = MemoryBudget(memory_limit_mb)
     try:
         present = set(pq.read_schema(source).names)
     except (OSError, pa.ArrowException) as exc:
@@ -40,9 +64,16 @@ def transform_parquet(preprocessor: FittedPreprocessor, source: Path, destinatio
     missing = [feature.name for feature in preprocessor.features if feature.name not in present]
     if missing:
         raise InputError(f"{source}: missing feature column(s) {', '.join(repr(m) for m in missing)}")
-    reader = pq.ParquetFile(source, read_dictionary=[f.name for f in _categorical(preprocessor)])
+    reader = pq.ParquetFile(
+        source,
+        read_dictionary=[f.name for f in _categorical(preprocessor)],
+        buffer_size=_READ_BUFFER if budget.limited else 0,
+        pre_buffer=not budget.limited,  # pre-buffering reads every row group's column chunks up front
+    )
     schema = pa.schema([(name, pa.float32()) for name in preprocessor.output_columns])
-    batches = reader.iter_batches(batch_size=BATCH_ROWS, columns=[f.name for f in preprocessor.features])
+    batches = reader.iter_batches(
+        batch_size=batch_rows(preprocessor, budget), columns=[f.name for f in preprocessor.features]
+    )
     rows = 0
     with (
         atomic_output(str(destination)) as staged,
@@ -58,6 +89,7 @@ def transform_parquet(preprocessor: FittedPreprocessor, source: Path, destinatio
             rows += batch.num_rows
         if pending is not None:
             pending.result()
+    budget.release()
     return rows
 
 
@@ -118,4 +150,4 @@ def _categorical(preprocessor: FittedPreprocessor) -> list[CategoricalFeature]:
     return [f for f in preprocessor.features if isinstance(f, CategoricalFeature)]
 
 
-__all__ = ["BATCH_ROWS", "WRITER_OPTIONS", "transform_batch", "transform_parquet"]
+__all__ = ["BATCH_ROWS", "WRITER_OPTIONS", "batch_rows", "transform_batch", "transform_parquet"]
