@@ -32,7 +32,8 @@ def preprocess_tabular(
     """Check a CSV/Parquet table, split it (stratified) and fit a preprocessor on the training split.
 
     `engine` is duckdb (streams Parquet; `memory_limit_mb` > 0 bounds what it adds to the process's
-    memory on top of its libraries, 0 leaves it unlimited), pandas or spark; all three produce the same splits and the same fitted preprocessor. For imbalanced classes,
+    memory on top of its libraries, 0 leaves it unlimited), pandas or spark; all three produce the
+    same splits and the same fitted preprocessor. For imbalanced classes,
     `sampling` (none, undersample, oversample) balances the training split, deterministically per `seed`,
     and `class_weights="balanced"` stores loss weights in the preprocessor for training.
     """
