@@ -6,6 +6,7 @@ Marked `spark` (about 40 s, part of `make test`; `make test-spark` runs only thi
 from __future__ import annotations
 
 import importlib.util
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -34,6 +35,9 @@ def spark_session() -> Iterator[None]:
     session = spark_session()
     yield
     session.stop()
+    # py4j closes its gateway connection at interpreter exit and logs it at INFO, after pytest has
+    # closed the stream its logging capture wrote to: a "--- Logging error ---" trace in the output.
+    logging.getLogger("py4j").setLevel(logging.WARNING)
 
 
 @pytest.mark.parametrize(
