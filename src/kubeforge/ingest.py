@@ -65,6 +65,15 @@ def local_table(source: str, query: str = "") -> Iterator[Path]:
             raise type(exc)(str(exc).replace(str(local), shown)) from exc
 
 
+def require_psycopg() -> Any:
+    """The psycopg module, or an InputError saying how to install it."""
+    try:
+        import psycopg
+    except ImportError as exc:
+        raise InputError("a PostgreSQL source needs psycopg: pip install 'kubeforge[postgres]'") from exc
+    return psycopg
+
+
 def query_to_parquet(dsn: str, query: str, destination: Path, password: str | None = None) -> int:
     """Run `query` on PostgreSQL and stream its rows into a Parquet file; returns the row count.
 
@@ -72,10 +81,7 @@ def query_to_parquet(dsn: str, query: str, destination: Path, password: str | No
     the URI). The query runs in a read-only transaction. An empty result or a failing query is an
     InputError naming the query; nothing is left at `destination` then.
     """
-    try:
-        import psycopg
-    except ImportError as exc:
-        raise InputError("a PostgreSQL source needs psycopg: pip install 'kubeforge[postgres]'") from exc
+    psycopg = require_psycopg()
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -152,4 +158,4 @@ def _short(query: str) -> str:
     return text if len(text) <= 80 else text[:77] + "..."
 
 
-__all__ = ["POSTGRES_SCHEMES", "is_postgres", "local_table", "query_to_parquet"]
+__all__ = ["POSTGRES_SCHEMES", "is_postgres", "local_table", "query_to_parquet", "require_psycopg"]

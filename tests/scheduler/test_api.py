@@ -40,10 +40,14 @@ def api(module_store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
 def test_teams_see_and_cancel_only_their_own_jobs(api: tuple[str, Dispatcher]) -> None:
     url, dispatcher = api
     with SchedulerClient(url, ADMIN) as admin:
-        alice = SchedulerClient(url, admin.create_token("alice"))
-        bob = SchedulerClient(url, admin.create_token("bob"))
+        alice, bob = _team_clients(url, admin, "alice", "bob")
         with alice, bob:
             _isolation(url, dispatcher, admin, alice, bob)
+
+
+def _team_clients(url: str, admin: SchedulerClient, *teams: str) -> list[SchedulerClient]:
+    """One client per team, each with a new token bound to that team."""
+    return [SchedulerClient(url, admin.create_token(team)) for team in teams]
 
 
 def _isolation(
@@ -77,8 +81,7 @@ def _isolation(
 def test_arrays_are_one_request_and_stay_within_their_team(api: tuple[str, Dispatcher]) -> None:
     url, dispatcher = api
     with SchedulerClient(url, ADMIN) as admin:
-        alice = SchedulerClient(url, admin.create_token("alice-arrays"))
-        bob = SchedulerClient(url, admin.create_token("bob-arrays"))
+        alice, bob = _team_clients(url, admin, "alice-arrays", "bob-arrays")
     with alice, bob:
         spec = {"queue": "gpu", "command": ["sleep", "30"], "resources": {"cpu": 1}}
         ids = alice.submit_array(spec, "0-8:4")

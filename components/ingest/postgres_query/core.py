@@ -14,7 +14,7 @@ from pathlib import Path
 
 from kubeforge.artifacts import atomic_output
 from kubeforge.errors import InputError
-from kubeforge.ingest import is_postgres, query_to_parquet
+from kubeforge.ingest import is_postgres, query_to_parquet, require_psycopg
 
 
 @dataclass(frozen=True)
@@ -48,11 +48,9 @@ def _check_uri(connection_uri: str) -> None:
             f"connection_uri {connection_uri!r} is not a PostgreSQL URI; "
             "use postgresql://USER@HOST:PORT/DATABASE (the password comes from the environment)"
         )
-    try:
-        import psycopg
-        from psycopg.conninfo import conninfo_to_dict
-    except ImportError as exc:
-        raise InputError("ingest/postgres_query needs psycopg: pip install 'kubeforge[postgres]'") from exc
+    psycopg = require_psycopg()
+    from psycopg.conninfo import conninfo_to_dict
+
     try:
         settings = conninfo_to_dict(connection_uri)
     except psycopg.ProgrammingError as exc:

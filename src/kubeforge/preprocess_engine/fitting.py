@@ -7,17 +7,15 @@ category with ties broken by text, classes sorted numbers first); tests check th
 `fit_numeric_column` fits one numeric column of a Parquet training split with numpy: it holds that
 one column's values (about 24 bytes a row at the peak), never the whole split. When that column
 does not fit the engine's memory budget it streams the column instead, a batch at a time, in a few
-passes (`_streamed_numeric`): exact quantiles by radix selection on the values' sort keys (counts per
-16-bit key digit narrow each wanted rank to a range of keys small enough to hold), then the sums
-of the clipped values and of their squared deviations. Both ways give the same quantiles, bit for
-bit (numpy's linear interpolation, `_linear_quantile`); the means and deviations differ only in
-the order of summation.
+passes (`_streamed_numeric`): exact quantiles by radix selection (`order_statistics`), then the
+sums of the clipped values and of their squared deviations. Both ways give the same quantiles, bit
+for bit; the means and deviations differ only in the order of summation.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +26,13 @@ import pyarrow.parquet as pq
 
 from kubeforge.errors import InputError
 from kubeforge.preprocess_engine.budget import MemoryBudget
+from kubeforge.preprocess_engine.order_statistics import (
+    DIGITS,
+    first_digit_counts,
+    linear_quantile,
+    order_statistics,
+    quantile_ranks,
+)
 from kubeforge.preprocessor import CategoricalFeature, Encoding, NumericFeature, PreprocessOptions
 
 
@@ -61,9 +66,6 @@ def numeric_feature(name: str, bounds: NumericBounds, mean: float, std: float) -
 
 _BYTES_PER_ROW = 24  # the in-memory fit's peak per row: the column, its non-null values, the non-NaN ones
 _STREAMED_BYTES_PER_ROW = 96  # a streamed batch with its copies: Arrow column, non-null, non-NaN, sort keys, digits
-_DIGIT_BITS = 16
-_DIGITS = 1 << _DIGIT_BITS
-_SIGN = np.uint64(1 << 63)
 
 
 def fit_numeric_column(
@@ -84,9 +86,7 @@ def fit_numeric_column(
     values = values[~np.isnan(values)]
     if values.size == 0:
         raise InputError(f"training split: numeric column '{name}' has no values; drop it or fill it")
-    wanted = [] if options.clip_quantiles is None else list(options.clip_quantiles)
-    if options.numeric_impute == "median":
-        wanted.insert(0, 0.5)
+    wanted = _wanted_quantiles(options)
     quantiles = [float(q) for q in np.quantile(values, wanted)] if wanted else []
     impute = quantiles.pop(0) if options.numeric_impute == "median" else float(np.mean(values))
     low, high = quantiles if quantiles else (float(values.min()), float(values.max()))
@@ -98,6 +98,14 @@ def fit_numeric_column(
     clipped -= mean
     variance = (float(np.dot(clipped, clipped)) + missing * (filled - mean) ** 2) / rows
     return numeric_feature(name, bounds, mean, math.sqrt(variance))
+
+
+def _wanted_quantiles(options: PreprocessOptions) -> list[float]:
+    """The quantiles a numeric fit needs: the median first when it imputes, then the clip quantiles."""
+    wanted = [] if options.clip_quantiles is None else list(options.clip_quantiles)
+    if options.numeric_impute == "median":
+        wanted.insert(0, 0.5)
+    return wanted
 
 
 def _streamed_numeric(
@@ -114,21 +122,19 @@ def _streamed_numeric(
             yield values[~np.isnan(values)]
 
     count, sums, low, high = 0, [], math.inf, -math.inf
-    top = np.zeros(_DIGITS, dtype=np.int64)  # counts per first key digit: the selection's first pass, shared
+    top = np.zeros(DIGITS, dtype=np.int64)  # counts per first key digit: the selection's first pass, shared
     for values in read():
         if values.size:
             count += values.size
             sums.append(float(values.sum()))
             low, high = min(low, float(values.min())), max(high, float(values.max()))
-            top += np.bincount((_sort_keys(values) >> np.uint64(64 - _DIGIT_BITS)).astype(np.intp), minlength=_DIGITS)
+            top += first_digit_counts(values)
     if count == 0:
         raise InputError(f"training split: numeric column '{name}' has no values; drop it or fill it")
-    wanted = [] if options.clip_quantiles is None else list(options.clip_quantiles)
-    if options.numeric_impute == "median":
-        wanted.insert(0, 0.5)
-    ranks = sorted({rank for q in wanted for rank in _quantile_ranks(count, q)})
-    found = _order_statistics(read, ranks, top, room=batch)
-    quantiles = [_linear_quantile(count, q, found) for q in wanted]
+    wanted = _wanted_quantiles(options)
+    ranks = sorted({rank for q in wanted for rank in quantile_ranks(count, q)})
+    found = order_statistics(read, ranks, top, room=batch)
+    quantiles = [linear_quantile(count, q, found) for q in wanted]
     impute = quantiles.pop(0) if options.numeric_impute == "median" else math.fsum(sums) / count
     if quantiles:
         low, high = quantiles
@@ -142,94 +148,6 @@ def _streamed_numeric(
         squares.append(float(np.dot(deviations, deviations)))
     variance = (math.fsum(squares) + missing * (filled - mean) ** 2) / rows
     return numeric_feature(name, bounds, mean, math.sqrt(variance))
-
-
-def _sort_keys(values: np.ndarray) -> np.ndarray:
-    """uint64 keys whose order is the order of the (non-NaN) float64 `values`."""
-    bits = values.view(np.uint64)
-    negative = (bits & _SIGN) != 0
-    keys: np.ndarray = np.where(negative, ~bits, bits | _SIGN)
-    return keys
-
-
-def _key_value(key: int) -> float:
-    """The float64 whose sort key is `key`."""
-    bits = key & ~(1 << 63) if key & (1 << 63) else ~key & ((1 << 64) - 1)
-    return float(np.array([bits], dtype=np.uint64).view(np.float64)[0])
-
-
-def _quantile_ranks(count: int, q: float) -> tuple[int, int]:
-    """The two 0-based ranks numpy's linear quantile `q` of `count` values interpolates between."""
-    virtual = (count - 1) * np.float64(q)
-    previous = min(int(np.floor(virtual)), count - 1)
-    return previous, min(previous + 1, count - 1)
-
-
-def _linear_quantile(count: int, q: float, at: dict[int, float]) -> float:
-    """`np.quantile(values, q)` (method linear) from the values `at` its two ranks, computed as numpy does."""
-    virtual = (count - 1) * np.float64(q)
-    previous, following = _quantile_ranks(count, q)
-    a, b = np.float64(at[previous]), np.float64(at[following])
-    gamma = virtual - np.floor(virtual) if virtual < count - 1 else np.float64(virtual - previous)
-    difference = b - a
-    return float(b - difference * (1 - gamma) if gamma >= 0.5 else a + difference * gamma)
-
-
-def _order_statistics(
-    read: Callable[[], Iterator[np.ndarray]], ranks: list[int], top: np.ndarray, room: int
-) -> dict[int, float]:
-    """The values at the 0-based ascending `ranks` of the stream `read()` yields, by radix selection.
-
-    `top` holds the counts per first 16-bit digit of the sort keys. Each further pass either
-    collects the keys of a narrowed range (when at most `room` of them, all ranges together) and
-    selects in memory, or counts the next digit within the range; after four digits a range is
-    a single key.
-    """
-    found: dict[int, float] = {}
-    # per unresolved rank: (digits known, key prefix, rank within the prefix's keys, digit counts there)
-    pending = {rank: _narrow(0, 0, rank, top) for rank in ranks}
-    while pending:
-        for rank, (level, prefix, _, _) in list(pending.items()):
-            if level == 64 // _DIGIT_BITS:  # the whole key is known
-                found[rank] = _key_value(prefix)
-                del pending[rank]
-        if not pending:
-            break
-        ranges = {(level, prefix): size for level, prefix, _, size in pending.values()}
-        collect: set[tuple[int, int]] = set()
-        held = 0
-        for key_range, size in sorted(ranges.items(), key=lambda item: item[1]):
-            if held + size <= room:
-                collect.add(key_range)
-                held += size
-        parts: dict[tuple[int, int], list[np.ndarray]] = {key_range: [] for key_range in collect}
-        counts = {key_range: np.zeros(_DIGITS, dtype=np.int64) for key_range in ranges if key_range not in collect}
-        for values in read():
-            keys = _sort_keys(values)
-            for level, prefix in ranges:
-                inside = keys[(keys >> np.uint64(64 - _DIGIT_BITS * level)) == np.uint64(prefix)]
-                if (level, prefix) in collect:
-                    parts[(level, prefix)].append(inside)
-                else:
-                    shift = np.uint64(64 - _DIGIT_BITS * (level + 1))
-                    digits = ((inside >> shift) & np.uint64(_DIGITS - 1)).astype(np.intp)
-                    counts[(level, prefix)] += np.bincount(digits, minlength=_DIGITS)
-        for rank, (level, prefix, within, _) in list(pending.items()):
-            if (level, prefix) in collect:
-                keys = np.concatenate(parts[(level, prefix)])
-                found[rank] = _key_value(int(np.partition(keys, within)[within]))
-                del pending[rank]
-            else:
-                pending[rank] = _narrow(level, prefix, within, counts[(level, prefix)])
-    return found
-
-
-def _narrow(level: int, prefix: int, within: int, counts: np.ndarray) -> tuple[int, int, int, int]:
-    """The next digit's range holding the key of rank `within` (by that digit's `counts` in the range)."""
-    cumulative = np.cumsum(counts)
-    digit = int(np.searchsorted(cumulative, within, side="right"))
-    before = int(cumulative[digit - 1]) if digit else 0
-    return level + 1, (prefix << _DIGIT_BITS) | digit, within - before, int(counts[digit])
 
 
 def categorical_feature(name: str, counts: dict[str, int], encoding: Encoding) -> CategoricalFeature:
