@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from kubeforge.infra.hcl_checks import check_tree
+from kubeforge_dev.hcl_checks import check_tree
 
 
 def main() -> int:

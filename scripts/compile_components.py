@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from kubeforge.catalog_build import repository_root, stale_generated, write_generated
+from kubeforge_dev.catalog_build import repository_root, stale_generated, write_generated
 
 
 def main() -> int:

@@ -17,7 +17,7 @@ import shutil
 import sys
 from pathlib import Path
 
-from kubeforge.catalog_build import generated_files, repository_root, stale_generated
+from kubeforge_dev.catalog_build import generated_files, repository_root, stale_generated
 
 _IDENTIFIER = re.compile(r"^[a-z][a-z0-9_]*$")
 

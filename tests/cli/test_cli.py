@@ -10,7 +10,7 @@ import pandas as pd
 import yaml
 
 from kubeforge.catalog import list_components
-from kubeforge.catalog_build import repository_root, stale_generated
+from kubeforge_dev.catalog_build import repository_root, stale_generated
 
 
 def _kubeforge(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess[str]:

@@ -17,9 +17,9 @@ from kfp import components, dsl
 from kfp.dsl import Artifact, Dataset, Model
 
 from kubeforge.catalog import list_components
-from kubeforge.catalog_build import repository_root
 from kubeforge.local_runner import run_pipeline_locally
 from kubeforge.serving.local import list_local_servers, stop_local_server
+from kubeforge_dev.catalog_build import repository_root
 
 
 def _load(key: str) -> Any:

@@ -18,11 +18,11 @@ from kfp.dsl import Artifact, ClassificationMetrics, Dataset, Markdown, Metrics,
 
 from kubeforge import IMAGE, __version__
 from kubeforge.catalog import list_components
-from kubeforge.catalog_build import repository_root, stale_generated
-from kubeforge.compiling import compile_pipeline
-from kubeforge.component_loading import load_component
+from kubeforge.catalog.compiling import compile_pipeline
+from kubeforge.catalog.loading import load_component
 from kubeforge.errors import InputError
-from kubeforge.reuse_checks import version_problems
+from kubeforge_dev.catalog_build import repository_root, stale_generated
+from kubeforge_dev.reuse_checks import version_problems
 
 COMPONENTS = repository_root() / "components"
 

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from infra_tools import CHECKOV, REPO, TERRAFORM, require
 
-from kubeforge.infra.hcl_checks import check_tree
+from kubeforge_dev.hcl_checks import check_tree
 
 pytestmark = pytest.mark.infra
 TERRAFORM_DIR = REPO / "terraform"

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kubeforge.catalog_build import pipeline_folders, repository_root
-from kubeforge.compiling import compile_pipeline
-from kubeforge.pipeline_loader import builtin_pipelines, load_pipeline
+from kubeforge.catalog.compiling import compile_pipeline
+from kubeforge.catalog.pipelines import builtin_pipelines, load_pipeline
+from kubeforge_dev.catalog_build import pipeline_folders, repository_root
 
 PIPELINES = [folder.name for folder in pipeline_folders(repository_root())]
 

@@ -9,14 +9,14 @@ from typing import Any
 import pandas as pd
 import pytest
 
-from kubeforge.catalog_build import repository_root
-from kubeforge.compiling import compile_pipeline
+from kubeforge.catalog.compiling import compile_pipeline
 from kubeforge.errors import InputError
 from kubeforge.local_runner import run_pipeline_locally
 from kubeforge.model_format import load_model
 from kubeforge.pipelines.tabular_classifier.pipeline import tabular_classifier
 from kubeforge.serving.client import infer, output_by_name
 from kubeforge.serving.local import list_local_servers, stop_local_server
+from kubeforge_dev.catalog_build import repository_root
 
 
 def test_compiled_pipeline_matches_golden_file(tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from crd_schema import schema_errors
 from fake_kserve import CRD, FakeKServe, running_fake_kserve
 from kubernetes import client
 
-from kubeforge.components.serving.deploy.kserve import (
+from kubeforge.deploy.kserve import (
     KServeSpec,
     apply_inference_service,
     delete_inference_service,

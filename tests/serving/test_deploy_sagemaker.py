@@ -9,7 +9,7 @@ import boto3
 import pytest
 from moto_server import running_moto_server
 
-from kubeforge.components.serving.deploy.sagemaker import SageMakerSpec, deploy_sagemaker
+from kubeforge.deploy.sagemaker import SageMakerSpec, deploy_sagemaker
 from kubeforge.errors import InputError, ServingError
 
 ROLE = "arn:aws:iam::123456789012:role/kubeforge-serving"

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fake_vertex import FakeVertex, isolated_aiplatform_config, running_fake_vertex
 
-from kubeforge.components.serving.deploy.vertex import VertexSpec, deploy_vertex, label_value
+from kubeforge.deploy.vertex import VertexSpec, deploy_vertex, label_value
 from kubeforge.errors import InputError, ServingError
 
 PARENT = "projects/proj/locations/europe-west4"

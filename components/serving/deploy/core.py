@@ -10,11 +10,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from kubeforge.deploy.options import RemoteOptions, check_target_options
 from kubeforge.errors import InputError
 from kubeforge.serving.local import start_local_server
 from kubeforge.serving.protocol import check_model_name
-
-from .options import RemoteOptions, check_target_options
 
 TARGETS = ("local", "kserve", "vertex", "sagemaker")
 _GPU_INSTANCE_FAMILIES = ("ml.g", "ml.p", "ml.inf", "ml.trn")
@@ -70,9 +69,8 @@ def deploy(
 
 
 def _deploy_kserve(model_name: str, storage_uri: str, remote: RemoteOptions) -> DeployResult:
+    from kubeforge.deploy.kserve import KServeSpec, apply_inference_service
     from kubeforge.training.backends.kubernetes import default_api_client
-
-    from .kserve import KServeSpec, apply_inference_service
 
     spec = KServeSpec(
         name=model_name,
@@ -104,7 +102,7 @@ def _deploy_vertex(model_name: str, storage_uri: str, remote: RemoteOptions) -> 
     except ImportError as exc:
         raise InputError("the vertex target needs google-cloud-aiplatform: pip install 'kubeforge[gcp]'") from exc
 
-    from .vertex import VertexSpec, deploy_vertex
+    from kubeforge.deploy.vertex import VertexSpec, deploy_vertex
 
     location = remote.option("location")
     spec = VertexSpec(
@@ -139,7 +137,7 @@ def _deploy_vertex(model_name: str, storage_uri: str, remote: RemoteOptions) -> 
 def _deploy_sagemaker(model_name: str, storage_uri: str, remote: RemoteOptions) -> DeployResult:
     import boto3
 
-    from .sagemaker import SageMakerSpec, deploy_sagemaker
+    from kubeforge.deploy.sagemaker import SageMakerSpec, deploy_sagemaker
 
     if remote.canary_traffic_percent >= 0:
         raise InputError(

@@ -18,10 +18,10 @@ from kfp import components, dsl
 from postgres_server import PostgresServer, postgres_available, running_postgres
 from sales_table import sales_table
 
-from kubeforge.catalog_build import repository_root
 from kubeforge.components.ingest.postgres_query.core import run
 from kubeforge.errors import InputError
 from kubeforge.local_runner import run_pipeline_locally
+from kubeforge_dev.catalog_build import repository_root
 
 PASSWORD = "s3cret-for-tests"
 PASSWORD_ENV = "KUBEFORGE_TEST_DB_PASSWORD"

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubeforge.errors import InputError, SubmitError
-from kubeforge.submit import Echo, PreparedPipeline, RunStatus, Submission, follow_run
+from kubeforge.submit.base import Echo, PreparedPipeline, RunStatus, Submission, follow_run
 
 _SUCCEEDED = "PIPELINE_STATE_SUCCEEDED"
 _FINISHED = (_SUCCEEDED, "PIPELINE_STATE_FAILED", "PIPELINE_STATE_CANCELLED")

@@ -2,7 +2,7 @@
 
 Everything that can be checked on this machine is checked before a server is contacted (the
 pipeline imports and compiles, every `--param` is declared, every required one is given), so
-a bad submission creates nothing remotely. The targets live in `submit_kfp` and `submit_vertex`.
+a bad submission creates nothing remotely. The targets live in `kfp` and `vertex`.
 """
 
 from __future__ import annotations
@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubeforge.compiling import compile_pipeline
+from kubeforge.catalog.compiling import compile_pipeline
+from kubeforge.catalog.pipelines import load_pipeline, missing_params, parse_params
 from kubeforge.errors import InputError, RunFailedError, SubmitError
-from kubeforge.pipeline_loader import load_pipeline, missing_params, parse_params
 
 Echo = Callable[[str], None]
 

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeforge.errors import InputError, SubmitError
-from kubeforge.submit import Echo, PreparedPipeline, RunStatus, Submission, follow_run
+from kubeforge.submit.base import Echo, PreparedPipeline, RunStatus, Submission, follow_run
 
 TOKEN_ENV = "KUBEFORGE_KFP_TOKEN"
 """The environment variable holding the bearer token for the KFP endpoint (when it needs one)."""

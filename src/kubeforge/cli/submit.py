@@ -50,7 +50,7 @@ def submit(
 ) -> None:
     """Compile PIPELINE (a built-in name or FILE.py[:FUNCTION]) and submit it to --kfp HOST or --vertex."""
     from kubeforge.infra.settings import load_config
-    from kubeforge.submit import parse_labels, prepared_pipeline
+    from kubeforge.submit.base import parse_labels, prepared_pipeline
 
     if not kfp_host and not vertex:
         # After `kubeforge infra up`, the cluster's KFP endpoint and artifact root are recorded.
@@ -66,7 +66,7 @@ def submit(
     vertex_labels = parse_labels(labels)
     with prepared_pipeline(pipeline, params) as prepared:
         if kfp_host:
-            from kubeforge.submit_kfp import KfpOptions, submit_to_kfp
+            from kubeforge.submit.kfp import KfpOptions, submit_to_kfp
 
             kfp_options = KfpOptions(
                 host=kfp_host,
@@ -81,7 +81,7 @@ def submit(
             )
             submission = submit_to_kfp(prepared, kfp_options, click.echo, wait=wait, poll_s=poll_interval)
         else:
-            from kubeforge.submit_vertex import VertexOptions, submit_to_vertex
+            from kubeforge.submit.vertex import VertexOptions, submit_to_vertex
 
             vertex_options = VertexOptions(
                 project=project,

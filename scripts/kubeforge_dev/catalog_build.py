@@ -22,8 +22,8 @@ import yaml
 
 from kubeforge import IMAGE, IMAGE_REPOSITORY, __version__
 from kubeforge.catalog import STABILITY_LEVELS
-from kubeforge.compiling import compile_pipeline
-from kubeforge.reuse_checks import version_problems
+from kubeforge.catalog.compiling import compile_pipeline
+from kubeforge_dev.reuse_checks import version_problems
 
 REQUIRED_METADATA = (
     "name",

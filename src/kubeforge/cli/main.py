@@ -22,8 +22,8 @@ def cli() -> None:
 @click.option("-o", "--output", type=click.Path(dir_okay=False, path_type=Path), help="Where to write the YAML.")
 def compile(pipeline: str, output: Path | None) -> None:
     """Compile PIPELINE (a built-in name or FILE.py[:FUNCTION]) to KFP pipeline YAML."""
-    from kubeforge.compiling import compile_pipeline
-    from kubeforge.pipeline_loader import load_pipeline
+    from kubeforge.catalog.compiling import compile_pipeline
+    from kubeforge.catalog.pipelines import load_pipeline
 
     function = load_pipeline(pipeline)
     target = output or Path(f"{pipeline.partition(':')[0].removesuffix('.py')}.yaml").resolve()
@@ -38,8 +38,8 @@ def compile(pipeline: str, output: Path | None) -> None:
 @click.option("--pipeline-root", default="local_outputs", show_default=True, help="Where task outputs go.")
 def run(pipeline: str, local_run: bool, params: tuple[str, ...], pipeline_root: str) -> None:
     """Run PIPELINE (a built-in name or FILE.py[:FUNCTION])."""
+    from kubeforge.catalog.pipelines import load_pipeline, parse_params
     from kubeforge.local_runner import run_pipeline_locally
-    from kubeforge.pipeline_loader import load_pipeline, parse_params
 
     if not local_run:
         raise InputError("run: only local runs are available here; pass --local")
@@ -76,22 +76,22 @@ def demo(workdir: Path, epochs: int) -> None:
 
 
 # serving: `kubeforge serve`
-from kubeforge.cli_serve import serve as _serve_command  # noqa: E402
+from kubeforge.cli.serve import serve as _serve_command  # noqa: E402
 
 cli.add_command(_serve_command)
 
 # --- infrastructure: kubeforge infra plan|up|down|output ---
-from kubeforge.cli_infra import infra as _infra_command  # noqa: E402
+from kubeforge.cli.infra import infra as _infra_command  # noqa: E402
 
 cli.add_command(_infra_command)
 
 # --- scheduler: kubeforge queue submit|list|show|cancel|logs|queues|serve ---
-from kubeforge.cli_queue import queue as _queue_command  # noqa: E402
+from kubeforge.cli.queue import queue as _queue_command  # noqa: E402
 
 cli.add_command(_queue_command)
 
 # --- submission: kubeforge submit PIPELINE --kfp HOST | --vertex ---
-from kubeforge.cli_submit import submit as _submit_command  # noqa: E402
+from kubeforge.cli.submit import submit as _submit_command  # noqa: E402
 
 cli.add_command(_submit_command)
 

@@ -1,0 +1,1 @@
+"""Build-time tools (catalogue generation, staleness and reuse checks, Terraform checks); not in the wheel."""

@@ -1,0 +1,1 @@
+"""Deploy targets for a trained model: local, KServe, Vertex AI and SageMaker, behind one interface."""
