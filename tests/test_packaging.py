@@ -8,6 +8,8 @@ checkout that:
 
 * the wheel holds every module of the three roots under `kubeforge/` (plus `py.typed`) and no
   top-level `components` or `pipelines` package;
+* the build-time tools (scripts/kubeforge_dev: catalogue generation, staleness and reuse checks,
+  Terraform checks) are not in it, although their sources sit beside the package's;
 * every `kubeforge` module imported comes from the installed wheel, not from the checkout;
 * a component imports and the `tabular_classifier` pipeline compiles to KFP YAML with its four
   component tasks, both through kfp's compiler and through the installed `kubeforge` console script.
@@ -34,7 +36,8 @@ import kubeforge
 
 PROJECT = Path(__file__).resolve().parents[1]
 ROOTS = {"src/kubeforge": "kubeforge", "components": "kubeforge/components", "pipelines": "kubeforge/pipelines"}
-SOURCES = ["src", "components", "pipelines", "setup.py", "pyproject.toml", "README.md"]
+SOURCES = ["src", "components", "pipelines", "scripts", "setup.py", "pyproject.toml", "README.md"]
+BUILD_TIME_TOOLS = "scripts/kubeforge_dev"
 COMPONENT_TASKS = {"preprocess-tabular", "train-pytorch", "evaluate-classifier", "deploy-model"}
 
 IMPORT_AND_COMPILE = """
@@ -143,6 +146,10 @@ def test_wheel_installs_and_compiles_the_pipeline_outside_the_checkout(tmp_path:
     ):
         assert required in names, required
     assert _expected_modules(sources) <= names, sorted(_expected_modules(sources) - names)
+    tools = {path.name for path in (sources / BUILD_TIME_TOOLS).glob("*.py")} - {"__init__.py"}
+    assert {"catalog_build.py", "reuse_checks.py", "hcl_checks.py"} <= tools, tools
+    shipped_tools = sorted(name for name in names if name.rsplit("/", 1)[-1] in tools or "kubeforge_dev" in name)
+    assert not shipped_tools, shipped_tools
     top_level = {name.split("/", 1)[0] for name in names}
     assert top_level == {"kubeforge", wheel.name.removesuffix("-py3-none-any.whl") + ".dist-info"}, top_level
     dist_info = next(name for name in top_level if name.endswith(".dist-info"))
