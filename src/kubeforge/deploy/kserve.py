@@ -18,6 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from kubeforge import IMAGE
+from kubeforge.deploy.base import DeployRequest, DeployResult
 from kubeforge.errors import InputError, ServingError
 
 GROUP = "serving.kserve.io"
@@ -199,10 +200,40 @@ def _api_error(action: str, spec: KServeSpec, exc: ApiException) -> ServingError
     )
 
 
+def deploy_to_kserve(request: DeployRequest) -> DeployResult:
+    """The `kserve` target: apply the InferenceService through the kubeconfig (or in-cluster) credentials."""
+    from kubeforge.training.backends.kubernetes import default_api_client
+
+    remote = request.remote
+    spec = KServeSpec(
+        name=request.model_name,
+        storage_uri=request.storage_uri,
+        namespace=remote.option("namespace", "default"),
+        image=remote.image,
+        canary_traffic_percent=None if remote.canary_traffic_percent < 0 else remote.canary_traffic_percent,
+        min_replicas=remote.min_replicas,
+        max_replicas=remote.max_replicas,
+        cpu=remote.cpu,
+        memory=remote.memory,
+        gpus=remote.gpus,
+        service_account=remote.option("service_account"),
+    )
+    with default_api_client() as api:
+        deployed = apply_inference_service(api, spec, timeout_s=remote.timeout_s)
+    return DeployResult(
+        endpoint=deployed.url,
+        target="kserve",
+        status=deployed.status,
+        model_name=request.model_name,
+        infer_url=f"{deployed.url}/v2/models/{request.model_name}/infer",
+    )
+
+
 __all__ = [
     "KServeDeployment",
     "KServeSpec",
     "apply_inference_service",
     "delete_inference_service",
+    "deploy_to_kserve",
     "inference_service",
 ]

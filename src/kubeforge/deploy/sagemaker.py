@@ -13,7 +13,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeforge import IMAGE
+from kubeforge.deploy.base import DeployRequest, DeployResult
 from kubeforge.errors import InputError, ServingError
+
+_GPU_INSTANCE_FAMILIES = ("ml.g", "ml.p", "ml.inf", "ml.trn")
 
 
 @dataclass(frozen=True)
@@ -141,4 +144,38 @@ def _not_found(exc: Any) -> bool:
     return "could not find" in message or "does not exist" in message or "not found" in message
 
 
-__all__ = ["SageMakerDeployment", "SageMakerSpec", "deploy_sagemaker"]
+def deploy_to_sagemaker(request: DeployRequest) -> DeployResult:
+    """The `sagemaker` target: a boto3 client for the target's region, then `deploy_sagemaker`."""
+    import boto3
+
+    remote = request.remote
+    if remote.canary_traffic_percent >= 0:
+        raise InputError(
+            "canary_traffic_percent: the sagemaker target replaces the endpoint's model blue/green; leave it at -1"
+        )
+    instance_type = remote.option("instance_type", SageMakerSpec.instance_type)
+    if remote.gpus and not instance_type.startswith(_GPU_INSTANCE_FAMILIES):
+        raise InputError(
+            f"gpus: {remote.gpus} asked, but instance_type {instance_type!r} has no accelerator; "
+            'choose one in target_options, e.g. {"instance_type": "ml.g5.xlarge"}'
+        )
+    spec = SageMakerSpec(
+        endpoint_name=request.model_name,
+        model_s3_uri=request.storage_uri,
+        role_arn=remote.option("role_arn"),
+        image=remote.image,
+        instance_type=instance_type,
+        instance_count=max(1, remote.min_replicas),
+    )
+    sagemaker = boto3.client("sagemaker", region_name=remote.option("region") or None)
+    deployed = deploy_sagemaker(sagemaker, spec, timeout_s=remote.timeout_s)
+    return DeployResult(
+        endpoint=deployed.url,
+        target="sagemaker",
+        status=deployed.status,
+        model_name=request.model_name,
+        infer_url=deployed.url,
+    )
+
+
+__all__ = ["SageMakerDeployment", "SageMakerSpec", "deploy_sagemaker", "deploy_to_sagemaker"]

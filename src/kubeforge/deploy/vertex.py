@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kubeforge import IMAGE
+from kubeforge.deploy.base import DeployRequest, DeployResult
 from kubeforge.errors import InputError, ServingError
 
 MODEL_LABEL = "kubeforge-model"
@@ -169,4 +170,54 @@ def _deploy(endpoint: Any, model: Any, spec: VertexSpec) -> None:
     )
 
 
-__all__ = ["ENDPOINT_LABEL", "MODEL_LABEL", "VertexDeployment", "VertexSpec", "deploy_vertex", "label_value"]
+def deploy_to_vertex(request: DeployRequest) -> DeployResult:
+    """The `vertex` target: initialise aiplatform from the target options, then `deploy_vertex`."""
+    try:
+        from google.cloud import aiplatform
+    except ImportError as exc:
+        raise InputError("the vertex target needs google-cloud-aiplatform: pip install 'kubeforge[gcp]'") from exc
+
+    remote = request.remote
+    location = remote.option("location")
+    spec = VertexSpec(
+        name=request.model_name,
+        artifact_uri=request.storage_uri,
+        image=remote.image,
+        endpoint_name=remote.option("endpoint_name"),
+        machine_type=remote.option("machine_type", VertexSpec.machine_type),
+        min_replicas=remote.min_replicas,
+        max_replicas=remote.max_replicas,
+        traffic_percent=100 if remote.canary_traffic_percent < 0 else remote.canary_traffic_percent,
+        accelerator_type=remote.option("accelerator_type", VertexSpec.accelerator_type),
+        accelerator_count=remote.gpus,
+        service_account=remote.option("service_account"),
+    )
+    api_endpoint = remote.option("api_endpoint")
+    aiplatform.init(
+        project=remote.option("project"),
+        location=location,
+        api_endpoint=api_endpoint or None,
+        api_transport="rest",
+    )
+    if not api_endpoint:
+        api_endpoint = f"{location}-aiplatform.googleapis.com"
+    base_url = api_endpoint if "://" in api_endpoint else f"https://{api_endpoint}"
+    deployed = deploy_vertex(aiplatform, spec, base_url)
+    return DeployResult(
+        endpoint=deployed.url,
+        target="vertex",
+        status=deployed.status,
+        model_name=request.model_name,
+        infer_url=deployed.url,
+    )
+
+
+__all__ = [
+    "ENDPOINT_LABEL",
+    "MODEL_LABEL",
+    "VertexDeployment",
+    "VertexSpec",
+    "deploy_to_vertex",
+    "deploy_vertex",
+    "label_value",
+]
