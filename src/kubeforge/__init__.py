@@ -8,8 +8,4 @@ IMAGE_REPOSITORY = "ghcr.io/kubeforge/kubeforge"
 IMAGE = f"{IMAGE_REPOSITORY}:{__version__}"
 """The image tag derived from the package version, used as every component's base image."""
 
-from kubeforge.errors import install_error_report_hook  # noqa: E402
-
-install_error_report_hook()
-
 __all__ = ["IMAGE", "IMAGE_REPOSITORY", "__version__"]

@@ -1,4 +1,21 @@
-"""The kubeforge exception hierarchy; each class carries the CLI exit code it maps to."""
+"""Every error class kubeforge raises on purpose, each with the exit code the CLI ends with.
+
+| exit | class | meaning |
+|---|---|---|
+| 1 | KubeforgeError | any other kubeforge error |
+| 2 | InputError | bad data or parameters: the message names the field and the fix |
+| 3 | ArtifactError | an artifact cannot be read or written |
+| 4 | TrainingError | a training run failed |
+| 5 | ServingError | the model server could not be started, reached or stopped |
+| 6 | SchedulerError | the scheduler API refused a request or could not be reached |
+| 7 | InfraError | Terraform or another infrastructure tool failed |
+| 8 | SubmitError | a pipeline could not be submitted |
+| 9 | RunFailedError | a submitted run followed with --wait failed |
+| 10 | SchedulerBackendError | a scheduler backend failed (LocalBackendError, SlurmBackendError, ...) |
+| 11 | StoreError | the scheduler's store cannot be reached (a dead PostgreSQL, say) |
+| 12 | LeaseHeldError | another dispatcher holds the store's lease |
+| 13 | PipelineRunError | a task of a locally run pipeline failed |
+"""
 
 from __future__ import annotations
 
@@ -8,7 +25,9 @@ import sys
 from pathlib import Path
 from types import TracebackType
 
-ERROR_REPORT_DIR_ENV = "KUBEFORGE_ERROR_REPORT_DIR"
+from kubeforge import settings
+
+ERROR_REPORT_DIR_ENV = settings.ERROR_REPORT_DIR.name
 """When set, a kubeforge error that ends a process is also written there as JSON, so the
 process that launched it (the local pipeline runner) can report the message itself."""
 
@@ -63,9 +82,59 @@ class RunFailedError(SubmitError):
     exit_code = 9
 
 
+# --- scheduler (kubeforge queue) ---
+class SchedulerError(KubeforgeError):
+    """The scheduler API refused a request or could not be reached."""
+
+    exit_code = 6
+
+
+class SchedulerBackendError(SchedulerError):
+    """A scheduler backend (the local supervisor, SLURM, Kubernetes) failed; the message carries its own error."""
+
+    exit_code = 10
+
+
+class LocalBackendError(SchedulerBackendError):
+    """The local supervisor could not be started or stopped answering."""
+
+
+class SlurmBackendError(SchedulerBackendError):
+    """A SLURM command failed; the message carries its own error."""
+
+
+class KubernetesBackendError(SchedulerBackendError):
+    """The Kubernetes API refused a request; the message names the object and the HTTP status."""
+
+
+class StoreError(SchedulerError):
+    """The scheduler's state store cannot be reached or used (a PostgreSQL server down, say): not bad input."""
+
+    exit_code = 11
+
+
+class LeaseHeldError(SchedulerError):
+    """Another dispatcher holds the lease on this store."""
+
+    exit_code = 12
+
+
+# --- local runs (kubeforge run --local) ---
+class PipelineRunError(KubeforgeError):
+    """A task of a locally run pipeline failed."""
+
+    exit_code = 13
+
+
 def install_error_report_hook() -> None:
-    """Report an uncaught KubeforgeError to $KUBEFORGE_ERROR_REPORT_DIR, then run the usual hook."""
-    report_dir = os.environ.get(ERROR_REPORT_DIR_ENV)
+    """Report an uncaught KubeforgeError to $KUBEFORGE_ERROR_REPORT_DIR, then run the usual hook.
+
+    Installed by `kubeforge.components`, the package every pipeline task process imports, so that
+    the local runner can name a failed task's error; importing `kubeforge` alone, or running the
+    `kubeforge` CLI (whose `main` turns kubeforge errors into one line and an exit code itself),
+    leaves `sys.excepthook` untouched.
+    """
+    report_dir = settings.ERROR_REPORT_DIR.read()
     if not report_dir or getattr(sys.excepthook, "_kubeforge", False):
         return
     previous = sys.excepthook
@@ -94,8 +163,16 @@ __all__ = [
     "InfraError",
     "InputError",
     "KubeforgeError",
+    "KubernetesBackendError",
+    "LeaseHeldError",
+    "LocalBackendError",
+    "PipelineRunError",
     "RunFailedError",
+    "SchedulerBackendError",
+    "SchedulerError",
     "ServingError",
+    "SlurmBackendError",
+    "StoreError",
     "SubmitError",
     "TrainingError",
 ]

@@ -19,15 +19,11 @@ from pathlib import Path
 from typing import Any
 
 from kubeforge import errors
-from kubeforge.errors import ERROR_REPORT_DIR_ENV, KubeforgeError, read_error_reports
+from kubeforge.errors import ERROR_REPORT_DIR_ENV, KubeforgeError, PipelineRunError, read_error_reports
 
 # kfp.local warns when a task's base image name lacks "python"; the kubeforge image is a
 # Python image, so that warning does not apply to our components.
 _CUSTOM_IMAGE_WARNING = r"You may be attemping to run a task that uses custom or non-Python base image"
-
-
-class PipelineRunError(KubeforgeError):
-    """A task of a locally run pipeline failed."""
 
 
 @dataclass(frozen=True)

@@ -7,10 +7,13 @@ from typing import Any
 
 import click
 
+from kubeforge import settings
 from kubeforge.scheduler.client import SchedulerClient
 
-_URL = click.option("--url", envvar="KUBEFORGE_SCHEDULER_URL", default="http://127.0.0.1:8765", show_default=True)
-_TOKEN = click.option("--token", envvar="KUBEFORGE_TOKEN", required=True, help="Bearer token (or $KUBEFORGE_TOKEN).")
+_URL = click.option(
+    "--url", envvar=settings.SCHEDULER_URL.name, default=settings.SCHEDULER_URL.default, show_default=True
+)
+_TOKEN = click.option("--token", envvar=settings.TOKEN.name, required=True, help="Bearer token (or $KUBEFORGE_TOKEN).")
 
 
 @click.group()
@@ -154,13 +157,11 @@ def serve(
     store: str, backend: str, state_dir: str, host: str, port: int, no_dispatch: bool, grace_s: float, **extra: Any
 ) -> None:
     """Run the REST API and the dispatcher (admin token from $KUBEFORGE_ADMIN_TOKEN)."""
-    import os
-
-    from kubeforge.scheduler.serve import ADMIN_TOKEN_ENV, ServeOptions
+    from kubeforge.scheduler.serve import ServeOptions
     from kubeforge.scheduler.serve import serve as run_server
 
     options = ServeOptions(store, backend, state_dir, host, port, dispatch=not no_dispatch, grace_s=grace_s, **extra)
-    run_server(options, admin_token=os.environ.get(ADMIN_TOKEN_ENV, ""))
+    run_server(options, admin_token=settings.ADMIN_TOKEN.read())
 
 
 def _table(jobs: list[dict[str, Any]]) -> str:

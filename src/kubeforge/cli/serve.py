@@ -8,6 +8,7 @@ from pathlib import Path
 
 import click
 
+from kubeforge import settings
 from kubeforge.errors import InputError
 
 
@@ -15,8 +16,8 @@ def _default_model_uri() -> str | None:
     """The model the platform hands the container: Vertex's AIP_STORAGE_URI or SageMaker's /opt/ml/model."""
     from kubeforge.serving.server import SAGEMAKER_MODEL_DIR
 
-    if os.environ.get("KUBEFORGE_MODEL_URI"):
-        return os.environ["KUBEFORGE_MODEL_URI"]
+    if model_uri := settings.MODEL_URI.read():
+        return model_uri
     if os.environ.get("AIP_STORAGE_URI"):
         return os.environ["AIP_STORAGE_URI"]
     return SAGEMAKER_MODEL_DIR if Path(SAGEMAKER_MODEL_DIR).is_dir() else None
@@ -33,7 +34,7 @@ def _parse_extra(text: str) -> tuple[str, str]:
 @click.argument("model_uri", required=False)
 @click.option("--name", default="model", show_default=True, help="Name of MODEL_URI in /v2/models/{name}.")
 @click.option("--model", "extra", multiple=True, metavar="NAME=URI", help="Another model to serve; repeatable.")
-@click.option("--host", default=lambda: os.environ.get("KUBEFORGE_HOST", "127.0.0.1"), show_default="127.0.0.1")
+@click.option("--host", default=settings.HOST.read, show_default=settings.HOST.default)
 @click.option("--port", type=int, default=None, help="Default: AIP_HTTP_PORT when set, else 8080.")
 @click.option("--max-batch-size", type=int, default=64, show_default=True, help="Rows per forward pass at most.")
 @click.option("--max-wait-ms", type=float, default=1.0, show_default=True, help="Longest wait for a batch to fill.")

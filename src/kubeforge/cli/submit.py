@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import click
 
+from kubeforge import settings
 from kubeforge.errors import InputError
 
 
@@ -20,7 +21,7 @@ from kubeforge.errors import InputError
 @click.option("--experiment", default="Default", show_default=True, help="KFP: experiment to file the run under.")
 @click.option("--schedule", default="", metavar="CRON", help="KFP: create a recurring run on this cron schedule.")
 @click.option("--namespace", default="", help="KFP: namespace of a multi-user deployment.")
-@click.option("--token-env", default="KUBEFORGE_KFP_TOKEN", show_default=True, help="KFP: variable with the token.")
+@click.option("--token-env", default=settings.KFP_TOKEN.name, show_default=True, help="KFP: variable with the token.")
 @click.option("--project", default="", help="Vertex: Google Cloud project.")
 @click.option("--region", default="us-central1", show_default=True, help="Vertex: region.")
 @click.option("--label", "labels", multiple=True, metavar="KEY=VALUE", help="Vertex: job label; repeatable.")

@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from kubeforge import IMAGE
+from kubeforge import IMAGE, settings
 from kubeforge.deploy.base import DeployRequest, DeployResult
 from kubeforge.errors import InputError, ServingError
 
@@ -75,7 +75,7 @@ def deploy_sagemaker(sagemaker: Any, spec: SageMakerSpec, timeout_s: float = 180
                             "CompressionType": "None",
                         }
                     },
-                    "Environment": {"KUBEFORGE_HOST": "0.0.0.0"},
+                    "Environment": {settings.HOST.name: "0.0.0.0"},
                 },
             )
         if not _exists(sagemaker.describe_endpoint_config, EndpointConfigName=revision):

@@ -9,9 +9,10 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from kubeforge import settings
 from kubeforge.errors import InfraError
 
-TERRAFORM_ENV = "KUBEFORGE_TERRAFORM"
+TERRAFORM_ENV = settings.TERRAFORM.name
 """Environment variable naming the terraform binary to use."""
 
 MIN_TERRAFORM_VERSION = (1, 0, 0)
@@ -22,7 +23,7 @@ _INSTALL_HINT = "run `make tools` (installs Terraform 1.0.3 into .tools/bin) or 
 
 def find_terraform(explicit: str | Path | None = None, project_root: Path | None = None) -> Path:
     """The terraform binary: `explicit`, else $KUBEFORGE_TERRAFORM, else .tools/bin/terraform, else PATH."""
-    candidate = explicit or os.environ.get(TERRAFORM_ENV)
+    candidate = explicit or settings.TERRAFORM.read()
     if candidate:
         path = Path(candidate)
         if not (path.is_file() and os.access(path, os.X_OK)):

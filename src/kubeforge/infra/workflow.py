@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import kubeforge
+from kubeforge import settings
 from kubeforge.errors import InputError
 from kubeforge.infra.binary import check_terraform, find_terraform
 from kubeforge.infra.runner import TerraformRunner
@@ -17,7 +17,7 @@ from kubeforge.infra.settings import CLUSTER_KEYS, load_config, save_config, sav
 TARGETS = ("local", "aws", "gcp")
 """Deployment targets: each is a root configuration in terraform/envs/<target>."""
 
-PROVIDER_MIRROR_ENV = "KUBEFORGE_PROVIDER_MIRROR"
+PROVIDER_MIRROR_ENV = settings.PROVIDER_MIRROR.name
 """Environment variable naming a Terraform provider filesystem mirror (the folder holding registry.terraform.io)."""
 
 RECORDED_OUTPUTS = ("kubeconfig", "kfp_endpoint", "artifact_root", "image_registry")
@@ -80,9 +80,8 @@ def prepare(options: InfraOptions) -> TerraformRunner:
     if options.aws_endpoint:
         variables["aws_endpoint"] = options.aws_endpoint
     environment: dict[str, str] = {}
-    mirror = options.provider_mirror or (
-        Path(os.environ[PROVIDER_MIRROR_ENV]) if os.environ.get(PROVIDER_MIRROR_ENV) else None
-    )
+    mirror_from_environment = settings.PROVIDER_MIRROR.read()
+    mirror = options.provider_mirror or (Path(mirror_from_environment) if mirror_from_environment else None)
     if mirror is not None:
         environment["TF_CLI_CONFIG_FILE"] = str(provider_mirror_config(mirror, root / ".terraform"))
     runner = TerraformRunner(root, binary, options.var_files, variables, environment)

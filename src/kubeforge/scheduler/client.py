@@ -10,13 +10,7 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import urlsplit
 
-from kubeforge.errors import InputError, KubeforgeError
-
-
-class SchedulerError(KubeforgeError):
-    """The scheduler API refused a request or could not be reached."""
-
-    exit_code = 6
+from kubeforge.errors import InputError, SchedulerError
 
 
 class SchedulerClient:

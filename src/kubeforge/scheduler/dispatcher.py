@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from kubeforge.errors import KubeforgeError
+from kubeforge.errors import KubeforgeError, LeaseHeldError
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, Backend
 from kubeforge.scheduler.estimate import Estimate, estimate
 from kubeforge.scheduler.model import Job, JobState
@@ -26,10 +26,6 @@ from kubeforge.scheduler.store.base import SqlStore
 _LOG = logging.getLogger("kubeforge.scheduler")
 QUEUE_REFRESH_S = 2.0
 FAIR_SHARE_SAVE_S = 10.0
-
-
-class LeaseHeldError(KubeforgeError):
-    """Another dispatcher holds the lease on this store."""
 
 
 @dataclass

@@ -15,10 +15,11 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
+from kubeforge import settings
 from kubeforge.errors import InputError, SubmitError
 from kubeforge.submit.base import Echo, PreparedPipeline, RunStatus, Submission, follow_run
 
-TOKEN_ENV = "KUBEFORGE_KFP_TOKEN"
+TOKEN_ENV = settings.KFP_TOKEN.name
 """The environment variable holding the bearer token for the KFP endpoint (when it needs one)."""
 
 _SUCCEEDED = "SUCCEEDED"

@@ -18,7 +18,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 import kubeforge
-from kubeforge.errors import KubeforgeError
+from kubeforge.errors import KubernetesBackendError
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
@@ -28,10 +28,6 @@ STOPPED_EXIT_CODE = -15
 """Reported for a launch that ended because it was suspended (as SIGTERM would)."""
 _KUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 _TRAINING_GROUP, _TRAINING_VERSION, _TRAINING_PLURAL = "kubeflow.org", "v1", "pytorchjobs"
-
-
-class KubernetesBackendError(KubeforgeError):
-    """The Kubernetes API refused a request; the message names the object and the HTTP status."""
 
 
 class KubernetesBackend:

@@ -24,7 +24,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kubeforge.errors import KubeforgeError
+from kubeforge.errors import LocalBackendError
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment
 from kubeforge.scheduler.backends.supervisor import address
 from kubeforge.scheduler.model import Job
@@ -33,10 +33,6 @@ from kubeforge.scheduler.resources import Resources
 _START_TIMEOUT_S = 30.0
 _RECORD_GRACE_S = 5.0
 """How long a launch whose processes are gone may lack its exit code before it counts as lost."""
-
-
-class LocalBackendError(KubeforgeError):
-    """The local supervisor could not be started or stopped answering."""
 
 
 def machine_capacity() -> Resources:

@@ -14,17 +14,13 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
-from kubeforge.errors import KubeforgeError
+from kubeforge.errors import SlurmBackendError
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
 
 _ENDED = {"GONE", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL"}
 """squeue states of jobs that ended without the batch script recording an exit code ("GONE": not listed)."""
-
-
-class SlurmBackendError(KubeforgeError):
-    """A SLURM command failed; the message carries its own error."""
 
 
 class SlurmBackend:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from kubeforge.errors import InputError
+from kubeforge.errors import InputError, StoreError
 from kubeforge.scheduler.store.base import Cursor, SqlStore
 
 LEASE_KEY = 0x6B7562656667  # "kubefg"
@@ -104,7 +104,7 @@ class PostgresStore(SqlStore):
             try:
                 connection = self._psycopg.connect(self.url, autocommit=True)
             except self._psycopg.OperationalError as exc:
-                raise InputError(f"store {self.url!r}: cannot connect to PostgreSQL: {exc}") from None
+                raise StoreError(f"store {self.url!r}: cannot connect to PostgreSQL: {exc}") from None
             self._local.connection = connection
             with self._lock:
                 self._connections.append(connection)
