@@ -1,5 +1,5 @@
 """The component catalogue: listing, lazy component ops, loading components and pipelines, compiling."""
 
-from kubeforge.catalog.listing import STABILITY_LEVELS, ComponentEntry, get_component, lazy_op, list_components
+from kubeforge.catalog.listing import STABILITY_LEVELS, ComponentEntry, lazy_op, list_components
 
-__all__ = ["STABILITY_LEVELS", "ComponentEntry", "get_component", "lazy_op", "list_components"]
+__all__ = ["STABILITY_LEVELS", "ComponentEntry", "lazy_op", "list_components"]

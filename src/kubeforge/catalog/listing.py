@@ -11,8 +11,6 @@ from typing import Any
 
 import yaml
 
-from kubeforge.errors import InputError
-
 STABILITY_LEVELS = ("experimental", "alpha", "beta", "stable")
 
 
@@ -56,16 +54,6 @@ def list_components() -> list[ComponentEntry]:
     return entries
 
 
-def get_component(key: str) -> ComponentEntry:
-    """Find a component by `stage/name`; the error lists what exists."""
-    entries = list_components()
-    for entry in entries:
-        if entry.key == key:
-            return entry
-    known = ", ".join(entry.key for entry in entries)
-    raise InputError(f"component {key!r} is not in the catalogue; available: {known}")
-
-
 def lazy_op(package: str, op_name: str, function: str) -> Callable[[str], Any]:
     """A module `__getattr__` exporting a component's KFP op, imported on first use.
 
@@ -81,4 +69,4 @@ def lazy_op(package: str, op_name: str, function: str) -> Callable[[str], Any]:
     return __getattr__
 
 
-__all__ = ["STABILITY_LEVELS", "ComponentEntry", "get_component", "lazy_op", "list_components"]
+__all__ = ["STABILITY_LEVELS", "ComponentEntry", "lazy_op", "list_components"]

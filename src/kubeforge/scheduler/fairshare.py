@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 
 from kubeforge.scheduler.resources import Resources
@@ -41,10 +40,6 @@ class FairShare:
     def key(self, team: str, current_share: float) -> float:
         """Ordering key: the share the team holds now plus its decayed history."""
         return current_share + self.history.get(team, 0.0)
-
-    def charge(self, team: str, share_seconds: float) -> None:
-        """Add past usage directly (restored state, or tests)."""
-        self.history[team] = self.history.get(team, 0.0) + share_seconds * math.log(2) / self.half_life_s
 
 
 __all__ = ["FairShare"]

@@ -30,11 +30,6 @@ class QueueManager:
     def __contains__(self, job_id: int) -> bool:
         return job_id in self._pending or job_id in self._waiting
 
-    @property
-    def queue_names(self) -> list[str]:
-        """Every queue that ever held a job."""
-        return list(self._heaps)
-
     def push(self, job: Job, now: float, dependencies_met: bool = True) -> None:
         """Queue a pending job: into its queue's heap, or to wait for dependencies or its backoff."""
         job.state = JobState.PENDING

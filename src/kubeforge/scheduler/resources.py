@@ -44,10 +44,6 @@ class Resources:
             and self.gpu + extra.gpu <= limit.gpu
         )
 
-    def clamp_zero(self) -> Resources:
-        """Negative components raised to zero."""
-        return Resources(max(self.cpu_m, 0), max(self.memory_mb, 0), max(self.gpu, 0))
-
     def minimum(self, other: Resources) -> Resources:
         """The component-wise minimum."""
         return Resources(min(self.cpu_m, other.cpu_m), min(self.memory_mb, other.memory_mb), min(self.gpu, other.gpu))
