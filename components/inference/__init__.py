@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""Inference components: batch scoring of a table with a Model artifact."""

@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""Ingest components: bringing data into a pipeline (a PostgreSQL query's rows)."""

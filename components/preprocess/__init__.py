@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""Preprocessing components: tabular split, schema check and a fitted preprocessor."""

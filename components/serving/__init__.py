@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""Serving components: deploying a Model artifact to a serving target."""

@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""Training components: distributed PyTorch training on a chosen backend."""

@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""Validation components: data checked against a schema, value constraints and a reference dataset."""

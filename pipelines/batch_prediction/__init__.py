@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""batch_prediction: a table scored with an existing Model artifact."""

@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""image_classifier: the tabular components with a small CNN on images given as pixel columns."""

@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""tabular_classifier: preprocess, train an MLP with DDP, evaluate against a gate, deploy."""

@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""Distributed PyTorch training: the engine, its worker, models, checkpoints and the launch backends."""
