@@ -5,11 +5,12 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
+.PHONY: test-fast test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
 	@echo "make test     install what the tests need and run them"
+	@echo "make test-fast  unit and contract tests only (no pipelines, workers or services)"
 	@echo "make lint     ruff + mypy"
 	@echo "make compile  regenerate component.yaml files, READMEs and the golden pipeline YAML"
 
@@ -36,6 +37,11 @@ demo: $(STAMP)
 
 test: $(STAMP) system-deps check-infra
 	$(BIN)/pytest -m "not infra"
+
+# The inner loop: unit and contract tests only; the `slow` ones (pipelines through kfp.local, torchrun
+# workers, SLURM, PostgreSQL, Spark, containers, wheel build) are marked by tests/support/lanes.py.
+test-fast: $(STAMP)
+	$(BIN)/pytest -m "not slow" -p no:cacheprovider
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from lanes import mark_slow_tests
 from prepared_data import PreparedData, train_model
 from slurm_cluster import SlurmCluster, running_slurm, slurm_available
 
@@ -110,3 +111,8 @@ def gcs_bucket() -> Iterator[str]:
             yield GCS_BUCKET
     finally:
         server.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark the slow tests (the rules: tests/support/lanes.py); `make test-fast` leaves them out."""
+    mark_slow_tests(items, config.rootpath)
