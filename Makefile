@@ -11,7 +11,7 @@ help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
 	@echo "make test     install what the tests need and run them"
 	@echo "make test-fast  unit and contract tests only (no pipelines, workers or services)"
-	@echo "make lint     ruff + mypy"
+	@echo "make lint     ruff + mypy + the import contracts (docs/architecture.md)"
 	@echo "make compile  regenerate component.yaml files, READMEs and the golden pipeline YAML"
 
 $(STAMP): pyproject.toml setup.py
@@ -47,6 +47,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports --no-cache
 
 format: $(STAMP)
 	$(BIN)/ruff check --fix .
