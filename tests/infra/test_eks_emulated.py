@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from infra_tools import REPO, TERRAFORM, moto_server, provider_mirror, require
 
 from kubeforge.cli import cli
-from kubeforge.infra.settings import load_config
+from kubeforge.infra.config import load_config
 from kubeforge.infra.workflow import provider_mirror_config
 
 pytestmark = pytest.mark.infra

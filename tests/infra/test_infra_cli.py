@@ -15,7 +15,7 @@ from infra_tools import REPO, TERRAFORM, require
 from kubeforge.cli import cli
 from kubeforge.errors import InfraError
 from kubeforge.infra.binary import check_terraform
-from kubeforge.infra.settings import load_config
+from kubeforge.infra.config import load_config
 
 pytestmark = pytest.mark.infra
 FIXTURE = REPO / "tests" / "infra" / "fixtures" / "provider_free"

@@ -204,7 +204,7 @@ def test_endpoint_recorded_by_infra_up_is_used(
     kfp_host: str, kfp_state: KfpState, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """After `kubeforge infra up` records the cluster, `kubeforge submit` needs no --kfp."""
-    from kubeforge.infra.settings import config_path
+    from kubeforge.infra.config import config_path
 
     monkeypatch.setenv("KUBEFORGE_HOME", str(tmp_path / "home"))
     config_path().parent.mkdir(parents=True)

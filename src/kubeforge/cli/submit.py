@@ -50,7 +50,7 @@ def submit(
     poll_interval: float,
 ) -> None:
     """Compile PIPELINE (a built-in name or FILE.py[:FUNCTION]) and submit it to --kfp HOST or --vertex."""
-    from kubeforge.infra.settings import load_config
+    from kubeforge.infra.config import load_config
     from kubeforge.submit.base import parse_labels, prepared_pipeline
 
     if not kfp_host and not vertex:

@@ -11,8 +11,8 @@ import kubeforge
 from kubeforge import settings
 from kubeforge.errors import InputError
 from kubeforge.infra.binary import check_terraform, find_terraform
+from kubeforge.infra.config import CLUSTER_KEYS, load_config, save_config, save_kubeconfig
 from kubeforge.infra.runner import TerraformRunner
-from kubeforge.infra.settings import CLUSTER_KEYS, load_config, save_config, save_kubeconfig
 
 TARGETS = ("local", "aws", "gcp")
 """Deployment targets: each is a root configuration in terraform/envs/<target>."""
