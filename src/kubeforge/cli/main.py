@@ -1,4 +1,4 @@
-"""The `kubeforge` command line: compile, run locally, list components, demo."""
+"""The `kubeforge` root command and its own commands (compile, run locally, demo); the groups join it here."""
 
 from __future__ import annotations
 
@@ -48,23 +48,6 @@ def run(pipeline: str, local_run: bool, params: tuple[str, ...], pipeline_root: 
     click.echo(f"pipeline {result.pipeline} finished in {result.seconds:.1f} s; outputs in {result.run_dir}")
 
 
-@cli.group()
-def components() -> None:
-    """Browse the component catalogue."""
-
-
-@components.command("list")
-def list_components() -> None:
-    """List every component with its stability and description."""
-    from kubeforge.catalog import list_components as catalogue
-
-    entries = catalogue()
-    width = max(len(entry.key) for entry in entries)
-    for entry in entries:
-        stability = entry.metadata.get("stability", "?")
-        click.echo(f"{entry.key:<{width}}  {stability:<12}  {entry.metadata.get('summary', '')}")
-
-
 @cli.command()
 @click.option("--workdir", default=".kubeforge/demo", show_default=True, type=click.Path(path_type=Path))
 @click.option("--epochs", default=30, show_default=True)
@@ -74,6 +57,11 @@ def demo(workdir: Path, epochs: int) -> None:
 
     run_demo(workdir.resolve(), epochs=epochs)
 
+
+# catalogue: `kubeforge components list`
+from kubeforge.cli.components import components as _components_group  # noqa: E402
+
+cli.add_command(_components_group)
 
 # serving: `kubeforge serve`
 from kubeforge.cli.serve import serve as _serve_command  # noqa: E402
