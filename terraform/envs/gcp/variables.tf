@@ -31,3 +31,9 @@ variable "model_server_enabled" {
   description = "Whether the kubeforge chart runs a model server."
   default     = false
 }
+
+variable "kfp_internal_load_balancer" {
+  type        = object({ enabled = bool, source_ranges = list(string) })
+  description = "Opt-in: the KFP UI on an internal LoadBalancer that accepts only source_ranges; by default it is ClusterIP (see the kfp_port_forward_command output)."
+  default     = { enabled = false, source_ranges = [] }
+}

@@ -69,18 +69,32 @@ resource "null_resource" "kfp" {
   }
 }
 
+# The KFP UI and API. Standalone KFP authenticates nobody, so by default it stays inside the cluster
+# (ClusterIP, reached with `kubectl port-forward`); the opt-in load balancer is internal to the VPC and
+# accepts only the given source ranges.
+locals {
+  kfp_load_balancer = var.kfp_internal_load_balancer.enabled
+  kfp_internal_annotations = {
+    "service.beta.kubernetes.io/aws-load-balancer-internal" = "true"     # EKS (in-tree controller)
+    "service.beta.kubernetes.io/aws-load-balancer-scheme"   = "internal" # EKS (AWS Load Balancer Controller)
+    "networking.gke.io/load-balancer-type"                  = "Internal" # GKE
+  }
+}
+
 resource "kubernetes_service" "kfp_ui" {
   metadata {
-    name      = "kubeforge-kfp-ui"
-    namespace = "kubeflow"
+    name        = "kubeforge-kfp-ui"
+    namespace   = "kubeflow"
+    annotations = local.kfp_load_balancer ? local.kfp_internal_annotations : {}
   }
   spec {
-    type     = var.kfp_service_type
-    selector = { app = "ml-pipeline-ui" }
+    type                        = local.kfp_load_balancer ? "LoadBalancer" : var.kfp_service_type
+    load_balancer_source_ranges = local.kfp_load_balancer ? var.kfp_internal_load_balancer.source_ranges : null
+    selector                    = { app = "ml-pipeline-ui" }
     port {
       port        = 80
       target_port = 3000
-      node_port   = var.kfp_service_type == "NodePort" ? var.kfp_node_port : null
+      node_port   = !local.kfp_load_balancer && var.kfp_service_type == "NodePort" ? var.kfp_node_port : null
     }
   }
   depends_on = [null_resource.kfp]

@@ -67,12 +67,28 @@ variable "queue_quota" {
 
 variable "kfp_service_type" {
   type        = string
-  description = "Service type of the KFP UI: NodePort on kind (with kfp_node_port), LoadBalancer or ClusterIP in the cloud."
+  description = "Service type of the KFP UI: ClusterIP (reach it with the kfp_port_forward_command output) or NodePort on kind. Standalone KFP has no authentication: never publish it; see kfp_internal_load_balancer."
   default     = "ClusterIP"
 
   validation {
-    condition     = contains(["ClusterIP", "NodePort", "LoadBalancer"], var.kfp_service_type)
-    error_message = "The kfp_service_type must be one of: ClusterIP, NodePort, LoadBalancer."
+    condition     = contains(["ClusterIP", "NodePort"], var.kfp_service_type)
+    error_message = "The kfp_service_type must be one of: ClusterIP, NodePort (for a load balancer set kfp_internal_load_balancer)."
+  }
+}
+
+variable "kfp_internal_load_balancer" {
+  type        = object({ enabled = bool, source_ranges = list(string) })
+  description = "Opt-in: publish the KFP UI on an internal (VPC-only) LoadBalancer that accepts only source_ranges (CIDRs, at least one)."
+  default     = { enabled = false, source_ranges = [] }
+
+  validation {
+    condition     = !var.kfp_internal_load_balancer.enabled || length(var.kfp_internal_load_balancer.source_ranges) > 0
+    error_message = "The kfp_internal_load_balancer needs at least one source_ranges CIDR when enabled, such as 10.0.0.0/8."
+  }
+
+  validation {
+    condition     = alltrue([for cidr in var.kfp_internal_load_balancer.source_ranges : can(cidrnetmask(cidr))])
+    error_message = "Every kfp_internal_load_balancer.source_ranges entry must be an IPv4 CIDR block such as 10.0.0.0/8."
   }
 }
 
