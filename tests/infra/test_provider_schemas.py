@@ -60,9 +60,12 @@ def test_eks_module_is_checked_against_the_real_aws_provider(schemas: dict[str, 
 
 def test_broken_fixture_reports_each_breakage_by_name(schemas: dict[str, dict[str, Any]]) -> None:
     report = check_folder(BROKEN, schemas, label="fx")
-    google, kubernetes, helm = (f"({schemas[p]['provider']} {schemas[p]['version']})" for p in ("google", "kubernetes", "helm"))
+    google, kubernetes, helm = (
+        f"({schemas[p]['provider']} {schemas[p]['version']})" for p in ("google", "kubernetes", "helm")
+    )
     assert report.problems == [
-        f"fx/main.tf: resource google_storage_bucket.missing_location: location: required attribute is missing {google}",
+        "fx/main.tf: resource google_storage_bucket.missing_location: location: required attribute is missing"
+        f" {google}",
         "fx/main.tf: resource google_container_node_pool.misspelt: node_config.machine_typ: no such attribute or"
         f" block; did you mean machine_type? {google}",
         "fx/main.tf: resource google_container_node_pool.misspelt: management: at most one `management` block is"
@@ -77,7 +80,8 @@ def test_broken_fixture_reports_each_breakage_by_name(schemas: dict[str, dict[st
         f"cidr_block: required attribute is missing {google}",
         f"fx/main.tf: resource kubernetes_service_v1.no_spec: spec: required block is missing {kubernetes}",
         f"fx/main.tf: resource google_container_clustre.unknown_type: no such resource type in {google[1:-1]}",
-        f"fx/main.tf: provider helm: kubernetes: is a block; write `kubernetes {{ ... }}`, not `kubernetes = ...` {helm}",
+        "fx/main.tf: provider helm: kubernetes: is a block; write `kubernetes { ... }`, not `kubernetes = ...`"
+        f" {helm}",
     ]
     assert report.unchecked == ["resource kind_cluster"]
 
@@ -104,7 +108,14 @@ def test_jsii_structs_become_attributes_and_nested_blocks() -> None:
                     prop(
                         "rule",
                         "rule",
-                        {"union": {"types": [{"fqn": "cdktf.IResolvable"}, {"collection": {"kind": "array", "elementtype": {"fqn": "p.thing.ThingSettings"}}}]}},
+                        {
+                            "union": {
+                                "types": [
+                                    {"fqn": "cdktf.IResolvable"},
+                                    {"collection": {"kind": "array", "elementtype": {"fqn": "p.thing.ThingSettings"}}},
+                                ]
+                            }
+                        },
                         "rule block.",
                     ),
                 ],

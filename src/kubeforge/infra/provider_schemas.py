@@ -24,6 +24,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from kubeforge.infra.workflow import provider_mirror_config
+
 # npm package and version per provider, each inside the version bounds the modules pin: hashicorp/google 6.50.0,
 # hashicorp/kubernetes 2.38.0, hashicorp/helm 2.17.0 (12.x is helm 3.x, whose `set` and `kubernetes` are
 # attributes), hashicorp/null 3.2.4, hashicorp/local 2.6.1, kreuzwerker/docker 3.6.2. tehcyx/kind has none.
@@ -125,8 +127,7 @@ def schema_from_terraform(terraform: Path, source: str, mirror: Path) -> dict[st
         (folder / "main.tf").write_text(
             f'terraform {{\n  required_providers {{\n    {name} = {{ source = "{source}" }}\n  }}\n}}\n'
         )
-        config = folder / "mirror.tfrc"
-        config.write_text(f'provider_installation {{\n  filesystem_mirror {{\n    path = "{mirror.resolve()}"\n  }}\n}}\n')
+        config = provider_mirror_config(mirror, folder)
         environment = {**os.environ, "TF_CLI_CONFIG_FILE": str(config), "TF_IN_AUTOMATION": "1"}
         subprocess.run(
             [str(terraform), "init", "-backend=false", "-input=false"],

@@ -66,13 +66,17 @@ def _blocks(parsed: dict[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]
         for group in parsed.get(kind, []):
             for type_name, instances in group.items():
                 if type_name != _BLOCK_MARK:
-                    found.extend((kind, type_name, name, body) for name, body in instances.items() if name != _BLOCK_MARK)
+                    found.extend(
+                        (kind, type_name, name, body) for name, body in instances.items() if name != _BLOCK_MARK
+                    )
     for group in parsed.get("provider", []):
         found.extend(("provider", name, "", body) for name, body in group.items() if name != _BLOCK_MARK)
     return found
 
 
-def check_block(body: dict[str, Any], schema: dict[str, Any], meta: set[str] | frozenset[str] = frozenset()) -> list[str]:
+def check_block(
+    body: dict[str, Any], schema: dict[str, Any], meta: set[str] | frozenset[str] = frozenset()
+) -> list[str]:
     """Problems of one block body (python-hcl2 with explicit blocks) against a schema block; paths are dotted."""
     attributes: dict[str, Any] = schema.get("attributes", {})
     nested: dict[str, Any] = schema.get("block_types", {})
@@ -92,7 +96,9 @@ def check_block(body: dict[str, Any], schema: dict[str, Any], meta: set[str] | f
             problems.extend(_check_nested(key, value, nested, attributes, dynamic=False))
             seen.add(key)
         elif key in attributes:
-            if attributes[key].get("computed") and not (attributes[key].get("optional") or attributes[key].get("required")):
+            if attributes[key].get("computed") and not (
+                attributes[key].get("optional") or attributes[key].get("required")
+            ):
                 problems.append(f"{key}: read-only attribute, set by the provider; remove it")
         elif key in nested:
             problems.append(f"{key}: is a block; write `{key} {{ ... }}`, not `{key} = ...`")
@@ -113,7 +119,12 @@ def _check_nested(
     if key not in nested:
         fields = _object_fields(attributes.get(key, {}).get("type"))
         if fields is not None:  # an SDKv2 list of objects, which HCL may also write as blocks
-            return [f"{key}.{name}: no such field" for body in bodies for name in body if not name.startswith("__") and name not in fields]
+            return [
+                f"{key}.{name}: no such field"
+                for body in bodies
+                for name in body
+                if not name.startswith("__") and name not in fields
+            ]
         if key in attributes:
             return [f"{key}: is an attribute; write `{key} = ...`, not a block"]
         return [_unknown(key, attributes, nested)]
