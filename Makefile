@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
+.PHONY: test-containers test-deploy bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -108,7 +108,14 @@ infra-docs: $(STAMP)
 test-containers: $(STAMP)
 	$(BIN)/python -c "import docker" 2>/dev/null || $(BIN)/pip install --quiet "docker>=7"
 	@set -e; env_lines="$$(bash scripts/container_lane.sh)"; \
-	  env $$env_lines $(BIN)/pytest -m containers tests/containers
+	  env $$env_lines $(BIN)/pytest -m "containers and not deploy" tests/containers
+
+# deploy (issue 15): the same image build, then the Helm chart rendered (`helm template`) and its Deployments run
+# with `podman kube play` beside PostgreSQL and moto's S3 on loopback: scheduler API with a team token, a job run
+# by the dispatcher pod, the model server's v2 infer on a model in S3, the pods' UID and security context. Slow.
+test-deploy: $(STAMP) tools system-deps
+	@set -e; env_lines="$$(bash scripts/container_lane.sh)"; \
+	  env $$env_lines $(BIN)/pytest -m deploy tests/containers
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .kubeforge local_outputs .mypy_cache .ruff_cache .pytest_cache
