@@ -2,16 +2,18 @@
 
 `helm template` renders the chart with the scheduler on the PostgreSQL store (the URL from the chart's
 Secret) and the model server on a Model artifact in S3; `podman kube play` runs the rendered Deployments
-and Secret from the image built by the container lane (host network: the pods listen on loopback).
+from the image built by the container lane (host network: the pods listen on loopback).
 PostgreSQL and moto's S3 run beside them on loopback. Checked over HTTP: the scheduler API answers a team
 token (and refuses a wrong one), a job submitted through it runs in the dispatcher's pod, and the model
 server answers Open Inference Protocol v2 infer on the model from S3 with exactly the predictions
 `kubeforge serve` gives on the same model here. `podman inspect` shows each container runs as the chart's
 non-root UID with the security context the chart declares. Everything started is stopped.
 
-The rendered manifests are run as rendered, with two substitutions for a machine without a cluster:
-the scheduler's `kubernetes` backend becomes `local` (a job runs in the dispatcher's pod), and servers
-bind 127.0.0.1 instead of 0.0.0.0 (the pods share the host's network here).
+The rendered manifests are run as rendered, with these substitutions for a machine without a cluster:
+the scheduler's `kubernetes` backend becomes `local` (a job runs in the dispatcher's pod); the pods use
+the host's network (`hostNetwork`, so they reach PostgreSQL and moto on loopback), where podman cannot
+map container ports, so the `ports` lists go and the probes name their port by number; servers bind
+127.0.0.1 instead of 0.0.0.0.
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ from postgres_server import PostgresServer, postgres_available, running_postgres
 import kubeforge
 
 pytestmark = [pytest.mark.containers, pytest.mark.deploy]
-PLAYED_KINDS = {"Deployment", "Secret", "ConfigMap"}
+PLAYED_KINDS = {"Deployment", "ConfigMap"}
 BUCKET = "kubeforge-models"
 ADMIN_TOKEN = "deploy-admin-token"
 POD_SECURITY = {"runAsNonRoot": True, "runAsUser": 10001, "runAsGroup": 10001}
@@ -108,8 +110,8 @@ def model_uri(moto: str, trained_model: Path) -> Iterator[str]:
         yield f"s3://{BUCKET}/cancer/v1"
 
 
-def _manifests(postgres_url: str, scheduler_port: int, model_port: int, model_uri: str, moto: str) -> str:
-    """The chart rendered for this run, reduced to what podman plays, plus the store's Secret."""
+def _manifests(scheduler_port: int, model_port: int, model_uri: str, moto: str) -> str:
+    """The chart rendered for this run, reduced to the kinds podman plays."""
     model_env = [
         {"name": "AWS_ENDPOINT_URL", "value": moto},
         {"name": "AWS_ACCESS_KEY_ID", "value": "test"},
@@ -127,19 +129,37 @@ def _manifests(postgres_url: str, scheduler_port: int, model_port: int, model_ur
     ]
     documents = [doc for doc in render_chart("kubeforge", *values) if doc["kind"] in PLAYED_KINDS]
     for deployment in documents:
-        for container in deployment.get("spec", {}).get("template", {}).get("spec", {}).get("containers", []):
+        pod = deployment["spec"]["template"]["spec"]
+        pod["hostNetwork"] = True
+        for container in pod["containers"]:
             container["args"] = [
                 arg.replace("--backend=kubernetes", "--backend=local").replace("--host=0.0.0.0", "--host=127.0.0.1")
                 for arg in container["args"]
             ]
-    secret = {
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "metadata": {"name": "kubeforge-postgres", "namespace": "kubeforge"},
-        "type": "Opaque",
-        "data": {"url": base64.b64encode(postgres_url.encode()).decode()},
-    }
-    return yaml.safe_dump_all([secret, *documents], sort_keys=False)
+            ports = {port["name"]: port["containerPort"] for port in container.pop("ports", [])}
+            for probe in ("startupProbe", "readinessProbe", "livenessProbe"):
+                if probe in container:
+                    http = container[probe]["httpGet"]
+                    http["port"] = ports.get(http["port"], http["port"])
+    return yaml.safe_dump_all(documents, sort_keys=False)
+
+
+def _take_down(podman: str, manifest: Path) -> None:
+    """`podman kube down`, then remove by name any of the manifest's pods a failed play left behind."""
+    subprocess.run([podman, "kube", "down", str(manifest)], capture_output=True)
+    pods = [f"{doc['metadata']['name']}-pod-0" for doc in yaml.safe_load_all(manifest.read_text())]
+    subprocess.run([podman, "pod", "rm", "--force", "--ignore", *pods], capture_output=True)
+
+
+def _store_secret(podman: str, postgres_url: str) -> None:
+    """The Secret the chart reads the store URL from (`kubeforge-postgres`, key `url`), as a podman secret.
+
+    podman 4.3 keeps a Secret played from YAML as YAML but reads `secretKeyRef` as JSON (key to base64
+    value), so the Secret is created in that form instead of being played.
+    """
+    subprocess.run([podman, "secret", "rm", "kubeforge-postgres"], capture_output=True)
+    content = json.dumps({"url": base64.b64encode(postgres_url.encode()).decode()})
+    subprocess.run([podman, "secret", "create", "kubeforge-postgres", "-"], input=content, text=True, check=True)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +170,7 @@ def played(
     assert image == kubeforge.IMAGE, "the chart runs the image tagged with the package version"
     podman = shutil.which("podman")
     assert podman, "podman is missing: run `make test-deploy`, which installs it"
-    postgres_url = postgres.url(postgres.create_database())
+    postgres_url = postgres.create_database()
     from kubeforge.scheduler.store import open_store
 
     store = open_store(postgres_url)  # the operator's bootstrap: an admin token in the shared store
@@ -158,8 +178,11 @@ def played(
     store.close()
     ports = {"scheduler": _free_port(), "model": _free_port()}
     manifest = tmp_path_factory.mktemp("deploy") / "kubeforge.yaml"
-    manifest.write_text(_manifests(postgres_url, ports["scheduler"], ports["model"], model_uri, moto))
-    subprocess.run([podman, "kube", "play", str(manifest)], check=True, capture_output=True, text=True)
+    manifest.write_text(_manifests(ports["scheduler"], ports["model"], model_uri, moto))
+    _take_down(podman, manifest)  # what a killed run left behind
+    _store_secret(podman, postgres_url)
+    played = subprocess.run([podman, "kube", "play", str(manifest)], capture_output=True, text=True)
+    assert played.returncode == 0, f"podman kube play failed: {played.stderr}"
 
     def logs() -> str:
         names = subprocess.run(
@@ -180,7 +203,8 @@ def played(
         _wait_for(f"http://127.0.0.1:{ports['model']}/v2/health/ready", "the model server", 300, logs)
         yield {"ports": ports, "manifest": manifest, "podman": podman, "logs": logs}
     finally:
-        subprocess.run([podman, "kube", "down", str(manifest)], capture_output=True, text=True)
+        _take_down(podman, manifest)
+        subprocess.run([podman, "secret", "rm", "kubeforge-postgres"], capture_output=True)
 
 
 def test_scheduler_api_answers_a_team_token_and_a_submitted_job_runs(played: dict[str, Any]) -> None:
@@ -229,25 +253,15 @@ def test_model_server_infers_on_the_model_from_s3_like_kubeforge_serve(
     assert status == 200, in_pod
 
     port = _free_port()
-    local = subprocess.Popen(
-        [
-            str(Path(sys.executable).parent / "kubeforge"),
-            "serve",
-            str(trained_model),
-            "--name",
-            "cancer",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        _wait_for(f"http://127.0.0.1:{port}/v2/health/ready", "kubeforge serve", 120, lambda: "")
-        status, here = _http(f"http://127.0.0.1:{port}/v2/models/cancer/infer", request)
-    finally:
-        local.terminate()
-        local.wait(timeout=30)
+    kubeforge_cli = str(Path(sys.executable).parent / "kubeforge")
+    command = [kubeforge_cli, "serve", str(trained_model), "--name", "cancer", "--port", str(port)]
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) as local:
+        try:
+            _wait_for(f"http://127.0.0.1:{port}/v2/health/ready", "kubeforge serve", 120, lambda: "")
+            status, here = _http(f"http://127.0.0.1:{port}/v2/models/cancer/infer", request)
+        finally:
+            local.terminate()
+            local.wait(timeout=30)
     assert status == 200
     assert in_pod["outputs"] == here["outputs"]
     assert in_pod["model_name"] == "cancer"
