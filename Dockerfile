@@ -5,6 +5,15 @@
 #
 # BASE_IMAGE must provide python3 (3.11) with venv and pip, e.g. python:3.11-slim.
 ARG BASE_IMAGE=python:3.11-slim
+ARG EXTRAS=aws,gcp,kubernetes,postgres
+
+# The runtime requirements (dependencies plus EXTRAS) listed from pyproject.toml.
+FROM ${BASE_IMAGE} AS requirements
+ARG EXTRAS
+COPY pyproject.toml /pyproject.toml
+RUN python3 -c "import sys, tomllib; project = tomllib.load(open('/pyproject.toml', 'rb'))['project']; \
+      extras = [req for name in sys.argv[1].split(',') for req in project['optional-dependencies'][name]]; \
+      print(*project['dependencies'], *extras, sep=chr(10))" "${EXTRAS}" >/requirements.txt
 
 FROM ${BASE_IMAGE} AS build
 # cpu: the CPU-only wheel; cuda: the CUDA 12.6 wheel. TORCH_INDEX_URL overrides where it comes from.
@@ -21,17 +30,15 @@ RUN case "${TORCH_VARIANT}" in \
       *) echo "TORCH_VARIANT must be cpu or cuda, not ${TORCH_VARIANT}" >&2; exit 2 ;; \
     esac \
  && /opt/kubeforge/bin/pip install --extra-index-url "${index}" "torch==${TORCH_VERSION}"
-# The dependencies first, read from pyproject.toml alone: a source change rebuilds only the layers below.
-ARG EXTRAS=aws,gcp,kubernetes,postgres
-COPY pyproject.toml /src/
-RUN /opt/kubeforge/bin/python -c "import sys, tomllib; project = tomllib.load(open('/src/pyproject.toml', 'rb'))['project']; \
-      extras = [req for name in sys.argv[1].split(',') for req in project['optional-dependencies'][name]]; \
-      print(*project['dependencies'], *extras, sep=chr(10))" "${EXTRAS}" >/tmp/requirements.txt \
- && /opt/kubeforge/bin/pip install -r /tmp/requirements.txt
+# The dependencies first, from the requirement list alone (extracted in its own stage), so that neither a
+# source change nor a pyproject.toml change outside the dependencies reinstalls them.
+COPY --from=requirements /requirements.txt /tmp/requirements.txt
+RUN /opt/kubeforge/bin/pip install -r /tmp/requirements.txt
 COPY setup.py README.md /src/
 COPY src /src/src
 COPY components /src/components
 COPY pipelines /src/pipelines
+ARG EXTRAS
 RUN /opt/kubeforge/bin/pip install "/src[${EXTRAS}]" && rm -rf /src
 
 FROM ${BASE_IMAGE} AS runtime

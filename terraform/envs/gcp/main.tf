@@ -57,4 +57,5 @@ module "platform" {
   gpu_taint                   = module.gke.gpu_taint
   model_server_enabled        = var.model_server_enabled
   kfp_internal_load_balancer  = var.kfp_internal_load_balancer
+  kfp_auth_proxy              = var.kfp_auth_proxy
 }

@@ -14,8 +14,10 @@ output "kfp_in_cluster_endpoint" {
 }
 
 output "kfp_port_forward_command" {
-  description = "Command that serves the KFP UI and API on http://127.0.0.1:8080 of your machine."
-  value       = "kubectl --kubeconfig ${var.kubeconfig_path} -n kubeflow port-forward svc/${kubernetes_service.kfp_ui.metadata[0].name} 8080:80"
+  description = "Command that serves the KFP UI and API on http://127.0.0.1:8080 of your machine (https://127.0.0.1:8443 through the auth proxy when it is enabled)."
+  value = (local.kfp_auth_proxy
+    ? "kubectl --kubeconfig ${var.kubeconfig_path} -n kubeflow port-forward svc/kfp-auth-proxy-oauth2-proxy 8443:443"
+  : "kubectl --kubeconfig ${var.kubeconfig_path} -n kubeflow port-forward svc/${kubernetes_service.kfp_ui.metadata[0].name} 8080:80")
 }
 
 output "kfp_load_balancer_endpoint" {
