@@ -34,7 +34,7 @@ RUN case "${TORCH_VARIANT}" in \
 # source change nor a pyproject.toml change outside the dependencies reinstalls them.
 COPY --from=requirements /requirements.txt /tmp/requirements.txt
 RUN /opt/kubeforge/bin/pip install -r /tmp/requirements.txt
-COPY setup.py README.md /src/
+COPY pyproject.toml setup.py README.md /src/
 COPY src /src/src
 COPY components /src/components
 COPY pipelines /src/pipelines
