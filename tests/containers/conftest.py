@@ -56,7 +56,7 @@ def docker_host(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @pytest.fixture
 def shared_root(tmp_path: Path) -> Iterator[Path]:
-    """A pipeline root the image's non-root user (uid 1000) can write into.
+    """A pipeline root the image's non-root user (uid 10001) can write into.
 
     kfp.local creates the run's and tasks' folders on the host; with umask 0 they are writable
     by the container's user too (restored afterwards).

@@ -31,7 +31,7 @@ def test_image_is_tagged_from_the_package_and_runs_as_non_root(image: str, docke
         output = client.containers.run(image, ["python3", "-c", script], remove=True).decode().split()
     finally:
         client.close()
-    assert output[0] == "1000"
+    assert output[0] == "10001"
     assert output[1] == kubeforge.__version__
     assert output[2].startswith("2.13.0")
 
@@ -61,5 +61,5 @@ def test_tabular_classifier_in_the_image_matches_the_subprocess_run(
     assert image_metrics == pytest.approx(local_metrics, abs=1e-6)
     assert not in_image.task_dir("deploy-model").exists()
     # Written inside the image by its non-root user, not by this process:
-    assert (in_image.task_dir("train-pytorch") / "model" / "model.pt").stat().st_uid == 1000
+    assert (in_image.task_dir("train-pytorch") / "model" / "model.pt").stat().st_uid == 10001
     assert (in_process.task_dir("train-pytorch") / "model" / "model.pt").stat().st_uid == os.getuid()

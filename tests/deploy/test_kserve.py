@@ -2,7 +2,8 @@
 speaking the Kubernetes REST paths of serving.kserve.io/v1beta1 inferenceservices (no API server can
 run here; tests/support/fake_kserve.py). The fake plays KServe's controller: an object turns Ready on
 the second read after a change. Every object it receives is validated against the upstream
-InferenceService CRD schema."""
+InferenceService CRD schema. The fake enforces the RBAC the Helm chart renders, and the target acts as
+the chart's pipeline service account (what the deploy step runs as)."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from typing import Any
 import pytest
 from crd_schema import schema_errors
 from fake_kserve import CRD, FakeKServe, running_fake_kserve
+from kube_rbac import chart_rbac
 from kubernetes import client
 
 from kubeforge.deploy.kserve import (
@@ -25,12 +27,16 @@ from kubeforge.errors import InputError, ServingError
 
 @pytest.fixture
 def kubernetes() -> Iterator[tuple[FakeKServe, client.ApiClient]]:
-    with running_fake_kserve() as fake:
+    rbac = chart_rbac("ml")  # the chart installed in the namespace the tests deploy into
+    with running_fake_kserve(rbac=rbac) as fake:
         configuration = client.Configuration(host=fake.url)
         configuration.proxy = None
+        configuration.api_key = {"authorization": rbac.token_for("ml", "kubeforge-pipeline")}
+        configuration.api_key_prefix = {"authorization": "Bearer"}
         api = client.ApiClient(configuration)
         try:
             yield fake, api
+            assert fake.denied == []
         finally:
             api.close()
 
@@ -82,23 +88,27 @@ def test_apply_creates_waits_replaces_and_deletes(kubernetes: tuple[FakeKServe, 
 
 def test_a_conflicting_change_is_read_again_and_replaced(kubernetes: tuple[FakeKServe, client.ApiClient]) -> None:
     fake, api = kubernetes
-    apply_inference_service(api, KServeSpec(name="cancer", storage_uri="s3://models/v1"), timeout_s=10)
+    apply_inference_service(api, KServeSpec(name="cancer", storage_uri="s3://models/v1", namespace="ml"), timeout_s=10)
     fake.conflicts_to_inject = 2
-    result = apply_inference_service(api, KServeSpec(name="cancer", storage_uri="s3://models/v2"), timeout_s=10)
+    result = apply_inference_service(
+        api, KServeSpec(name="cancer", storage_uri="s3://models/v2", namespace="ml"), timeout_s=10
+    )
     assert result.status == "updated"
-    stored = fake.objects[("default", "cancer")]
+    stored = fake.objects[("ml", "cancer")]
     assert stored["spec"]["predictor"]["containers"][0]["env"] == [{"name": "STORAGE_URI", "value": "s3://models/v2"}]
     assert fake.calls.count("replace cancer") == 3
     fake.conflicts_to_inject = 10**6
     with pytest.raises(ServingError, match="409 Conflict each time"):
-        apply_inference_service(api, KServeSpec(name="cancer", storage_uri="s3://models/v3"), timeout_s=10)
+        apply_inference_service(
+            api, KServeSpec(name="cancer", storage_uri="s3://models/v3", namespace="ml"), timeout_s=10
+        )
 
 
 def test_not_ready_in_time_is_a_serving_error(kubernetes: tuple[FakeKServe, client.ApiClient]) -> None:
     fake, api = kubernetes
     fake.ready_after_reads = 10**6
     with pytest.raises(ServingError, match=r"was not Ready after 0.3 s: Ready=False \(RevisionMissing\)"):
-        apply_inference_service(api, KServeSpec(name="slow", storage_uri="gs://m/slow"), timeout_s=0.3)
+        apply_inference_service(api, KServeSpec(name="slow", storage_uri="gs://m/slow", namespace="ml"), timeout_s=0.3)
 
 
 @pytest.mark.parametrize(
@@ -112,3 +122,16 @@ def test_not_ready_in_time_is_a_serving_error(kubernetes: tuple[FakeKServe, clie
 def test_bad_spec_is_an_input_error(changes: dict[str, Any], fragment: str) -> None:
     with pytest.raises(InputError, match=fragment):
         KServeSpec(**{"name": "cancer", "storage_uri": "s3://m/c", **changes})
+
+
+def test_the_deploy_target_may_not_act_outside_the_charts_namespace(
+    kubernetes: tuple[FakeKServe, client.ApiClient],
+) -> None:
+    fake, api = kubernetes
+    with pytest.raises(ServingError, match="HTTP 403 Forbidden; is KServe installed and may this service account"):
+        apply_inference_service(api, KServeSpec(name="cancer", storage_uri="s3://m/v1", namespace="kube-system"))
+    assert fake.denied == [
+        'inferenceservices.serving.kserve.io "cancer" is forbidden: User "system:serviceaccount:ml:kubeforge-pipeline"'
+        ' cannot get resource "inferenceservices" in API group "serving.kserve.io" in the namespace "kube-system"'
+    ]
+    fake.denied.clear()

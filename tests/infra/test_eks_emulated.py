@@ -25,7 +25,7 @@ EKS = REPO / "terraform" / "modules" / "eks"
 # installed here); `--aws-endpoint` sets aws_endpoint exactly as it does for envs/aws.
 ROOT = """
 terraform {{
-  required_version = ">= 1.0"
+  required_version = ">= 1.0, < 2.0"
   required_providers {{
     aws = {{
       source  = "hashicorp/aws"
@@ -112,7 +112,7 @@ def test_infra_up_and_down_against_moto(tmp_path: Path, monkeypatch: pytest.Monk
         common = ["--target", "aws", "--dir", str(root), "--provider-mirror", str(mirror), "--aws-endpoint", endpoint]
         up = CliRunner().invoke(cli, ["infra", "up", *common, "--yes"], catch_exceptions=False)
         assert up.exit_code == 0, up.output
-        assert "Plan: 41 to add, 0 to change, 0 to destroy." in up.output
+        assert "Plan: 42 to add, 0 to change, 0 to destroy." in up.output
         assert "add      module.eks.aws_eks_node_group.gpu" in up.output
 
         # What terraform created is really there, read back through boto3 from the emulated API.
@@ -120,6 +120,15 @@ def test_infra_up_and_down_against_moto(tmp_path: Path, monkeypatch: pytest.Monk
         eks = session.client("eks", endpoint_url=endpoint)
         gpu = eks.describe_nodegroup(clusterName="kf-emulated", nodegroupName="kf-emulated-gpu")["nodegroup"]
         assert gpu["taints"] == [{"key": "nvidia.com/gpu", "value": "present", "effect": "NO_SCHEDULE"}]
+        # Both node groups boot from the launch template that requires IMDSv2 with a hop limit of 1.
+        ec2 = session.client("ec2", endpoint_url=endpoint)
+        for group in ("cpu", "gpu"):
+            template = eks.describe_nodegroup(clusterName="kf-emulated", nodegroupName=f"kf-emulated-{group}")[
+                "nodegroup"
+            ]["launchTemplate"]
+            version = ec2.describe_launch_template_versions(LaunchTemplateId=template["id"])["LaunchTemplateVersions"]
+            metadata = version[0]["LaunchTemplateData"]["MetadataOptions"]
+            assert (metadata["HttpTokens"], metadata["HttpPutResponseHopLimit"]) == ("required", 1)
         bucket = load_config()["artifact_root"].removeprefix("s3://").split("/")[0]
         s3 = session.client("s3", endpoint_url=endpoint)
         assert s3.get_bucket_versioning(Bucket=bucket)["Status"] == "Enabled"
@@ -132,7 +141,7 @@ def test_infra_up_and_down_against_moto(tmp_path: Path, monkeypatch: pytest.Monk
 
         down = CliRunner().invoke(cli, ["infra", "down", *common, "--yes"], catch_exceptions=False)
         assert down.exit_code == 0, down.output
-        assert "Plan: 0 to add, 0 to change, 41 to destroy." in down.output
+        assert "Plan: 0 to add, 0 to change, 42 to destroy." in down.output
         assert eks.list_clusters()["clusters"] == []
         assert s3.list_buckets()["Buckets"] == []
     assert load_config() == {}

@@ -4,6 +4,7 @@ the upstream CRD schemas in ../shared/crds), scan with checkov, and check the sc
 
 from __future__ import annotations
 
+import json
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -90,11 +91,42 @@ def test_pods_run_locked_down_with_the_pinned_image() -> None:
     assert scheduler["spec"]["template"]["spec"]["containers"][0]["image"] == kubeforge.IMAGE
 
 
-def test_rbac_is_limited_to_the_job_kinds_it_manages() -> None:
-    role = next(document for document in _render() if document["kind"] == "Role")
-    writable = {resource for rule in role["rules"] if "create" in rule["verbs"] for resource in rule["resources"]}
-    assert writable == {"pytorchjobs", "trainjobs", "leases"}
-    assert all("*" not in rule["verbs"] and "*" not in rule["resources"] for rule in role["rules"])
+def test_rbac_is_limited_to_the_job_kinds_it_manages(tmp_path: Path) -> None:
+    documents = _render()
+    roles = {document["metadata"]["name"]: document for document in documents if document["kind"] == "Role"}
+
+    def writable(name: str) -> set[str]:
+        rules = roles[name]["rules"]
+        return {resource for rule in rules if "create" in rule["verbs"] for resource in rule["resources"]}
+
+    assert writable("kf-kubeforge-scheduler") == {"jobs", "pytorchjobs"}
+    assert writable("kf-kubeforge-pipeline") == {"pytorchjobs", "trainjobs", "inferenceservices"}
+    for role in roles.values():
+        assert all("*" not in rule["verbs"] and "*" not in rule["resources"] for rule in role["rules"])
+    [node_reader] = [document for document in documents if document["kind"] == "ClusterRole"]
+    assert node_reader["rules"] == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["list"]}]
+    # With the capacity given, the scheduler never lists nodes and the chart grants nothing cluster-wide.
+    capacity = tmp_path / "capacity.yaml"
+    capacity.write_text("scheduler:\n  capacity: {cpu: '8', memory: 32Gi, gpu: 0}\n")
+    given = _render(str(capacity))
+    assert not [d for d in given if d["kind"] in ("ClusterRole", "ClusterRoleBinding")]
+    api = next(d for d in given if d["kind"] == "Deployment" and d["metadata"]["name"].endswith("-scheduler"))
+    assert {"--cpu=8", "--memory=32Gi", "--gpu=0"} <= set(api["spec"]["template"]["spec"]["containers"][0]["args"])
+
+
+def test_the_store_url_and_job_policy_reach_the_scheduler_through_its_environment() -> None:
+    for deployment in [
+        d for d in _render() if d["kind"] == "Deployment" and "model-server" not in d["metadata"]["name"]
+    ]:
+        container = deployment["spec"]["template"]["spec"]["containers"][0]
+        assert not any("STORE" in arg or "postgres" in arg for arg in container["args"])
+        assert "--namespace=kubeforge" in container["args"]
+        env = {item["name"]: item for item in container["env"]}
+        assert env["KUBEFORGE_STORE_URL"]["valueFrom"]["secretKeyRef"] == {"name": "kubeforge-postgres", "key": "url"}
+        assert env["KUBEFORGE_JOB_SERVICE_ACCOUNT"]["value"] == "kf-kubeforge-job"
+        assert json.loads(env["KUBEFORGE_JOB_ALLOWED_IMAGES"]["value"]) == {"*": [kubeforge.IMAGE]}
+    job_account = next(d for d in _render() if d["kind"] == "ServiceAccount" and d["metadata"]["name"].endswith("-job"))
+    assert job_account["automountServiceAccountToken"] is False
 
 
 def test_app_version_is_the_package_version() -> None:

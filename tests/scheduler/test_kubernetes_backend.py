@@ -5,11 +5,14 @@ speaks the REST paths the real `kubernetes` client uses (batch/v1 Jobs, kubeflow
 PyTorchJobs, pods and their logs, nodes): the real client code runs and the test plays the
 Job controller and the training operator by setting status. batch/v1 Jobs are validated
 with kubernetes-validate's Kubernetes 1.30 schema; PyTorchJobs against the upstream CRD in
-../shared/crds (skipped when absent).
+../shared/crds (skipped when absent). The server enforces the RBAC the Helm chart renders (`helm
+template`), and the backend authenticates as the chart's scheduler service account: a request the
+chart does not grant fails as it would in a cluster.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -18,9 +21,17 @@ import kubernetes_validate
 import pytest
 from crd_schema import schema_errors
 from fake_kube import FakeKube, running_fake_kube
+from kube_rbac import chart_rbac
+from kubernetes.client.rest import ApiException
 
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE
-from kubeforge.scheduler.backends.kubernetes import STOPPED_EXIT_CODE, KubernetesBackend, cluster_capacity
+from kubeforge.scheduler.backends.kubernetes import (
+    STOPPED_EXIT_CODE,
+    JobPodPolicy,
+    KubernetesBackend,
+    KubernetesBackendError,
+    cluster_capacity,
+)
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.resources import Resources
@@ -38,10 +49,14 @@ TRAINING = {
 }
 
 
+SCHEDULER = ("default", "kubeforge-scheduler")  # the chart's service account, release `kubeforge` in `default`
+
+
 @pytest.fixture
 def kube() -> Iterator[FakeKube]:
-    with running_fake_kube() as server:
+    with running_fake_kube(chart_rbac("default"), SCHEDULER) as server:
         yield server
+        assert server.denied == []
 
 
 def _dispatcher(kube: FakeKube, store_url: str, **options: Any) -> tuple[Dispatcher, KubernetesBackend, SqlStore]:
@@ -161,3 +176,113 @@ def test_capacity_is_the_sum_of_schedulable_nodes(kube: FakeKube) -> None:
         [node("a", "7910m", "30Gi", "4"), node("b", "8", "16384Mi", "0"), node("cordoned", "64", "1Ti", "8", True)]
     )
     assert cluster_capacity(kube.api_client()) == Resources(15910, 30 * 1024 + 16384, 4)
+
+
+def test_job_pods_are_restricted_run_as_the_job_account_and_tolerate_gpus_only_when_asked(
+    kube: FakeKube, store_url: str
+) -> None:
+    policy = JobPodPolicy.from_environment(
+        {
+            "KUBEFORGE_JOB_SERVICE_ACCOUNT": "kubeforge-job",
+            "KUBEFORGE_JOB_GPU_TOLERATION": '{"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"}',
+            "KUBEFORGE_JOB_ALLOWED_IMAGES": '{"q": ["registry.test/team-a:1"]}',
+        }
+    )
+    dispatcher, _, store = _dispatcher(kube, store_url, pod_policy=policy)
+    cpu = store.submit(JobSpec("team-a", "q", ("true",), image="registry.test/team-a:1"), time.time())
+    training = {
+        "team": "team-a",
+        "queue": "q",
+        "training": TRAINING,
+        "resources": {"gpu": 1},
+        "image": "registry.test/team-a:1",
+    }
+    gpu = store.submit(JobSpec.from_dict(training), time.time())
+    dispatcher.step()
+    created = kube.get(*JOBS, f"kf-{cpu}-0")
+    assert created is not None
+    kubernetes_validate.validate(created, "1.30", strict=True)
+    pytorchjob = kube.get(*PYTORCHJOBS, f"kf-{gpu}-0")
+    assert pytorchjob is not None and schema_errors(pytorchjob, "kubeflow.org_pytorchjobs.yaml") == []
+    pods = [
+        created["spec"]["template"]["spec"],
+        pytorchjob["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"],
+    ]
+    for pod in pods:
+        assert pod["serviceAccountName"] == "kubeforge-job" and pod["automountServiceAccountToken"] is False
+        assert pod["securityContext"]["runAsNonRoot"] is True and pod["securityContext"]["runAsUser"] == 10001
+        assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+        container = pod["containers"][0]["securityContext"]
+        assert container["allowPrivilegeEscalation"] is False and container["capabilities"] == {"drop": ["ALL"]}
+    assert "tolerations" not in pods[0]
+    assert {"key": "nvidia.com/gpu", "value": "present", "effect": "NoSchedule"} in pods[1]["tolerations"]
+    assert pods[0]["containers"][0]["image"] == "registry.test/team-a:1"
+    store.close()
+
+
+def test_an_image_the_queue_does_not_allow_never_reaches_the_cluster(kube: FakeKube, store_url: str) -> None:
+    dispatcher, _, store = _dispatcher(kube, store_url)  # default policy: the kubeforge image only
+    job_id = store.submit(JobSpec("team-a", "q", ("true",), image="docker.io/attacker/miner:latest"), time.time())
+    dispatcher.step()
+    assert not kube.objects.get(JOBS)
+    job = _state(store, job_id)
+    assert "image: 'docker.io/attacker/miner:latest' is not allowed on queue 'q'" in job.reason
+    store.close()
+
+
+# The Role the chart shipped before RBAC was proven: no batch/jobs, no nodes.
+_OLD_ROLE = [
+    {
+        "kind": "Role",
+        "metadata": {"name": "kubeforge-scheduler", "namespace": "default"},
+        "rules": [
+            {"apiGroups": ["kubeflow.org"], "resources": ["pytorchjobs"], "verbs": ["get", "list", "watch", "create"]},
+            {"apiGroups": [""], "resources": ["pods", "pods/log"], "verbs": ["get", "list", "watch"]},
+        ],
+    },
+    {
+        "kind": "RoleBinding",
+        "metadata": {"name": "kubeforge-scheduler", "namespace": "default"},
+        "roleRef": {"kind": "Role", "name": "kubeforge-scheduler"},
+        "subjects": [{"kind": "ServiceAccount", "name": "kubeforge-scheduler", "namespace": "default"}],
+    },
+]
+
+
+def test_the_old_role_is_refused_batch_jobs_and_nodes_as_the_api_server_would(store_url: str) -> None:
+    from kube_rbac import RBAC
+
+    with running_fake_kube(RBAC.from_documents(_OLD_ROLE), SCHEDULER) as kube:
+        with pytest.raises(ApiException) as refused:
+            cluster_capacity(kube.api_client())
+        assert refused.value.status == 403
+        dispatcher, _, store = _dispatcher(kube, store_url)
+        job_id = store.submit(JobSpec("team-a", "q", ("true",)), time.time())
+        dispatcher.step()
+        assert "HTTP 403" in _state(store, job_id).reason
+        store.close()
+        user = "system:serviceaccount:default:kubeforge-scheduler"
+        assert kube.denied == [
+            f'nodes is forbidden: User "{user}" cannot list resource "nodes" in API group "" at the cluster scope',
+            f'jobs.batch is forbidden: User "{user}" cannot create resource "jobs" in API group "batch" in the'
+            ' namespace "default"',
+        ]
+
+
+def test_with_capacity_given_the_chart_grants_no_node_read_and_other_accounts_get_nothing(store_url: str) -> None:
+    rbac = chart_rbac(
+        "default", "scheduler.capacity.cpu=8", "scheduler.capacity.memory=32Gi", "scheduler.capacity.gpu=0"
+    )
+    with running_fake_kube(rbac, SCHEDULER) as kube:
+        with pytest.raises(ApiException) as refused:
+            cluster_capacity(kube.api_client())
+        assert refused.value.status == 403 and json.loads(refused.value.body)["reason"] == "Forbidden"
+    with running_fake_kube(rbac, ("default", "kubeforge-job")) as kube:  # job pods' account: no rights at all
+        dispatcher, _, store = _dispatcher(kube, store_url)
+        job_id = store.submit(JobSpec("team-a", "q", ("true",)), time.time())
+        dispatcher.step()
+        assert "HTTP 403" in _state(store, job_id).reason
+        store.close()
+    other = ("other-namespace", "kubeforge-scheduler")  # the same name in the wrong namespace gets nothing
+    with running_fake_kube(rbac, other) as kube, pytest.raises(KubernetesBackendError, match="HTTP 403 Forbidden"):
+        KubernetesBackend(Resources(1000, 1024), api_client=kube.api_client()).logs("job/default/kf-1-0")

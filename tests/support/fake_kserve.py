@@ -6,6 +6,8 @@ Like the API server, it keeps a resourceVersion per object and refuses a replace
 a stale one with 409 Conflict; `conflicts_to_inject` makes that many replaces meet a change made
 "by someone else" just before them.
 Every object it receives is validated against the upstream InferenceService CRD schema.
+With `rbac` (kube_rbac) every request is authorized as the API server would: 401 without a known bearer
+token, 403 with the API server's Status body for what the caller's roles do not grant (listed in `denied`).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from typing import Any
 
 import jsonschema
 from crd_schema import crd_validator
+from kube_rbac import RBAC, forbidden_status, request_attributes, unauthorized_status
 
 PREFIX = "/apis/serving.kserve.io/v1beta1/namespaces/"
 CRD = "serving.kserve.io_inferenceservices.yaml"
@@ -36,6 +39,8 @@ class FakeKServe(ThreadingHTTPServer):
         self.calls: list[str] = []
         self.versions = 0
         self.conflicts_to_inject = 0
+        self.rbac: RBAC | None = None
+        self.denied: list[str] = []
 
     def next_version(self) -> str:
         """A new resourceVersion, as the API server assigns on every write."""
@@ -57,6 +62,23 @@ class _Handler(BaseHTTPRequestHandler):
 
     def log_message(self, *args: Any) -> None:
         pass
+
+    def _refused(self) -> bool:
+        """Answer 401/403 (and say so) when RBAC is on and does not grant this request."""
+        rbac = self.server.rbac
+        if rbac is None:
+            return False
+        user = rbac.user_for(self.headers.get("Authorization"))
+        if user is None:
+            self._reply(401, unauthorized_status())
+            return True
+        attributes = request_attributes(self.command, self.path)
+        if rbac.allows(user, attributes):
+            return False
+        status = forbidden_status(user, attributes)
+        self.server.denied.append(status["message"])
+        self._reply(403, status)
+        return True
 
     def _key(self) -> tuple[str, str, str | None]:
         assert self.path.startswith(PREFIX), self.path
@@ -85,6 +107,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(422, {"kind": "Status", "reason": "Invalid", "code": 422, "message": "; ".join(errors)})
 
     def do_POST(self) -> None:
+        if self._refused():
+            return None
         namespace, _, _ = self._key()
         body = self._body()
         errors = self.server.schema_errors(body)
@@ -100,6 +124,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(201, body)
 
     def do_GET(self) -> None:
+        if self._refused():
+            return None
         namespace, _, name = self._key()
         key = (namespace, str(name))
         current = self.server.objects.get(key)
@@ -117,6 +143,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, current)
 
     def do_PUT(self) -> None:
+        if self._refused():
+            return None
         namespace, _, name = self._key()
         key = (namespace, str(name))
         replacement = self._body()
@@ -142,6 +170,8 @@ class _Handler(BaseHTTPRequestHandler):
         self._reply(200, replacement)
 
     def do_DELETE(self) -> None:
+        if self._refused():
+            return None
         namespace, _, name = self._key()
         if self.server.objects.pop((namespace, str(name)), None) is None:
             return self._not_found(name)
@@ -150,9 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def running_fake_kserve(ready_after_reads: int = 2) -> Iterator[FakeKServe]:
+def running_fake_kserve(ready_after_reads: int = 2, rbac: RBAC | None = None) -> Iterator[FakeKServe]:
     """Serve a FakeKServe on a free loopback port for the block; skips the test when the CRD is absent."""
     fake = FakeKServe(crd_validator(CRD, "v1beta1"), ready_after_reads)
+    fake.rbac = rbac
     thread = threading.Thread(target=fake.serve_forever, daemon=True)
     thread.start()
     try:

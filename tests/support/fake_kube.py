@@ -4,6 +4,11 @@ It stands in for a Kubernetes API server (none can run here) so that the real `k
 client code runs: namespaced objects of any API group, batch/v1 Jobs included (create, get,
 list with label selectors, merge patch, delete), pods with their logs, and nodes. Tests play
 the operator by setting status and pods.
+
+With `rbac` (see kube_rbac: the Roles and bindings the chart renders) it authorizes every request as
+the API server does: a bearer token names the service account, and a request its roles do not grant
+gets 403 with the API server's Status body (401 without a known token). `api_client()` then
+authenticates as `service_account`; `denied` lists what was refused.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+from kube_rbac import RBAC, forbidden_status, request_attributes, unauthorized_status
 from kubernetes import client
 from loopback_http import serving
 
@@ -32,10 +38,17 @@ class FakeKube:
     requests: list[tuple[str, str]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
+    rbac: RBAC | None = None
+    token: str = ""
+    denied: list[str] = field(default_factory=list)
 
     def api_client(self) -> client.ApiClient:
-        """A real kubernetes ApiClient pointed at this server."""
-        return client.ApiClient(client.Configuration(host=self.url))
+        """A real kubernetes ApiClient pointed at this server (with the service account's token under RBAC)."""
+        configuration = client.Configuration(host=self.url)
+        if self.token:
+            configuration.api_key = {"authorization": self.token}
+            configuration.api_key_prefix = {"authorization": "Bearer"}
+        return client.ApiClient(configuration)
 
     def get(self, api: str, namespace: str, plural: str, name: str) -> dict[str, Any] | None:
         """A stored object, or None."""
@@ -82,13 +95,29 @@ class _Handler(BaseHTTPRequestHandler):
         length = int(self.headers.get("Content-Length") or 0)
         return json.loads(self.rfile.read(length) or b"{}")
 
-    def _route(self) -> tuple[list[str], dict[str, list[str]]]:
+    def _route(self) -> tuple[list[str], dict[str, list[str]]] | None:
+        """The path's parts and query, or None once the request was refused (401/403 under RBAC)."""
         parsed = urlparse(self.path)
         self.state.requests.append((self.command, parsed.path))
+        rbac = self.state.rbac
+        if rbac is not None:
+            user = rbac.user_for(self.headers.get("Authorization"))
+            if user is None:
+                self._send(401, unauthorized_status())
+                return None
+            attributes = request_attributes(self.command, self.path)
+            if not rbac.allows(user, attributes):
+                status = forbidden_status(user, attributes)
+                self.state.denied.append(status["message"])
+                self._send(403, status)
+                return None
         return [part for part in parsed.path.split("/") if part], parse_qs(parsed.query)
 
     def do_POST(self) -> None:
-        parts, _ = self._route()
+        routed = self._route()
+        if routed is None:
+            return None
+        parts, _ = routed
         if len(parts) != 6 or parts[0] != "apis":
             return self._status(404, "NotFound")
         key = (f"{parts[1]}/{parts[2]}", parts[4], parts[5])
@@ -103,7 +132,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(201, obj)
 
     def do_GET(self) -> None:
-        parts, query = self._route()
+        routed = self._route()
+        if routed is None:
+            return None
+        parts, query = routed
         selector = query.get("labelSelector", [""])[0]
         if parts[:2] == ["api", "v1"] and len(parts) >= 5 and parts[4] == "pods":
             return self._pods(parts, selector)
@@ -134,7 +166,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, {"kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items})
 
     def do_PATCH(self) -> None:
-        parts, _ = self._route()
+        routed = self._route()
+        if routed is None:
+            return None
+        parts, _ = routed
         key = (f"{parts[1]}/{parts[2]}", parts[4], parts[5])
         patch = self._body()
         with self.state.lock:
@@ -145,7 +180,10 @@ class _Handler(BaseHTTPRequestHandler):
         self._send(200, obj)
 
     def do_DELETE(self) -> None:
-        parts, _ = self._route()
+        routed = self._route()
+        if routed is None:
+            return None
+        parts, _ = routed
         key = (f"{parts[1]}/{parts[2]}", parts[4], parts[5])
         with self.state.lock:
             obj = self.state.objects.get(key, {}).pop(parts[6], None)
@@ -163,9 +201,12 @@ def _merge(target: dict[str, Any], patch: dict[str, Any]) -> None:
 
 
 @contextmanager
-def running_fake_kube() -> Iterator[FakeKube]:
-    """Serve a FakeKube on a free loopback port for the duration of the block."""
-    state = FakeKube()
+def running_fake_kube(rbac: RBAC | None = None, service_account: tuple[str, str] = ("", "")) -> Iterator[FakeKube]:
+    """Serve a FakeKube on a free loopback port for the duration of the block.
+
+    With `rbac`, requests are authorized and `api_client()` acts as `service_account` (namespace, name).
+    """
+    state = FakeKube(rbac=rbac, token=rbac.token_for(*service_account) if rbac is not None else "")
     with serving(_Handler, state) as url:
         state.url = url
         yield state

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+from kubeforge_dev.provider_schemas import find_provider_mirror
+
 REPO = Path(__file__).resolve().parents[2]
 TOOLS = REPO / ".tools"
 TERRAFORM = TOOLS / "bin" / "terraform"
@@ -22,7 +24,6 @@ CHECKOV = TOOLS / "checkov" / "bin" / "checkov"
 CRDS = REPO.parent / "shared" / "crds"
 MIRROR_ENV = "KUBEFORGE_PROVIDER_MIRROR"
 MIRROR_CACHE = TOOLS / "provider-mirror"
-_SKIP_WHEN_SEARCHING = ("/proc", "/sys", "/dev", "/tmp", "/run")
 
 
 def require(tool: Path) -> Path:
@@ -39,30 +40,10 @@ def provider_mirror() -> Path:
     holding registry.terraform.io/hashicorp/aws (as a machine image with a mirror provides),
     and the answer is remembered under .tools/.
     """
-    named = os.environ.get(MIRROR_ENV)
-    if named:
-        mirror = Path(named)
-    elif MIRROR_CACHE.is_file() and _has_aws(Path(MIRROR_CACHE.read_text().strip())):
-        mirror = Path(MIRROR_CACHE.read_text().strip())
-    else:
-        mirror = _search_mirror()
-    if mirror is None or not _has_aws(mirror):
+    mirror = find_provider_mirror(MIRROR_CACHE, os.environ.get(MIRROR_ENV, ""))
+    if mirror is None:
         pytest.skip(f"no filesystem mirror with the hashicorp/aws provider found; set {MIRROR_ENV} to one")
     return mirror
-
-
-def _has_aws(mirror: Path) -> bool:
-    return any((mirror / "registry.terraform.io" / "hashicorp" / "aws").glob("*/*/terraform-provider-aws*"))
-
-
-def _search_mirror() -> Path | None:
-    for root, dirs, _files in os.walk("/"):
-        dirs[:] = [d for d in dirs if os.path.join(root, d) not in _SKIP_WHEN_SEARCHING and d != ".terraform"]
-        if "registry.terraform.io" in dirs and _has_aws(Path(root)):
-            MIRROR_CACHE.parent.mkdir(parents=True, exist_ok=True)
-            MIRROR_CACHE.write_text(root)
-            return Path(root)
-    return None
 
 
 def _free_port() -> int:

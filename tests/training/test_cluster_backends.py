@@ -4,7 +4,8 @@ No Kubernetes API server or Vertex AI can run here, so each test talks to a loop
 server that speaks the REST paths the real clients use (the `kubernetes` client's custom
 objects and pods; aiplatform's REST transport for CustomJobs): the real client library code
 runs, and the test plays the operator. The objects sent are validated against the upstream
-CRD schemas in ../shared/crds.
+CRD schemas in ../shared/crds. The Kubernetes stand-in enforces the RBAC the Helm chart renders, and
+the backends authenticate as the chart's pipeline service account (what a launcher step runs as).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pytest
 from crd_schema import schema_errors
 from fake_kube import FakeKube, running_fake_kube
 from fake_vertex import FakeVertex, running_fake_vertex
+from kube_rbac import chart_rbac
 
 from kubeforge.errors import InputError, TrainingError
 from kubeforge.training.backends.base import JobState, Resources, TrainingJob
@@ -55,8 +57,9 @@ def _job(**overrides: Any) -> TrainingJob:
 
 @pytest.fixture
 def kube() -> Iterator[FakeKube]:
-    with running_fake_kube() as server:
+    with running_fake_kube(chart_rbac("default"), ("default", "kubeforge-pipeline")) as server:
         yield server
+        assert server.denied == []
 
 
 def test_pytorchjob_object_is_valid_and_complete(kube: FakeKube) -> None:

@@ -43,6 +43,31 @@ app.kubernetes.io/component: {{ .component }}
 {{- printf "%s-scheduler" (include "kubeforge.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
 
+{{- define "kubeforge.jobServiceAccount" -}}
+{{- printf "%s-job" (include "kubeforge.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* "true" when scheduler.capacity names cpu, memory and gpu: the scheduler then never lists nodes. */}}
+{{- define "kubeforge.capacityGiven" -}}
+{{- $capacity := .Values.scheduler.capacity -}}
+{{- if and $capacity.cpu $capacity.memory (hasKey $capacity "gpu") -}}true{{- end -}}
+{{- end -}}
+
+{{/* Arguments shared by the scheduler API and dispatcher: where jobs run, and the capacity if given. */}}
+{{- define "kubeforge.schedulerArgs" -}}
+- --backend={{ .Values.scheduler.backend }}
+- --state-dir=/var/lib/kubeforge/scheduler
+- --namespace={{ .Release.Namespace }}
+{{- if .Values.kueue.enabled }}
+- --kueue-queue={{ include "kubeforge.fullname" . }}
+{{- end }}
+{{- if include "kubeforge.capacityGiven" . }}
+- --cpu={{ .Values.scheduler.capacity.cpu }}
+- --memory={{ .Values.scheduler.capacity.memory }}
+- --gpu={{ .Values.scheduler.capacity.gpu }}
+{{- end }}
+{{- end -}}
+
 {{- define "kubeforge.pipelineServiceAccount" -}}
 {{- printf "%s-pipeline" (include "kubeforge.fullname" .) | trunc 63 | trimSuffix "-" -}}
 {{- end -}}
@@ -71,7 +96,8 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
-{{/* Environment shared by the scheduler API and dispatcher. */}}
+{{/* Environment shared by the scheduler API and dispatcher: the store URL from the Secret (never argv),
+and the policy every job pod follows (its service account, GPU toleration and allowed images). */}}
 {{- define "kubeforge.schedulerEnv" -}}
 - name: KUBEFORGE_STORE_URL
   valueFrom:
@@ -80,14 +106,12 @@ seccompProfile:
       key: {{ .Values.postgres.urlKey }}
 - name: KUBEFORGE_ARTIFACT_ROOT
   value: {{ .Values.artifactRoot | quote }}
-- name: KUBEFORGE_PIPELINE_SERVICE_ACCOUNT
-  value: {{ include "kubeforge.pipelineServiceAccount" . }}
-- name: KUBEFORGE_GPU_TOLERATION
+- name: KUBEFORGE_JOB_SERVICE_ACCOUNT
+  value: {{ include "kubeforge.jobServiceAccount" . }}
+- name: KUBEFORGE_JOB_GPU_TOLERATION
   value: {{ .Values.gpu.toleration | toJson | quote }}
+- name: KUBEFORGE_JOB_ALLOWED_IMAGES
+  value: {{ merge (deepCopy .Values.scheduler.allowedImages) (dict "*" (list (include "kubeforge.image" .))) | toJson | quote }}
 - name: KUBEFORGE_HOME
   value: /var/lib/kubeforge
-- name: POD_NAMESPACE
-  valueFrom:
-    fieldRef:
-      fieldPath: metadata.namespace
 {{- end -}}

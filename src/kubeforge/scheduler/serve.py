@@ -24,6 +24,7 @@ from kubeforge.scheduler.store import open_store
 
 BACKEND_NAMES = ("local", "slurm", "kubernetes")
 ADMIN_TOKEN_ENV = "KUBEFORGE_ADMIN_TOKEN"
+STORE_URL_ENV = "KUBEFORGE_STORE_URL"
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,14 @@ def make_backend(options: ServeOptions) -> Backend:
     if options.backend not in BACKEND_NAMES:
         raise InputError(f"backend: {options.backend!r} is not one of {', '.join(BACKEND_NAMES)}")
     if options.backend == "kubernetes":
-        from kubeforge.scheduler.backends.kubernetes import KubernetesBackend, cluster_capacity
+        from kubeforge.scheduler.backends.kubernetes import JobPodPolicy, KubernetesBackend, cluster_capacity
         from kubeforge.training.backends.kubernetes import default_api_client
 
         api_client = default_api_client()
-        return KubernetesBackend(
-            _capacity(options, cluster_capacity(api_client)), options.namespace, options.kueue_queue, api_client
-        )
+        given = options.cpu and options.memory and options.gpu >= 0  # then no need to list the nodes
+        found = Resources() if given else cluster_capacity(api_client)
+        policy = JobPodPolicy.from_environment(os.environ)
+        return KubernetesBackend(_capacity(options, found), options.namespace, options.kueue_queue, api_client, policy)
     from kubeforge.scheduler.backends.local import machine_capacity
 
     capacity = _capacity(options, machine_capacity())
@@ -104,7 +106,11 @@ def serve(options: ServeOptions, admin_token: str = "") -> None:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m kubeforge.scheduler.serve", description=__doc__)
-    parser.add_argument("--store", required=True, help="sqlite:///PATH, a file path, or postgresql://...")
+    parser.add_argument(
+        "--store",
+        default=os.environ.get(STORE_URL_ENV, ""),
+        help=f"sqlite:///PATH, a file path, or postgresql://... (default: ${STORE_URL_ENV}: no password in argv)",
+    )
     parser.add_argument("--backend", default="local", choices=BACKEND_NAMES)
     parser.add_argument("--state-dir", default=".kubeforge/scheduler")
     parser.add_argument("--host", default="127.0.0.1")
@@ -118,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--namespace", default="default", help="kubernetes backend: where jobs are created")
     parser.add_argument("--kueue-queue", default="", help="kubernetes backend: hand admission to this Kueue queue")
     args = parser.parse_args(argv)
+    if not args.store:
+        parser.error(f"--store: required (or set {STORE_URL_ENV})")
     logging.basicConfig(level=logging.WARNING)
     options = ServeOptions(
         store=args.store,
@@ -140,4 +148,4 @@ def main(argv: list[str] | None = None) -> None:
 if __name__ == "__main__":
     main()
 
-__all__ = ["ADMIN_TOKEN_ENV", "BACKEND_NAMES", "ServeOptions", "main", "make_backend", "serve"]
+__all__ = ["ADMIN_TOKEN_ENV", "BACKEND_NAMES", "STORE_URL_ENV", "ServeOptions", "main", "make_backend", "serve"]

@@ -87,5 +87,6 @@ module "platform" {
   service_account_annotations = module.eks.service_account_annotations
   gpu_taint                   = module.eks.gpu_taint
   model_server_enabled        = var.model_server_enabled
-  kfp_service_type            = "LoadBalancer"
+  kfp_internal_load_balancer  = var.kfp_internal_load_balancer
+  kfp_auth_proxy              = var.kfp_auth_proxy
 }

@@ -33,3 +33,21 @@ variable "model_server_enabled" {
   description = "Whether the kubeforge chart runs a model server."
   default     = false
 }
+
+variable "kfp_internal_load_balancer" {
+  type        = object({ enabled = bool, source_ranges = list(string) })
+  description = "Opt-in: the KFP UI on an internal LoadBalancer that accepts only source_ranges; by default it is ClusterIP (see the kfp_port_forward_command output)."
+  default     = { enabled = false, source_ranges = [] }
+}
+
+variable "kfp_auth_proxy" {
+  type = object({
+    enabled            = bool
+    oidc_issuer_url    = string
+    client_secret_name = string
+    tls_secret_name    = string
+    email_domains      = list(string)
+  })
+  description = "Opt-in: oauth2-proxy (OIDC, HTTPS) in front of the KFP UI; see the platform module."
+  default     = { enabled = false, oidc_issuer_url = "", client_secret_name = "", tls_secret_name = "", email_domains = [] }
+}

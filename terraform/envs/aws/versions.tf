@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.0"
+  required_version = ">= 1.0, < 2.0"
 
   # Remote state in S3 with DynamoDB locking; the bucket, key, region and table come from
   # backend.hcl (copy backend.hcl.example), which `kubeforge infra` passes to `terraform init`.

@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.0"
+  required_version = ">= 1.0, < 2.0"
 
   # Remote state in GCS (locking is built in); the bucket and prefix come from backend.hcl
   # (copy backend.hcl.example), which `kubeforge infra` passes to `terraform init`.

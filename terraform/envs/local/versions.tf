@@ -1,5 +1,5 @@
 terraform {
-  required_version = ">= 1.0"
+  required_version = ">= 1.0, < 2.0"
 
   # State stays on the laptop (terraform.tfstate here, ignored by git): a kind cluster lives and
   # dies with the machine it runs on.

@@ -54,6 +54,25 @@ resource "aws_eks_cluster" "this" {
   depends_on = [aws_cloudwatch_log_group.cluster, aws_iam_role_policy_attachment.cluster]
 }
 
+# Every node: IMDSv2 only, with a response hop limit of 1, so a pod (one network hop further than the node)
+# cannot read the node role's credentials from the instance metadata service.
+resource "aws_launch_template" "node" {
+  name_prefix = "${var.name}-node-"
+  description = "kubeforge EKS nodes: IMDSv2 required, hop limit 1"
+  tags        = local.tags
+
+  metadata_options {
+    http_endpoint               = "enabled"
+    http_tokens                 = "required"
+    http_put_response_hop_limit = 1
+  }
+
+  tag_specifications {
+    resource_type = "instance"
+    tags          = local.tags
+  }
+}
+
 resource "aws_eks_node_group" "cpu" {
   cluster_name    = aws_eks_cluster.this.name
   node_group_name = "${var.name}-cpu"
@@ -62,6 +81,11 @@ resource "aws_eks_node_group" "cpu" {
   instance_types  = var.cpu_instance_types
   labels          = { "kubeforge/pool" = "cpu" }
   tags            = local.tags
+
+  launch_template {
+    id      = aws_launch_template.node.id
+    version = aws_launch_template.node.latest_version
+  }
 
   scaling_config {
     min_size     = var.cpu_node_count.min
@@ -81,6 +105,11 @@ resource "aws_eks_node_group" "gpu" {
   ami_type        = "AL2_x86_64_GPU"
   labels          = { "kubeforge/pool" = "gpu", "nvidia.com/gpu.present" = "true" }
   tags            = local.tags
+
+  launch_template {
+    id      = aws_launch_template.node.id
+    version = aws_launch_template.node.latest_version
+  }
 
   scaling_config {
     min_size     = var.gpu_node_count.min

@@ -50,6 +50,11 @@ variable "public_access_cidrs" {
   type        = list(string)
   description = "CIDR blocks allowed to reach the public Kubernetes API when endpoint_public_access is true."
   default     = []
+
+  validation {
+    condition     = alltrue([for cidr in var.public_access_cidrs : can(cidrnetmask(cidr))])
+    error_message = "Every public_access_cidrs entry must be an IPv4 CIDR block such as 203.0.113.0/24."
+  }
 }
 
 variable "cpu_instance_types" {

@@ -33,18 +33,33 @@ variable "subnet_cidr" {
   type        = string
   description = "Primary range of the cluster subnet (nodes)."
   default     = "10.50.0.0/20"
+
+  validation {
+    condition     = can(cidrnetmask(var.subnet_cidr))
+    error_message = "The subnet_cidr must be an IPv4 CIDR block such as 10.50.0.0/20."
+  }
 }
 
 variable "pods_cidr" {
   type        = string
   description = "Secondary range for pods (VPC-native)."
   default     = "10.64.0.0/14"
+
+  validation {
+    condition     = can(cidrnetmask(var.pods_cidr))
+    error_message = "The pods_cidr must be an IPv4 CIDR block such as 10.64.0.0/14."
+  }
 }
 
 variable "services_cidr" {
   type        = string
   description = "Secondary range for services (VPC-native)."
   default     = "10.68.0.0/20"
+
+  validation {
+    condition     = can(cidrnetmask(var.services_cidr))
+    error_message = "The services_cidr must be an IPv4 CIDR block such as 10.68.0.0/20."
+  }
 }
 
 variable "master_cidr" {
@@ -53,7 +68,7 @@ variable "master_cidr" {
   default     = "172.16.0.0/28"
 
   validation {
-    condition     = can(regex("/28$", var.master_cidr))
+    condition     = can(cidrnetmask(var.master_cidr)) && can(regex("/28$", var.master_cidr))
     error_message = "The master_cidr must be a /28 range such as 172.16.0.0/28."
   }
 }
@@ -62,6 +77,11 @@ variable "master_authorized_cidrs" {
   type        = map(string)
   description = "Networks allowed to reach the control plane: display name to CIDR."
   default     = {}
+
+  validation {
+    condition     = alltrue([for cidr in values(var.master_authorized_cidrs) : can(cidrnetmask(cidr))])
+    error_message = "Every master_authorized_cidrs value must be an IPv4 CIDR block such as 203.0.113.0/24."
+  }
 }
 
 variable "cpu_machine_type" {

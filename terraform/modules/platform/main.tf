@@ -69,21 +69,73 @@ resource "null_resource" "kfp" {
   }
 }
 
+# The KFP UI and API. Standalone KFP authenticates nobody, so by default it stays inside the cluster
+# (ClusterIP, reached with `kubectl port-forward`); the opt-in load balancer is internal to the VPC and
+# accepts only the given source ranges.
+locals {
+  kfp_auth_proxy    = var.kfp_auth_proxy.enabled
+  kfp_load_balancer = var.kfp_internal_load_balancer.enabled && !local.kfp_auth_proxy
+  kfp_internal_annotations = {
+    "service.beta.kubernetes.io/aws-load-balancer-internal" = "true"     # EKS (in-tree controller)
+    "service.beta.kubernetes.io/aws-load-balancer-scheme"   = "internal" # EKS (AWS Load Balancer Controller)
+    "networking.gke.io/load-balancer-type"                  = "Internal" # GKE
+  }
+}
+
 resource "kubernetes_service" "kfp_ui" {
   metadata {
-    name      = "kubeforge-kfp-ui"
-    namespace = "kubeflow"
+    name        = "kubeforge-kfp-ui"
+    namespace   = "kubeflow"
+    annotations = local.kfp_load_balancer ? local.kfp_internal_annotations : {}
   }
   spec {
-    type     = var.kfp_service_type
-    selector = { app = "ml-pipeline-ui" }
+    type                        = local.kfp_load_balancer ? "LoadBalancer" : var.kfp_service_type
+    load_balancer_source_ranges = local.kfp_load_balancer ? var.kfp_internal_load_balancer.source_ranges : null
+    selector                    = { app = "ml-pipeline-ui" }
     port {
       port        = 80
       target_port = 3000
-      node_port   = var.kfp_service_type == "NodePort" ? var.kfp_node_port : null
+      node_port   = !local.kfp_load_balancer && var.kfp_service_type == "NodePort" ? var.kfp_node_port : null
     }
   }
   depends_on = [null_resource.kfp]
+}
+
+# Opt-in: OIDC login (oauth2-proxy) in front of the UI, over HTTPS with the operator's certificate; the
+# internal load balancer, when enabled, then publishes the proxy and never the UI itself.
+resource "helm_release" "kfp_auth_proxy" {
+  count      = local.kfp_auth_proxy ? 1 : 0
+  name       = "kfp-auth-proxy"
+  repository = "https://oauth2-proxy.github.io/manifests"
+  chart      = "oauth2-proxy"
+  version    = var.versions.oauth2_proxy
+  namespace  = "kubeflow"
+  atomic     = true
+  values = [yamlencode({
+    config     = { existingSecret = var.kfp_auth_proxy.client_secret_name }
+    httpScheme = "https"
+    extraArgs = {
+      provider             = "oidc"
+      oidc-issuer-url      = var.kfp_auth_proxy.oidc_issuer_url
+      email-domain         = join(",", var.kfp_auth_proxy.email_domains)
+      upstream             = "http://${kubernetes_service.kfp_ui.metadata[0].name}.kubeflow.svc.cluster.local:80"
+      tls-cert-file        = "/etc/kfp-auth-proxy/tls/tls.crt"
+      tls-key-file         = "/etc/kfp-auth-proxy/tls/tls.key"
+      cookie-secure        = "true"
+      skip-provider-button = "true"
+    }
+    extraVolumes      = [{ name = "tls", secret = { secretName = var.kfp_auth_proxy.tls_secret_name } }]
+    extraVolumeMounts = [{ name = "tls", mountPath = "/etc/kfp-auth-proxy/tls", readOnly = true }]
+    service = merge(
+      { portNumber = 443 },
+      var.kfp_internal_load_balancer.enabled ? {
+        type                     = "LoadBalancer"
+        annotations              = local.kfp_internal_annotations
+        loadBalancerSourceRanges = var.kfp_internal_load_balancer.source_ranges
+      } : { type = "ClusterIP" }
+    )
+  })]
+  depends_on = [kubernetes_service.kfp_ui]
 }
 
 locals {

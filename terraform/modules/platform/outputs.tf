@@ -13,9 +13,16 @@ output "kfp_in_cluster_endpoint" {
   value       = "http://ml-pipeline.kubeflow.svc.cluster.local:8888"
 }
 
+output "kfp_port_forward_command" {
+  description = "Command that serves the KFP UI and API on http://127.0.0.1:8080 of your machine (https://127.0.0.1:8443 through the auth proxy when it is enabled)."
+  value = (local.kfp_auth_proxy
+    ? "kubectl --kubeconfig ${var.kubeconfig_path} -n kubeflow port-forward svc/kfp-auth-proxy-oauth2-proxy 8443:443"
+  : "kubectl --kubeconfig ${var.kubeconfig_path} -n kubeflow port-forward svc/${kubernetes_service.kfp_ui.metadata[0].name} 8080:80")
+}
+
 output "kfp_load_balancer_endpoint" {
-  description = "URL of the KFP UI and API through its LoadBalancer (empty unless kfp_service_type is LoadBalancer)."
-  value       = var.kfp_service_type == "LoadBalancer" ? "http://${try(coalesce(local.kfp_ingress.hostname, local.kfp_ingress.ip), "")}" : ""
+  description = "URL of the KFP UI and API through its internal LoadBalancer (empty unless kfp_internal_load_balancer is enabled)."
+  value       = local.kfp_load_balancer ? "http://${try(coalesce(local.kfp_ingress.hostname, local.kfp_ingress.ip), "")}" : ""
 }
 
 output "scheduler_url" {

@@ -67,12 +67,28 @@ variable "queue_quota" {
 
 variable "kfp_service_type" {
   type        = string
-  description = "Service type of the KFP UI: NodePort on kind (with kfp_node_port), LoadBalancer or ClusterIP in the cloud."
+  description = "Service type of the KFP UI: ClusterIP (reach it with the kfp_port_forward_command output) or NodePort on kind. Standalone KFP has no authentication: never publish it; see kfp_internal_load_balancer."
   default     = "ClusterIP"
 
   validation {
-    condition     = contains(["ClusterIP", "NodePort", "LoadBalancer"], var.kfp_service_type)
-    error_message = "The kfp_service_type must be one of: ClusterIP, NodePort, LoadBalancer."
+    condition     = contains(["ClusterIP", "NodePort"], var.kfp_service_type)
+    error_message = "The kfp_service_type must be one of: ClusterIP, NodePort (for a load balancer set kfp_internal_load_balancer)."
+  }
+}
+
+variable "kfp_internal_load_balancer" {
+  type        = object({ enabled = bool, source_ranges = list(string) })
+  description = "Opt-in: publish the KFP UI on an internal (VPC-only) LoadBalancer that accepts only source_ranges (CIDRs, at least one)."
+  default     = { enabled = false, source_ranges = [] }
+
+  validation {
+    condition     = !var.kfp_internal_load_balancer.enabled || length(var.kfp_internal_load_balancer.source_ranges) > 0
+    error_message = "The kfp_internal_load_balancer needs at least one source_ranges CIDR when enabled, such as 10.0.0.0/8."
+  }
+
+  validation {
+    condition     = alltrue([for cidr in var.kfp_internal_load_balancer.source_ranges : can(cidrnetmask(cidr))])
+    error_message = "Every kfp_internal_load_balancer.source_ranges entry must be an IPv4 CIDR block such as 10.0.0.0/8."
   }
 }
 
@@ -88,7 +104,7 @@ variable "kfp_node_port" {
 }
 
 variable "versions" {
-  type        = object({ cert_manager = string, kfp = string, trainer = string, kserve = string, kueue = string })
+  type        = object({ cert_manager = string, kfp = string, trainer = string, kserve = string, kueue = string, oauth2_proxy = string })
   description = "Pinned versions of the platform components."
   default = {
     cert_manager = "v1.16.2"
@@ -96,5 +112,23 @@ variable "versions" {
     trainer      = "2.0.0"
     kserve       = "v0.14.1"
     kueue        = "0.10.1"
+    oauth2_proxy = "7.12.0"
+  }
+}
+
+variable "kfp_auth_proxy" {
+  type = object({
+    enabled            = bool
+    oidc_issuer_url    = string
+    client_secret_name = string
+    tls_secret_name    = string
+    email_domains      = list(string)
+  })
+  description = "Opt-in: oauth2-proxy (OIDC) in front of the KFP UI, serving HTTPS with the kubernetes.io/tls Secret tls_secret_name; client_secret_name holds client-id, client-secret and cookie-secret. With kfp_internal_load_balancer, the load balancer fronts the proxy instead of the UI."
+  default     = { enabled = false, oidc_issuer_url = "", client_secret_name = "", tls_secret_name = "", email_domains = [] }
+
+  validation {
+    condition     = !var.kfp_auth_proxy.enabled || (can(regex("^https://", var.kfp_auth_proxy.oidc_issuer_url)) && var.kfp_auth_proxy.client_secret_name != "" && var.kfp_auth_proxy.tls_secret_name != "" && length(var.kfp_auth_proxy.email_domains) > 0)
+    error_message = "The kfp_auth_proxy needs, when enabled, an https:// oidc_issuer_url, client_secret_name, tls_secret_name and at least one email_domains entry (such as example.com)."
   }
 }

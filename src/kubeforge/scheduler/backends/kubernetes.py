@@ -6,19 +6,25 @@ re-attaches. With `kueue_queue` set, objects are created suspended with Kueue's
 suspends it (the platform sends SIGTERM and waits the pods' grace period) and marks it
 with `STOP_ANNOTATION`; once no pod is left the launch counts as ended. Cancelling
 deletes the object.
+
+Every job pod follows the `JobPodPolicy`: the restricted Pod Security Standard (non-root UID 10001, no
+privilege escalation, no capabilities, seccomp RuntimeDefault), a dedicated service account whose token
+is not mounted, the GPU toleration on GPU jobs, and only images the job's queue allows (by default the
+kubeforge image alone). The chart passes the policy through `KUBEFORGE_JOB_*` environment variables.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 import kubeforge
-from kubeforge.errors import KubernetesBackendError
+from kubeforge.errors import InputError, KubernetesBackendError
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
@@ -28,6 +34,76 @@ STOPPED_EXIT_CODE = -15
 """Reported for a launch that ended because it was suspended (as SIGTERM would)."""
 _KUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 _TRAINING_GROUP, _TRAINING_VERSION, _TRAINING_PLURAL = "kubeflow.org", "v1", "pytorchjobs"
+JOB_SERVICE_ACCOUNT_ENV = "KUBEFORGE_JOB_SERVICE_ACCOUNT"
+JOB_GPU_TOLERATION_ENV = "KUBEFORGE_JOB_GPU_TOLERATION"
+JOB_ALLOWED_IMAGES_ENV = "KUBEFORGE_JOB_ALLOWED_IMAGES"
+JOB_UID = 10001
+"""The image's user (see the Dockerfile); job pods run as it."""
+ANY_QUEUE = "*"
+
+
+@dataclass(frozen=True)
+class JobPodPolicy:
+    """What every job pod gets: its service account, the GPU toleration, and the images each queue may run.
+
+    `allowed_images` maps a queue name (or `*`, for queues not named) to the images its jobs may use.
+    """
+
+    service_account: str = ""
+    gpu_toleration: Mapping[str, str] = field(default_factory=dict)
+    allowed_images: Mapping[str, tuple[str, ...]] = field(default_factory=lambda: {ANY_QUEUE: (kubeforge.IMAGE,)})
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str]) -> JobPodPolicy:
+        """The policy the chart sets in the environment (`KUBEFORGE_JOB_*`); unset parts keep their defaults."""
+        try:
+            toleration = json.loads(environ.get(JOB_GPU_TOLERATION_ENV) or "{}")
+            images = json.loads(environ.get(JOB_ALLOWED_IMAGES_ENV) or "{}")
+        except json.JSONDecodeError as exc:
+            raise InputError(f"{JOB_GPU_TOLERATION_ENV} / {JOB_ALLOWED_IMAGES_ENV}: not valid JSON ({exc})") from exc
+        if not isinstance(images, dict) or not all(isinstance(v, list) for v in images.values()):
+            raise InputError(f'{JOB_ALLOWED_IMAGES_ENV}: expected {{"QUEUE or *": ["IMAGE", ...]}}')
+        allowed = {str(queue): tuple(map(str, names)) for queue, names in images.items()}
+        return cls(
+            service_account=environ.get(JOB_SERVICE_ACCOUNT_ENV, ""),
+            gpu_toleration={str(k): str(v) for k, v in dict(toleration).items()},
+            allowed_images=allowed or {ANY_QUEUE: (kubeforge.IMAGE,)},
+        )
+
+    def image(self, job: Job) -> str:
+        """The job's image, once its queue allows it."""
+        image = job.spec.image or kubeforge.IMAGE
+        allowed = self.allowed_images.get(job.spec.queue, self.allowed_images.get(ANY_QUEUE, ()))
+        if image not in allowed:
+            raise InputError(
+                f"image: {image!r} is not allowed on queue {job.spec.queue!r}; "
+                f"use one of {', '.join(allowed) or '(none)'} or ask an admin to allow it"
+            )
+        return image
+
+    def apply(self, pod_spec: dict[str, Any], gpu: bool) -> None:
+        """Bring one serialized pod spec (camelCase keys) under the policy, in place."""
+        if self.service_account:
+            pod_spec["serviceAccountName"] = self.service_account
+        pod_spec["automountServiceAccountToken"] = False
+        pod_spec["securityContext"] = {
+            "runAsNonRoot": True,
+            "runAsUser": JOB_UID,
+            "runAsGroup": JOB_UID,
+            "fsGroup": JOB_UID,
+            "seccompProfile": {"type": "RuntimeDefault"},
+        }
+        if gpu and self.gpu_toleration:
+            tolerations = pod_spec.setdefault("tolerations", [])
+            if dict(self.gpu_toleration) not in tolerations:
+                tolerations.append(dict(self.gpu_toleration))
+        for container in pod_spec.get("containers", []):
+            container["securityContext"] = {
+                "allowPrivilegeEscalation": False,
+                "capabilities": {"drop": ["ALL"]},
+                "runAsNonRoot": True,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            }
 
 
 class KubernetesBackend:
@@ -41,6 +117,7 @@ class KubernetesBackend:
         namespace: str = "default",
         kueue_queue: str = "",
         api_client: client.ApiClient | None = None,
+        pod_policy: JobPodPolicy | None = None,
     ) -> None:
         if api_client is None:
             from kubeforge.training.backends.kubernetes import default_api_client
@@ -50,6 +127,7 @@ class KubernetesBackend:
         self.namespace = namespace
         self.kueue_queue = kueue_queue
         self.api_client = api_client
+        self.pod_policy = pod_policy or JobPodPolicy()
         self.batch = client.BatchV1Api(api_client)
         self.objects = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
@@ -74,7 +152,7 @@ class KubernetesBackend:
         resources = _requirements(job.spec.resources)
         container = client.V1Container(
             name="job",
-            image=job.spec.image or kubeforge.IMAGE,
+            image=self.pod_policy.image(job),
             command=job_command(job),
             env=[client.V1EnvVar(name=key, value=value) for key, value in sorted(job_environment(job).items())],
             resources=resources,
@@ -96,7 +174,9 @@ class KubernetesBackend:
                 ),
             ),
         )
-        return dict(self.api_client.sanitize_for_serialization(body))
+        built = dict(self.api_client.sanitize_for_serialization(body))
+        self.pod_policy.apply(built["spec"]["template"]["spec"], gpu=job.spec.resources.gpu > 0)
+        return built
 
     def _pytorch_job(self, job: Job) -> dict[str, Any]:
         from kubeforge.training.backends.base import Resources as WorkerResources
@@ -109,7 +189,7 @@ class KubernetesBackend:
             name=job.launch_key,
             config=TrainConfig.from_json(json.dumps(dict(job.spec.training or {}))),
             nodes=job.spec.workers,
-            image=job.spec.image or kubeforge.IMAGE,
+            image=self.pod_policy.image(job),
             resources=WorkerResources(f"{per_worker.cpu_m}m", f"{per_worker.memory_mb}Mi", per_worker.gpu),
             env=job_environment(job),
             options={
@@ -120,6 +200,8 @@ class KubernetesBackend:
         )
         body = PyTorchJobBackend(self.namespace, self.api_client).build(training)
         body["metadata"]["labels"] = {**body["metadata"].get("labels", {}), **self._labels(job)}
+        for replica in body["spec"]["pytorchReplicaSpecs"].values():
+            self.pod_policy.apply(replica["template"]["spec"], gpu=per_worker.gpu > 0)
         return body
 
     # -- the protocol -----------------------------------------------------------------------
@@ -262,4 +344,14 @@ def _error(action: str, what: str, exc: ApiException) -> KubernetesBackendError:
     return KubernetesBackendError(f"could not {action} {what}: HTTP {exc.status} {exc.reason}")
 
 
-__all__ = ["STOPPED_EXIT_CODE", "STOP_ANNOTATION", "KubernetesBackend", "KubernetesBackendError", "cluster_capacity"]
+__all__ = [
+    "JOB_ALLOWED_IMAGES_ENV",
+    "JOB_GPU_TOLERATION_ENV",
+    "JOB_SERVICE_ACCOUNT_ENV",
+    "STOPPED_EXIT_CODE",
+    "STOP_ANNOTATION",
+    "JobPodPolicy",
+    "KubernetesBackend",
+    "KubernetesBackendError",
+    "cluster_capacity",
+]
