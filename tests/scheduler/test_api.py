@@ -30,7 +30,7 @@ def api(module_store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     store.add_token(ADMIN, "admin", admin=True)
     dispatcher = Dispatcher(store, LocalBackend(root / "launches", capacity=Resources(1000, 2048)), grace_s=3)
     dispatcher.start()
-    with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.logs)) as url:
+    with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.log_range)) as url:
         with SchedulerClient(url, ADMIN) as admin:
             admin.put_queue("gpu", {"cpu": 1, "memory": "2Gi"})
         yield url, dispatcher

@@ -35,7 +35,7 @@ def scheduler_url(tmp_path: Path) -> Iterator[str]:
     thread = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.logs)) as url:
+        with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.log_range)) as url:
             yield url
     finally:
         stop.set()
