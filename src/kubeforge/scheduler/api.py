@@ -77,7 +77,8 @@ class SchedulerAPI:
         self.store = store
         self.dispatcher = dispatcher
         self._logs = logs
-        self._tokens = TokenCache()
+        self.token_cache = TokenCache()
+        """Valid tokens seen lately (bounded; unknown tokens are never cached)."""
         self._queues: tuple[dict[str, QueueSpec], float] = ({}, float("-inf"))
         self._pending: dict[tuple[str, str], tuple[int, float]] = {}
         self._pool = ThreadPoolExecutor(STORE_THREADS, thread_name_prefix="kubeforge-api-store")
@@ -328,7 +329,7 @@ class SchedulerAPI:
             token_id = path.rsplit("/", 1)[1]
             if not await self._call(self.store.revoke_token, token_id):
                 raise HTTPError(404, f"token {token_id!r} does not exist (GET /v1/tokens lists their ids)")
-            self._tokens.clear()
+            self.token_cache.clear()
             return 200, {"revoked": token_id}
         if method == "GET":
             team = check_name(query["team"], "?team") if "team" in query else None
@@ -375,12 +376,12 @@ class SchedulerAPI:
         token = bearer_token(authorization)
         if not token:
             raise HTTPError(401, "missing bearer token: send 'Authorization: Bearer TOKEN'")
-        found = self._tokens.get(token)
+        found = self.token_cache.get(token)
         if found is None:
             found = await self._call(self.store.identify, token)
             if found is None:
                 raise HTTPError(401, "unknown bearer token (or revoked, or expired); ask an admin for a team token")
-            self._tokens.put(token, found)
+            self.token_cache.put(token, found)
         return found
 
     def _job_view(self, job: Job, with_spec: bool = True) -> dict[str, Any]:

@@ -40,6 +40,9 @@ MAX_QUEUED_REQUESTS = 32
 """Pipelined requests parsed ahead on one connection before it stops reading."""
 _HEAD_SLICE = 4096
 """While a request's head is arriving, data is parsed in slices of this size, so that its size is known."""
+LINGER_S = 2.0
+"""After an error answer, what the client still sends is read and dropped this long before closing, so that
+the close does not reset the connection before the client has read the answer."""
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 _PHRASES = {status.value: status.phrase.encode() for status in http.HTTPStatus}
 
@@ -91,13 +94,14 @@ class _Connection(asyncio.Protocol):
         self._in_request = False
         self._deadline: float | None = time.monotonic() + limits.header_timeout_s
         self._timeout_status = 408
+        self._discarding = False
 
     # -- connection lifecycle -------------------------------------------------------------
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self._transport = cast(asyncio.Transport, transport)
         if len(self._live) >= self._limits.max_connections:
-            self._fail(503, "too many connections; retry shortly")
+            self._fail(503, "too many connections; retry shortly", linger=False)
             return
         self._live.add(self)
         self._transport.set_write_buffer_limits(high=self._limits.write_buffer_bytes)
@@ -131,14 +135,16 @@ class _Connection(asyncio.Protocol):
         only a client that stopped reading times out)."""
         if self._deadline is None or now < self._deadline or (self._answering and self._writable.is_set()):
             return
-        if self._timeout_status and self._in_request:
+        if self._timeout_status and self._in_request and not self._discarding:
             self._fail(self._timeout_status, "request not received in time")
         else:
             self.close()
 
     def data_received(self, data: bytes) -> None:
+        if self._discarding:
+            return
         try:
-            while data and self._transport is not None:
+            while data and self._transport is not None and not self._discarding:
                 if self._in_head:  # slices, so that a head past the cap is noticed within a slice of it
                     piece, data = data[:_HEAD_SLICE], data[_HEAD_SLICE:]
                 else:
@@ -207,7 +213,7 @@ class _Connection(asyncio.Protocol):
                     return
                 response = await self._api.respond(request)
                 await self._writable.wait()  # the client reads what was written before more is written
-                if self._transport is None or self._transport.is_closing():
+                if self._transport is None or self._transport.is_closing() or self._discarding:
                     return
                 self._transport.write(_response(response, keep_alive))
                 if not keep_alive:
@@ -222,11 +228,18 @@ class _Connection(asyncio.Protocol):
             if not self._in_request and self._writable.is_set():
                 self._deadline, self._timeout_status = time.monotonic() + self._limits.idle_timeout_s, 0
 
-    def _fail(self, status: int, message: str) -> None:
-        """Answer with an error and close: nothing after a malformed or oversized request can be trusted."""
+    def _fail(self, status: int, message: str, linger: bool = True) -> None:
+        """Answer with an error and close: nothing after a malformed or oversized request can be trusted.
+        With `linger`, the writing side is shut first and what still arrives is dropped for LINGER_S."""
         self._queued.clear()
-        if self._transport is not None:
-            self._transport.write(_response(error_response(status, message), keep_alive=False))
+        if self._transport is None or self._discarding:
+            return
+        self._transport.write(_response(error_response(status, message), keep_alive=False))
+        if linger and self._transport.can_write_eof():
+            self._discarding = True
+            self._deadline, self._timeout_status = time.monotonic() + LINGER_S, 0
+            self._transport.write_eof()
+        else:
             self._transport.close()
             self._transport = None
 
