@@ -48,6 +48,17 @@ app.kubernetes.io/component: {{ .component }}
 {{- end -}}
 
 {{/* Pod-level security: non-root, a fixed UID/GID, seccomp RuntimeDefault. */}}
+{{/* The store URL (with its password) as a file from the existing Secret, read with --store-file:
+never an argument (visible in the process list) nor an environment variable (inherited by children). */}}
+{{- define "kubeforge.storeUrlVolume" -}}
+- name: store-url
+  secret:
+    secretName: {{ .Values.postgres.existingSecret }}
+    defaultMode: 0440
+    items:
+      - {key: {{ .Values.postgres.urlKey }}, path: url}
+{{- end -}}
+
 {{- define "kubeforge.podSecurityContext" -}}
 runAsNonRoot: true
 runAsUser: 10001
@@ -73,11 +84,6 @@ seccompProfile:
 
 {{/* Environment shared by the scheduler API and dispatcher. */}}
 {{- define "kubeforge.schedulerEnv" -}}
-- name: KUBEFORGE_STORE_URL
-  valueFrom:
-    secretKeyRef:
-      name: {{ .Values.postgres.existingSecret }}
-      key: {{ .Values.postgres.urlKey }}
 - name: KUBEFORGE_ARTIFACT_ROOT
   value: {{ .Values.artifactRoot | quote }}
 - name: KUBEFORGE_PIPELINE_SERVICE_ACCOUNT
