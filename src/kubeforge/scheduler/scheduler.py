@@ -138,6 +138,20 @@ class Scheduler:
             return [job]
         return self._finish(job, JobState.FAILED, f"exit code {exit_code}", now)
 
+    def fail(self, job_id: int, message: str, now: float) -> list[Job]:
+        """End a job as FAILED now, whatever its state (it cannot run as specified), releasing what it holds."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state.terminal:
+            return []
+        if job.state.holds_resources:
+            self.cache.forget(job)
+            if self._stopping.pop(job.id, None) is not None:
+                self._stopping_total = self._stopping_total - job.spec.total
+        else:
+            self.queues.remove(job.id)
+        job.stop_deadline = None
+        return self._finish(job, JobState.FAILED, message, now)
+
     def cancel(self, job_id: int, now: float) -> tuple[list[Job], Job | None]:
         """Cancel a job: pending ones end now; launched ones are returned to be stopped gracefully."""
         job = self.jobs.get(job_id)
