@@ -21,9 +21,8 @@ from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.store.schema import statements
 from kubeforge.scheduler.store.tokens import TokenStore
 
-_SPEC = "COALESCE(NULLIF(jobs.spec, ''), (SELECT arrays.spec FROM arrays WHERE arrays.id = jobs.array_id))"
 _JOB_COLUMNS = (
-    f"jobs.id, {_SPEC}, state, created_at, attempt, not_before, reason, admitted_at, finished_at, stop_deadline, "
+    "id, spec, state, created_at, attempt, not_before, reason, admitted_at, finished_at, stop_deadline, "
     "handle, exit_code, cancel_requested, preemptions, array_id, array_index"
 )
 _INSERT = "INSERT INTO jobs (team, queue, spec, state, created_at) VALUES (?, ?, ?, 'pending', ?) RETURNING id"
@@ -191,8 +190,8 @@ class SqlStore(TokenStore, ABC):
     def get(self, job_id: int) -> Job | None:
         """One job, or None."""
         with self.read() as cur:
-            row = cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _job(row, {}) if row else None
+            found = _jobs(cur, cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchall())
+        return found[0] if found else None
 
     def list_jobs(
         self, team: str | None = None, active_only: bool = False, limit: int = 1000, before_id: int | None = None
@@ -215,7 +214,7 @@ class SqlStore(TokenStore, ABC):
             rows = cur.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ?", (*params, limit)
             ).fetchall()
-        return _jobs(rows)
+            return _jobs(cur, rows)
 
     def active_jobs(self) -> Iterator[Job]:
         """Every job not finished, oldest first (a restarting dispatcher restores these)."""
@@ -223,7 +222,7 @@ class SqlStore(TokenStore, ABC):
             rows = cur.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {_NOT_TERMINAL} ORDER BY id", _TERMINAL
             ).fetchall()
-        return iter(_jobs(rows))
+            return iter(_jobs(cur, rows))
 
     def count_pending(self, team: str, queue: str) -> int:
         """How many of `team`'s jobs wait in `queue`."""
@@ -241,7 +240,7 @@ class SqlStore(TokenStore, ABC):
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE array_id = ? AND array_index > ? ORDER BY array_index LIMIT ?",
                 (array_id, after_index, limit),
             ).fetchall()
-        return _jobs(rows)
+            return _jobs(cur, rows)
 
     def request_cancel_array(self, array_id: int) -> list[int]:
         """Ask the dispatcher to cancel every unfinished task of an array; the ids of those tasks."""
@@ -272,7 +271,7 @@ class SqlStore(TokenStore, ABC):
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
                     cur.execute(f"UPDATE jobs SET inbox = 0 WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
-        return _jobs(rows)
+            return _jobs(cur, rows)
 
     def save(self, jobs: Iterable[Job]) -> None:
         """Persist the scheduler-owned fields of changed jobs, all in one transaction."""
@@ -346,18 +345,30 @@ class Submission:
     indices: tuple[int, ...] = ()
 
 
-def _jobs(rows: Iterable[Sequence[Any]]) -> list[Job]:
-    specs: dict[str, JobSpec] = {}
-    return [_job(row, specs) for row in rows]
+def _jobs(cur: Cursor, rows: Sequence[Sequence[Any]]) -> list[Job]:
+    """Jobs from their rows (read in the same transaction as `cur`). Array tasks have an empty spec: their
+    arrays' specs are read once each; every spec text is parsed once, so an array's tasks share one JobSpec.
+    Stored training configurations are not re-validated: one that no longer validates fails its own job at
+    launch instead of stopping every read."""
+    parsed: dict[str, JobSpec] = {}
+    by_array: dict[int, JobSpec] = {}
+    arrays = sorted({int(row[14]) for row in rows if not row[1]})
+    for start in range(0, len(arrays), 500):
+        chunk = arrays[start : start + 500]
+        found = cur.execute(f"SELECT id, spec FROM arrays WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        for array_id, text in found.fetchall():
+            by_array[int(array_id)] = _spec(text, parsed)
+    return [_job(row, by_array[int(row[14])] if not row[1] else _spec(row[1], parsed)) for row in rows]
 
 
-def _job(row: Sequence[Any], specs: dict[str, JobSpec]) -> Job:
-    """A job from its row; `specs` keeps the specs parsed so far by their text, so that an array's
-    tasks share one. Stored training configurations are not re-validated here: one that no longer
-    validates fails its own job at launch instead of stopping every read."""
-    spec = specs.get(row[1])
+def _spec(text: str, parsed: dict[str, JobSpec]) -> JobSpec:
+    spec = parsed.get(text)
     if spec is None:
-        spec = specs[row[1]] = JobSpec.from_dict(json.loads(row[1]), check_training=False)
+        spec = parsed[text] = JobSpec.from_dict(json.loads(text), check_training=False)
+    return spec
+
+
+def _job(row: Sequence[Any], spec: JobSpec) -> Job:
     return Job(
         id=int(row[0]),
         spec=spec,
