@@ -271,3 +271,22 @@ def test_logs_are_a_tail_by_default_and_ranges_on_request(running: Running, tmp_
         start, first, _ = admin.log_range(job, offset=0)
         assert len(first) == 1 << 20  # one request returns at most 1 MiB
         assert b"".join(admin.log_chunks(job)) == expected
+
+
+def test_a_team_at_its_running_cap_waits_while_other_teams_run(running: Running) -> None:
+    with running.client() as admin:
+        admin._request(
+            "PUT", "/v1/queues/one-each", {"nominal": {"cpu": 1, "memory": "1Gi"}, "max_running_per_team": 1}
+        )
+        greedy, other = (SchedulerClient(running.url, admin.create_token(team)) for team in ("greedy", "other"))
+    spec = {"queue": "one-each", "command": ["sleep", "60"], "resources": {"cpu": "100m", "memory": "16Mi"}}
+    with greedy, other:
+        first, second = greedy.submit(spec), greedy.submit(spec)
+        running.wait_for(greedy, first, "running")
+        theirs = other.submit(spec)
+        running.wait_for(other, theirs, "running")  # admitted past greedy's waiting job
+        assert greedy.job(second)["state"] == "pending"
+        greedy.cancel(first)
+        running.wait_for(greedy, second, "running")
+        for client, job_id in ((greedy, second), (other, theirs)):
+            client.cancel(job_id)

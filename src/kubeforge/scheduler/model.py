@@ -75,6 +75,7 @@ class RequeueReason(enum.StrEnum):
     BACKOFF = "retry backoff"
     PREEMPTED = "preempted"
     PRIORITY = "a higher-priority job is ahead"
+    TEAM_CAP = "the team has as many jobs running in this queue as the queue allows"
 
 
 @dataclass(frozen=True, slots=True)
