@@ -27,13 +27,16 @@ from kubeforge.scheduler.api_io import (
     MAX_BODY_BYTES,
     TEXT,
     HTTPError,
+    Receive,
     Request,
     Response,
     allow,
     error_response,
+    job_view,
     parse_json,
     parse_query,
     query_int,
+    read_body,
     require_admin,
 )
 from kubeforge.scheduler.auth import TokenCache, bearer_token
@@ -46,15 +49,13 @@ from kubeforge.scheduler.openapi import OPENAPI
 from kubeforge.scheduler.store.base import SqlStore, StoreUnavailable
 
 Scope = Mapping[str, Any]
-Message = dict[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
 T = TypeVar("T")
 
 _CACHE_S = 2.0
 _PENDING_CACHE_S = 1.0
 STORE_THREADS = 8
-STORE_CALL_TIMEOUT_S = 10.0
+STORE_CALL_TIMEOUT_S = 5.0
 """A store call still running after this answers 503 (the thread finishes in the background)."""
 READY_TIMEOUT_S = 1.5
 PAGE_SIZE = 100
@@ -104,7 +105,7 @@ class SchedulerAPI:
             if key == b"authorization":
                 authorization = value
         try:
-            body = await _read_body(receive)
+            body = await read_body(receive)
         except HTTPError as exc:
             response = exc.response()
         else:
@@ -199,7 +200,7 @@ class SchedulerAPI:
         active = query.get("active") in ("1", "true")
         jobs = await self._call(self.store.list_jobs, None if admin else team, active, limit, before)
         following = jobs[-1].id if len(jobs) == limit else None
-        return {"jobs": [self._job_view(job) for job in jobs], "next_before": following}
+        return {"jobs": [job_view(job) for job in jobs], "next_before": following}
 
     async def _job(
         self, method: str, job_id: int, logs: bool, team: str, admin: bool, query: dict[str, str]
@@ -216,7 +217,7 @@ class SchedulerAPI:
             self._wake()
             return 202, {"id": job.id, "cancel_requested": True}
         allow(method, "GET")
-        view = self._job_view(job)
+        view = job_view(job)
         if self.dispatcher is not None:
             found = await self._call(self.dispatcher.estimate, job.id)
             if found is not None:
@@ -252,7 +253,7 @@ class SchedulerAPI:
         return 200, {
             "array_id": array_id,
             "spec": first.spec.to_dict(),
-            "tasks": [self._job_view(task, with_spec=False) for task in tasks],
+            "tasks": [job_view(task, with_spec=False) for task in tasks],
             "next_after": tasks[-1].array_index if len(tasks) == limit else None,
         }
 
@@ -383,38 +384,6 @@ class SchedulerAPI:
                 raise HTTPError(401, "unknown bearer token (or revoked, or expired); ask an admin for a team token")
             self.token_cache.put(token, found)
         return found
-
-    def _job_view(self, job: Job, with_spec: bool = True) -> dict[str, Any]:
-        view: dict[str, Any] = {
-            "id": job.id,
-            "state": job.state.value,
-            "reason": job.reason,
-            "attempt": job.attempt,
-            "created_at": job.created_at,
-            "admitted_at": job.admitted_at,
-            "finished_at": job.finished_at,
-            "exit_code": job.exit_code,
-            "cancel_requested": job.cancel_requested,
-            "array_id": job.array_id,
-            "array_index": job.array_index,
-        }
-        if with_spec:
-            view["spec"] = job.spec.to_dict()
-        return view
-
-
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        chunk = message.get("body", b"")
-        size += len(chunk)
-        if size > MAX_BODY_BYTES:
-            raise HTTPError(413, f"request body over {MAX_BODY_BYTES} bytes")
-        chunks.append(chunk)
-        if not message.get("more_body"):
-            return b"".join(chunks)
 
 
 __all__ = ["JSON", "MAX_BODY_BYTES", "Request", "Response", "SchedulerAPI"]

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl
 
 from kubeforge.errors import InputError
+from kubeforge.scheduler.model import Job
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
 
 JSON = b"application/json"
 TEXT = b"text/plain; charset=utf-8"
@@ -95,18 +99,56 @@ def require_admin(admin: bool) -> None:
         raise HTTPError(403, "this needs an admin token")
 
 
+def job_view(job: Job, with_spec: bool = True) -> dict[str, Any]:
+    """A job as the API shows it (an array's tasks leave out the spec they share)."""
+    view: dict[str, Any] = {
+        "id": job.id,
+        "state": job.state.value,
+        "reason": job.reason,
+        "attempt": job.attempt,
+        "created_at": job.created_at,
+        "admitted_at": job.admitted_at,
+        "finished_at": job.finished_at,
+        "exit_code": job.exit_code,
+        "cancel_requested": job.cancel_requested,
+        "array_id": job.array_id,
+        "array_index": job.array_index,
+    }
+    if with_spec:
+        view["spec"] = job.spec.to_dict()
+    return view
+
+
+async def read_body(receive: Receive) -> bytes:
+    """An ASGI request's body, or HTTPError 413 past MAX_BODY_BYTES."""
+    chunks: list[bytes] = []
+    size = 0
+    while True:
+        message = await receive()
+        chunk = message.get("body", b"")
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise HTTPError(413, f"request body over {MAX_BODY_BYTES} bytes")
+        chunks.append(chunk)
+        if not message.get("more_body"):
+            return b"".join(chunks)
+
+
 __all__ = [
     "JSON",
     "MAX_BODY_BYTES",
     "RETRY_AFTER_S",
     "TEXT",
     "HTTPError",
+    "Receive",
     "Request",
     "Response",
     "allow",
     "error_response",
+    "job_view",
     "parse_json",
     "parse_query",
     "query_int",
+    "read_body",
     "require_admin",
 ]
