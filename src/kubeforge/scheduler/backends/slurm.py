@@ -1,8 +1,8 @@
 """The `slurm` backend: sbatch, squeue and scancel against a real SLURM controller.
 
-The launch key is the SLURM job name and the job id is kept in `<root>/<key>.id`; a
-launch repeated after a crash finds the job by id file or by name (squeue) before it
-submits. The batch script records the exit code itself, because SLURM forgets finished
+The launch key, tagged with the state folder, is the SLURM job name and the job id is
+kept in `<root>/<key>.id`; a launch repeated after a crash finds the job by id file or by
+name (squeue) before it submits. The batch script records the exit code itself, because SLURM forgets finished
 jobs after MinJobAge when no accounting database runs.
 
 The job's environment is explicit: `--export` names only the allowlisted variables of the
@@ -13,6 +13,7 @@ inherit that environment and nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import subprocess
 from collections.abc import Mapping
@@ -53,6 +54,8 @@ class SlurmBackend:
         passthrough: tuple[str, ...] = PASSTHROUGH_ENV,
     ) -> None:
         self.root = Path(root)
+        self._tag = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+        """Part of every SLURM job name: schedulers sharing a cluster never take each other's jobs for theirs."""
         self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
         self.root.chmod(0o700)
         self.capacity = capacity
@@ -65,7 +68,7 @@ class SlurmBackend:
         id_file = self.root / f"{key}.id"
         if id_file.is_file():
             return f"{id_file.read_text().strip()}:{key}"
-        found = _run(["squeue", "-h", "--states=all", f"--name={key}", "-o", "%i"]).split()
+        found = _run(["squeue", "-h", "--states=all", f"--name={key}.{self._tag}", "-o", "%i"]).split()
         if found:
             id_file.write_text(found[0])
             return f"{found[0]}:{key}"
@@ -83,7 +86,7 @@ class SlurmBackend:
         args = [
             "sbatch",
             "--parsable",
-            f"--job-name={key}",
+            f"--job-name={key}.{self._tag}",
             f"--output={self.root / key}.out",
             f"--ntasks={job.spec.workers if job.spec.training is None else 1}",
             f"--cpus-per-task={max(1, -(-resources.cpu_m // 1000))}",
