@@ -86,9 +86,10 @@ class SchedulerAPI:
         self._committer = GroupCommitter(store, on_commit=dispatcher.wake if dispatcher is not None else None)
 
     def close(self) -> None:
-        """Record what is still queued for the store and stop the writer and the store threads."""
+        """Record what is still queued for the store and stop the writer and the store threads (waiting for
+        the calls under way, so that the store can be closed after this)."""
         self._committer.close()
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool.shutdown(wait=True, cancel_futures=True)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""

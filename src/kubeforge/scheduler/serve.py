@@ -15,11 +15,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubeforge.errors import InputError
+from kubeforge.errors import InputError, KubeforgeError
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.base import Backend
 from kubeforge.scheduler.dispatcher import Dispatcher
@@ -184,7 +185,12 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KubeforgeError as error:  # one line, not a traceback; the exit code says which kind
+        detail = getattr(error, "detail", "")  # a store outage's cause, credentials redacted
+        print(f"error: {error}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+        sys.exit(error.exit_code)
 
 __all__ = [
     "ADMIN_TOKEN_ENV",

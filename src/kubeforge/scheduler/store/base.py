@@ -53,7 +53,7 @@ class StoreUnavailable(KubeforgeError):
     """The store cannot be reached or is locked: retry later. The message is generic and `detail`
     (for logs) has every credential redacted, so neither ever carries a password."""
 
-    exit_code = 9
+    exit_code = 10
 
     def __init__(self, detail: object = "") -> None:
         super().__init__(STORE_UNAVAILABLE)

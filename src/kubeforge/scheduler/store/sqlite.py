@@ -61,6 +61,7 @@ class SqliteStore(SqlStore):
         self._lock = threading.Lock()
         self._stop_checkpoints = threading.Event()
         self._checkpointer_pid: int | None = None
+        self._checkpointer: threading.Thread | None = None
         self.migrate()
 
     def transaction(self) -> AbstractContextManager[Cursor]:
@@ -107,7 +108,10 @@ class SqliteStore(SqlStore):
     def close(self) -> None:
         """Stop the checkpoints, close every connection this store opened and drop the lease."""
         self._stop_checkpoints.set()
-        self._stop_checkpoints, self._checkpointer_pid = threading.Event(), None
+        checkpointer = self._checkpointer
+        if checkpointer is not None and checkpointer is not threading.current_thread():
+            checkpointer.join(timeout=30)  # a connection closed under a running checkpoint crashes SQLite
+        self._stop_checkpoints, self._checkpointer_pid, self._checkpointer = threading.Event(), None, None
         with self._lock:
             for connection in self._connections:
                 connection.close()
@@ -138,7 +142,10 @@ class SqliteStore(SqlStore):
                 return
             self._checkpointer_pid = os.getpid()
         stop = self._stop_checkpoints
-        threading.Thread(target=self._checkpoint_until, args=(stop,), name="kubeforge-checkpoint", daemon=True).start()
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_until, args=(stop,), name="kubeforge-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def _checkpoint_until(self, stop: threading.Event) -> None:
         while not stop.wait(CHECKPOINT_INTERVAL_S):
