@@ -161,3 +161,27 @@ def test_capacity_is_the_sum_of_schedulable_nodes(kube: FakeKube) -> None:
         [node("a", "7910m", "30Gi", "4"), node("b", "8", "16384Mi", "0"), node("cordoned", "64", "1Ti", "8", True)]
     )
     assert cluster_capacity(kube.api_client()) == Resources(15910, 30 * 1024 + 16384, 4)
+
+
+def test_a_stalled_api_server_fails_calls_instead_of_hanging_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API server that accepts connections and never answers: every call gives up after its read timeout."""
+    import socket
+
+    import urllib3
+    from kubernetes import client
+
+    from kubeforge.scheduler.backends import kubernetes as kubernetes_backend
+
+    monkeypatch.setattr(kubernetes_backend, "REQUEST_TIMEOUT", (1.0, 0.5))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        configuration = client.Configuration(host=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        configuration.retries = False
+        backend = KubernetesBackend(Resources(1000, 1024), api_client=client.ApiClient(configuration))
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            backend.poll({1: "job/default/kf-1-0"})
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            backend.cancel("pytorchjob/default/kf-1-0")
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            cluster_capacity(backend.api_client)
