@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -83,12 +82,12 @@ def job_command(job: Job, nproc_per_node: int | None = None) -> list[str]:
 
 
 def training_config(job: Job) -> TrainConfig:
-    """The job's training spec as a TrainConfig; a spec the engine cannot take raises InputError saying why."""
+    """The job's training spec as a TrainConfig; a spec the engine cannot take raises InputError naming the field."""
     from kubeforge.training.config import TrainConfig
 
     try:
-        return TrainConfig.from_json(json.dumps(dict(job.spec.training or {})))
-    except (TypeError, ValueError) as exc:
+        return TrainConfig.from_dict(dict(job.spec.training or {}), prefix="training.")
+    except (TypeError, ValueError) as exc:  # a check of the engine's own, past the field checks
         raise InputError(f"training: {exc}") from None
 
 
