@@ -88,6 +88,8 @@ class Dispatcher:
         if callable(set_wakeup):  # backends that know when a launch ends wake the loop at once
             set_wakeup(self.wake)
         self._started = False
+        self._dirty = False
+        """True between a step's first change and its end: a failure then calls for a restore from the store."""
         self._queues_loaded_at = float("-inf")
         self._fair_share_saved_at = 0.0
         self.alive = False
@@ -175,6 +177,7 @@ class Dispatcher:
             with self.lock:
                 self._apply_queues(specs, now)
         claimed = self.store.claim_inbox()
+        self._dirty = True  # from here on a failure may leave memory and store apart, until the step ends
         actions = _Actions()
         report = StepReport()
         with self.lock:
@@ -208,6 +211,7 @@ class Dispatcher:
             self.store.save_fair_share(history, now)
             self._fair_share_saved_at = now
         report.admitted, report.changed = len(result.admitted), len(changed)
+        self._dirty = False
         return report
 
     def run(self, stop: threading.Event) -> None:
@@ -231,8 +235,10 @@ class Dispatcher:
                     detail = getattr(exc, "detail", "") or str(exc)
                     self.last_error = redact(f"{type(exc).__name__}: {detail}")
                     _LOG.error("dispatcher step failed, retrying in %.2g s: %s", retry_s, self.last_error)
-                    # what the step decided may be half recorded: start again from the store, which has it all
-                    self._stand_down()
+                    # what the step decided may be half recorded, or the lease went with the database's
+                    # sessions: start again from the store, which has it all
+                    if self._dirty or self._lease_gone():
+                        self._stand_down()
                     stop.wait(retry_s)
                     retry_s = min(retry_s * 2, MAX_RETRY_S)
                     continue
@@ -271,9 +277,15 @@ class Dispatcher:
         _LOG.warning("dispatcher took the lease and restored its jobs")
         return True
 
+    def _lease_gone(self) -> bool:
+        try:
+            return self.store.lease_lost()
+        except Exception:  # a store that cannot even tell counts as lost
+            return True
+
     def _stand_down(self) -> None:
         """Forget everything in memory (the store has it) and act no more until the lease is taken again."""
-        self._started = False
+        self._started, self._dirty = False, False
         self._queues_loaded_at = float("-inf")
         with self.lock:
             self.scheduler = self._new_scheduler()
