@@ -122,26 +122,29 @@ class JobSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: object, check_training: bool = True) -> JobSpec:
+    def from_dict(cls, data: object, stored: bool = False) -> JobSpec:
         """Validate a submitted job; every problem raises InputError naming the field. The training
-        configuration is checked by TrainConfig itself, the code that builds it at launch
-        (`check_training=False` skips that for specs read back from the store)."""
+        configuration is checked by TrainConfig itself, the code that builds it at launch.
+
+        `stored=True` reads back a spec the store holds: the checks added after it was recorded (the
+        training configuration, variable names) are left to the launch, which fails that one job,
+        so that one old spec cannot stop every read of the store."""
         if not isinstance(data, Mapping):
             raise InputError("job: expected a JSON object with at least 'queue' and 'command' or 'training'")
         unknown = sorted(set(map(str, data)) - _SPEC_FIELDS)
         if unknown:
             raise InputError(f"job: unknown field(s) {unknown}; valid: {', '.join(sorted(_SPEC_FIELDS))}")
-        command = _string_list(data.get("command", []), "command")
+        command = _string_list(data.get("command", []), "command", strict=not stored)
         training = data.get("training")
         if training is not None and not isinstance(training, Mapping):
             raise InputError("training: expected an object (a TrainConfig as JSON) or null")
         if bool(command) == (training is not None):
             raise InputError("job: give exactly one of 'command' (a list of strings) or 'training' (an object)")
-        if training is not None and check_training:
+        if training is not None and not stored:
             from kubeforge.training.config import TrainConfig
 
             TrainConfig.from_dict(training, prefix="training.")
-        env = _env(data.get("env", {}))
+        env = _env(data.get("env", {}), check_names=not stored)
         return cls(
             name=_optional_name(data.get("name", ""), "name"),
             team=check_name(data.get("team"), "team"),
@@ -360,22 +363,29 @@ def _dependencies(value: object) -> list[object]:
     return list(value)
 
 
-def _env(value: object) -> dict[str, str]:
-    if not isinstance(value, Mapping) or len(value) > MAX_ENV:
+def _env(value: object, check_names: bool = True) -> dict[str, str]:
+    if not isinstance(value, Mapping) or (check_names and len(value) > MAX_ENV):
         raise InputError(f"env: expected an object of at most {MAX_ENV} names to string values")
     for name, item in value.items():
-        if not isinstance(name, str) or not _ENV_NAME.match(name):
+        if not isinstance(name, str):
+            raise InputError(f"env: variable names are strings, got {name!r}")
+        if not isinstance(item, str):
+            raise InputError(f"env.{name}: expected a string, got {item!r:.40}")
+        if not check_names:
+            continue
+        if not _ENV_NAME.match(name):
             raise InputError(f"env: {name!r} is not a variable name; use letters, digits and '_', not first a digit")
-        if not isinstance(item, str) or len(item) > MAX_ENV_VALUE or "\0" in item:
-            raise InputError(f"env.{name}: expected a string of at most {MAX_ENV_VALUE} characters without NUL")
+        if len(item) > MAX_ENV_VALUE or "\0" in item:
+            raise InputError(f"env.{name}: at most {MAX_ENV_VALUE} characters, without NUL")
     return dict(value)
 
 
-def _string_list(value: object, field: str) -> list[str]:
+def _string_list(value: object, field: str, strict: bool = True) -> list[str]:
     if (
         not isinstance(value, list | tuple)
         or len(value) > 4096
-        or not all(isinstance(item, str) and len(item) <= MAX_ENV_VALUE and "\0" not in item for item in value)
+        or not all(isinstance(item, str) for item in value)
+        or (strict and not all(len(item) <= MAX_ENV_VALUE and "\0" not in item for item in value))
     ):
         raise InputError(f"{field}: expected a list of strings without NUL, e.g. ['python', 'train.py']")
     return list(value)

@@ -364,7 +364,7 @@ def _jobs(cur: Cursor, rows: Sequence[Sequence[Any]]) -> list[Job]:
 def _spec(text: str, parsed: dict[str, JobSpec]) -> JobSpec:
     spec = parsed.get(text)
     if spec is None:
-        spec = parsed[text] = JobSpec.from_dict(json.loads(text), check_training=False)
+        spec = parsed[text] = JobSpec.from_dict(json.loads(text), stored=True)
     return spec
 
 
