@@ -196,3 +196,22 @@ def test_the_store_url_comes_from_a_file_or_the_environment_and_never_argv_with_
         assert roles == [("admin", True), ("ops", False)]
     finally:
         _stop(second)
+
+
+def test_healthz_says_503_once_the_dispatcher_loop_has_died(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "kf.db")
+    dispatcher = Dispatcher(store, LocalBackend(tmp_path / "launches", capacity=Resources(1000, 1024)))
+    stop = threading.Event()
+    loop = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
+    loop.start()
+    with serving(SchedulerAPI(store, dispatcher)) as url:
+        deadline = time.monotonic() + 30
+        while (found := _get(url, "/healthz"))[2].json()["dispatcher"]["last_step_at"] is None:
+            assert time.monotonic() < deadline, found[2].text
+            time.sleep(0.05)
+        assert found[0] == 200 and found[2].json()["dispatcher"]["alive"]
+        stop.set()
+        loop.join(timeout=30)
+        status, _, response = _get(url, "/healthz")
+    assert status == 503 and response.json()["status"] == "unhealthy" and not response.json()["dispatcher"]["alive"]
+    store.close()
