@@ -54,15 +54,17 @@ def test_a_training_spec_the_engine_refuses_fails_that_job_and_nothing_else(tmp_
     dispatcher = Dispatcher(store, LocalBackend(tmp_path / "launches", capacity=CAPACITY))
     now = time.time()
     bogus = store.submit(JobSpec("t", "q", training={"bogus": 1}, retries=3), now)
+    bad_env = store.submit(JobSpec("t", "q", ("true",), env={"NOT A NAME": "x"}), now)
     fine = store.submit(JobSpec("t", "q", ("sh", "-c", "echo fine")), now)
     with _running(dispatcher) as thread:
         assert _wait(store, fine).state is JobState.SUCCEEDED
-        refused = _wait(store, bogus)
+        refused, env_refused = _wait(store, bogus), _wait(store, bad_env)
         later = store.submit(JobSpec("t", "q", ("true",)), time.time())
         assert _wait(store, later).state is JobState.SUCCEEDED
         assert thread.is_alive() and dispatcher.alive and dispatcher.leader
     assert refused.state is JobState.FAILED and "training" in refused.reason and "bogus" in refused.reason
     assert refused.attempt == 0  # a spec that can never launch is not retried
+    assert env_refused.state is JobState.FAILED and "NOT A NAME" in env_refused.reason
     assert not dispatcher.alive
     store.close()
 
