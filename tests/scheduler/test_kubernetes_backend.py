@@ -82,8 +82,15 @@ def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(kube: Fa
     assert sum(1 for method, _ in kube.requests if method == "POST") == 3
 
     labels = {"batch.kubernetes.io/job-name": f"kf-{ok}-0", "batch.kubernetes.io/job-completion-index": "0"}
-    kube.add_pod("default", f"kf-{ok}-0-0-abcde", labels, "rank-0\n")
-    assert backend.logs(handle) == "rank-0\n"
+    output = "rank-0\n" + "".join(f"line-{index:04d}\n" for index in range(20))
+    kube.add_pod("default", f"kf-{ok}-0-0-abcde", labels, output)
+    assert backend.logs(handle) == output
+    assert backend.log_range(handle, 2, 3).data == b"nk-"  # never more than offset + limit bytes asked for
+    assert backend.log_range(handle, None, 64).data == output.encode()[-64:]  # the tail
+    assert [(query.get("limitBytes"), query.get("tailLines")) for query in kube.log_queries[-2:]] == [
+        ("5", None),
+        ("512", "8"),
+    ]
     kube.set_status(*JOBS, f"kf-{ok}-0", {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 3})
     kube.set_status(*JOBS, f"kf-{failing}-0", {"conditions": [{"type": "Failed", "status": "True"}]})
     dispatcher.step()

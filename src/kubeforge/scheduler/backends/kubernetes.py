@@ -26,8 +26,6 @@ from kubeforge.scheduler.resources import Resources
 
 STOP_ANNOTATION = "kubeforge.io/stop-requested"
 REQUEST_TIMEOUT = (5.0, 30.0)
-TAIL_LINES = 10_000
-"""A log request without an offset asks the kubelet for at most these last lines (and the byte limit)."""
 """(connect, read) seconds for every Kubernetes API call: a stalled API server fails the call, not the dispatcher."""
 STOPPED_EXIT_CODE = -15
 """Reported for a launch that ended because it was suspended (as SIGTERM would)."""
@@ -221,9 +219,12 @@ class KubernetesBackend:
 
     def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
         """A range of the first worker's log, read with the kubelet's `limit_bytes` so that it is never read
-        whole: from `offset`, or (offset None) up to `limit` bytes of its last TAIL_LINES lines."""
+        whole: from `offset`, or (offset None) its last `limit` bytes, taken from its last `limit // 8` lines
+        (the kubelet tails by lines only; those lines are read up to 8 x `limit` bytes, so the tail is exact
+        for lines of 8 to 64 bytes on average)."""
         if offset is None:
-            return slice_of(self._pod_log(handle, tail_lines=TAIL_LINES, limit_bytes=limit), None, limit)
+            window = self._pod_log(handle, tail_lines=max(limit // 8, 1), limit_bytes=8 * limit)
+            return slice_of(window, None, limit)
         return slice_of(self._pod_log(handle, limit_bytes=offset + limit), offset, limit)
 
     def _pod_log(self, handle: str, **options: int) -> bytes:
