@@ -274,6 +274,12 @@ class LocalBackend:
 
     def _signal(self, key: str, which: signal.Signals) -> None:
         group = _read_int(self.root / key / "pid")
+        if group is None and not (self.root / key / "exit").exists():
+            # its workers may already run while the supervisor has yet to record their group: once it
+            # answers a sync, every launch it took is recorded
+            with self._lock:
+                self._sync(self._connect())
+            group = _read_int(self.root / key / "pid")
         if group is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, which)
