@@ -122,10 +122,10 @@ def test_tokens_create_list_revoke_and_whole_logs(server: str) -> None:
     assert table[0].split() == ["ID", "TEAM", "ROLE", "CREATED", "EXPIRES"] and len(table) == 2
     token_id, team, role = table[1].split()[:3]
     assert (team, role) == ("dave", "team") and token not in "\n".join(table)
-    _ok(_queue(server, ADMIN, "queues", "--set", "logs", "--cpu", "1", "--memory", "1Gi"))
     script = "import sys; sys.stdout.write('x' * 200000 + 'end')"
-    job = int(_ok(_queue(server, token, "submit", "--queue", "logs", "--", sys.executable, "-c", script)))
-    with SchedulerClient(server, token) as dave:
+    with SchedulerClient(server, ADMIN) as admin, SchedulerClient(server, token) as dave:
+        admin.put_queue("logs", {"cpu": 1, "memory": "1Gi"})
+        job = dave.submit({"queue": "logs", "command": [sys.executable, "-c", script]})
         _wait_for(dave, job, "succeeded")
     assert _ok(_queue(server, token, "logs", str(job))) == "x" * (65536 - 3) + "end"  # the tail
     assert _ok(_queue(server, token, "logs", "--all", str(job))) == "x" * 200000 + "end"
