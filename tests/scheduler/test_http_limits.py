@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -173,3 +174,11 @@ def test_store_errors_and_429_carry_retry_after(store: SqliteStore) -> None:
         _, data = _answer(sock)
     second = data[data.index(b"HTTP/1.1", 10) :]
     assert second.startswith(b"HTTP/1.1 429") and b"retry-after: 2\r\n" in second.lower()
+
+
+def test_the_client_reconnects_when_the_server_closed_its_idle_connection(served: tuple[str, SchedulerAPI]) -> None:
+    url, _ = served
+    with SchedulerClient(url, TOKEN) as client:
+        first = client.submit({"queue": "q", "command": ["true"]})
+        time.sleep(QUICK.idle_timeout_s * 3)  # the server closes the kept-alive connection meanwhile
+        assert client.submit({"queue": "q", "command": ["true"]}) == first + 1  # a submission is never retried

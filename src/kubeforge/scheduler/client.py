@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import select
 import socket
 import ssl
 import threading
@@ -191,6 +192,10 @@ class SchedulerClient:
 
     def _connection(self) -> _Connection:
         connection: _Connection | None = getattr(self._local, "connection", None)
+        if connection is not None and select.select([connection.sock], [], [], 0)[0]:
+            # between answers the server sends nothing: readable means it closed the idle connection
+            self.close()
+            connection = None
         if connection is None:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
