@@ -59,7 +59,10 @@ def _state(store: SqlStore, job_id: int) -> Job:
     return job
 
 
-def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(kube: FakeKube, store_url: str) -> None:
+def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(
+    kube: FakeKube, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBEFORGE_ADMIN_TOKEN", "admin-secret-0123456789")  # the pods must not get it
     dispatcher, backend, store = _dispatcher(kube, store_url)
     spec = JobSpec("team-a", "q", ("sh", "-c", "echo rank-$JOB_COMPLETION_INDEX"), workers=3, max_runtime_s=600)
     ok = store.submit(spec, time.time())
@@ -74,6 +77,8 @@ def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(kube: Fa
     container = created["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == list(spec.command)
     assert {"name": "KUBEFORGE_JOB_ID", "value": str(ok)} in container["env"]
+    identity = ["KUBEFORGE_ATTEMPT", "KUBEFORGE_JOB_ID", "KUBEFORGE_LAUNCH_KEY", "KUBEFORGE_WORKERS"]
+    assert sorted(variable["name"] for variable in container["env"]) == identity
     assert container["resources"]["requests"] == {"cpu": "1000m", "memory": "512Mi"}
     assert _state(store, ok).state is JobState.RUNNING
     handle = _state(store, ok).handle
