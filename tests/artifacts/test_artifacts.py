@@ -215,6 +215,25 @@ def test_upload_and_download_dir(base: str, tmp_path: Path) -> None:
     assert _read_tree(busy) == {"keep.txt": "mine"}
 
 
+@pytest.mark.parametrize("link_to", ["file", "folder"])
+def test_publishing_refuses_symlinks_and_names_them(base: str, tmp_path: Path, link_to: str) -> None:
+    """A link in an output folder could point anywhere (another team's data, a credentials file): publishing
+    it would copy what it points to. It is refused with the link's path, and nothing is published."""
+    secret = tmp_path / "outside" / "credentials"
+    _fill(secret.parent, {"credentials": "aws_secret_access_key = hunter2"})
+    source = tmp_path / "model"
+    _fill(source, {"weights.bin": "W", "sub/config.json": "{}"})
+    (source / "sub" / "leak").symlink_to(secret if link_to == "file" else secret.parent)
+    uri = f"{base}/published"
+    with pytest.raises(ArtifactError, match=r"sub/leak: is a symbolic link"):
+        artifacts.upload_dir(source, uri)
+    with pytest.raises(ArtifactError, match=r"leak: is a symbolic link"), artifacts.atomic_output_dir(uri) as out:
+        _fill(out, {"weights.bin": "W"})
+        (out / "leak").symlink_to(secret)
+    assert _listing(uri) == []
+    assert not artifacts.exists(f"{uri}/sub/leak")
+
+
 # --------------------------------------------------------------------------------------------------
 # Local only
 # --------------------------------------------------------------------------------------------------

@@ -30,7 +30,7 @@ def api(module_store_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iter
     store.add_token(ADMIN, "admin", admin=True)
     dispatcher = Dispatcher(store, LocalBackend(root / "launches", capacity=Resources(1000, 2048)), grace_s=3)
     dispatcher.start()
-    with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.logs)) as url:
+    with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.log_range)) as url:
         with SchedulerClient(url, ADMIN) as admin:
             admin.put_queue("gpu", {"cpu": 1, "memory": "2Gi"})
         yield url, dispatcher
@@ -136,7 +136,9 @@ def test_openapi_document_lists_every_route(api: tuple[str, Dispatcher]) -> None
         document = response.json()
     assert document["openapi"].startswith("3.")
     routes = {"/v1/jobs", "/v1/jobs/{job_id}", "/v1/jobs/{job_id}/logs", "/v1/arrays", "/v1/arrays/{array_id}"}
-    assert routes | {"/v1/queues/{name}", "/v1/tokens"} <= set(document["paths"])
+    assert routes | {"/v1/queues/{name}", "/v1/tokens", "/v1/tokens/{token_id}", "/healthz", "/readyz"} <= set(
+        document["paths"]
+    )
 
 
 def test_submission_beyond_the_queue_is_refused_with_the_field(api: tuple[str, Dispatcher]) -> None:

@@ -25,7 +25,8 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = int(sock.getsockname()[1])
-    command = [KUBEFORGE, "queue", "serve", "--store", f"sqlite:///{root / 'kf.db'}", "--port", str(port)]
+    (root / "store-url").write_text(f"sqlite:///{root / 'kf.db'}")
+    command = [KUBEFORGE, "queue", "serve", "--store-file", str(root / "store-url"), "--port", str(port)]
     command += ["--state-dir", str(root / "state"), "--cpu", "1", "--memory", "2Gi", "--grace", "2"]
     process = subprocess.Popen(
         command, env={**os.environ, "KUBEFORGE_ADMIN_TOKEN": ADMIN}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
@@ -113,6 +114,23 @@ def test_array_tasks_see_their_index_show_in_list_and_cancel_together(server: st
     for task in team.array(sleepers):
         _wait_for(team, task["id"], "cancelled")
     team.close()
+
+
+def test_tokens_create_list_revoke_and_whole_logs(server: str) -> None:
+    token = _ok(_queue(server, ADMIN, "tokens", "create", "--team", "dave", "--expires-in", "3600")).strip()
+    table = _ok(_queue(server, ADMIN, "tokens", "list", "--team", "dave")).splitlines()
+    assert table[0].split() == ["ID", "TEAM", "ROLE", "CREATED", "EXPIRES"] and len(table) == 2
+    token_id, team, role = table[1].split()[:3]
+    assert (team, role) == ("dave", "team") and token not in "\n".join(table)
+    script = "import sys; sys.stdout.write('x' * 200000 + 'end')"
+    with SchedulerClient(server, ADMIN) as admin, SchedulerClient(server, token) as dave:
+        admin.put_queue("logs", {"cpu": 1, "memory": "1Gi"})
+        job = dave.submit({"queue": "logs", "command": [sys.executable, "-c", script]})
+        _wait_for(dave, job, "succeeded")
+    assert _ok(_queue(server, token, "logs", str(job))) == "x" * (65536 - 3) + "end"  # the tail
+    assert _ok(_queue(server, token, "logs", "--all", str(job))) == "x" * 200000 + "end"
+    assert _ok(_queue(server, ADMIN, "tokens", "revoke", token_id)).strip() == f"revoked {token_id}"
+    assert "401" in _queue(server, token, "list").stderr
 
 
 def test_errors_are_one_line_with_an_exit_code(server: str) -> None:

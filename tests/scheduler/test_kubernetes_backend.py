@@ -74,7 +74,10 @@ def _state(store: SqlStore, job_id: int) -> Job:
     return job
 
 
-def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(kube: FakeKube, store_url: str) -> None:
+def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(
+    kube: FakeKube, store_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("KUBEFORGE_ADMIN_TOKEN", "admin-secret-0123456789")  # the pods must not get it
     dispatcher, backend, store = _dispatcher(kube, store_url)
     spec = JobSpec("team-a", "q", ("sh", "-c", "echo rank-$JOB_COMPLETION_INDEX"), workers=3, max_runtime_s=600)
     ok = store.submit(spec, time.time())
@@ -89,6 +92,8 @@ def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(kube: Fa
     container = created["spec"]["template"]["spec"]["containers"][0]
     assert container["command"] == list(spec.command)
     assert {"name": "KUBEFORGE_JOB_ID", "value": str(ok)} in container["env"]
+    identity = ["KUBEFORGE_ATTEMPT", "KUBEFORGE_JOB_ID", "KUBEFORGE_LAUNCH_KEY", "KUBEFORGE_WORKERS"]
+    assert sorted(variable["name"] for variable in container["env"]) == identity
     assert container["resources"]["requests"] == {"cpu": "1000m", "memory": "512Mi"}
     assert _state(store, ok).state is JobState.RUNNING
     handle = _state(store, ok).handle
@@ -97,8 +102,15 @@ def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(kube: Fa
     assert sum(1 for method, _ in kube.requests if method == "POST") == 3
 
     labels = {"batch.kubernetes.io/job-name": f"kf-{ok}-0", "batch.kubernetes.io/job-completion-index": "0"}
-    kube.add_pod("default", f"kf-{ok}-0-0-abcde", labels, "rank-0\n")
-    assert backend.logs(handle) == "rank-0\n"
+    output = "rank-0\n" + "".join(f"line-{index:04d}\n" for index in range(20))
+    kube.add_pod("default", f"kf-{ok}-0-0-abcde", labels, output)
+    assert backend.logs(handle) == output
+    assert backend.log_range(handle, 2, 3).data == b"nk-"  # never more than offset + limit bytes asked for
+    assert backend.log_range(handle, None, 64).data == output.encode()[-64:]  # the tail
+    assert [(query.get("limitBytes"), query.get("tailLines")) for query in kube.log_queries[-2:]] == [
+        ("5", None),
+        ("512", "8"),
+    ]
     kube.set_status(*JOBS, f"kf-{ok}-0", {"conditions": [{"type": "Complete", "status": "True"}], "succeeded": 3})
     kube.set_status(*JOBS, f"kf-{failing}-0", {"conditions": [{"type": "Failed", "status": "True"}]})
     dispatcher.step()
@@ -286,3 +298,27 @@ def test_with_capacity_given_the_chart_grants_no_node_read_and_other_accounts_ge
     other = ("other-namespace", "kubeforge-scheduler")  # the same name in the wrong namespace gets nothing
     with running_fake_kube(rbac, other) as kube, pytest.raises(KubernetesBackendError, match="HTTP 403 Forbidden"):
         KubernetesBackend(Resources(1000, 1024), api_client=kube.api_client()).logs("job/default/kf-1-0")
+
+
+def test_a_stalled_api_server_fails_calls_instead_of_hanging_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    """An API server that accepts connections and never answers: every call gives up after its read timeout."""
+    import socket
+
+    import urllib3
+    from kubernetes import client
+
+    from kubeforge.scheduler.backends import kubernetes as kubernetes_backend
+
+    monkeypatch.setattr(kubernetes_backend, "REQUEST_TIMEOUT", (1.0, 0.5))
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)
+        configuration = client.Configuration(host=f"http://127.0.0.1:{silent.getsockname()[1]}")
+        configuration.retries = False
+        backend = KubernetesBackend(Resources(1000, 1024), api_client=client.ApiClient(configuration))
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            backend.poll({1: "job/default/kf-1-0"})
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            backend.cancel("pytorchjob/default/kf-1-0")
+        with pytest.raises(urllib3.exceptions.ReadTimeoutError):
+            cluster_capacity(backend.api_client)

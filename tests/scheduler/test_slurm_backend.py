@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+import pytest
 from slurm_cluster import SlurmCluster
 
 from kubeforge.scheduler.backends.slurm import SlurmBackend
@@ -41,4 +42,30 @@ def test_slurm_runs_gangs_reports_exit_codes_and_resubmits_nothing(slurm: SlurmC
     assert sorted(backend.logs(done.handle).split()) == ["rank-0", "rank-1"]
     failed = store.get(failing)
     assert failed is not None and failed.state is JobState.FAILED and failed.exit_code == 4
+    store.close()
+
+
+def test_slurm_jobs_see_only_their_own_environment(
+    slurm: SlurmCluster, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`--export` lists the allowlist only: the scheduler's secrets reach neither the batch script nor its
+    steps, and a job's own variables (even one holding `,ALL`) arrive intact, in every rank."""
+    monkeypatch.setenv("KUBEFORGE_ADMIN_TOKEN", "admin-secret-0123456789")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "aws-secret")
+    store = SqliteStore(tmp_path / "kf.db")
+    store.put_queue(QueueSpec("q", Resources(2000, 4096)))
+    backend = SlurmBackend(tmp_path / "slurm", capacity=Resources(2000, 4096))
+    dispatcher = Dispatcher(store, backend, grace_s=2)
+    dispatcher.start()
+    show = "echo rank-$SLURM_PROCID $MINE $KUBEFORGE_JOB_ID leaked=$(env | grep -c -e admin-secret -e aws-secret)"
+    spec = JobSpec("t", "q", ("sh", "-c", show), resources=Resources(500, 64), workers=2, env={"MINE": "a,ALL"})
+    job_id = store.submit(spec, time.time())
+    deadline = time.monotonic() + 60
+    while not (job := store.get(job_id)) or not job.state.terminal:  # type: ignore[union-attr]
+        assert time.monotonic() < deadline, job
+        dispatcher.step()
+        time.sleep(0.2)
+    assert job.state is JobState.SUCCEEDED, job.reason
+    lines = sorted(backend.logs(job.handle).split())
+    assert " ".join(lines) == f"{job_id} {job_id} a,ALL a,ALL leaked=0 leaked=0 rank-0 rank-1", lines
     store.close()

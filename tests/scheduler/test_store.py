@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+import sqlite3
 import threading
 import time
 from collections import Counter
@@ -13,7 +16,7 @@ from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
 from kubeforge.scheduler.store.base import Submission
-from kubeforge.scheduler.store.schema import LATEST_VERSION
+from kubeforge.scheduler.store.schema import LATEST_VERSION, statements
 from kubeforge.scheduler.store.sqlite import SqliteStore
 
 
@@ -146,4 +149,38 @@ def test_sqlite_checkpoints_in_the_background_not_in_the_commits(tmp_path: Path)
         assert time.monotonic() < deadline, "no checkpoint ran"
         time.sleep(0.05)
     assert len(store.list_jobs()) == 200
+    store.close()
+
+
+def test_migration_4_moves_existing_arrays_specs_into_one_row_and_keeps_tokens(tmp_path: Path) -> None:
+    path = tmp_path / "v3.db"
+    spec = json.dumps(JobSpec("t", "q", ("echo", "hi"), env={"BIG": "x" * 1000}).to_dict())
+    with sqlite3.connect(path) as old:  # a database written by the previous release (schema version 3)
+        old.execute("CREATE TABLE schema_version (version INTEGER NOT NULL)")
+        for version, body in statements("sqlite", 0)[:3]:
+            for statement in body:
+                old.execute(statement)
+            old.execute("INSERT INTO schema_version VALUES (?)", (version,))
+        for index in range(3):
+            old.execute(
+                "INSERT INTO jobs (id, team, queue, spec, state, created_at, array_id, array_index) "
+                "VALUES (?, 't', 'q', ?, 'pending', 1.0, 1, ?)",
+                (index + 1, spec, index),
+            )
+        old.execute(
+            "INSERT INTO jobs (id, team, queue, spec, state, created_at) VALUES (4, 't', 'q', ?, 'pending', 1.0)",
+            (spec,),
+        )
+        old.execute("INSERT INTO tokens VALUES (?, 'alice', 0)", (hashlib.sha256(b"old-token-0123456789").hexdigest(),))
+    store = SqliteStore(path)
+    tasks = store.array_tasks(1)
+    assert [task.array_index for task in tasks] == [0, 1, 2] and {task.spec.env["BIG"] for task in tasks} == {
+        "x" * 1000
+    }
+    assert tasks[0].spec is tasks[2].spec  # parsed once
+    assert store.get(4) is not None and store.get(4).spec.command == ("echo", "hi")  # type: ignore[union-attr]
+    with store.read() as cur:
+        assert cur.execute("SELECT COUNT(*) FROM jobs WHERE spec = ''").fetchone()[0] == 3
+    assert store.identify("old-token-0123456789") == ("alice", False)
+    assert [info.team for info in store.list_tokens()] == ["alice"]
     store.close()

@@ -21,6 +21,8 @@ from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
+from kubeforge.scheduler.training_backend import QueueBackend
+from kubeforge.training.backends.base import JobHandle
 
 ADMIN = "admin-token-0123456789"
 
@@ -35,7 +37,7 @@ def scheduler_url(tmp_path: Path) -> Iterator[str]:
     thread = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
     thread.start()
     try:
-        with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.logs)) as url:
+        with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.log_range)) as url:
             yield url
     finally:
         stop.set()
@@ -72,3 +74,25 @@ def test_queue_backend_names_what_it_lacks(prepared: Any, tmp_path: Path, monkey
     inputs = TrainInputs(str(prepared.train), str(prepared.validation), str(prepared.preprocessor))
     with pytest.raises(InputError, match=r"queue backend needs url .*token .*queue"):
         train_model(inputs, str(tmp_path / "model"), TrainParams(backend="queue", workers=1))
+
+
+def test_queue_backend_refuses_a_token_as_a_parameter_and_reads_a_mounted_one(
+    scheduler_url: str, prepared: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inputs = TrainInputs(str(prepared.train), str(prepared.validation), str(prepared.preprocessor))
+    leaked = json.dumps({"queue": "train", "url": "http://127.0.0.1:1", "token": "team-token-in-the-pipeline"})
+    with pytest.raises(InputError, match=r"backend_options\.token: a token is not accepted as a pipeline parameter"):
+        train_model(inputs, str(tmp_path / "model"), TrainParams(backend="queue", workers=1, backend_options=leaked))
+    with SchedulerClient(scheduler_url, ADMIN) as admin:
+        token = admin.create_token("mounted")
+    with SchedulerClient(scheduler_url, token) as team:
+        job_id = team.submit({"queue": "train", "command": ["true"]})
+    monkeypatch.delenv("KUBEFORGE_TOKEN", raising=False)
+    (tmp_path / "token").write_text(token + "\n")  # as a Kubernetes secret is mounted
+    monkeypatch.setenv("KUBEFORGE_TOKEN_FILE", str(tmp_path / "token"))
+    backend = QueueBackend({"queue": "train", "url": scheduler_url})
+    assert backend.status(JobHandle("queue", "mounted", str(job_id), {})).state.value in (
+        "pending",
+        "running",
+        "succeeded",
+    )

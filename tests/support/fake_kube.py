@@ -36,6 +36,8 @@ class FakeKube:
     pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     nodes: list[dict[str, Any]] = field(default_factory=list)
     requests: list[tuple[str, str]] = field(default_factory=list)
+    log_queries: list[dict[str, str]] = field(default_factory=list)
+    """The query parameters of each log read (limitBytes, tailLines)."""
     lock: threading.Lock = field(default_factory=threading.Lock)
     url: str = ""
     rbac: RBAC | None = None
@@ -138,7 +140,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts, query = routed
         selector = query.get("labelSelector", [""])[0]
         if parts[:2] == ["api", "v1"] and len(parts) >= 5 and parts[4] == "pods":
-            return self._pods(parts, selector)
+            return self._pods(parts, selector, query)
         if parts == ["api", "v1", "nodes"]:
             with self.state.lock:
                 nodes = list(self.state.nodes)
@@ -152,12 +154,20 @@ class _Handler(BaseHTTPRequestHandler):
             items = [o for o in bucket.values() if _matches(o["metadata"].get("labels", {}), selector)]
         self._send(200, {"kind": "List", "apiVersion": "v1", "metadata": {}, "items": items})
 
-    def _pods(self, parts: list[str], selector: str) -> None:
+    def _pods(self, parts: list[str], selector: str, query: dict[str, list[str]]) -> None:
         namespace = parts[3]
         with self.state.lock:
             if len(parts) == 7 and parts[6] == "log":
                 pod = self.state.pods.get((namespace, parts[5]))
-                return self._send(200, pod["log"], "text/plain") if pod else self._status(404, "NotFound")
+                if not pod:
+                    return self._status(404, "NotFound")
+                log = str(pod["log"])  # the kubelet's tailLines, then limitBytes
+                if "tailLines" in query:
+                    log = "".join(log.splitlines(keepends=True)[-int(query["tailLines"][0]) :])
+                if "limitBytes" in query:
+                    log = log.encode()[: int(query["limitBytes"][0])].decode(errors="replace")
+                self.state.log_queries.append({key: values[0] for key, values in query.items()})
+                return self._send(200, log, "text/plain")
             items = [
                 {"metadata": pod["metadata"], "spec": {"containers": []}}
                 for (ns, _), pod in self.state.pods.items()

@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 PG_BIN = Path("/usr/lib/postgresql/15/bin")
@@ -30,6 +30,7 @@ class PostgresServer:
 
     root: Path
     port: int
+    _process: list[subprocess.Popen[bytes]] = field(default_factory=list, compare=False, repr=False)
 
     def url(self, database: str = "postgres") -> str:
         """A libpq URL for `database` on this server."""
@@ -43,6 +44,12 @@ class PostgresServer:
         with psycopg.connect(self.url(), autocommit=True) as connection:
             connection.execute(f"CREATE DATABASE {name}")
         return self.url(name)
+
+    def restart(self, down_s: float = 0.0) -> None:
+        """Stop the server (every client is disconnected), stay down `down_s` seconds, start it again."""
+        _stop(self.root, self._process.pop())
+        time.sleep(down_s)
+        self._process.append(_start(self.root, self.port))
 
 
 def postgres_available() -> bool:
@@ -73,18 +80,28 @@ def running_postgres() -> Iterator[PostgresServer]:
         check=True,
         capture_output=True,
     )
-    port = _free_port()
+    server = PostgresServer(root, _free_port())
+    try:
+        server._process.append(_start(root, server.port))
+        yield server
+    finally:
+        if server._process:
+            _stop(root, server._process.pop())
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _start(root: Path, port: int) -> subprocess.Popen[bytes]:
     settings = [
         "-p", str(port), "-c", "listen_addresses=127.0.0.1", "-k", str(root),
         "-c", "fsync=off", "-c", "max_connections=200", "-c", "shared_buffers=64MB",
     ]  # fmt: skip
-    log = open(root / "server.log", "wb")  # noqa: SIM115 - the server writes it until stopped
-    server = subprocess.Popen(
-        _as_postgres(str(PG_BIN / "postgres"), "-D", str(data), *settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
+    with open(root / "server.log", "ab") as log:  # the server keeps its own copy of the descriptor
+        server = subprocess.Popen(
+            _as_postgres(str(PG_BIN / "postgres"), "-D", str(root / "data"), *settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -96,18 +113,22 @@ def running_postgres() -> Iterator[PostgresServer]:
                     raise RuntimeError(f"PostgreSQL did not start: {(root / 'server.log').read_text()}") from None
                 time.sleep(0.05)
         _wait_ready(port)
-        yield PostgresServer(root, port)
-    finally:
-        pid = _postmaster_pid(data) or server.pid
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGINT)  # fast shutdown: disconnect clients, stop
-        try:
-            server.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.kill(pid, signal.SIGKILL)
-            server.wait()
-        log.close()
-        shutil.rmtree(root, ignore_errors=True)
+    except BaseException:
+        _stop(root, server)
+        raise
+    return server
+
+
+def _stop(root: Path, server: subprocess.Popen[bytes]) -> None:
+    """Fast shutdown (disconnect clients, stop) by the postmaster's PID; SIGKILL after 30 s."""
+    pid = _postmaster_pid(root / "data") or server.pid
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGINT)
+    try:
+        server.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)
+        server.wait()
 
 
 def _wait_ready(port: int) -> None:

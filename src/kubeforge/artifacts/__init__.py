@@ -35,6 +35,7 @@ from kubeforge.artifacts._local import (
     publish_file,
     refuse_directory,
     refuse_file_in_the_way,
+    refuse_symlinks,
     sibling_temp_dir,
     write_file,
 )
@@ -136,7 +137,8 @@ def atomic_output_dir(uri: str) -> Iterator[Path]:
     aside, the new one renamed in, then the old one removed). Remotely every file is uploaded under
     the prefix, stale objects from an earlier upload are deleted, and ``_KUBEFORGE_COMPLETE`` is
     written last. If the block or the publish fails, nothing is published (uploaded objects are
-    deleted again, best effort).
+    deleted again, best effort). Only regular files are published: a symbolic link is refused,
+    naming it.
     """
     if is_remote(uri):
         remote_prefix(uri)  # validate before running the caller's block
@@ -151,6 +153,7 @@ def atomic_output_dir(uri: str) -> Iterator[Path]:
     built = sibling_temp_dir(target, "tmp")
     try:
         yield built
+        refuse_symlinks(built)
         publish_dir(built, target)
     finally:
         shutil.rmtree(built, ignore_errors=True)

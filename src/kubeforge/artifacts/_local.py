@@ -150,21 +150,47 @@ def publish_dir(built: Path, target: Path) -> None:
 
 
 def files_under(root: Path) -> list[str]:
-    """Relative POSIX paths of every file under ``root``, sorted (symlinks are followed, like a copy)."""
+    """Relative POSIX paths of everything under ``root`` but folders, sorted; symbolic links are listed
+    (to folders too) and never followed, so that publishing can refuse them."""
     found: list[str] = []
-    for dirpath, _dirnames, filenames in os.walk(root, followlinks=True):
+    for dirpath, dirnames, filenames in os.walk(root):
         base = Path(dirpath)
-        found.extend((base / name).relative_to(root).as_posix() for name in filenames)
+        linked = [name for name in dirnames if (base / name).is_symlink()]
+        found.extend((base / name).relative_to(root).as_posix() for name in [*filenames, *linked])
     return sorted(found)
+
+
+def open_regular_file(path: Path) -> int:
+    """A read-only descriptor of ``path``, refusing a symbolic link with an ArtifactError naming it.
+
+    A link in an output folder could point anywhere (``/etc/shadow``, another team's data); publishing
+    it would copy what it points to, so only regular files are published.
+    """
+    try:
+        return os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    except OSError as exc:
+        if path.is_symlink():
+            raise ArtifactError(
+                f"{path}: is a symbolic link; only regular files are published: "
+                "replace the link with a copy of the file, or remove it"
+            ) from None
+        raise local_error(path, "read", exc) from exc
+
+
+def refuse_symlinks(root: Path) -> None:
+    """Raise an ArtifactError naming the first symbolic link under ``root``, if any."""
+    for name in files_under(root):
+        os.close(open_regular_file(root / name))
 
 
 def copy_dir(source: Path, target: Path) -> None:
     """Copy ``source`` to ``target`` atomically (built in a sibling temp dir, then renamed in)."""
     if not source.is_dir():
         raise ArtifactError(f"{source}: not a directory; pass the directory to copy")
+    refuse_symlinks(source)
     built = sibling_temp_dir(target, "tmp")
     try:
-        shutil.copytree(source, built, dirs_exist_ok=True)
+        shutil.copytree(source, built, symlinks=True, dirs_exist_ok=True)
         publish_dir(built, target)
     except OSError as exc:
         shutil.rmtree(built, ignore_errors=True)

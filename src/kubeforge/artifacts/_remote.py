@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 from pathlib import Path
 
 from kubeforge.artifacts._gcs import GCSStore
-from kubeforge.artifacts._local import files_under, local_error
+from kubeforge.artifacts._local import files_under, local_error, open_regular_file
 from kubeforge.artifacts._s3 import S3Store
 from kubeforge.artifacts._store import ObjectStore
 from kubeforge.artifacts._uri import Remote, remote_prefix
@@ -32,12 +33,8 @@ def open_store(remote: Remote) -> ObjectStore:
 
 
 def upload_file(store: ObjectStore, path: Path, key: str) -> None:
-    """Upload the local file ``path`` to the object ``key``."""
-    try:
-        handle = open(path, "rb")  # noqa: SIM115 - closed below; open errors are local, not storage, errors
-    except OSError as exc:
-        raise local_error(path, "upload", exc) from exc
-    with handle:
+    """Upload the local file ``path`` to the object ``key``; a symbolic link is refused, naming it."""
+    with os.fdopen(open_regular_file(path), "rb") as handle:
         store.upload(handle, key)
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import sys
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -62,11 +64,12 @@ def submit(
 @_TOKEN
 @click.option("--all", "show_all", is_flag=True, help="Finished jobs too.")
 @click.option("--watch", is_flag=True, help="Redraw the table every second until interrupted.")
-def list_jobs(url: str, token: str, show_all: bool, watch: bool) -> None:
+@click.option("--limit", default=100, show_default=True, help="Show at most this many jobs.")
+def list_jobs(url: str, token: str, show_all: bool, watch: bool, limit: int) -> None:
     """A table of the team's jobs, newest first."""
     with SchedulerClient(url, token) as client:
         while True:
-            table = _table(client.jobs(active_only=not show_all))
+            table = _table(client.jobs(active_only=not show_all, limit=limit))
             if not watch:
                 click.echo(table)
                 return
@@ -112,11 +115,63 @@ def cancel(url: str, token: str, whole_array: bool, job_id: int) -> None:
 @queue.command()
 @_URL
 @_TOKEN
+@click.option("--all", "whole", is_flag=True, help="The whole output, streamed in chunks (default: its tail).")
+@click.option("--offset", type=click.IntRange(min=0), default=None, help="Start at this byte of the output.")
+@click.option("--limit", type=click.IntRange(min=1), default=None, help="At most this many bytes.")
 @click.argument("job_id", type=int)
-def logs(url: str, token: str, job_id: int) -> None:
-    """The job's output so far."""
+def logs(url: str, token: str, whole: bool, offset: int | None, limit: int | None, job_id: int) -> None:
+    """The tail of the job's output so far; --all or --offset for the rest."""
     with SchedulerClient(url, token) as client:
-        click.echo(client.logs(job_id), nl=False)
+        if whole:
+            for chunk in client.log_chunks(job_id, offset or 0):
+                sys.stdout.buffer.write(chunk)
+            sys.stdout.buffer.flush()
+            return
+        click.echo(client.logs(job_id, offset, limit), nl=False)
+
+
+@queue.group()
+def tokens() -> None:
+    """Create, list and revoke bearer tokens (admin token)."""
+
+
+@tokens.command("create")
+@_URL
+@_TOKEN
+@click.option("--team", required=True, help="The team the new token acts for.")
+@click.option("--admin", "as_admin", is_flag=True, help="An admin token (manages queues and tokens).")
+@click.option("--expires-in", "expires_in_s", type=float, default=None, help="Seconds until it expires.")
+def create_token(url: str, token: str, team: str, as_admin: bool, expires_in_s: float | None) -> None:
+    """Print a new token for TEAM (shown once; the server keeps only its hash)."""
+    with SchedulerClient(url, token) as client:
+        click.echo(client.create_token(team, as_admin, expires_in_s))
+
+
+@tokens.command("list")
+@_URL
+@_TOKEN
+@click.option("--team", default="", help="Only this team's tokens.")
+def list_tokens(url: str, token: str, team: str) -> None:
+    """Every token's id, team, role and expiry (never the token itself)."""
+    with SchedulerClient(url, token) as client:
+        found = client.tokens(team)
+    rows = [("ID", "TEAM", "ROLE", "CREATED", "EXPIRES")]
+    for info in found:
+        role = "admin (env)" if info["from_environment"] else "admin" if info["admin"] else "team"
+        expires = _when(info["expires_at"]) if info["expires_at"] is not None else "never"
+        rows.append((info["id"], info["team"], role, _when(info["created_at"]), expires))
+    click.echo(_columns(rows))
+
+
+@tokens.command("revoke")
+@_URL
+@_TOKEN
+@click.argument("token_id")
+def revoke_token(url: str, token: str, token_id: str) -> None:
+    """Revoke the token with TOKEN_ID (from `tokens list`); it stops working at once."""
+    with SchedulerClient(url, token) as client:
+        client.revoke_token(token_id)
+    click.echo(f"revoked {token_id}")
 
 
 @queue.command()
@@ -141,7 +196,10 @@ def queues(url: str, token: str, set_name: str, cpu: str, memory: str, gpu: int,
 
 
 @queue.command()
-@click.option("--store", required=True, help="sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB.")
+@click.option("--store", default="", help="sqlite:///PATH, a file path, or postgresql://USER@HOST:PORT/DB.")
+@click.option("--store-file", default="", help="A file holding the store URL (default: $KUBEFORGE_STORE_URL).")
+@click.option("--tls-cert", default="", help="Serve HTTPS with this PEM certificate chain...")
+@click.option("--tls-key", default="", help="...and this PEM private key.")
 @click.option("--backend", default="local", show_default=True, type=click.Choice(["local", "slurm", "kubernetes"]))
 @click.option("--state-dir", default=".kubeforge/scheduler", show_default=True)
 @click.option("--host", default="127.0.0.1", show_default=True)
@@ -154,14 +212,24 @@ def queues(url: str, token: str, set_name: str, cpu: str, memory: str, gpu: int,
 @click.option("--namespace", default="default", show_default=True, help="kubernetes backend: where jobs go.")
 @click.option("--kueue-queue", default="", help="kubernetes backend: create jobs suspended for this Kueue queue.")
 def serve(
-    store: str, backend: str, state_dir: str, host: str, port: int, no_dispatch: bool, grace_s: float, **extra: Any
+    store: str,
+    store_file: str,
+    backend: str,
+    state_dir: str,
+    host: str,
+    port: int,
+    no_dispatch: bool,
+    grace_s: float,
+    **extra: Any,
 ) -> None:
-    """Run the REST API and the dispatcher (admin token from $KUBEFORGE_ADMIN_TOKEN)."""
-    from kubeforge.scheduler.serve import ServeOptions
+    """Run the REST API and the dispatcher (admin token from $KUBEFORGE_ADMIN_TOKEN; a store URL with a
+    password from $KUBEFORGE_STORE_URL or --store-file, never the command line)."""
+    from kubeforge.scheduler.serve import ServeOptions, store_url, take_admin_token
     from kubeforge.scheduler.serve import serve as run_server
 
-    options = ServeOptions(store, backend, state_dir, host, port, dispatch=not no_dispatch, grace_s=grace_s, **extra)
-    run_server(options, admin_token=settings.ADMIN_TOKEN.read())
+    url = store_url(store, store_file)
+    options = ServeOptions(url, backend, state_dir, host, port, dispatch=not no_dispatch, grace_s=grace_s, **extra)
+    run_server(options, admin_token=take_admin_token())  # read once and removed: never inherited
 
 
 def _table(jobs: list[dict[str, Any]]) -> str:
@@ -181,10 +249,18 @@ def _table(jobs: list[dict[str, Any]]) -> str:
                 reason,
             )
         )
+    return _columns(rows)
+
+
+def _columns(rows: Sequence[tuple[str, ...]]) -> str:
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     return "\n".join(
         "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip() for row in rows
     )
+
+
+def _when(at: float) -> str:
+    return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(at))
 
 
 __all__ = ["queue"]

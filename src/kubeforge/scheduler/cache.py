@@ -37,6 +37,8 @@ class Cache:
         self.team_usage: dict[str, Resources] = {}
         self.holding: dict[int, Job] = {}
         self.holding_by_queue: dict[str, dict[int, Job]] = {}
+        self.running_by_team: dict[tuple[str, str], int] = {}
+        """How many jobs each (queue, team) holds resources for (its max_running_per_team counts these)."""
         self.used = Resources()
         self.cohort_pool: dict[str, Resources] = {}
         self.cohort_usage: dict[str, Resources] = {}
@@ -108,6 +110,8 @@ class Cache:
             return
         self.holding[job.id] = job
         self.holding_by_queue.setdefault(job.spec.queue, {})[job.id] = job
+        key = (job.spec.queue, job.spec.team)
+        self.running_by_team[key] = self.running_by_team.get(key, 0) + 1
         self._count(job, job.spec.total)
 
     def forget(self, job: Job) -> None:
@@ -115,6 +119,7 @@ class Cache:
         if self.holding.pop(job.id, None) is None:
             return
         del self.holding_by_queue[job.spec.queue][job.id]
+        self.running_by_team[(job.spec.queue, job.spec.team)] -= 1
         self._count(job, Resources() - job.spec.total)
 
     def snapshot(self) -> Snapshot:

@@ -1,29 +1,43 @@
 """A small Python client for the scheduler's REST API: standard library only, one kept-alive connection
-per thread, and a lean HTTP/1.1 exchange (the request in one write, the response read with its length)."""
+per thread, and a lean HTTP/1.1 exchange (the request in one write, the response read with its length).
+It speaks HTTPS to a server started with a certificate (`https://` URLs; `ca_file` or
+$KUBEFORGE_SCHEDULER_CA for a private certificate authority)."""
 
 from __future__ import annotations
 
 import json
+import os
+import select
 import socket
+import ssl
 import threading
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 from kubeforge.errors import InputError, SchedulerError
+
+CA_ENV = "KUBEFORGE_SCHEDULER_CA"
 
 
 class SchedulerClient:
     """Talks to `kubeforge queue serve` at `url` with a bearer token; one connection per thread."""
 
-    def __init__(self, url: str, token: str, timeout_s: float = 30.0) -> None:
+    def __init__(self, url: str, token: str, timeout_s: float = 30.0, ca_file: str = "") -> None:
         parts = urlsplit(url)
-        if parts.scheme != "http" or not parts.hostname:
-            raise InputError(f"url {url!r}: expected http://HOST:PORT")
-        self.host, self.port = parts.hostname, parts.port or 80
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise InputError(f"url {url!r}: expected http://HOST:PORT or https://HOST:PORT")
+        self.host, self.port = parts.hostname, parts.port or (443 if parts.scheme == "https" else 80)
         self.token = token
         self.timeout_s = timeout_s
+        self._tls: ssl.SSLContext | None = None
+        if parts.scheme == "https":
+            self._tls = ssl.create_default_context(cafile=ca_file or os.environ.get(CA_ENV) or None)
         self._local = threading.local()
+
+    def __repr__(self) -> str:
+        return f"SchedulerClient({self.host!r}, {self.port})"
 
     def __enter__(self) -> SchedulerClient:
         return self
@@ -48,16 +62,39 @@ class SchedulerClient:
         return [int(job_id) for job_id in self._request("POST", "/v1/arrays", {"array": indices, "job": spec})["ids"]]
 
     def array(self, array_id: int) -> list[dict[str, Any]]:
-        """The array's tasks by index."""
-        return list(self._request("GET", f"/v1/arrays/{array_id}")["tasks"])
+        """The array's tasks by index (every page); the array's spec is `array_spec`."""
+        tasks: list[dict[str, Any]] = []
+        after = -1
+        while after is not None:
+            page = self._request("GET", f"/v1/arrays/{array_id}?after={after}")
+            tasks += page["tasks"]
+            after = page["next_after"]
+        return tasks
+
+    def array_spec(self, array_id: int) -> dict[str, Any]:
+        """The job spec every task of the array runs."""
+        return dict(self._request("GET", f"/v1/arrays/{array_id}?limit=1")["spec"])
 
     def cancel_array(self, array_id: int) -> list[int]:
         """Ask for every unfinished task of the array to be cancelled; returns their ids."""
         return [int(job_id) for job_id in self._request("DELETE", f"/v1/arrays/{array_id}")["cancel_requested"]]
 
-    def jobs(self, active_only: bool = False) -> list[dict[str, Any]]:
-        """The team's jobs, newest first."""
-        return list(self._request("GET", "/v1/jobs?active=1" if active_only else "/v1/jobs")["jobs"])
+    def jobs(self, active_only: bool = False, limit: int | None = None) -> list[dict[str, Any]]:
+        """The team's jobs, newest first: all of them, or the newest `limit` (fetched page by page)."""
+        return list(self._pages(active_only, limit))
+
+    def _pages(self, active_only: bool, limit: int | None) -> Iterator[dict[str, Any]]:
+        left, before = limit, None
+        while left is None or left > 0:
+            query = {"limit": min(left or 1000, 1000), "active": int(active_only)} | (
+                {"before": before} if before else {}
+            )
+            page = self._request("GET", f"/v1/jobs?{urlencode(query)}")
+            yield from page["jobs"][:left]
+            left = None if left is None else left - len(page["jobs"])
+            before = page["next_before"]
+            if before is None:
+                return
 
     def job(self, job_id: int) -> dict[str, Any]:
         """One job, with position and estimated start while pending."""
@@ -67,9 +104,28 @@ class SchedulerClient:
         """Ask for a job to be cancelled."""
         self._request("DELETE", f"/v1/jobs/{job_id}")
 
-    def logs(self, job_id: int) -> str:
-        """The job's output so far."""
-        return str(self._request("GET", f"/v1/jobs/{job_id}/logs"))
+    def logs(self, job_id: int, offset: int | None = None, limit: int | None = None) -> str:
+        """The tail of the job's output (the server's default size, or `limit` bytes); with `offset`, the
+        output from there."""
+        query = {key: value for key, value in (("offset", offset), ("limit", limit)) if value is not None}
+        return self.log_range(job_id, **query)[1].decode(errors="replace")
+
+    def log_range(self, job_id: int, offset: int | None = None, limit: int | None = None) -> tuple[int, bytes, int]:
+        """(start, data, size): at most `limit` bytes of the output from `offset` (None: the tail), where
+        they start, and the output's whole size when read."""
+        query = urlencode({key: value for key, value in (("offset", offset), ("limit", limit)) if value is not None})
+        headers, data = self._request("GET", f"/v1/jobs/{job_id}/logs?{query}", raw=True)
+        return int(headers.get(b"x-log-offset", b"0")), data, int(headers.get(b"x-log-size", b"0"))
+
+    def log_chunks(self, job_id: int, offset: int = 0) -> Iterator[bytes]:
+        """The whole output from `offset`, one bounded chunk at a time (for streaming it to a file)."""
+        while True:
+            start, data, size = self.log_range(job_id, offset)
+            if data:
+                yield data
+            offset = start + len(data)
+            if not data or offset >= size:
+                return
 
     def queues(self) -> list[dict[str, Any]]:
         """Every queue."""
@@ -82,11 +138,24 @@ class SchedulerClient:
         body = {"nominal": nominal, "cohort": cohort, "borrowing_limit": borrowing_limit or {}}
         self._request("PUT", f"/v1/queues/{name}", body)
 
-    def create_token(self, team: str, admin: bool = False) -> str:
-        """A new token bound to `team` (admin token)."""
-        return str(self._request("POST", "/v1/tokens", {"team": team, "admin": admin})["token"])
+    def create_token(self, team: str, admin: bool = False, expires_in_s: float | None = None) -> str:
+        """A new token bound to `team`, valid for `expires_in_s` seconds or until revoked (admin token)."""
+        body = {"team": team, "admin": admin, "expires_in_s": expires_in_s}
+        return str(self._request("POST", "/v1/tokens", body)["token"])
 
-    def _request(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+    def tokens(self, team: str = "") -> list[dict[str, Any]]:
+        """Every token's id, team, admin flag, creation and expiry (never the token), or one team's (admin)."""
+        return list(self._request("GET", "/v1/tokens" + (f"?team={team}" if team else ""))["tokens"])
+
+    def revoke_token(self, token_id: str) -> None:
+        """Revoke the token with this id (as `tokens` lists it); it stops working at once (admin)."""
+        self._request("DELETE", f"/v1/tokens/{token_id}")
+
+    def health(self) -> dict[str, Any]:
+        """/healthz: the dispatcher's liveness and last successful step."""
+        return dict(self._request("GET", "/healthz"))
+
+    def _request(self, method: str, path: str, body: dict[str, Any] | None = None, raw: bool = False) -> Any:
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else b""
         request = (
             f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Bearer {self.token}\r\n"
@@ -97,7 +166,7 @@ class SchedulerClient:
             try:
                 connection = self._connection()
                 connection.sock.sendall(request)
-                status, kind, payload, keep = _read_response(connection.reader)
+                status, headers, payload, keep = _read_response(connection.reader)
                 break
             except (OSError, _ResponseError) as exc:
                 self.close()
@@ -106,17 +175,26 @@ class SchedulerClient:
                     raise SchedulerError(f"scheduler at {self.host}:{self.port} unreachable: {exc}") from None
         if not keep:
             self.close()
-        value: Any = json.loads(payload) if kind.startswith("application/json") else payload.decode()
+        is_json = headers.get(b"content-type", b"").startswith(b"application/json")
         if status >= 400:
-            message = value.get("error", payload.decode()) if isinstance(value, dict) else value
+            value = json.loads(payload) if is_json else payload.decode(errors="replace")
+            message = value.get("error", value) if isinstance(value, dict) else value
             raise SchedulerError(f"{method} {path}: {status}: {message}")
-        return value
+        if raw:
+            return headers, payload
+        return json.loads(payload) if is_json else payload.decode(errors="replace")
 
     def _connection(self) -> _Connection:
         connection: _Connection | None = getattr(self._local, "connection", None)
+        if connection is not None and select.select([connection.sock], [], [], 0)[0]:
+            # between answers the server sends nothing: readable means it closed the idle connection
+            self.close()
+            connection = None
         if connection is None:
             sock = socket.create_connection((self.host, self.port), timeout=self.timeout_s)
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self._tls is not None:
+                sock = self._tls.wrap_socket(sock, server_hostname=self.host)
             connection = _Connection(sock, sock.makefile("rb"))
             self._local.connection = connection
         return connection
@@ -136,8 +214,8 @@ class _Connection:
         self.sock.close()
 
 
-def _read_response(reader: BinaryIO) -> tuple[int, str, bytes, bool]:
-    """(status, content type, body, keep-alive) of one response with a Content-Length or read to the close."""
+def _read_response(reader: BinaryIO) -> tuple[int, dict[bytes, bytes], bytes, bool]:
+    """(status, headers, body, keep-alive) of one response with a Content-Length or read to the close."""
     status_line = reader.readline(65537)
     parts = status_line.split(None, 2)
     if len(parts) < 2 or not parts[0].startswith(b"HTTP/1.") or not parts[1].isdigit():
@@ -156,7 +234,7 @@ def _read_response(reader: BinaryIO) -> tuple[int, str, bytes, bool]:
     body = reader.read(int(length)) if length is not None else reader.read()
     if length is not None and len(body) != int(length):
         raise _ResponseError("connection closed in the middle of a response")
-    return int(parts[1]), headers.get(b"content-type", b"").decode("latin-1"), body, keep
+    return int(parts[1]), headers, body, keep
 
 
-__all__ = ["SchedulerClient", "SchedulerError"]
+__all__ = ["CA_ENV", "SchedulerClient", "SchedulerError"]

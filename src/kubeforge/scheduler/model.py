@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import re
 from collections.abc import Mapping
@@ -24,7 +25,21 @@ MAX_RUNTIME_LIMIT_S = 366 * 86400.0
 MAX_ARRAY_TASKS = 10_000
 """The most tasks one array submission may hold."""
 MAX_ARRAY_INDEX = 10_000_000
+MAX_ENV = 256
+MAX_ENV_VALUE = 32_768
+MAX_DEPENDENCIES = 1000
+DEFAULT_MIN_REQUEST = Resources(cpu_m=10, memory_mb=1)
+"""The least a job's worker may request in a queue unless the queue says otherwise: never zero, so
+that every job counts against quota."""
+DEFAULT_MAX_PENDING_PER_TEAM = 100_000
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _ARRAY_PART = re.compile(r"^(\d{1,8})(?:-(\d{1,8})(?::(\d{1,8}))?)?$")
+
+
+_QUEUE_FIELDS = {
+    "name", "nominal", "cohort", "borrowing_limit", "min_request", "max_pending_per_team", "max_running_per_team",
+    "max_array_tasks",
+}  # fmt: skip
 
 
 class JobState(enum.StrEnum):
@@ -60,6 +75,7 @@ class RequeueReason(enum.StrEnum):
     BACKOFF = "retry backoff"
     PREEMPTED = "preempted"
     PRIORITY = "a higher-priority job is ahead"
+    TEAM_CAP = "the team has as many jobs running in this queue as the queue allows"
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,22 +122,29 @@ class JobSpec:
         }
 
     @classmethod
-    def from_dict(cls, data: object) -> JobSpec:
-        """Validate a submitted job; every problem raises InputError naming the field."""
+    def from_dict(cls, data: object, stored: bool = False) -> JobSpec:
+        """Validate a submitted job; every problem raises InputError naming the field. The training
+        configuration is checked by TrainConfig itself, the code that builds it at launch.
+
+        `stored=True` reads back a spec the store holds: the checks added after it was recorded (the
+        training configuration, variable names) are left to the launch, which fails that one job,
+        so that one old spec cannot stop every read of the store."""
         if not isinstance(data, Mapping):
             raise InputError("job: expected a JSON object with at least 'queue' and 'command' or 'training'")
         unknown = sorted(set(map(str, data)) - _SPEC_FIELDS)
         if unknown:
             raise InputError(f"job: unknown field(s) {unknown}; valid: {', '.join(sorted(_SPEC_FIELDS))}")
-        command = _string_list(data.get("command", []), "command")
+        command = _string_list(data.get("command", []), "command", strict=not stored)
         training = data.get("training")
         if training is not None and not isinstance(training, Mapping):
             raise InputError("training: expected an object (a TrainConfig as JSON) or null")
         if bool(command) == (training is not None):
             raise InputError("job: give exactly one of 'command' (a list of strings) or 'training' (an object)")
-        env = data.get("env", {})
-        if not isinstance(env, Mapping) or not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
-            raise InputError("env: expected an object of string names to string values")
+        if training is not None and not stored:
+            from kubeforge.training.config import TrainConfig
+
+            TrainConfig.from_dict(training, prefix="training.")
+        env = _env(data.get("env", {}), check_names=not stored)
         return cls(
             name=_optional_name(data.get("name", ""), "name"),
             team=check_name(data.get("team"), "team"),
@@ -135,8 +158,10 @@ class JobSpec:
             max_runtime_s=_number(data.get("max_runtime_s", 3600.0), "max_runtime_s", 0.001, MAX_RUNTIME_LIMIT_S),
             retries=_int(data.get("retries", 0), "retries", 0, 100),
             backoff_s=_number(data.get("backoff_s", 10.0), "backoff_s", 0.0, 86400.0),
-            depends_on=tuple(_int(item, "depends_on[]", 1, 2**62) for item in _list(data.get("depends_on", []))),
-            env=dict(env),
+            depends_on=tuple(
+                _int(item, "depends_on[]", 1, 2**62) for item in _dependencies(data.get("depends_on", []))
+            ),
+            env=env,
         )
 
 
@@ -187,6 +212,14 @@ class QueueSpec:
     nominal: Resources
     cohort: str = ""
     borrowing_limit: Resources = field(default_factory=Resources)
+    min_request: Resources = DEFAULT_MIN_REQUEST
+    """The least each worker of a job must request (cpu and memory are never below 1m / 1Mi)."""
+    max_pending_per_team: int = DEFAULT_MAX_PENDING_PER_TEAM
+    """How many of one team's jobs may wait in this queue; a submission past it is refused (429)."""
+    max_running_per_team: int = 0
+    """How many of one team's jobs may hold resources in this queue at once (0: no cap but the quota)."""
+    max_array_tasks: int = MAX_ARRAY_TASKS
+    """The most tasks one array submitted to this queue may hold."""
     quota_limit: Resources = field(init=False, repr=False, compare=False)
     """The most the queue may ever hold: nominal plus what it may borrow (computed once)."""
 
@@ -200,6 +233,10 @@ class QueueSpec:
             "nominal": self.nominal.to_dict(),
             "cohort": self.cohort,
             "borrowing_limit": self.borrowing_limit.to_dict(),
+            "min_request": self.min_request.to_dict(),
+            "max_pending_per_team": self.max_pending_per_team,
+            "max_running_per_team": self.max_running_per_team,
+            "max_array_tasks": self.max_array_tasks,
         }
 
     @classmethod
@@ -207,15 +244,49 @@ class QueueSpec:
         """Validate a queue definition; problems raise InputError naming the field."""
         if not isinstance(data, Mapping):
             raise InputError("queue: expected a JSON object with 'name' and 'nominal'")
-        unknown = sorted(set(map(str, data)) - {"name", "nominal", "cohort", "borrowing_limit"})
+        unknown = sorted(set(map(str, data)) - _QUEUE_FIELDS)
         if unknown:
-            raise InputError(f"queue: unknown field(s) {unknown}; valid: name, nominal, cohort, borrowing_limit")
+            raise InputError(f"queue: unknown field(s) {unknown}; valid: {', '.join(sorted(_QUEUE_FIELDS))}")
+        minimum = Resources.parse(data.get("min_request", DEFAULT_MIN_REQUEST.to_dict()), "min_request")
         return cls(
             name=check_name(data.get("name"), "name"),
             nominal=Resources.parse(data.get("nominal"), "nominal"),
             cohort=_optional_name(data.get("cohort", ""), "cohort"),
             borrowing_limit=Resources.parse(data.get("borrowing_limit", {}), "borrowing_limit"),
+            min_request=Resources(max(minimum.cpu_m, 1), max(minimum.memory_mb, 1), minimum.gpu),
+            max_pending_per_team=_int(
+                data.get("max_pending_per_team", DEFAULT_MAX_PENDING_PER_TEAM), "max_pending_per_team", 1, 10**9
+            ),
+            max_running_per_team=_int(data.get("max_running_per_team", 0), "max_running_per_team", 0, 10**9),
+            max_array_tasks=_int(data.get("max_array_tasks", MAX_ARRAY_TASKS), "max_array_tasks", 1, MAX_ARRAY_TASKS),
         )
+
+    def fill_request(self, spec: JobSpec, given: object) -> JobSpec:
+        """`spec` with the resources its submission left out (`given`: its "resources" object) set to this
+        queue's minimum, as a Kubernetes LimitRange fills in default requests."""
+        if not isinstance(given, Mapping) or {"cpu", "memory"} <= set(given):
+            return spec
+        asked = spec.resources
+        filled = Resources(
+            asked.cpu_m if "cpu" in given else max(asked.cpu_m, self.min_request.cpu_m),
+            asked.memory_mb if "memory" in given else max(asked.memory_mb, self.min_request.memory_mb),
+            asked.gpu,
+        )
+        return dataclasses.replace(spec, resources=filled)
+
+    def check_request(self, spec: JobSpec) -> None:
+        """Raise InputError naming the resource when a worker of `spec` asks for less than `min_request`."""
+        for name, asked, least in (
+            ("cpu", spec.resources.cpu_m, self.min_request.cpu_m),
+            ("memory", spec.resources.memory_mb, self.min_request.memory_mb),
+            ("gpu", spec.resources.gpu, self.min_request.gpu),
+        ):
+            if asked < least:
+                shown = self.min_request.to_dict()[name]
+                raise InputError(
+                    f"resources.{name}: {spec.resources.to_dict()[name]} per worker is below queue {self.name!r}'s "
+                    f"minimum of {shown}; ask for at least that"
+                )
 
 
 def parse_array_indices(value: object, field: str = "array") -> tuple[int, ...]:
@@ -286,15 +357,37 @@ def _optional_name(value: object, field: str) -> str:
     return "" if value in ("", None) else check_name(value, field)
 
 
-def _list(value: object) -> list[object]:
-    if not isinstance(value, list | tuple):
-        raise InputError(f"expected a list, got {type(value).__name__}")
+def _dependencies(value: object) -> list[object]:
+    if not isinstance(value, list | tuple) or len(value) > MAX_DEPENDENCIES:
+        raise InputError(f"depends_on: expected a list of at most {MAX_DEPENDENCIES} job ids")
     return list(value)
 
 
-def _string_list(value: object, field: str) -> list[str]:
-    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value) or len(value) > 4096:
-        raise InputError(f"{field}: expected a list of strings, e.g. ['python', 'train.py']")
+def _env(value: object, check_names: bool = True) -> dict[str, str]:
+    if not isinstance(value, Mapping) or (check_names and len(value) > MAX_ENV):
+        raise InputError(f"env: expected an object of at most {MAX_ENV} names to string values")
+    for name, item in value.items():
+        if not isinstance(name, str):
+            raise InputError(f"env: variable names are strings, got {name!r}")
+        if not isinstance(item, str):
+            raise InputError(f"env.{name}: expected a string, got {item!r:.40}")
+        if not check_names:
+            continue
+        if not _ENV_NAME.match(name):
+            raise InputError(f"env: {name!r} is not a variable name; use letters, digits and '_', not first a digit")
+        if len(item) > MAX_ENV_VALUE or "\0" in item:
+            raise InputError(f"env.{name}: at most {MAX_ENV_VALUE} characters, without NUL")
+    return dict(value)
+
+
+def _string_list(value: object, field: str, strict: bool = True) -> list[str]:
+    if (
+        not isinstance(value, list | tuple)
+        or len(value) > 4096
+        or not all(isinstance(item, str) for item in value)
+        or (strict and not all(len(item) <= MAX_ENV_VALUE and "\0" not in item for item in value))
+    ):
+        raise InputError(f"{field}: expected a list of strings without NUL, e.g. ['python', 'train.py']")
     return list(value)
 
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from kubeforge.scheduler.model import MAX_ARRAY_TASKS
+from kubeforge.scheduler.api_io import MAX_BODY_BYTES, RETRY_AFTER_S
+from kubeforge.scheduler.logs import DEFAULT_TAIL_BYTES, MAX_LOG_BYTES
+from kubeforge.scheduler.model import DEFAULT_MAX_PENDING_PER_TEAM, MAX_ARRAY_TASKS, MAX_ENV
 
 _RESOURCES = {
     "type": "object",
@@ -23,13 +25,38 @@ def _response(description: str, schema: dict[str, Any] | None = None) -> dict[st
     return {"description": description, "content": body}
 
 
+_RETRY = {"Retry-After": {"description": "Seconds to wait before retrying.", "schema": {"type": "integer"}}}
+_UNAVAILABLE = {
+    "description": f"The job store is unavailable (locked or unreachable); retry after {RETRY_AFTER_S} s. "
+    "The message is generic: it never names the store.",
+    "headers": _RETRY,
+    "content": {"application/json": {"schema": _ERROR}},
+}
 _ERRORS = {
     "400": _response("The request is invalid; the message names the field.", _ERROR),
-    "401": _response("Missing or unknown bearer token.", _ERROR),
+    "401": _response("Missing, unknown, revoked or expired bearer token.", _ERROR),
+    "503": _UNAVAILABLE,
 }
+_SUBMIT_ERRORS = {
+    **_ERRORS,
+    "413": _response(f"The body is over {MAX_BODY_BYTES} bytes.", _ERROR),
+    "429": {
+        "description": "The team has as many jobs waiting in this queue as the queue allows (max_pending_per_team).",
+        "headers": _RETRY,
+        "content": {"application/json": {"schema": _ERROR}},
+    },
+}
+
+
+def _query(name: str, description: str, minimum: int | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "integer"} | ({"minimum": minimum} if minimum is not None else {})
+    return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
+
+
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
 _ARRAY_ID = [{"name": "array_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
 _QUEUE_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
+_TOKEN_ID = [{"name": "token_id", "in": "path", "required": True, "schema": {"type": "string"}}]
 
 OPENAPI: dict[str, Any] = {
     "openapi": "3.1.0",
@@ -48,15 +75,30 @@ OPENAPI: dict[str, Any] = {
                     "queue": {"type": "string"},
                     "command": {"type": "array", "items": {"type": "string"}},
                     "image": {"type": "string"},
-                    "training": {"type": ["object", "null"], "description": "A TrainConfig as JSON."},
-                    "resources": {"$ref": "#/components/schemas/Resources"},
+                    "training": {
+                        "type": ["object", "null"],
+                        "description": "A TrainConfig as JSON, checked at submit by TrainConfig itself: unknown or "
+                        "missing fields and wrong types are refused with the field named (training.FIELD).",
+                    },
+                    "resources": {
+                        "$ref": "#/components/schemas/Resources",
+                        "description": "Per worker; each amount at least the queue's min_request (an amount left "
+                        "out is set to it).",
+                    },
                     "workers": {"type": "integer", "minimum": 1},
                     "priority": {"oneOf": [{"type": "integer"}, {"enum": ["low", "normal", "high", "critical"]}]},
                     "max_runtime_s": {"type": "number", "exclusiveMinimum": 0},
                     "retries": {"type": "integer", "minimum": 0},
                     "backoff_s": {"type": "number", "minimum": 0},
                     "depends_on": {"type": "array", "items": {"type": "integer"}},
-                    "env": {"type": "object", "additionalProperties": {"type": "string"}},
+                    "env": {
+                        "type": "object",
+                        "maxProperties": MAX_ENV,
+                        "propertyNames": {"pattern": "^[A-Za-z_][A-Za-z0-9_]*$"},
+                        "additionalProperties": {"type": "string"},
+                        "description": "The job's environment: these, its KUBEFORGE_* identity and nothing of the "
+                        "scheduler's own.",
+                    },
                 },
             },
             "ArraySubmission": {
@@ -76,12 +118,41 @@ OPENAPI: dict[str, Any] = {
             },
             "Queue": {
                 "type": "object",
+                "additionalProperties": False,
                 "required": ["nominal"],
                 "properties": {
                     "name": {"type": "string"},
                     "nominal": {"$ref": "#/components/schemas/Resources"},
                     "cohort": {"type": "string"},
                     "borrowing_limit": {"$ref": "#/components/schemas/Resources"},
+                    "min_request": {
+                        "$ref": "#/components/schemas/Resources",
+                        "description": "The least a job's worker may request here (cpu and memory never below "
+                        "1m / 1Mi, so every job counts against quota).",
+                    },
+                    "max_pending_per_team": {
+                        "type": "integer",
+                        "minimum": 1,
+                        "default": DEFAULT_MAX_PENDING_PER_TEAM,
+                        "description": "How many of one team's jobs may wait here; more are refused with 429.",
+                    },
+                    "max_running_per_team": {
+                        "type": "integer",
+                        "minimum": 0,
+                        "default": 0,
+                        "description": "How many of one team's jobs may hold resources here at once (0: no cap).",
+                    },
+                    "max_array_tasks": {"type": "integer", "minimum": 1, "maximum": MAX_ARRAY_TASKS},
+                },
+            },
+            "TokenRequest": {
+                "type": "object",
+                "additionalProperties": False,
+                "required": ["team"],
+                "properties": {
+                    "team": {"type": "string"},
+                    "admin": {"type": "boolean", "default": False},
+                    "expires_in_s": {"type": ["number", "null"], "minimum": 1, "description": "null: never."},
                 },
             },
             "Error": _ERROR,
@@ -93,10 +164,16 @@ OPENAPI: dict[str, Any] = {
             "post": {
                 "summary": "Submit a job (durably recorded before the answer).",
                 "requestBody": {"content": {"application/json": {"schema": {"$ref": "#/components/schemas/JobSpec"}}}},
-                "responses": {"201": _response("The job's id."), **_ERRORS},
+                "responses": {"201": _response("The job's id."), **_SUBMIT_ERRORS},
             },
             "get": {
-                "summary": "The team's jobs, newest first (all jobs for an admin); ?active=1 for unfinished ones.",
+                "summary": "The team's jobs, newest first (all jobs for an admin), one page at a time: "
+                "`next_before` is the `before` of the next page (null on the last).",
+                "parameters": [
+                    _query("limit", "Jobs per page (default 100, at most 1000).", 1),
+                    _query("before", "Only jobs with a smaller id (from next_before).", 1),
+                    _query("active", "1: only unfinished jobs."),
+                ],
                 "responses": {"200": _response("Jobs."), **_ERRORS},
             },
         },
@@ -113,7 +190,23 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/jobs/{job_id}/logs": {
             "parameters": _JOB_ID,
-            "get": {"summary": "The job's output so far.", "responses": {"200": {"description": "Plain text."}}},
+            "get": {
+                "summary": f"The job's output: its last {DEFAULT_TAIL_BYTES} bytes, or with `offset` the bytes "
+                f"from there (at most {MAX_LOG_BYTES} per request; page on with the next offset).",
+                "parameters": [
+                    _query("offset", "The first byte; absent: the tail.", 0),
+                    _query("limit", f"At most this many bytes (up to {MAX_LOG_BYTES}).", 1),
+                ],
+                "responses": {
+                    "200": {
+                        "description": "Plain text.",
+                        "headers": {
+                            "X-Log-Offset": {"description": "Where the body starts.", "schema": {"type": "integer"}},
+                            "X-Log-Size": {"description": "The log's size when read.", "schema": {"type": "integer"}},
+                        },
+                    }
+                },
+            },
         },
         "/v1/arrays": {
             "post": {
@@ -122,13 +215,21 @@ OPENAPI: dict[str, Any] = {
                 "requestBody": {
                     "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ArraySubmission"}}}
                 },
-                "responses": {"201": _response("The array's id (its first task's) and every task's id."), **_ERRORS},
+                "responses": {
+                    "201": _response("The array's id (its first task's) and every task's id."),
+                    **_SUBMIT_ERRORS,
+                },
             }
         },
         "/v1/arrays/{array_id}": {
             "parameters": _ARRAY_ID,
             "get": {
-                "summary": "The array's tasks by index.",
+                "summary": "The array's spec (stored once) and its tasks by index, a page at a time: "
+                "`next_after` is the `after` of the next page (null on the last).",
+                "parameters": [
+                    _query("after", "Only tasks with a larger index.", -1),
+                    _query("limit", "Tasks per page (default and most: 1000).", 1),
+                ],
                 "responses": {"200": _response("Tasks."), "404": _response("No such array for this team.", _ERROR)},
             },
             "delete": {
@@ -151,11 +252,39 @@ OPENAPI: dict[str, Any] = {
         },
         "/v1/tokens": {
             "post": {
-                "summary": "Create a token bound to a team (admin).",
-                "responses": {"201": _response("The new token."), "403": _response("Not an admin token.", _ERROR)},
+                "summary": "Create a token bound to a team, optionally expiring (admin); it is shown only here.",
+                "requestBody": {
+                    "content": {"application/json": {"schema": {"$ref": "#/components/schemas/TokenRequest"}}}
+                },
+                "responses": {"201": _response("The new token and its id."), "403": _response("Not admin.", _ERROR)},
+            },
+            "get": {
+                "summary": "Every token's id, team, role, creation and expiry, never the token (admin); ?team=.",
+                "responses": {"200": _response("Tokens."), "403": _response("Not an admin token.", _ERROR)},
+            },
+        },
+        "/v1/tokens/{token_id}": {
+            "parameters": _TOKEN_ID,
+            "delete": {
+                "summary": "Revoke a token (admin); it stops working at once here, within 2 s on other replicas.",
+                "responses": {"200": _response("Revoked."), "404": _response("No such token.", _ERROR)},
+            },
+        },
+        "/healthz": {
+            "get": {
+                "security": [],
+                "summary": "Liveness: the dispatcher's loop is alive and its last step succeeded within 30 s "
+                "(never touches the store).",
+                "responses": {"200": _response("ok"), "503": _response("The dispatcher is dead or stalled.")},
             }
         },
-        "/healthz": {"get": {"security": [], "summary": "Liveness.", "responses": {"200": _response("ok")}}},
+        "/readyz": {
+            "get": {
+                "security": [],
+                "summary": "Readiness: the store answers.",
+                "responses": {"200": _response("ready"), "503": _UNAVAILABLE},
+            }
+        },
         "/openapi.json": {"get": {"security": [], "summary": "This document.", "responses": {"200": _response("")}}},
     },
 }

@@ -94,6 +94,11 @@ class QueueManager:
         live = (entry for entry in heap if self._pending.get(entry[3].id) is entry[3])
         return [entry[3] for entry in heapq.nsmallest(limit, live)]
 
+    def pending_ahead(self, job: Job) -> list[Job]:
+        """The pending jobs of `job`'s queue that come before it, unsorted (O(pending), no sort)."""
+        queue, key = job.spec.queue, job.sort_key
+        return [other for other in self._pending.values() if other.spec.queue == queue and other.sort_key < key]
+
     def pending_in(self, queue: str) -> list[Job]:
         """Every pending job of `queue` in scheduling order, backoff included."""
         jobs = [job for job in self._pending.values() if job.spec.queue == queue]

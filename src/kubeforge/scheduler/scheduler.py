@@ -27,6 +27,8 @@ STOP_PREEMPTED = "preempted"
 STOP_CANCELLED = "cancelled"
 STOP_MAX_RUNTIME = "exceeded its maximum runtime"
 MAX_BACKOFF_S = 3600.0
+TEAM_CAP_RECHECK_S = 1.0
+"""How long a job whose team is at its queue's running cap waits before it is looked at again."""
 
 
 @dataclass
@@ -138,6 +140,20 @@ class Scheduler:
             return [job]
         return self._finish(job, JobState.FAILED, f"exit code {exit_code}", now)
 
+    def fail(self, job_id: int, message: str, now: float) -> list[Job]:
+        """End a job as FAILED now, whatever its state (it cannot run as specified), releasing what it holds."""
+        job = self.jobs.get(job_id)
+        if job is None or job.state.terminal:
+            return []
+        if job.state.holds_resources:
+            self.cache.forget(job)
+            if self._stopping.pop(job.id, None) is not None:
+                self._stopping_total = self._stopping_total - job.spec.total
+        else:
+            self.queues.remove(job.id)
+        job.stop_deadline = None
+        return self._finish(job, JobState.FAILED, message, now)
+
     def cancel(self, job_id: int, now: float) -> tuple[list[Job], Job | None]:
         """Cancel a job: pending ones end now; launched ones are returned to be stopped gracefully."""
         job = self.jobs.get(job_id)
@@ -193,6 +209,11 @@ class Scheduler:
             if reservation is not None and self._backfill_budget <= 0 and self._still_waiting(job, snapshot):
                 continue  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
             self._parked_on_capacity.pop(job.spec.queue, None)  # looked at again: parked anew if still blocked
+            if self._at_team_cap(job, now):  # the queue's next job (another team's, maybe) gets its turn
+                following = self.queues.head(job.spec.queue)
+                if following is not None:
+                    heapq.heappush(candidates, (self._order_key(following, snapshot), following))
+                continue
             verdict = snapshot.check(job)
             if verdict.fits and self._allowed(job, now, reservation):
                 self._admit(job, now, snapshot, result)
@@ -220,6 +241,18 @@ class Scheduler:
             return False  # enough capacity is free, or will be once the stopping jobs end
         spec = snapshot.queues[queue]
         return not spec.cohort or snapshot.cohort_usage[spec.cohort].fits_with(total, snapshot.cohort_pool[spec.cohort])
+
+    def _at_team_cap(self, job: Job, now: float) -> bool:
+        """True (and the job set aside for TEAM_CAP_RECHECK_S) when its team already runs as many jobs in its
+        queue as the queue's max_running_per_team allows."""
+        cap = self.cache.queues[job.spec.queue].max_running_per_team
+        if not cap or self.cache.running_by_team.get((job.spec.queue, job.spec.team), 0) < cap:
+            return False
+        self.queues.pop(job.spec.queue)
+        job.not_before = now + TEAM_CAP_RECHECK_S
+        self.queues.push(job, now)
+        job.reason = RequeueReason.TEAM_CAP.value
+        return True
 
     def _allowed(self, job: Job, now: float, reservation: _Reservation | None) -> bool:
         if reservation is None or now + job.spec.max_runtime_s <= reservation.at:

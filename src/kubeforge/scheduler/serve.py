@@ -3,6 +3,11 @@
 `python -m kubeforge.scheduler.serve --store sqlite:///DB --backend local --port 8765` is
 what `kubeforge queue serve` runs. Several API replicas can share one PostgreSQL store;
 only the replica holding the lease dispatches, the others wait for it.
+
+A store URL that carries a password never goes on the command line (every local user can
+read a process's arguments): it comes from $KUBEFORGE_STORE_URL or a file (`--store-file`,
+e.g. a mounted Kubernetes secret). The admin token comes from $KUBEFORGE_ADMIN_TOKEN, which
+is read once and removed from the environment; it replaces the previous one from there.
 """
 
 from __future__ import annotations
@@ -10,17 +15,18 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import sys
 import threading
 from dataclasses import dataclass
 from pathlib import Path
 
-from kubeforge.errors import InputError
+from kubeforge.errors import InputError, KubeforgeError
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.base import Backend
 from kubeforge.scheduler.dispatcher import Dispatcher
-from kubeforge.scheduler.http_server import serve_forever
+from kubeforge.scheduler.http_server import serve_forever, tls_context
 from kubeforge.scheduler.resources import Resources, parse_cpu, parse_memory
-from kubeforge.scheduler.store import open_store
+from kubeforge.scheduler.store import open_store, redact
 
 BACKEND_NAMES = ("local", "slurm", "kubernetes")
 ADMIN_TOKEN_ENV = "KUBEFORGE_ADMIN_TOKEN"
@@ -44,6 +50,37 @@ class ServeOptions:
     gpu: int = -1
     namespace: str = "default"
     kueue_queue: str = ""
+    tls_cert: str = ""
+    tls_key: str = ""
+
+    def __repr__(self) -> str:
+        return f"ServeOptions(store={redact(self.store)!r}, backend={self.backend!r}, port={self.port})"
+
+
+def store_url(store: str = "", store_file: str = "") -> str:
+    """The store URL from `--store-file`, else `--store`, else $KUBEFORGE_STORE_URL; a password on the
+    command line is refused (InputError), since every local user can read a process's arguments."""
+    if store_file:
+        try:
+            return Path(store_file).read_text().strip()
+        except OSError as exc:
+            raise InputError(f"--store-file {store_file!r}: cannot read it ({exc.strerror})") from None
+    if store:
+        if redact(store) != store:
+            raise InputError(
+                f"--store carries a password, which any local user can read in the process list; "
+                f"put the URL in ${STORE_URL_ENV} or a file given to --store-file"
+            )
+        return store
+    found = os.environ.get(STORE_URL_ENV, "")
+    if not found:
+        raise InputError(f"no store: give --store PATH|URL, --store-file FILE or set ${STORE_URL_ENV}")
+    return found
+
+
+def take_admin_token() -> str:
+    """$KUBEFORGE_ADMIN_TOKEN, removed from this process's environment so that nothing it starts inherits it."""
+    return os.environ.pop(ADMIN_TOKEN_ENV, "")
 
 
 def make_backend(options: ServeOptions) -> Backend:
@@ -81,9 +118,12 @@ def _capacity(options: ServeOptions, found: Resources) -> Resources:
 
 def serve(options: ServeOptions, admin_token: str = "") -> None:
     """Serve until interrupted."""
+    if bool(options.tls_cert) != bool(options.tls_key):
+        raise InputError("--tls-cert and --tls-key go together: give both (PEM files) or neither")
+    tls = tls_context(options.tls_cert, options.tls_key) if options.tls_cert else None
     store = open_store(options.store)
-    if admin_token:
-        store.add_token(admin_token, "admin", admin=True)
+    if admin_token:  # replaces the admin token an earlier start took from the environment
+        store.add_token(admin_token, "admin", admin=True, from_env=True)
     backend = make_backend(options)
     dispatcher = Dispatcher(store, backend, grace_s=options.grace_s) if options.dispatch else None
     stop = threading.Event()
@@ -93,7 +133,7 @@ def serve(options: ServeOptions, admin_token: str = "") -> None:
         thread.start()
     try:
         if options.api:
-            serve_forever(SchedulerAPI(store, dispatcher, logs=backend.logs), options.host, options.port)
+            serve_forever(SchedulerAPI(store, dispatcher, logs=backend.log_range), options.host, options.port, tls=tls)
         elif thread is not None:
             thread.join()
     finally:
@@ -106,11 +146,10 @@ def serve(options: ServeOptions, admin_token: str = "") -> None:
 def main(argv: list[str] | None = None) -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(prog="python -m kubeforge.scheduler.serve", description=__doc__)
-    parser.add_argument(
-        "--store",
-        default=os.environ.get(STORE_URL_ENV, ""),
-        help=f"sqlite:///PATH, a file path, or postgresql://... (default: ${STORE_URL_ENV}: no password in argv)",
-    )
+    parser.add_argument("--store", default="", help="sqlite:///PATH, a file path, or postgresql://USER@HOST/DB")
+    parser.add_argument("--store-file", default="", help=f"a file holding the store URL (else ${STORE_URL_ENV})")
+    parser.add_argument("--tls-cert", default="", help="serve HTTPS with this PEM certificate chain")
+    parser.add_argument("--tls-key", default="", help="and this PEM private key")
     parser.add_argument("--backend", default="local", choices=BACKEND_NAMES)
     parser.add_argument("--state-dir", default=".kubeforge/scheduler")
     parser.add_argument("--host", default="127.0.0.1")
@@ -124,11 +163,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--namespace", default="default", help="kubernetes backend: where jobs are created")
     parser.add_argument("--kueue-queue", default="", help="kubernetes backend: hand admission to this Kueue queue")
     args = parser.parse_args(argv)
-    if not args.store:
-        parser.error(f"--store: required (or set {STORE_URL_ENV})")
     logging.basicConfig(level=logging.WARNING)
     options = ServeOptions(
-        store=args.store,
+        store=store_url(args.store, args.store_file),
         backend=args.backend,
         state_dir=args.state_dir,
         host=args.host,
@@ -141,11 +178,29 @@ def main(argv: list[str] | None = None) -> None:
         gpu=args.gpu,
         namespace=args.namespace,
         kueue_queue=args.kueue_queue,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
     )
-    serve(options, admin_token=os.environ.get(ADMIN_TOKEN_ENV, ""))
+    # read once and removed: nothing this process starts (the supervisor, sbatch, jobs) can inherit it
+    serve(options, admin_token=take_admin_token())
 
 
 if __name__ == "__main__":
-    main()
+    try:
+        main()
+    except KubeforgeError as error:  # one line, not a traceback; the exit code says which kind
+        detail = getattr(error, "detail", "")  # a store outage's cause, credentials redacted
+        print(f"error: {error}" + (f" ({detail})" if detail else ""), file=sys.stderr)
+        sys.exit(error.exit_code)
 
-__all__ = ["ADMIN_TOKEN_ENV", "BACKEND_NAMES", "STORE_URL_ENV", "ServeOptions", "main", "make_backend", "serve"]
+__all__ = [
+    "ADMIN_TOKEN_ENV",
+    "BACKEND_NAMES",
+    "STORE_URL_ENV",
+    "ServeOptions",
+    "main",
+    "make_backend",
+    "serve",
+    "store_url",
+    "take_admin_token",
+]

@@ -1,10 +1,13 @@
 """The training component's `queue` backend: training jobs go through the kubeforge scheduler.
 
 It implements the training launch protocol (submit, status, logs, cancel) with the
-scheduler's Python client. The scheduler's URL and token come from `backend_options`
-(`url`, `token`) or from $KUBEFORGE_SCHEDULER_URL and $KUBEFORGE_TOKEN; `queue` is required,
-`priority` and `max_runtime_s` are optional. Submitting re-attaches to an unfinished job of
-the same name and training configuration, so a re-run launcher does not queue a second one.
+scheduler's Python client. The scheduler's URL comes from `backend_options.url` or
+$KUBEFORGE_SCHEDULER_URL. The token never comes from `backend_options` (pipeline parameters
+are stored in plain text with every run): it is read from $KUBEFORGE_TOKEN, or from the file
+named by $KUBEFORGE_TOKEN_FILE (a mounted Kubernetes secret); `token_env` names another
+variable to read it from. `queue` is required, `priority` and `max_runtime_s` are optional.
+Submitting re-attaches to an unfinished job of the same name and training configuration, so a
+re-run launcher does not queue a second one.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any, ClassVar
 
 from kubeforge.errors import InputError
@@ -20,6 +24,7 @@ from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, Tra
 
 URL_ENV = "KUBEFORGE_SCHEDULER_URL"
 TOKEN_ENV = "KUBEFORGE_TOKEN"
+TOKEN_FILE_ENV = "KUBEFORGE_TOKEN_FILE"
 _STATES = {
     "pending": JobState.PENDING,
     "admitted": JobState.PENDING,
@@ -37,11 +42,20 @@ class QueueBackend:
     name: ClassVar[str] = "queue"
 
     def __init__(self, options: dict[str, Any]) -> None:
+        if options.get("token"):
+            raise InputError(
+                "backend_options.token: a token is not accepted as a pipeline parameter (parameters are stored in "
+                f"plain text with the run); set ${TOKEN_ENV}, mount it as a file named by ${TOKEN_FILE_ENV}, or name "
+                "the variable holding it with backend_options.token_env"
+            )
         url = str(options.get("url") or os.environ.get(URL_ENV, ""))
-        token = str(options.get("token") or os.environ.get(TOKEN_ENV, ""))
+        token = _token(str(options.get("token_env") or TOKEN_ENV))
         missing = [
             what
-            for what, value in (("url (or $" + URL_ENV + ")", url), ("token (or $" + TOKEN_ENV + ")", token))
+            for what, value in (
+                ("url (or $" + URL_ENV + ")", url),
+                (f"a token (${options.get('token_env') or TOKEN_ENV} or ${TOKEN_FILE_ENV})", token),
+            )
             if not value
         ]
         if not options.get("queue"):
@@ -111,4 +125,16 @@ class QueueBackend:
         return JobHandle(self.name, name, str(job_id), {"url": self.url})
 
 
-__all__ = ["TOKEN_ENV", "URL_ENV", "QueueBackend"]
+def _token(variable: str) -> str:
+    """The token from `variable`, else from the file named by $KUBEFORGE_TOKEN_FILE; '' when neither is set."""
+    found = os.environ.get(variable, "").strip()
+    path = os.environ.get(TOKEN_FILE_ENV, "")
+    if found or not path:
+        return found
+    try:
+        return Path(path).read_text().strip()
+    except OSError as exc:
+        raise InputError(f"${TOKEN_FILE_ENV} names {path!r}, which cannot be read ({exc.strerror})") from None
+
+
+__all__ = ["TOKEN_ENV", "TOKEN_FILE_ENV", "URL_ENV", "QueueBackend"]

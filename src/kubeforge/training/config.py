@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
-from typing import Any
+import math
+from collections.abc import Mapping
+from dataclasses import MISSING, asdict, dataclass, field, fields
 
 from kubeforge.errors import InputError
 
@@ -65,8 +66,56 @@ class TrainConfig:
     @classmethod
     def from_json(cls, text: str) -> TrainConfig:
         """Rebuild a configuration from `to_json` output."""
-        data: dict[str, Any] = json.loads(text)
-        return cls(**data)
+        return cls.from_dict(json.loads(text))
 
+    @classmethod
+    def from_dict(cls, data: object, prefix: str = "") -> TrainConfig:
+        """A configuration from its JSON form; unknown or missing fields and wrong types raise InputError
+        naming the field (after `prefix`, e.g. "training.")."""
+        if not isinstance(data, Mapping):
+            raise InputError(f"{prefix or 'config'}: expected an object with the TrainConfig fields")
+        known = {item.name: item for item in fields(cls)}
+        unknown = sorted(set(map(str, data)) - set(known))
+        if unknown:
+            raise InputError(f"{prefix}{unknown[0]}: unknown field; valid: {', '.join(known)}")
+        missing = [
+            name
+            for name, item in known.items()
+            if name not in data and item.default is MISSING and item.default_factory is MISSING
+        ]
+        if missing:
+            raise InputError(f"{prefix}{missing[0]}: required (missing: {', '.join(missing)})")
+        for name, value in data.items():
+            _check_type(value, str(known[name].type), f"{prefix}{name}")
+        try:
+            return cls(**data)
+        except InputError as exc:
+            raise InputError(f"{prefix}{exc}") from None
+
+
+def _check_type(value: object, annotation: str, name: str) -> None:
+    """Raise InputError unless `value` is a JSON value of the field's annotated type."""
+    if annotation == "str":
+        ok = isinstance(value, str) and len(value) <= 4096
+    elif annotation == "list[int]":
+        ok = isinstance(value, list) and len(value) <= 64 and all(_is_int(item) and 0 < item < 2**20 for item in value)
+    elif annotation == "int":
+        ok = _is_int(value) and abs(value) < 2**53  # type: ignore[arg-type]
+    else:  # float
+        ok = (_is_int(value) and abs(value) < 2**53) or (isinstance(value, float) and math.isfinite(value))  # type: ignore[arg-type]
+    if not ok:
+        raise InputError(f"{name}: expected {_TYPE_NAMES.get(annotation, annotation)}, got {value!r:.80}")
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+_TYPE_NAMES = {
+    "str": "a string (at most 4096 characters)",
+    "list[int]": "a list of at most 64 positive whole numbers",
+    "int": "a whole number",
+    "float": "a finite number",
+}
 
 __all__ = ["CLASS_WEIGHTINGS", "MIXED_PRECISION", "STRATEGIES", "TrainConfig"]

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
-import json
+import os
+import re
 import sys
-from collections.abc import Mapping
-from typing import ClassVar, Protocol
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING, ClassVar, Protocol
 
 from kubeforge.errors import InputError
+from kubeforge.scheduler.logs import LogSlice
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
 
+if TYPE_CHECKING:
+    from kubeforge.training.config import TrainConfig
+
 LOST_EXIT_CODE = -1
 """Reported for a launch that ended without recording an exit code (killed, or vanished)."""
+PASSTHROUGH_ENV = ("PATH", "LANG", "LC_ALL", "TZ", "TMPDIR", "PYTHONPATH")
+"""The only variables of the scheduler's own environment a job sees (when they are set there);
+everything else a job sees comes from its spec and its identity: secrets never leak into jobs."""
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 class Backend(Protocol):
@@ -41,6 +50,14 @@ class Backend(Protocol):
         """The launch's output so far."""
         ...
 
+    def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
+        """At most `limit` bytes of the launch's output from `offset` (None: its tail), never all of it in memory."""
+        ...
+
+    def reason(self, handle: str) -> str:
+        """Why an ended launch failed, when the backend knows more than its exit code; '' otherwise."""
+        ...
+
 
 def job_command(job: Job, nproc_per_node: int | None = None) -> list[str]:
     """The command one node runs: the job's own command, or torchrun around the kubeforge worker."""
@@ -48,9 +65,7 @@ def job_command(job: Job, nproc_per_node: int | None = None) -> list[str]:
         return list(job.spec.command)
     if job.spec.training is None:
         raise InputError(f"job {job.id}: it has neither a command nor a training spec")
-    from kubeforge.training.config import TrainConfig
-
-    config = TrainConfig.from_json(json.dumps(dict(job.spec.training)))
+    config = training_config(job)
     return [
         sys.executable,
         "-m",
@@ -66,8 +81,28 @@ def job_command(job: Job, nproc_per_node: int | None = None) -> list[str]:
     ]
 
 
+def training_config(job: Job) -> TrainConfig:
+    """The job's training spec as a TrainConfig; a spec the engine cannot take raises InputError naming the field."""
+    from kubeforge.training.config import TrainConfig
+
+    try:
+        return TrainConfig.from_dict(dict(job.spec.training or {}), prefix="training.")
+    except (TypeError, ValueError) as exc:  # a check of the engine's own, past the field checks
+        raise InputError(f"training: {exc}") from None
+
+
 def job_environment(job: Job) -> dict[str, str]:
-    """Variables every launch sees: the job's own plus its identity (and, for an array task, its array and index)."""
+    """Variables every launch sees: the job's own plus its identity (and, for an array task, its array and index).
+
+    Only these: a backend adds at most `passthrough_environment()`, never its own environment.
+    A name that is not a shell identifier, or a value holding a NUL byte, raises InputError.
+    """
+    for name, value in job.spec.env.items():
+        if not _ENV_NAME.match(name) or "\0" in value:
+            raise InputError(
+                f"env: {name!r} is not a valid variable (names: letters, digits and '_', not starting with a digit; "
+                "values without NUL bytes)"
+            )
     environment = {
         **job.spec.env,
         "KUBEFORGE_JOB_ID": str(job.id),
@@ -81,4 +116,17 @@ def job_environment(job: Job) -> dict[str, str]:
     return environment
 
 
-__all__ = ["LOST_EXIT_CODE", "Backend", "job_command", "job_environment"]
+def passthrough_environment(names: Iterable[str] = PASSTHROUGH_ENV) -> dict[str, str]:
+    """The allowlisted variables of this process's environment that are set (jobs on this machine get them)."""
+    return {name: os.environ[name] for name in names if name in os.environ}
+
+
+__all__ = [
+    "LOST_EXIT_CODE",
+    "PASSTHROUGH_ENV",
+    "Backend",
+    "job_command",
+    "job_environment",
+    "passthrough_environment",
+    "training_config",
+]

@@ -25,11 +25,14 @@ from kubernetes.client.rest import ApiException
 
 import kubeforge
 from kubeforge.errors import InputError, KubernetesBackendError
-from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment
+from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment, training_config
+from kubeforge.scheduler.logs import LogSlice, slice_of
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
 
 STOP_ANNOTATION = "kubeforge.io/stop-requested"
+REQUEST_TIMEOUT = (5.0, 30.0)
+"""(connect, read) seconds for every Kubernetes API call: a stalled API server fails the call, not the dispatcher."""
 STOPPED_EXIT_CODE = -15
 """Reported for a launch that ended because it was suspended (as SIGTERM would)."""
 _KUEUE_LABEL = "kueue.x-k8s.io/queue-name"
@@ -131,6 +134,7 @@ class KubernetesBackend:
         self.batch = client.BatchV1Api(api_client)
         self.objects = client.CustomObjectsApi(api_client)
         self.core = client.CoreV1Api(api_client)
+        self._reasons: dict[str, str] = {}
 
     # -- building ---------------------------------------------------------------------------
 
@@ -182,12 +186,11 @@ class KubernetesBackend:
         from kubeforge.training.backends.base import Resources as WorkerResources
         from kubeforge.training.backends.base import TrainingJob
         from kubeforge.training.backends.pytorchjob import PyTorchJobBackend
-        from kubeforge.training.config import TrainConfig
 
         per_worker = job.spec.resources
         training = TrainingJob(
             name=job.launch_key,
-            config=TrainConfig.from_json(json.dumps(dict(job.spec.training or {}))),
+            config=training_config(job),
             nodes=job.spec.workers,
             image=self.pod_policy.image(job),
             resources=WorkerResources(f"{per_worker.cpu_m}m", f"{per_worker.memory_mb}Mi", per_worker.gpu),
@@ -212,10 +215,15 @@ class KubernetesBackend:
         kind = "pytorchjob" if body["kind"] == "PyTorchJob" else "job"
         try:
             if kind == "job":
-                self.batch.create_namespaced_job(self.namespace, body)
+                self.batch.create_namespaced_job(self.namespace, body, _request_timeout=REQUEST_TIMEOUT)
             else:
                 self.objects.create_namespaced_custom_object(
-                    _TRAINING_GROUP, _TRAINING_VERSION, self.namespace, _TRAINING_PLURAL, body
+                    _TRAINING_GROUP,
+                    _TRAINING_VERSION,
+                    self.namespace,
+                    _TRAINING_PLURAL,
+                    body,
+                    _request_timeout=REQUEST_TIMEOUT,
                 )
         except ApiException as exc:
             if exc.status != 409:
@@ -230,7 +238,13 @@ class KubernetesBackend:
             code = LOST_EXIT_CODE if obj is None else _exit_code(obj)
             if code is not None:
                 ended[job_id] = code
+                if obj is not None and code not in (0, STOPPED_EXIT_CODE):
+                    self._reasons[handle] = _failure_message(obj)
         return ended
+
+    def reason(self, handle: str) -> str:
+        """The message of the object's Failed condition, once `poll` saw it fail; '' otherwise."""
+        return self._reasons.pop(handle, "")
 
     def suspend(self, handle: str) -> None:
         """Suspend the object: its pods get SIGTERM and their grace period; it ends once none is left."""
@@ -238,11 +252,19 @@ class KubernetesBackend:
         patch: dict[str, Any] = {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}}
         try:
             if kind == "job":
-                self.batch.patch_namespaced_job(name, namespace, {**patch, "spec": {"suspend": True}})
+                self.batch.patch_namespaced_job(
+                    name, namespace, {**patch, "spec": {"suspend": True}}, _request_timeout=REQUEST_TIMEOUT
+                )
             else:
                 patch["spec"] = {"runPolicy": {"suspend": True}}
                 self.objects.patch_namespaced_custom_object(
-                    _TRAINING_GROUP, _TRAINING_VERSION, namespace, _TRAINING_PLURAL, name, patch
+                    _TRAINING_GROUP,
+                    _TRAINING_VERSION,
+                    namespace,
+                    _TRAINING_PLURAL,
+                    name,
+                    patch,
+                    _request_timeout=REQUEST_TIMEOUT,
                 )
         except ApiException as exc:
             if exc.status != 404:
@@ -254,10 +276,16 @@ class KubernetesBackend:
         options = client.V1DeleteOptions(propagation_policy="Background", grace_period_seconds=0)
         try:
             if kind == "job":
-                self.batch.delete_namespaced_job(name, namespace, body=options)
+                self.batch.delete_namespaced_job(name, namespace, body=options, _request_timeout=REQUEST_TIMEOUT)
             else:
                 self.objects.delete_namespaced_custom_object(
-                    _TRAINING_GROUP, _TRAINING_VERSION, namespace, _TRAINING_PLURAL, name, body=options
+                    _TRAINING_GROUP,
+                    _TRAINING_VERSION,
+                    namespace,
+                    _TRAINING_PLURAL,
+                    name,
+                    body=options,
+                    _request_timeout=REQUEST_TIMEOUT,
                 )
         except ApiException as exc:
             if exc.status != 404:
@@ -265,6 +293,19 @@ class KubernetesBackend:
 
     def logs(self, handle: str) -> str:
         """The log of the first worker's pod (rank 0), or nothing while there is none."""
+        return self._pod_log(handle).decode(errors="replace")
+
+    def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
+        """A range of the first worker's log, read with the kubelet's `limit_bytes` so that it is never read
+        whole: from `offset`, or (offset None) its last `limit` bytes, taken from its last `limit // 8` lines
+        (the kubelet tails by lines only; those lines are read up to 8 x `limit` bytes, so the tail is exact
+        for lines of 8 to 64 bytes on average)."""
+        if offset is None:
+            window = self._pod_log(handle, tail_lines=max(limit // 8, 1), limit_bytes=8 * limit)
+            return slice_of(window, None, limit)
+        return slice_of(self._pod_log(handle, limit_bytes=offset + limit), offset, limit)
+
+    def _pod_log(self, handle: str, **options: int) -> bytes:
         kind, namespace, name = _split(handle)
         selector = (
             f"batch.kubernetes.io/job-name={name},batch.kubernetes.io/job-completion-index=0"
@@ -272,23 +313,30 @@ class KubernetesBackend:
             else f"training.kubeflow.org/job-name={name},training.kubeflow.org/replica-type=master"
         )
         try:
-            pods = self.core.list_namespaced_pod(namespace, label_selector=selector).items
+            pods = self.core.list_namespaced_pod(
+                namespace, label_selector=selector, _request_timeout=REQUEST_TIMEOUT
+            ).items
             if not pods:
-                return ""
-            return str(self.core.read_namespaced_pod_log(pods[0].metadata.name, namespace))
+                return b""
+            response = self.core.read_namespaced_pod_log(
+                pods[0].metadata.name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT, **options
+            )
+            return bytes(response.data)
         except ApiException as exc:
             if exc.status in (400, 404):
-                return ""
+                return b""
             raise _error("read logs of", handle, exc) from exc
 
     def _get(self, handle: str) -> dict[str, Any] | None:
         kind, namespace, name = _split(handle)
         try:
             if kind == "job":
-                response = self.batch.read_namespaced_job(name, namespace, _preload_content=False)
+                response = self.batch.read_namespaced_job(
+                    name, namespace, _preload_content=False, _request_timeout=REQUEST_TIMEOUT
+                )
                 return dict(json.loads(response.data))
             found = self.objects.get_namespaced_custom_object(
-                _TRAINING_GROUP, _TRAINING_VERSION, namespace, _TRAINING_PLURAL, name
+                _TRAINING_GROUP, _TRAINING_VERSION, namespace, _TRAINING_PLURAL, name, _request_timeout=REQUEST_TIMEOUT
             )
             return dict(found)
         except ApiException as exc:
@@ -302,7 +350,7 @@ def cluster_capacity(api_client: client.ApiClient) -> Resources:
     from kubeforge.scheduler.resources import parse_cpu, parse_memory
 
     total = Resources()
-    for node in client.CoreV1Api(api_client).list_node().items:
+    for node in client.CoreV1Api(api_client).list_node(_request_timeout=REQUEST_TIMEOUT).items:
         if node.spec is not None and node.spec.unschedulable:
             continue
         allocatable = (node.status.allocatable if node.status else None) or {}
@@ -333,6 +381,13 @@ def _exit_code(obj: dict[str, Any]) -> int | None:
     if stop_requested and conditions.get("Suspended") == "True" and not status.get("active"):
         return STOPPED_EXIT_CODE
     return None
+
+
+def _failure_message(obj: dict[str, Any]) -> str:
+    for condition in (obj.get("status") or {}).get("conditions") or []:
+        if condition.get("type") == "Failed" and condition.get("status") == "True":
+            return str(condition.get("message") or condition.get("reason") or "")[:500]
+    return ""
 
 
 def _split(handle: str) -> tuple[str, str, str]:

@@ -5,6 +5,11 @@ each launch key exclusively before it starts anything, so a launch repeated afte
 scheduler crash starts nothing twice; it starts the workers directly, records their
 process group and, at the end, the exit code, even when the scheduler that asked is gone.
 It also tells the scheduler the moment a launch ends, so dispatch is event-driven.
+
+The supervisor starts with, and gives each launch, only the allowlisted part of this
+process's environment plus the job's own variables (`passthrough_environment`,
+`job_environment`), so no secret of the scheduler reaches a job. Its state folder is 0700
+and both ends of the socket check that the other runs under the same uid.
 """
 
 from __future__ import annotations
@@ -25,8 +30,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kubeforge.errors import LocalBackendError
-from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment
-from kubeforge.scheduler.backends.supervisor import address
+from kubeforge.scheduler.backends.base import (
+    LOST_EXIT_CODE,
+    PASSTHROUGH_ENV,
+    job_command,
+    job_environment,
+    passthrough_environment,
+)
+from kubeforge.scheduler.backends.supervisor import LAUNCH_KEY, address, peer_uid
+from kubeforge.scheduler.logs import EMPTY, LogSlice, read_file_range
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
 
@@ -50,10 +62,15 @@ class LocalBackend:
 
     name: ClassVar[str] = "local"
 
-    def __init__(self, root: str | Path, capacity: Resources | None = None) -> None:
+    def __init__(
+        self, root: str | Path, capacity: Resources | None = None, passthrough: tuple[str, ...] = PASSTHROUGH_ENV
+    ) -> None:
         self.root = Path(root).resolve()
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.chmod(0o700)
         self.capacity = capacity or machine_capacity()
+        self.passthrough = passthrough
+        self._errors: dict[str, str] = {}
         self._wakeup: Callable[[], None] = lambda: None
         self._lock = threading.Lock()
         self._link: _Link | None = None
@@ -71,7 +88,8 @@ class LocalBackend:
         if (self.root / key / "claimed").exists():
             return key
         workers = 1 if job.spec.training is not None else job.spec.workers  # torchrun starts the ranks itself
-        request = {"key": key, "workers": workers, "argv": job_command(job), "env": job_environment(job)}
+        environment = {**passthrough_environment(self.passthrough), **job_environment(job)}
+        request = {"key": key, "workers": workers, "argv": job_command(job), "env": environment}
         line = json.dumps(request).encode() + b"\n"
         with self._lock:
             for attempt in (1, 2):  # a supervisor that went away is started again; the claim dedups
@@ -96,13 +114,25 @@ class LocalBackend:
         if handles and (self._link is None or not self._link.open):
             with self._lock:  # sync first: a killed predecessor's last launches must be claimed before judging
                 self._connect()
+        unclaimed: dict[int, str] = {}
         for job_id, key in handles.items():
             code = self._exited.pop(key, None)
             if code is None and key not in self._watched:
                 code = self._exit_code(key)
-            if code is not None:
+            if code == LOST_EXIT_CODE and not (self.root / key / "claimed").exists():
+                unclaimed[job_id] = key  # perhaps still on its way from another dispatcher: sync, then judge
+            elif code is not None:
                 self._watched.discard(key)
                 ended[job_id] = code
+        if unclaimed:
+            with self._lock:
+                self._sync(self._connect())
+            for job_id, key in unclaimed.items():
+                code = self._exited.pop(key, None)
+                ended_now = code if code is not None else self._exit_code(key)
+                if ended_now is not None:
+                    self._watched.discard(key)
+                    ended[job_id] = ended_now
         return ended
 
     def suspend(self, handle: str) -> None:
@@ -116,7 +146,21 @@ class LocalBackend:
     def logs(self, handle: str) -> str:
         """The workers' combined output."""
         log = self.root / handle / "log"
-        return log.read_text(errors="replace") if log.is_file() else ""
+        return log.read_text(errors="replace") if LAUNCH_KEY.fullmatch(handle) and log.is_file() else ""
+
+    def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
+        """A byte range of the workers' combined output (offset None: its tail)."""
+        return read_file_range(self.root / handle / "log", offset, limit) if LAUNCH_KEY.fullmatch(handle) else EMPTY
+
+    def reason(self, handle: str) -> str:
+        """Why the launch could not start (told by the supervisor or kept in its folder), or ''."""
+        told = self._errors.pop(handle, "")
+        if told or not LAUNCH_KEY.fullmatch(handle):
+            return told
+        try:
+            return (self.root / handle / "error").read_text(errors="replace")[:500]
+        except OSError:
+            return ""
 
     def close(self) -> None:
         """Drop the connection to the supervisor (it keeps running what it started)."""
@@ -133,6 +177,13 @@ class LocalBackend:
             connection = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
                 connection.connect(address(self.root))
+                owner = peer_uid(connection)
+                if owner != os.getuid():
+                    connection.close()
+                    raise LocalBackendError(
+                        f"the supervisor socket of {self.root} is held by uid {owner}, not this user "
+                        f"(uid {os.getuid()}); stop that process or use another state folder"
+                    )
                 break
             except (ConnectionRefusedError, FileNotFoundError):
                 connection.close()
@@ -148,20 +199,25 @@ class LocalBackend:
         weakref.finalize(self, link.close)
         reader = threading.Thread(target=_read, args=(weakref.ref(self), link), name="kubeforge-local", daemon=True)
         reader.start()
-        try:  # after this answer, a key that is not claimed was never sent by a predecessor either
-            connection.sendall(b'{"sync": true}\n')
+        self._sync(link)
+        return link
+
+    def _sync(self, link: _Link) -> None:
+        """After the answer, a key that is not claimed was never sent by another dispatcher either."""
+        try:
+            link.socket.sendall(b'{"sync": true}\n')
             answer = link.acks.get(timeout=_START_TIMEOUT_S)
         except (OSError, queue.Empty):
             answer = None
         if answer is None:
             self._disconnect()
             raise LocalBackendError(f"the local supervisor under {self.root} did not answer")
-        return link
 
     def _start_supervisor(self) -> None:
         command = [sys.executable, "-m", "kubeforge.scheduler.backends.supervisor", str(self.root)]
         with subprocess.Popen(  # the supervisor forks and detaches; this waits only for its first half
             command,
+            env=passthrough_environment(self.passthrough),
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -177,13 +233,17 @@ class LocalBackend:
             self._link = None
 
     def _told(self, message: dict[str, Any], link: _Link) -> None:
+        key = message.get("exited") or message.get("ack")
+        if key and message.get("error"):
+            self._errors[key] = str(message["error"])
         if "exited" in message:
             self._exited[message["exited"]] = int(message["code"])
             self._wakeup()
         elif "ack" in message:
             if not message["started"]:
                 self._watched.discard(message["ack"])
-        else:
+                self._wakeup()
+        elif "synced" in message:
             link.acks.put(message)
 
     def _exit_code(self, key: str) -> int | None:
@@ -192,15 +252,16 @@ class LocalBackend:
         if code is not None:
             return code
         group = _read_int(folder / "pid")
-        if group is None:
-            return None if (folder / "claimed").exists() else LOST_EXIT_CODE
-        if _group_alive(group):
+        if group is None and not (folder / "claimed").exists():
+            return LOST_EXIT_CODE
+        if group is not None and _group_alive(group):
             return None
         code = _read_int(folder / "exit")  # it may have ended between the two reads
         if code is not None:
             self._gone_since.pop(key, None)
             return code
-        # reaped but not yet recorded, or its supervisor died: lost only once that has lasted a while
+        # being started, reaped but not yet recorded, or its supervisor could not record it (a full
+        # disk) or died: lost only once that has lasted a while, never left running for ever
         gone_since = self._gone_since.setdefault(key, time.monotonic())
         if time.monotonic() - gone_since < _RECORD_GRACE_S:
             return None
@@ -209,6 +270,12 @@ class LocalBackend:
 
     def _signal(self, key: str, which: signal.Signals) -> None:
         group = _read_int(self.root / key / "pid")
+        if group is None and not (self.root / key / "exit").exists():
+            # its workers may already run while the supervisor has yet to record their group: once it
+            # answers a sync, every launch it took is recorded
+            with self._lock:
+                self._sync(self._connect())
+            group = _read_int(self.root / key / "pid")
         if group is not None:
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(group, which)

@@ -1,13 +1,19 @@
 """The `slurm` backend: sbatch, squeue and scancel against a real SLURM controller.
 
-The launch key is the SLURM job name and the job id is kept in `<root>/<key>.id`; a
-launch repeated after a crash finds the job by id file or by name (squeue) before it
-submits. The batch script records the exit code itself, because SLURM forgets finished
+The launch key, tagged with the state folder, is the SLURM job name and the job id is
+kept in `<root>/<key>.id`; a launch repeated after a crash finds the job by id file or by
+name (squeue) before it submits. The batch script records the exit code itself, because SLURM forgets finished
 jobs after MinJobAge when no accounting database runs.
+
+The job's environment is explicit: `--export` names only the allowlisted variables of the
+scheduler's environment (`PASSTHROUGH_ENV`, never ALL), and the job's own variables are
+exported by the batch script, which reaches sbatch on stdin (not argv); steps (`srun`)
+inherit that environment and nothing else.
 """
 
 from __future__ import annotations
 
+import hashlib
 import shlex
 import subprocess
 from collections.abc import Mapping
@@ -15,7 +21,15 @@ from pathlib import Path
 from typing import ClassVar
 
 from kubeforge.errors import SlurmBackendError
-from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment
+from kubeforge.scheduler.backends.base import (
+    LOST_EXIT_CODE,
+    PASSTHROUGH_ENV,
+    job_command,
+    job_environment,
+    passthrough_environment,
+)
+from kubeforge.scheduler.backends.supervisor import LAUNCH_KEY
+from kubeforge.scheduler.logs import EMPTY, LogSlice, read_file_range
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
 
@@ -28,11 +42,21 @@ class SlurmBackend:
 
     name: ClassVar[str] = "slurm"
 
-    def __init__(self, root: str | Path, capacity: Resources, partition: str = "") -> None:
+    def __init__(
+        self,
+        root: str | Path,
+        capacity: Resources,
+        partition: str = "",
+        passthrough: tuple[str, ...] = PASSTHROUGH_ENV,
+    ) -> None:
         self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self._tag = hashlib.sha256(str(self.root.resolve()).encode()).hexdigest()[:8]
+        """Part of every SLURM job name: schedulers sharing a cluster never take each other's jobs for theirs."""
+        self.root.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self.root.chmod(0o700)
         self.capacity = capacity
         self.partition = partition
+        self.passthrough = passthrough
 
     def submit(self, job: Job) -> str:
         """sbatch the job unless a job with its launch key exists; returns `SLURM_ID:LAUNCH_KEY`."""
@@ -40,33 +64,37 @@ class SlurmBackend:
         id_file = self.root / f"{key}.id"
         if id_file.is_file():
             return f"{id_file.read_text().strip()}:{key}"
-        found = _run(["squeue", "-h", "--states=all", f"--name={key}", "-o", "%i"]).split()
+        found = _run(["squeue", "-h", "--states=all", f"--name={key}.{self._tag}", "-o", "%i"]).split()
         if found:
             id_file.write_text(found[0])
             return f"{found[0]}:{key}"
         command = shlex.join(job_command(job, nproc_per_node=1 if job.spec.training is None else None))
         if job.spec.workers > 1 and job.spec.training is None:
             command = f"srun {command}"
-        exit_file = self.root / f"{key}.exit"
-        script = f"{command}; code=$?; echo $code > {exit_file}.tmp && mv {exit_file}.tmp {exit_file}; exit $code"
+        exit_file = shlex.quote(str(self.root / f"{key}.exit"))
+        exports = "".join(f"export {name}={shlex.quote(value)}\n" for name, value in job_environment(job).items())
+        script = (
+            f"#!/bin/sh\n{exports}export SLURM_EXPORT_ENV=ALL\n"  # steps get the job's environment, no more
+            f"{command}\ncode=$?\necho $code > {exit_file}.tmp && mv {exit_file}.tmp {exit_file}\nexit $code\n"
+        )
+        exported = sorted(passthrough_environment(self.passthrough))
         resources = job.spec.resources
         args = [
             "sbatch",
             "--parsable",
-            f"--job-name={key}",
+            f"--job-name={key}.{self._tag}",
             f"--output={self.root / key}.out",
             f"--ntasks={job.spec.workers if job.spec.training is None else 1}",
             f"--cpus-per-task={max(1, -(-resources.cpu_m // 1000))}",
             f"--mem={max(1, resources.memory_mb * (1 if job.spec.training is None else job.spec.workers))}M",
             f"--time={max(1, -(-int(job.spec.max_runtime_s) // 60))}",
-            "--export=ALL," + ",".join(f"{name}={value}" for name, value in job_environment(job).items()),
-            f"--wrap={script}",
+            f"--export={','.join(exported) or 'NONE'}",
         ]
         if resources.gpu:
             args.insert(2, f"--gpus-per-task={resources.gpu}")
         if self.partition:
             args.insert(2, f"--partition={self.partition}")
-        slurm_id = _run(args).strip().split(";")[0]
+        slurm_id = _run(args, script=script).strip().split(";")[0]
         id_file.write_text(slurm_id)
         return f"{slurm_id}:{key}"
 
@@ -101,14 +129,25 @@ class SlurmBackend:
     def logs(self, handle: str) -> str:
         """The job's output file."""
         out = self.root / f"{handle.split(':', 1)[-1]}.out"
-        return out.read_text(errors="replace") if out.is_file() else ""
+        return out.read_text(errors="replace") if LAUNCH_KEY.fullmatch(out.stem) and out.is_file() else ""
+
+    def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
+        """A byte range of the job's output file (offset None: its tail)."""
+        out = self.root / f"{handle.split(':', 1)[-1]}.out"
+        return read_file_range(out, offset, limit) if LAUNCH_KEY.fullmatch(out.stem) else EMPTY
+
+    def reason(self, handle: str) -> str:
+        """SLURM tells nothing beyond the exit code here."""
+        return ""
 
 
-def _run(args: list[str], check: bool = True) -> str:
+def _run(args: list[str], check: bool = True, script: str | None = None) -> str:
     try:
-        result = subprocess.run(args, capture_output=True, text=True, timeout=60, check=False)
+        result = subprocess.run(args, input=script, capture_output=True, text=True, timeout=60, check=False)
     except FileNotFoundError:
         raise SlurmBackendError(f"{args[0]} is not installed; install slurm-wlm (make system-deps)") from None
+    except subprocess.TimeoutExpired:
+        raise SlurmBackendError(f"{args[0]} did not answer within 60 s; is slurmctld up?") from None
     if check and result.returncode != 0:
         raise SlurmBackendError(f"{args[0]} failed ({result.returncode}): {result.stderr.strip()}")
     return result.stdout

@@ -3,21 +3,23 @@
 A client (the API) inserts jobs and requests cancellation, setting `inbox = 1`; the active
 dispatcher claims inbox rows, applies them to its scheduler and persists every state change.
 The dispatcher never writes `cancel_requested`, so a cancel racing a state change is not lost.
+An array's spec is stored once (table `arrays`); its tasks read it from there.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubeforge.errors import InputError
+from kubeforge.errors import SchedulerError, StoreError
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.store.schema import statements
+from kubeforge.scheduler.store.tokens import TokenStore
 
 _JOB_COLUMNS = (
     "id, spec, state, created_at, attempt, not_before, reason, admitted_at, finished_at, stop_deadline, "
@@ -26,18 +28,39 @@ _JOB_COLUMNS = (
 _INSERT = "INSERT INTO jobs (team, queue, spec, state, created_at) VALUES (?, ?, ?, 'pending', ?) RETURNING id"
 _INSERT_FIRST_TASK = (
     "INSERT INTO jobs (team, queue, spec, state, created_at, array_index) "
-    "VALUES (?, ?, ?, 'pending', ?, ?) RETURNING id"
+    "VALUES (?, ?, '', 'pending', ?, ?) RETURNING id"
 )
 _INSERT_TASKS = (
     "INSERT INTO jobs (team, queue, spec, state, created_at, array_id, array_index) "
-    "SELECT ?, ?, ?, 'pending', ?, ?, task.value FROM {indices} ORDER BY task.value"
+    "SELECT ?, ?, '', 'pending', ?, ?, task.value FROM {indices} ORDER BY task.value"
 )
 _ARRAY_IDS = "SELECT id FROM jobs WHERE array_id = ? ORDER BY array_index"
 _TERMINAL = tuple(state.value for state in JobState if state.terminal)
+_NOT_TERMINAL = f"state NOT IN ({', '.join('?' * len(_TERMINAL))})"
 _SAVE = (
     "UPDATE jobs SET state = ?, attempt = ?, not_before = ?, reason = ?, admitted_at = ?, finished_at = ?, "
     "stop_deadline = ?, handle = ?, exit_code = ?, preemptions = ? WHERE id = ?"
 )
+_CREDENTIALS = re.compile(r"(?i)(://[^/@:\s]*:)[^/@\s]*@|((?:password|passwd|pwd)=)[^&\s]*")
+STORE_UNAVAILABLE = "the job store is unavailable right now; retry in a few seconds"
+
+
+class LeaseLostError(SchedulerError):
+    """Another dispatcher holds the lease now: this one must stop acting at once and stand by."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or is locked: retry later. The message is generic and `detail`
+    (for logs) has every credential redacted, so neither ever carries a password."""
+
+    def __init__(self, detail: object = "") -> None:
+        super().__init__(STORE_UNAVAILABLE)
+        self.detail = redact(str(detail))
+
+
+def redact(text: str) -> str:
+    """`text` with the password of every URL (`scheme://user:PASSWORD@host`, `password=...`) replaced by ***."""
+    return _CREDENTIALS.sub(lambda match: f"{match.group(1)}***@" if match.group(1) else f"{match.group(2)}***", text)
 
 
 class Cursor(Protocol):
@@ -60,18 +83,39 @@ class Cursor(Protocol):
         ...
 
 
-class SqlStore(ABC):
-    """The scheduler's durable state; subclasses supply connections, transactions and the lease."""
+class SqlStore(TokenStore, ABC):
+    """The scheduler's durable state; subclasses supply connections, transactions and the lease.
+
+    Connection failures, lock timeouts and similar raise StoreUnavailable (a generic message,
+    never the URL), so callers answer "retry later" instead of failing on a passing outage.
+    """
 
     dialect: str = ""
 
     @abstractmethod
     def transaction(self) -> AbstractContextManager[Cursor]:
-        """A cursor inside one transaction (committed on exit, rolled back on error)."""
+        """A cursor inside one write transaction (committed on exit, rolled back on error)."""
+
+    def read(self) -> AbstractContextManager[Cursor]:
+        """A cursor inside one read-only transaction, which takes no write lock."""
+        return self.transaction()
+
+    def ping(self) -> None:
+        """Raise StoreUnavailable unless the store answers a trivial query."""
+        with self.read() as cur:
+            cur.execute("SELECT 1").fetchone()
 
     @abstractmethod
     def acquire_lease(self) -> bool:
         """Try to become the one active dispatcher; True when this store now holds the lease."""
+
+    def fenced(self) -> AbstractContextManager[Cursor]:
+        """A write transaction of the lease holder: raises LeaseLostError once another dispatcher took the lease."""
+        return self.transaction()
+
+    def lease_lost(self) -> bool:
+        """True when the lease this store acquired is gone (its session died); it must be acquired again."""
+        return False
 
     @abstractmethod
     def close(self) -> None:
@@ -123,15 +167,17 @@ class SqlStore(ABC):
 
     def _insert(self, cur: Cursor, submission: Submission, now: float) -> list[int]:
         spec = submission.spec
-        row = (spec.team, spec.queue, json.dumps(spec.to_dict(), separators=(",", ":")), now)
+        text = json.dumps(spec.to_dict(), separators=(",", ":"))
         if not submission.indices:
-            return [int(cur.execute(_INSERT, row).fetchone()[0])]
+            return [int(cur.execute(_INSERT, (spec.team, spec.queue, text, now)).fetchone()[0])]
         first, *rest = submission.indices
-        array_id = int(cur.execute(_INSERT_FIRST_TASK, (*row, first)).fetchone()[0])
+        array_id = int(cur.execute(_INSERT_FIRST_TASK, (spec.team, spec.queue, now, first)).fetchone()[0])
         cur.execute("UPDATE jobs SET array_id = ? WHERE id = ?", (array_id, array_id))
+        cur.execute("INSERT INTO arrays (id, spec) VALUES (?, ?)", (array_id, text))
         if rest:  # the other tasks in one statement, rows made by the database
             cur.execute(
-                _INSERT_TASKS.format(indices=self.task_indices), (*row, array_id, self._indices_parameter(rest))
+                _INSERT_TASKS.format(indices=self.task_indices),
+                (spec.team, spec.queue, now, array_id, self._indices_parameter(rest)),
             )
         return [int(found[0]) for found in cur.execute(_ARRAY_IDS, (array_id,)).fetchall()]
 
@@ -141,42 +187,58 @@ class SqlStore(ABC):
 
     def get(self, job_id: int) -> Job | None:
         """One job, or None."""
-        with self.transaction() as cur:
-            row = cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return _job(row) if row else None
+        with self.read() as cur:
+            found = _jobs(cur, cur.execute(f"SELECT {_JOB_COLUMNS} FROM jobs WHERE id = ?", (job_id,)).fetchall())
+        return found[0] if found else None
 
-    def list_jobs(self, team: str | None = None, active_only: bool = False, limit: int = 1000) -> list[Job]:
-        """Jobs newest first, optionally of one team and only those not finished."""
-        where, params = [], []
+    def list_jobs(
+        self, team: str | None = None, active_only: bool = False, limit: int = 1000, before_id: int | None = None
+    ) -> list[Job]:
+        """Jobs newest first, optionally of one team, only those not finished, and only older than `before_id`
+        (the last id of the previous page)."""
+        where: list[str] = []
+        params: list[Any] = []
         if team is not None:
             where.append("team = ?")
             params.append(team)
         if active_only:
-            where.append(f"state NOT IN ({', '.join('?' * len(_TERMINAL))})")
+            where.append(_NOT_TERMINAL)
             params.extend(_TERMINAL)
+        if before_id is not None:
+            where.append("id < ?")
+            params.append(before_id)
         clause = f"WHERE {' AND '.join(where)}" if where else ""
-        with self.transaction() as cur:
+        with self.read() as cur:
             rows = cur.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs {clause} ORDER BY id DESC LIMIT ?", (*params, limit)
             ).fetchall()
-        return [_job(row) for row in rows]
+            return _jobs(cur, rows)
 
     def active_jobs(self) -> Iterator[Job]:
         """Every job not finished, oldest first (a restarting dispatcher restores these)."""
-        with self.transaction() as cur:
+        with self.read() as cur:
             rows = cur.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE state NOT IN ({', '.join('?' * len(_TERMINAL))}) ORDER BY id",
-                _TERMINAL,
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {_NOT_TERMINAL} ORDER BY id", _TERMINAL
             ).fetchall()
-        return (_job(row) for row in rows)
+            return iter(_jobs(cur, rows))
 
-    def array_tasks(self, array_id: int) -> list[Job]:
-        """The tasks of one array by index; empty when there is no such array."""
-        with self.transaction() as cur:
+    def count_pending(self, team: str, queue: str) -> int:
+        """How many of `team`'s jobs wait in `queue`."""
+        with self.read() as cur:
+            row = cur.execute(
+                "SELECT COUNT(*) FROM jobs WHERE team = ? AND queue = ? AND state = 'pending'", (team, queue)
+            ).fetchone()
+        return int(row[0])
+
+    def array_tasks(self, array_id: int, after_index: int = -1, limit: int = 1_000_000) -> list[Job]:
+        """The tasks of one array by index (those after `after_index`, at most `limit`); empty when there is
+        no such array. Every task shares one JobSpec object: the array's spec is stored and parsed once."""
+        with self.read() as cur:
             rows = cur.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE array_id = ? ORDER BY array_index", (array_id,)
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE array_id = ? AND array_index > ? ORDER BY array_index LIMIT ?",
+                (array_id, after_index, limit),
             ).fetchall()
-        return [_job(row) for row in rows]
+            return _jobs(cur, rows)
 
     def request_cancel_array(self, array_id: int) -> list[int]:
         """Ask the dispatcher to cancel every unfinished task of an array; the ids of those tasks."""
@@ -198,7 +260,7 @@ class SqlStore(ABC):
 
     def claim_inbox(self, limit: int = 10_000) -> list[Job]:
         """Take the jobs clients changed since the last claim (new ones and cancel requests)."""
-        with self.transaction() as cur:
+        with self.fenced() as cur:
             rows = cur.execute(
                 f"SELECT {_JOB_COLUMNS} FROM jobs WHERE inbox = 1 ORDER BY id LIMIT ?{self.claim_lock}", (limit,)
             ).fetchall()
@@ -207,7 +269,7 @@ class SqlStore(ABC):
                 for start in range(0, len(ids), 500):
                     chunk = ids[start : start + 500]
                     cur.execute(f"UPDATE jobs SET inbox = 0 WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
-        return [_job(row) for row in rows]
+            return _jobs(cur, rows)
 
     def save(self, jobs: Iterable[Job]) -> None:
         """Persist the scheduler-owned fields of changed jobs, all in one transaction."""
@@ -228,12 +290,12 @@ class SqlStore(ABC):
             for job in jobs
         ]
         if rows:
-            with self.transaction() as cur:
+            with self.fenced() as cur:
                 cur.executemany(_SAVE, rows)
 
     def state_of(self, job_id: int) -> JobState | None:
         """A job's state, or None when there is no such job."""
-        with self.transaction() as cur:
+        with self.read() as cur:
             row = cur.execute("SELECT state FROM jobs WHERE id = ?", (job_id,)).fetchone()
         return JobState(row[0]) if row else None
 
@@ -253,29 +315,13 @@ class SqlStore(ABC):
 
     def queues(self) -> list[QueueSpec]:
         """Every queue, by name."""
-        with self.transaction() as cur:
+        with self.read() as cur:
             rows = cur.execute("SELECT spec FROM queues ORDER BY name").fetchall()
         return [QueueSpec.from_dict(json.loads(row[0])) for row in rows]
 
-    def add_token(self, token: str, team: str, admin: bool = False) -> None:
-        """Bind a bearer token to a team (an admin token manages queues and tokens)."""
-        if len(token) < 16:
-            raise InputError("token: use at least 16 characters")
-        with self.transaction() as cur:
-            cur.execute("DELETE FROM tokens WHERE token_hash = ?", (_hash(token),))
-            cur.execute(
-                "INSERT INTO tokens (token_hash, team, admin) VALUES (?, ?, ?)", (_hash(token), team, int(admin))
-            )
-
-    def identify(self, token: str) -> tuple[str, bool] | None:
-        """The (team, admin) a token is bound to, or None."""
-        with self.transaction() as cur:
-            row = cur.execute("SELECT team, admin FROM tokens WHERE token_hash = ?", (_hash(token),)).fetchone()
-        return (str(row[0]), bool(row[1])) if row else None
-
     def save_fair_share(self, history: dict[str, float], now: float) -> None:
         """Persist the teams' decayed usage."""
-        with self.transaction() as cur:
+        with self.fenced() as cur:
             cur.execute("DELETE FROM fair_share")
             cur.executemany(
                 "INSERT INTO fair_share (team, history, updated_at) VALUES (?, ?, ?)",
@@ -284,7 +330,7 @@ class SqlStore(ABC):
 
     def fair_share(self) -> dict[str, tuple[float, float]]:
         """Each team's (history, updated_at)."""
-        with self.transaction() as cur:
+        with self.read() as cur:
             rows = cur.execute("SELECT team, history, updated_at FROM fair_share").fetchall()
         return {str(team): (float(history), float(at)) for team, history, at in rows}
 
@@ -297,14 +343,33 @@ class Submission:
     indices: tuple[int, ...] = ()
 
 
-def _hash(token: str) -> str:
-    return hashlib.sha256(token.encode()).hexdigest()
+def _jobs(cur: Cursor, rows: Sequence[Sequence[Any]]) -> list[Job]:
+    """Jobs from their rows (read in the same transaction as `cur`). Array tasks have an empty spec: their
+    arrays' specs are read once each; every spec text is parsed once, so an array's tasks share one JobSpec.
+    Stored training configurations are not re-validated: one that no longer validates fails its own job at
+    launch instead of stopping every read."""
+    parsed: dict[str, JobSpec] = {}
+    by_array: dict[int, JobSpec] = {}
+    arrays = sorted({int(row[14]) for row in rows if not row[1]})
+    for start in range(0, len(arrays), 500):
+        chunk = arrays[start : start + 500]
+        found = cur.execute(f"SELECT id, spec FROM arrays WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+        for array_id, text in found.fetchall():
+            by_array[int(array_id)] = _spec(text, parsed)
+    return [_job(row, by_array[int(row[14])] if not row[1] else _spec(row[1], parsed)) for row in rows]
 
 
-def _job(row: Sequence[Any]) -> Job:
+def _spec(text: str, parsed: dict[str, JobSpec]) -> JobSpec:
+    spec = parsed.get(text)
+    if spec is None:
+        spec = parsed[text] = JobSpec.from_dict(json.loads(text), stored=True)
+    return spec
+
+
+def _job(row: Sequence[Any], spec: JobSpec) -> Job:
     return Job(
         id=int(row[0]),
-        spec=JobSpec.from_dict(json.loads(row[1])),
+        spec=spec,
         state=JobState(row[2]),
         created_at=float(row[3]),
         attempt=int(row[4]),
@@ -322,4 +387,4 @@ def _job(row: Sequence[Any]) -> Job:
     )
 
 
-__all__ = ["Cursor", "SqlStore", "Submission"]
+__all__ = ["STORE_UNAVAILABLE", "Cursor", "LeaseLostError", "SqlStore", "StoreUnavailable", "Submission", "redact"]

@@ -49,6 +49,23 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE INDEX jobs_array ON jobs (array_id) WHERE array_id IS NOT NULL",
         ],
     ),
+    (
+        4,
+        [
+            # an array's spec is stored once; its tasks keep an empty spec and read it from here
+            "CREATE TABLE arrays (id BIGINT PRIMARY KEY, spec TEXT NOT NULL)",
+            "INSERT INTO arrays (id, spec) SELECT id, spec FROM jobs WHERE array_id = id",
+            "UPDATE jobs SET spec = '' WHERE array_id IS NOT NULL",
+            # tokens: a public id (a prefix of the hash) to list and revoke by, an expiry, and
+            # whether it is the admin token read from the environment (replaced on every start)
+            "ALTER TABLE tokens ADD COLUMN token_id TEXT",
+            "UPDATE tokens SET token_id = substr(token_hash, 1, 16)",
+            "ALTER TABLE tokens ADD COLUMN created_at {float} NOT NULL DEFAULT 0",
+            "ALTER TABLE tokens ADD COLUMN expires_at {float}",
+            "ALTER TABLE tokens ADD COLUMN from_env INTEGER NOT NULL DEFAULT 0",
+            "CREATE UNIQUE INDEX tokens_id ON tokens (token_id)",
+        ],
+    ),
 ]
 """(version, statements); append new versions, never edit an applied one."""
 
