@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -119,6 +120,28 @@ class LeaseHeldError(SchedulerError):
     exit_code = 12
 
 
+_CREDENTIALS = re.compile(r"(?i)(://[^/@:\s]*:)[^/@\s]*@|((?:password|passwd|pwd)=)[^&\s]*")
+STORE_UNAVAILABLE = "the job store is unavailable right now; retry in a few seconds"
+
+
+class LeaseLostError(SchedulerError):
+    """Another dispatcher holds the lease now: this one must stop acting at once and stand by."""
+
+
+class StoreUnavailable(StoreError):
+    """The store cannot be reached or is locked: retry later. The message is generic and `detail`
+    (for logs) has every credential redacted, so neither ever carries a password."""
+
+    def __init__(self, detail: object = "") -> None:
+        super().__init__(STORE_UNAVAILABLE)
+        self.detail = redact(str(detail))
+
+
+def redact(text: str) -> str:
+    """`text` with the password of every URL (`scheme://user:PASSWORD@host`, `password=...`) replaced by ***."""
+    return _CREDENTIALS.sub(lambda match: f"{match.group(1)}***@" if match.group(1) else f"{match.group(2)}***", text)
+
+
 # --- local runs (kubeforge run --local) ---
 class PipelineRunError(KubeforgeError):
     """A task of a locally run pipeline failed."""
@@ -159,12 +182,14 @@ __all__ = [
     "ERROR_REPORT_DIR_ENV",
     "install_error_report_hook",
     "read_error_reports",
+    "redact",
     "ArtifactError",
     "InfraError",
     "InputError",
     "KubeforgeError",
     "KubernetesBackendError",
     "LeaseHeldError",
+    "LeaseLostError",
     "LocalBackendError",
     "PipelineRunError",
     "RunFailedError",
@@ -172,7 +197,9 @@ __all__ = [
     "SchedulerError",
     "ServingError",
     "SlurmBackendError",
+    "STORE_UNAVAILABLE",
     "StoreError",
+    "StoreUnavailable",
     "SubmitError",
     "TrainingError",
 ]

@@ -9,14 +9,13 @@ An array's spec is stored once (table `arrays`); its tasks read it from there.
 from __future__ import annotations
 
 import json
-import re
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from kubeforge.errors import SchedulerError, StoreError
+from kubeforge.errors import STORE_UNAVAILABLE, LeaseLostError, StoreUnavailable, redact
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.store.schema import statements
 from kubeforge.scheduler.store.tokens import TokenStore
@@ -41,26 +40,6 @@ _SAVE = (
     "UPDATE jobs SET state = ?, attempt = ?, not_before = ?, reason = ?, admitted_at = ?, finished_at = ?, "
     "stop_deadline = ?, handle = ?, exit_code = ?, preemptions = ? WHERE id = ?"
 )
-_CREDENTIALS = re.compile(r"(?i)(://[^/@:\s]*:)[^/@\s]*@|((?:password|passwd|pwd)=)[^&\s]*")
-STORE_UNAVAILABLE = "the job store is unavailable right now; retry in a few seconds"
-
-
-class LeaseLostError(SchedulerError):
-    """Another dispatcher holds the lease now: this one must stop acting at once and stand by."""
-
-
-class StoreUnavailable(StoreError):
-    """The store cannot be reached or is locked: retry later. The message is generic and `detail`
-    (for logs) has every credential redacted, so neither ever carries a password."""
-
-    def __init__(self, detail: object = "") -> None:
-        super().__init__(STORE_UNAVAILABLE)
-        self.detail = redact(str(detail))
-
-
-def redact(text: str) -> str:
-    """`text` with the password of every URL (`scheme://user:PASSWORD@host`, `password=...`) replaced by ***."""
-    return _CREDENTIALS.sub(lambda match: f"{match.group(1)}***@" if match.group(1) else f"{match.group(2)}***", text)
 
 
 class Cursor(Protocol):
