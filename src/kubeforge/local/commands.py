@@ -24,12 +24,13 @@ def run_local(
     resume: str | None,
     json_events: bool,
 ) -> LocalRun:
-    """Run with progress on stderr, or, with `json_events`, JSON events alone on stdout (task logs to stderr)."""
+    """Run with progress lines among kfp.local's logs on stdout (errors alone on stderr), or, with
+    `json_events`, JSON events alone on stdout and every log on stderr."""
     from kubeforge.local.progress import Progress
     from kubeforge.local.runner import RunOptions
     from kubeforge.local_runner import run_pipeline_locally
 
-    events = sys.stdout if json_events else sys.stderr
+    events = sys.stdout
     options = RunOptions(cache=not no_cache, resume=resume, progress=Progress.for_stream(events, json_events))
     quiet = contextlib.redirect_stdout(sys.stderr) if json_events else contextlib.nullcontext()
     with quiet:

@@ -2,7 +2,8 @@
 
 Three renderings of the same events: JSON lines for tools (`--json`), one line per event when
 the output is not a terminal, and a single rewritten status line on a terminal. Everything
-goes to one stream (stderr by default), so task logs on stdout stay readable.
+goes to one stream: `kubeforge run` puts it on stdout beside kfp.local's own logs, keeping stderr
+for errors (with `--json`, the events are all stdout carries).
 """
 
 from __future__ import annotations
