@@ -9,7 +9,7 @@ import pytest
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Output
 
-from kubeforge.errors import KubeforgeError
+from kubeforge.errors import InputError, KubeforgeError
 from kubeforge.local.forkserver import ForkServer, shared_fork_server
 from kubeforge.local.handler import warm_command
 from kubeforge.local.runner import RunOptions
@@ -60,6 +60,19 @@ def crash() -> None:
     import signal
 
     os.kill(os.getpid(), signal.SIGKILL)
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def refuse(row: int) -> None:
+    """Fail the way kubeforge's components do: with a KubeforgeError naming the problem."""
+    from kubeforge.errors import InputError
+
+    raise InputError(f"row {row} is bad")
+
+
+@dsl.pipeline(name="refusing")
+def refusing(row: int) -> None:
+    refuse(row=row)
 
 
 @dsl.pipeline(name="isolation")
@@ -119,3 +132,9 @@ def test_only_kfps_own_launcher_takes_the_warm_path() -> None:
     assert "def pollute" in source and argv[0] == "--executor_input"
     assert warm_command(["sh", "-c", "pip install x", *command]) is None
     assert warm_command([sys.executable, "-c", "print(1)"]) is None
+
+
+def test_each_run_gets_its_own_tasks_error_message(tmp_path: Path) -> None:
+    for row in (3, 7):  # the second run's task is forked from the same worker as the first one's
+        with pytest.raises(InputError, match=f"row {row} is bad"):
+            run_pipeline_locally(refusing, {"row": row}, tmp_path / "root")

@@ -180,6 +180,7 @@ def _run_task(request: dict[str, Any], out_fd: int) -> None:
         tempfile.tempdir = None  # pick up TMPDIR from the task's environment
         from kubeforge.errors import install_error_report_hook
 
+        sys.excepthook = sys.__excepthook__  # the hook reports to the folder of the run asking now
         install_error_report_hook()
         _restore_blas_threads()
         code = _execute(request["source"], request["argv"])
