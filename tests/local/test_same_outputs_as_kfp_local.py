@@ -4,8 +4,8 @@ Each pipeline runs once through kfp.local's SubprocessRunner and once through ku
 on the smallest settings that still exercise every task (one worker, one epoch, gates set so
 nothing is deployed), seeded as the components seed themselves. Every file of every task is
 compared: datasets, predictions and reports byte for byte; JSON without the keys that hold a
-wall-clock reading; TorchScript archives member by member (a zip stamps each member's time);
-executor outputs with the run folder's name taken out; a training job's handle (the process id
+wall-clock reading; TorchScript archives member by member (see _zip_members);
+executor outputs with the run folder's name and the metrics' timings taken out; a training job's handle (the process id
 and scratch folder of that run) by its backend only.
 """
 
@@ -100,12 +100,23 @@ def _assert_same(relative: Path, theirs: Path, ours: Path, run_dirs: tuple[Path,
 
 
 def _without_run_dir(path: Path, run_dir: Path) -> Any:
-    return json.loads(path.read_text().replace(str(run_dir), "RUN"))
+    return _timeless(json.loads(path.read_text().replace(str(run_dir), "RUN")))
 
 
-def _zip_members(path: Path) -> dict[str, bytes]:
+def _zip_members(path: Path) -> dict[str, Any]:
+    """A TorchScript archive's members: tensors byte for byte; generated code line by line in any order
+    (TorchScript lists a module's constants in the order of a set, which differs between interpreters
+    even under kfp.local alone); the random id each save draws, and the code's debug source ranges,
+    left out."""
     with zipfile.ZipFile(path) as archive:
-        return {info.filename.split("/", 1)[-1]: archive.read(info) for info in archive.infolist()}
+        members: dict[str, Any] = {}
+        for info in archive.infolist():
+            name = info.filename.split("/", 1)[-1]
+            if name.endswith(("serialization_id", ".debug_pkl")):  # debug_pkl: source ranges of that code
+                continue
+            data = archive.read(info)
+            members[name] = sorted(data.decode().splitlines()) if name.startswith("code/") else data
+        return members
 
 
 def _json_lines(path: Path) -> list[Any]:
