@@ -16,6 +16,7 @@ that and swaps four pieces for the length of one run:
 from __future__ import annotations
 
 import datetime
+import logging
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -37,6 +38,7 @@ from kubeforge.local.journal import RunRecord, load_record, new_record, state_ro
 from kubeforge.local.progress import Progress
 from kubeforge.local.resources import ResourcePool, WideParallelExecutor, task_demand
 
+log = logging.getLogger(__name__)
 _ONE_RUN_AT_A_TIME = threading.Lock()  # kfp.local's configuration is process-global
 
 
@@ -154,8 +156,11 @@ def _admitted(original: Callable[..., Any], run: _Run) -> Callable[..., Any]:
                 run.progress.event("task-failed", task_name)
                 return outputs, task_status
             how = "cached" if run.cache is not None and run.cache.take_hit() else "ran"
-        run.journal.put(key, outputs)
-        run.record.task_finished(task_name, how, _output_folder(outputs, kwargs))
+        try:
+            run.journal.put(key, outputs)
+            run.record.task_finished(task_name, how, _output_folder(outputs, kwargs))
+        except OSError as exc:  # a full disk costs this task's reuse on --resume, not the run
+            log.warning("could not record that task %s finished (%s); --resume will run it again", task_name, exc)
         run.progress.event("task-finished" if how == "ran" else f"task-{how}", task_name)
         return outputs, status.Status.SUCCESS
 
