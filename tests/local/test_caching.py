@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 from kfp import dsl
-from kfp.dsl import Dataset, Input, Output
+from kfp.dsl import Dataset, Input, Metrics, Output
 
 from kubeforge.local.journal import state_root
 from kubeforge.local.runner import RunOptions
@@ -122,3 +122,26 @@ def test_a_tampered_output_or_a_torn_entry_is_never_reused(tmp_path: Path) -> No
         entry.write_text(entry.read_text()[: len(entry.read_text()) // 2])  # cut short, as by a full disk
     third = _run(pipeline, tmp_path / "root")
     assert third.count("ran") == 2
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def score(counted: Input[Dataset], metrics: Output[Metrics]) -> None:
+    """Log a metric: a Metrics artifact keeps it in metadata and never writes a file."""
+    import json
+
+    with open(counted.path) as handle:
+        metrics.log_metric("bytes", json.load(handle)["bytes"])
+
+
+def test_a_task_with_a_metrics_output_hits_too(tmp_path: Path) -> None:
+    data = tmp_path / "data.csv"
+    data.write_text("x\n1\n")
+
+    @dsl.pipeline(name="scoring")
+    def scoring() -> None:
+        imported = dsl.importer(artifact_uri=str(data), artifact_class=Dataset)
+        score(counted=count_bytes(data=imported.output).outputs["counted"])
+
+    _run(scoring, tmp_path / "root")
+    again = _run(scoring, tmp_path / "root")
+    assert again.count("cached") == 2, again.tasks

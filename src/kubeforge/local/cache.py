@@ -5,7 +5,10 @@ artifacts named by URI; its entries are written atomically and refused when an a
 is gone. This subclass keeps all of that and changes two things: an input artifact counts by
 the SHA-256 of its content (a changed byte misses; the same bytes under another run's path
 hit), and an entry records the digest of every output artifact, so an output changed or cut
-short after the task finished is never reused. The kubeforge package's own source digest is
+short after the task finished is never reused. kfp refuses an entry whose artifact has no file,
+which also refuses every task with a Metrics output (its values live in metadata, no file is
+written); here an artifact that had no file when its task finished is not taken for a deleted
+one, so such tasks hit too. The kubeforge package's own source digest is
 part of every key: component functions only call into kubeforge, so editing a core misses.
 """
 
@@ -20,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from kfp import dsl
-from kfp.local.cache import LocalCache
+from kfp.local.cache import _ARTIFACT_LIST_MARKER, _ARTIFACT_MARKER, LocalCache
 
 log = logging.getLogger(__name__)
 _DIGESTS = "__kubeforge_output_digests__"
@@ -70,11 +73,31 @@ class ContentCache(LocalCache):  # type: ignore[misc]
         self._hits.key = key
         return entry
 
+    def _deserialize_outputs(self, serialized: dict[str, Any]) -> dict[str, Any]:
+        """kfp's deserialisation, skipping its file-exists check for artifacts that had no file when stored."""
+        absent = {name for name, digest in serialized.get(_DIGESTS, {}).items() if digest == "missing"}
+        return {name: _deserialized(name, value, absent) for name, value in serialized.items()}
+
     def take_hit(self) -> str | None:
         """The key this thread last served from the cache (cleared by reading it)."""
         key: str | None = getattr(self._hits, "key", None)
         self._hits.key = None
         return key
+
+
+def _deserialized(name: str, value: Any, absent: set[str]) -> Any:
+    if not isinstance(value, dict) or not (value.get(_ARTIFACT_MARKER) or value.get(_ARTIFACT_LIST_MARKER)):
+        return LocalCache._deserialize_output(value)
+    items = value["artifacts"] if value.get(_ARTIFACT_LIST_MARKER) else [value]
+    artifacts = []
+    for position, item in enumerate(items):
+        if f"{name}[{position}]" in absent:  # kfp checks the uri exists; this one never did
+            artifact = LocalCache._deserialize_artifact({**item, "uri": ""})
+            artifact.uri = item.get("uri", "")
+        else:
+            artifact = LocalCache._deserialize_artifact(item)
+        artifacts.append(artifact)
+    return artifacts if value.get(_ARTIFACT_LIST_MARKER) else artifacts[0]
 
 
 def output_digests(outputs: dict[str, Any]) -> dict[str, str]:
