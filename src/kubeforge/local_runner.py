@@ -23,7 +23,7 @@ from typing import Any
 
 from kubeforge import errors
 from kubeforge.errors import ERROR_REPORT_DIR_ENV, KubeforgeError, read_error_reports
-from kubeforge.local.runner import RunOptions
+from kubeforge.local.runner import RunOptions, execute
 
 # kfp.local warns when a task's base image name lacks "python"; the kubeforge image is a
 # Python image, so that warning does not apply to our components.
@@ -86,8 +86,6 @@ def run_pipeline_locally(
 def _with_kubeforge_runner(
     pipeline: Callable[..., Any], params: dict[str, Any], root: Path, options: RunOptions, started: float
 ) -> LocalRun:
-    from kubeforge.local.runner import execute
-
     record = execute(pipeline, params, root, options)
     return LocalRun(record.pipeline, root / record.name, time.perf_counter() - started, dict(record.tasks))
 
