@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-fast test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
+.PHONY: test-fast test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -36,7 +36,7 @@ demo: $(STAMP)
 	$(BIN)/kubeforge demo
 
 test: $(STAMP) system-deps check-infra
-	$(BIN)/pytest -m "not infra and not chaos"
+	$(BIN)/pytest -m "not infra and not chaos and not local_equivalence"
 
 # the scheduler's outage drills at full length (the default lane runs short versions of them)
 test-chaos: $(STAMP) system-deps
@@ -134,6 +134,11 @@ clean:
 # preprocess: the duckdb engine against pandas + scikit-learn on 10M x 20 generated rows (kept in .bench/preprocess/)
 bench-preprocess: $(STAMP)
 	$(BIN)/python benchmarks/preprocess.py
+
+# local runner: the catalogue's pipelines through kfp.local's SubprocessRunner and kubeforge's runner,
+# every output file compared (minutes of kfp.local subprocesses; batch_prediction's case runs in `make test`)
+test-local-equivalence: $(STAMP)
+	$(BIN)/pytest -m local_equivalence tests/local
 
 # preprocess: only the Spark backend's lane (pyspark on local[*], Java 17); it also runs in `make test`
 test-spark: $(STAMP)

@@ -2,13 +2,16 @@
 
 The data is scikit-learn's breast cancer dataset (569 rows, 30 features), which ships inside
 the installed scikit-learn package, written out as CSV. Everything runs on embedded defaults:
-kfp.local's subprocess runner, a local artifact directory and a local model server.
+kubeforge's local runner (kfp.local's orchestration, tasks forked from a warm worker), a local
+artifact directory and a local model server. Caching is off: the deploy task starts a server
+process, which a cached deploy would not.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -16,6 +19,8 @@ from typing import Any
 import click
 import pandas as pd
 
+from kubeforge.local.progress import Progress
+from kubeforge.local.runner import RunOptions
 from kubeforge.local_runner import LocalRun, run_pipeline_locally
 from kubeforge.serving.client import infer, output_by_name
 from kubeforge.serving.local import list_local_servers, stop_local_server
@@ -47,6 +52,7 @@ def run_demo(workdir: Path, epochs: int = 30, sample_rows: int = 5) -> dict[str,
         tabular_classifier,
         {"data_uri": str(data), "label_column": LABEL, "model_name": MODEL_NAME, "epochs": epochs},
         workdir / "pipeline_root",
+        options=RunOptions(cache=False, progress=Progress.for_stream(sys.stderr, json_events=False)),
     )
     evaluation = json.loads((run.task_dir("evaluate-classifier") / "plots" / "evaluation.json").read_text())
     servers = {server.name: server for server in list_local_servers(state_dir)}

@@ -1,8 +1,11 @@
-"""Running a whole pipeline on this machine with kfp.local's SubprocessRunner.
+"""Running a whole pipeline on this machine.
 
-Each task runs as a subprocess of the current Python environment (which holds kubeforge,
-exactly like the kubeforge image does in the cluster). A task that fails with a kubeforge
-error has its message reported back here, so the caller sees the cause, not only a status.
+By default through kubeforge's local runner (kubeforge.local): kfp.local's orchestration with
+tasks forked from a warm worker that already imported kfp, torch, pandas and kubeforge (the
+same Python environment the kubeforge image holds), content-keyed caching, resume and
+parallel tasks. Passing a kfp.local runner (`SubprocessRunner()`, `DockerRunner()`) runs plain
+kfp.local instead. A task that fails with a kubeforge error has its message reported back
+here, so the caller sees the cause, not only a status.
 """
 
 from __future__ import annotations
@@ -14,16 +17,19 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from kubeforge import errors
 from kubeforge.errors import ERROR_REPORT_DIR_ENV, KubeforgeError, PipelineRunError, read_error_reports
+from kubeforge.local.runner import RunOptions, execute
 
 # kfp.local warns when a task's base image name lacks "python"; the kubeforge image is a
 # Python image, so that warning does not apply to our components.
 _CUSTOM_IMAGE_WARNING = r"You may be attemping to run a task that uses custom or non-Python base image"
+# kfp.local warns that resource settings have no local effect; kubeforge's runner honours them.
+_NO_LOCAL_EFFECT_WARNING = r"Task .*: settings .* have no effect in the current local runner"
 
 
 @dataclass(frozen=True)
@@ -33,34 +39,61 @@ class LocalRun:
     pipeline: str
     run_dir: Path
     seconds: float
+    tasks: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def task_dir(self, task: str) -> Path:
-        """The output folder of one task (named as in the compiled pipeline)."""
-        return self.run_dir / task
+        """The output folder of one task (named as in the compiled pipeline): where it wrote them,
+        or, for a task served from the cache, where the run that computed them did."""
+        recorded = self.tasks.get(task)
+        return Path(recorded["folder"]) if recorded else self.run_dir / task
+
+    def count(self, how: str) -> int:
+        """How many tasks finished `how`: ran, cached or resumed (kubeforge's runner only)."""
+        return sum(1 for task in self.tasks.values() if task["how"] == how)
 
 
 def run_pipeline_locally(
-    pipeline: Callable[..., Any], params: dict[str, Any], pipeline_root: str | Path, runner: Any = None
+    pipeline: Callable[..., Any],
+    params: dict[str, Any],
+    pipeline_root: str | Path,
+    runner: Any = None,
+    options: RunOptions | None = None,
 ) -> LocalRun:
-    """Execute every task of `pipeline` in order; raises PipelineRunError naming the failure.
+    """Execute every task of `pipeline`; raises PipelineRunError (or the task's own error) on failure.
 
-    `runner` is a kfp.local runner; the default runs each task as a subprocess of this Python
-    (a `kfp.local.DockerRunner()` runs each task in its component's image instead).
+    Without `runner`, kubeforge's local runner runs it with `options` (caching on by default).
+    `runner` is a kfp.local runner, which runs plain kfp.local instead: `SubprocessRunner(use_venv=
+    False)` starts each task as a subprocess of this Python, `DockerRunner()` in its image.
     """
-    from kfp import local
-
     root = Path(pipeline_root).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    before = set(root.iterdir())
     started = time.perf_counter()
     with _error_reports() as report_dir, warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=_CUSTOM_IMAGE_WARNING, category=RuntimeWarning)
-        runner = runner or local.SubprocessRunner(use_venv=False)
-        local.init(runner=runner, pipeline_root=str(root), raise_on_error=True)
+        warnings.filterwarnings("ignore", message=_NO_LOCAL_EFFECT_WARNING, category=UserWarning)
         try:
-            pipeline(**params)
+            if runner is None:
+                return _with_kubeforge_runner(pipeline, params, root, options or RunOptions(), started)
+            return _with_kfp_local(pipeline, params, root, runner, started)
         except RuntimeError as exc:
             raise _explain(exc, report_dir) from None
+
+
+def _with_kubeforge_runner(
+    pipeline: Callable[..., Any], params: dict[str, Any], root: Path, options: RunOptions, started: float
+) -> LocalRun:
+    record = execute(pipeline, params, root, options)
+    return LocalRun(record.pipeline, root / record.name, time.perf_counter() - started, dict(record.tasks))
+
+
+def _with_kfp_local(
+    pipeline: Callable[..., Any], params: dict[str, Any], root: Path, runner: Any, started: float
+) -> LocalRun:
+    from kfp import local
+
+    before = set(root.iterdir())
+    local.init(runner=runner, pipeline_root=str(root), raise_on_error=True)
+    pipeline(**params)
     created = sorted(set(root.iterdir()) - before, key=lambda path: path.stat().st_mtime)
     if not created:
         raise PipelineRunError(f"the pipeline ran but wrote nothing under {root}")

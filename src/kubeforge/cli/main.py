@@ -33,19 +33,41 @@ def compile(pipeline: str, output: Path | None) -> None:
 
 @cli.command()
 @click.argument("pipeline")
-@click.option("--local", "local_run", is_flag=True, help="Run every task on this machine (kfp.local).")
+@click.option("--local", "local_run", is_flag=True, help="Run every task on this machine (kfp.local, warm workers).")
 @click.option("--param", "params", multiple=True, metavar="KEY=VALUE", help="A pipeline parameter; repeatable.")
 @click.option("--pipeline-root", default="local_outputs", show_default=True, help="Where task outputs go.")
-def run(pipeline: str, local_run: bool, params: tuple[str, ...], pipeline_root: str) -> None:
+@click.option("--no-cache", is_flag=True, help="Run every task, even one whose inputs match a finished task.")
+@click.option("--resume", metavar="RUN", help="Re-run the failed run RUN (name or folder), reusing its finished tasks.")
+@click.option("--json", "json_events", is_flag=True, help="Progress as JSON lines on stdout (task logs on stderr).")
+def run(
+    pipeline: str,
+    local_run: bool,
+    params: tuple[str, ...],
+    pipeline_root: str,
+    no_cache: bool,
+    resume: str | None,
+    json_events: bool,
+) -> None:
     """Run PIPELINE (a built-in name or FILE.py[:FUNCTION])."""
     from kubeforge.catalog.pipelines import load_pipeline, parse_params
-    from kubeforge.local_runner import run_pipeline_locally
+    from kubeforge.local.commands import run_local
 
     if not local_run:
         raise InputError("run: only local runs are available here; pass --local")
     function = load_pipeline(pipeline)
-    result = run_pipeline_locally(function, parse_params(params, function), pipeline_root)
-    click.echo(f"pipeline {result.pipeline} finished in {result.seconds:.1f} s; outputs in {result.run_dir}")
+    result = run_local(
+        function,
+        parse_params(params, function),
+        pipeline_root,
+        no_cache=no_cache,
+        resume=resume,
+        json_events=json_events,
+    )
+    if not json_events:
+        click.echo(
+            f"pipeline {result.pipeline} finished in {result.seconds:.1f} s "
+            f"({result.count('cached') + result.count('resumed')} task(s) reused); outputs in {result.run_dir}"
+        )
 
 
 @cli.command()
@@ -77,6 +99,11 @@ cli.add_command(_infra_command)
 from kubeforge.cli.queue import queue as _queue_command  # noqa: E402
 
 cli.add_command(_queue_command)
+
+# --- local runs: kubeforge check PIPELINE --target kfp|vertex|local ---
+from kubeforge.local.commands import check as _check_command  # noqa: E402
+
+cli.add_command(_check_command)
 
 # --- submission: kubeforge submit PIPELINE --kfp HOST | --vertex ---
 from kubeforge.cli.submit import submit as _submit_command  # noqa: E402

@@ -1,0 +1,227 @@
+"""The fork server: a process that imports the heavy libraries once, then forks one child per task.
+
+Started as `python -m kubeforge.local.zygote SOCKET`. It imports kfp, torch, pandas, pyarrow
+and kubeforge's component cores before it accepts anything, and it never starts a thread, so a
+fork copies a single-threaded, fully imported interpreter. Per request it forks a supervisor,
+which forks the task (in its own process group) and reports the task's exit status back; the
+zygote itself only accepts and forks, so a task that crashes, leaks memory or changes global
+state dies with its own process and leaves the next task a clean copy of the warm parent.
+
+A request is a frame (8-byte length, then JSON: source, argv, env, cwd) sent with one file
+descriptor attached (SCM_RIGHTS): the task's stdout and stderr. The supervisor answers with
+JSON lines: {"pid": N}, then {"exit_code": N} or {"signal": N}. When the client goes away
+before the task ends, the supervisor kills the task's process group.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import pkgutil
+import select
+import signal
+import socket
+import struct
+import sys
+import tempfile
+import traceback
+from pathlib import Path
+from typing import Any
+
+HEADER = struct.Struct("!Q")
+MAX_REQUEST_BYTES = 64 * 1024 * 1024
+EXECUTOR_MODULE = "kfp.dsl.executor_main"
+# Libraries that start worker threads when loaded, and the settings that keep them from it: OpenBLAS
+# (numpy's and scipy's BLAS) and the jemalloc inside pyarrow. A task gets its BLAS threads back
+# after the fork (see _restore_blas_threads); OpenMP pools (torch) only start on first use.
+THREAD_FREE_IMPORTS = {"OPENBLAS_NUM_THREADS": "1", "JE_ARROW_MALLOC_CONF": "background_thread:false"}
+PRELOAD = ("kfp", "kfp.dsl", "kfp.dsl.executor", "kfp.dsl.executor_main", "torch", "torch.distributed",
+           "pandas", "pyarrow", "pyarrow.parquet", "numpy", "threadpoolctl", "kubeforge")  # fmt: skip
+
+
+def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
+    """Import `modules` and every kubeforge component core; return the ones that failed to import."""
+    failed = []
+    for name in (*modules, *_component_cores()):
+        try:
+            importlib.import_module(name)
+        except Exception:  # an optional dependency missing only costs warmth, not correctness
+            failed.append(name)
+    return failed
+
+
+def _component_cores() -> list[str]:
+    try:
+        import kubeforge.components as components
+    except ImportError:
+        return []
+    prefix = components.__name__ + "."
+    return [info.name for info in pkgutil.walk_packages(components.__path__, prefix) if info.name.endswith(".core")]
+
+
+def thread_count() -> int:
+    """How many OS threads this process has (forking is only safe with one)."""
+    return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
+
+
+def recv_request(conn: socket.socket) -> tuple[dict[str, Any], int]:
+    """Read one request frame and its attached output descriptor."""
+    header, fds, _, _ = socket.recv_fds(conn, HEADER.size, 1)
+    while len(header) < HEADER.size:
+        chunk = conn.recv(HEADER.size - len(header))
+        if not chunk:
+            raise ConnectionError("request header cut short")
+        header += chunk
+    if len(fds) != 1:
+        for fd in fds:
+            os.close(fd)
+        raise ConnectionError("a request must carry exactly one output descriptor")
+    (size,) = HEADER.unpack(header)
+    if size > MAX_REQUEST_BYTES:
+        os.close(fds[0])
+        raise ConnectionError(f"request of {size} bytes is over the {MAX_REQUEST_BYTES}-byte limit")
+    body = bytearray()
+    while len(body) < size:
+        chunk = conn.recv(min(1 << 20, size - len(body)))
+        if not chunk:
+            os.close(fds[0])
+            raise ConnectionError("request body cut short")
+        body += chunk
+    return json.loads(body), fds[0]
+
+
+def serve(path: str) -> None:
+    """Accept requests on the Unix socket at `path` until stdin closes (the parent went away)."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # supervisors are reaped by the kernel
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(path)
+    os.chmod(path, 0o600)
+    server.listen(64)
+    print(json.dumps({"ready": True, "threads": thread_count()}), flush=True)
+    while True:
+        readable, _, _ = select.select([server, sys.stdin], [], [])
+        if sys.stdin in readable and not os.read(sys.stdin.fileno(), 1):
+            return
+        if server not in readable:
+            continue
+        conn, _ = server.accept()
+        if not _same_user(conn):
+            conn.close()
+            continue
+        if os.fork() == 0:
+            server.close()
+            _supervise(conn)  # never returns
+        conn.close()
+
+
+def _same_user(conn: socket.socket) -> bool:
+    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+    _, uid, _ = struct.unpack("3i", creds)
+    return bool(uid == os.getuid())
+
+
+def _supervise(conn: socket.socket) -> None:
+    code = 1
+    try:
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        request, out_fd = recv_request(conn)
+        pid = os.fork()
+        if pid == 0:
+            conn.close()
+            _run_task(request, out_fd)  # never returns
+        os.close(out_fd)
+        _send(conn, {"pid": pid})
+        _send(conn, _wait_for(pid, conn))
+        code = 0
+    except Exception:
+        traceback.print_exc()
+    finally:
+        os._exit(code)
+
+
+def _wait_for(pid: int, conn: socket.socket) -> dict[str, int]:
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            if os.WIFSIGNALED(status):
+                return {"signal": os.WTERMSIG(status)}
+            return {"exit_code": os.WEXITSTATUS(status)}
+        readable, _, _ = select.select([conn], [], [], 0.05)
+        if readable and not conn.recv(1):  # the client is gone: take the task down with it
+            _kill_group(pid)
+
+
+def _kill_group(pid: int) -> None:
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGKILL)
+
+
+def _send(conn: socket.socket, message: dict[str, int]) -> None:
+    conn.sendall(json.dumps(message).encode() + b"\n")
+
+
+def _run_task(request: dict[str, Any], out_fd: int) -> None:
+    """In the task process: become `python -m kfp.dsl.executor_main` for this task, then exit."""
+    code = 1
+    try:
+        os.setpgid(0, 0)
+        devnull = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(devnull, 0)
+        os.close(devnull)
+        for stream in (1, 2):
+            os.dup2(out_fd, stream)
+        os.close(out_fd)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        os.chdir(request["cwd"])
+        os.environ.clear()
+        os.environ.update(request["env"])
+        tempfile.tempdir = None  # pick up TMPDIR from the task's environment
+        from kubeforge.errors import install_error_report_hook
+
+        sys.excepthook = sys.__excepthook__  # the hook reports to the folder of the run asking now
+        install_error_report_hook()
+        _restore_blas_threads()
+        code = _execute(request["source"], request["argv"])
+    except BaseException:
+        traceback.print_exc()
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+
+
+def _restore_blas_threads() -> None:
+    """Give the task the BLAS threads a fresh interpreter with its environment would have had."""
+    from threadpoolctl import threadpool_limits  # type: ignore[import-untyped]
+
+    wanted = os.environ.get("OPENBLAS_NUM_THREADS") or os.environ.get("OMP_NUM_THREADS")
+    threadpool_limits(limits=int(wanted) if wanted and wanted.isdigit() else os.cpu_count(), user_api="blas")
+
+
+def _execute(source: str, argv: list[str]) -> int:
+    import runpy
+
+    program = Path(tempfile.mkdtemp()) / "ephemeral_component.py"
+    program.write_text(source)
+    sys.argv = [EXECUTOR_MODULE, "--component_module_path", str(program), *argv]
+    try:
+        runpy.run_module(EXECUTOR_MODULE, run_name="__main__", alter_sys=True)
+    except SystemExit as done:
+        return done.code if isinstance(done.code, int) else (0 if done.code is None else 1)
+    except BaseException:
+        sys.excepthook(*sys.exc_info())
+        return 1
+    return 0
+
+
+def main() -> None:
+    """Entry point: import everything without starting threads, then serve on argv[1]."""
+    os.environ.update(THREAD_FREE_IMPORTS)
+    preload()
+    serve(sys.argv[1])
+
+
+if __name__ == "__main__":
+    main()
