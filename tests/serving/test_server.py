@@ -51,7 +51,11 @@ def test_health_and_server_metadata(server: Server) -> None:
     assert ready.headers["content-type"] == "application/json"
     for path in ("/v2", "/v2/"):
         meta = server.session.get(f"{server.url}{path}", timeout=10)
-        assert meta.json() == {"name": "kubeforge", "version": kubeforge.__version__, "extensions": ["binary_tensor_data"]}
+        assert meta.json() == {
+            "name": "kubeforge",
+            "version": kubeforge.__version__,
+            "extensions": ["binary_tensor_data"],
+        }
     model_ready = server.session.get(f"{server.url}/v2/models/{MODEL_NAME}/ready", timeout=10)
     assert (model_ready.status_code, model_ready.json()) == (200, {"name": MODEL_NAME, "ready": True})
 
