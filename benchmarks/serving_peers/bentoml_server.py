@@ -27,7 +27,7 @@ class TabularModel:
     def __init__(self) -> None:
         self.predictor = TabularPredictor(DIRECTORY)
 
-    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=50)
+    @bentoml.api(batchable=True, max_batch_size=64, max_latency_ms=10)
     def probabilities(self, features: np.ndarray) -> np.ndarray:
         return self.predictor.probabilities(features)
 

@@ -6,8 +6,6 @@ LitServe's best practice for small models: `max_batch_size` with a short `batch_
 Usage: python litserve_server.py MODEL_DIR NAME PORT
 """
 
-from __future__ import annotations
-
 import sys
 from pathlib import Path
 from typing import Any
