@@ -543,6 +543,7 @@ def main() -> int:
             "triton",
             [str(venv_python("pytriton")), str(PEERS / "pytriton_server.py"), str(real), NAME, "18307", "18317"],
             18307,
+            health=f"/v2/models/{NAME}/ready",  # Triton is ready before its models are
         )
         plan.append((triton, [rest(18307, "triton/rest", nested)]))
     else:
@@ -564,6 +565,9 @@ def main() -> int:
             for workload in workloads:
                 results[workload.label] = measure(workload)
                 loads.append(load_average())
+        except OSError as exc:  # the server went away under load
+            print(f"  {server.label}: failed under load ({exc!r}; {server.failure()}); left out", flush=True)
+            skipped[server.label] = f"failed under load: {exc!r}; {server.failure()}"
         finally:
             server.stop()
 
