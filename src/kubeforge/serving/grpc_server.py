@@ -229,6 +229,7 @@ async def start_grpc_server(app: ModelServer, host: str, port: int, grace_s: flo
         ]
     )
     server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
+    server.add_registered_method_handlers(SERVICE, handlers)  # matched in gRPC's core, not per call in Python
     try:
         bound = server.add_insecure_port(f"{host}:{port}")
     except RuntimeError as exc:
