@@ -32,10 +32,10 @@ from kubeforge.serving.outputs import output_tensors
 from kubeforge.serving.protocol import (
     EXTENSIONS,
     MODEL_VERSION,
-    OUTPUT_NAMES,
     ColumnSet,
     InferRequest,
     check_datatype,
+    check_output_name,
     model_metadata,
     parse_shape,
 )
@@ -82,12 +82,7 @@ def parse_grpc_request(request: pb.ModelInferRequest) -> InferRequest:
             values = _typed_contents(tensor.contents, datatype, rows, f"{path}.contents")
         found.add(index, tensor.name, values)
     columns, rows = found.finish()
-    outputs = [output.name for output in request.outputs]
-    for index, name in enumerate(outputs):
-        if name not in OUTPUT_NAMES:
-            raise InputError(
-                f"outputs[{index}].name: {name!r} is not an output; valid outputs are predictions, probabilities"
-            )
+    outputs = [check_output_name(output.name, f"outputs[{i}].name") for i, output in enumerate(request.outputs)]
     return InferRequest(request.id, columns, rows, outputs or None)
 
 

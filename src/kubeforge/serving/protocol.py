@@ -208,6 +208,13 @@ def _parse_tensor(tensor: Any, path: str, binary: _BinaryData) -> tuple[str, np.
     return name, _to_array(data, datatype, f"{path}.data")
 
 
+def check_output_name(name: Any, path: str) -> str:
+    """`name` when it names an output of the served models, else an InputError naming `path`."""
+    if name not in OUTPUT_NAMES:
+        raise InputError(f"{path}: {name!r} is not an output; valid outputs are {', '.join(OUTPUT_NAMES)}")
+    return str(name)
+
+
 def check_datatype(datatype: Any, path: str) -> str:
     """`datatype` when the server takes it for an input, else an InputError naming `path`."""
     if not isinstance(datatype, str) or datatype not in _ALLOWED_TYPES:
@@ -273,9 +280,7 @@ def _requested_outputs(payload: dict[str, Any], binary_default: bool | None) -> 
     binary: set[str] = set()
     for index, entry in enumerate(requested):
         path = f"outputs[{index}]"
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if name not in OUTPUT_NAMES:
-            raise InputError(f"{path}.name: {name!r} is not an output; valid outputs are predictions, probabilities")
+        name = check_output_name(entry.get("name") if isinstance(entry, dict) else None, f"{path}.name")
         parameters = _parameters(entry, f"{path}.parameters")
         if parameters.get("class_count", 0) != 0:
             raise InputError(
@@ -351,6 +356,7 @@ __all__ = [
     "ColumnSet",
     "InferRequest",
     "check_datatype",
+    "check_output_name",
     "check_model_name",
     "example_frame",
     "model_metadata",
