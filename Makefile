@@ -75,22 +75,26 @@ bench-local-runner: $(STAMP)
 bench-scheduler: $(STAMP) system-deps
 	$(BIN)/python benchmarks/scheduler.py
 
-# serving: kubeforge's model server against KServe's ModelServer and FastAPI, each peer in its own
-# virtualenv under .bench/ (kserve needs pandas<3); torch pinned first to avoid a CUDA download
+# serving: kubeforge's model server (REST, binary REST, gRPC) against KServe's ModelServer (REST and gRPC),
+# LitServe, BentoML, Triton through PyTriton and FastAPI, each peer in its own virtualenv under .bench/
+# (kserve needs pandas<3); torch pinned first in each, else pip pulls a multi-GB CUDA build
 BENCH_VENVS := .bench
-$(BENCH_VENVS)/kserve-venv/.installed:
-	$(PYTHON) -m venv $(BENCH_VENVS)/kserve-venv
-	$(BENCH_VENVS)/kserve-venv/bin/pip install --quiet torch==$(TORCH_VERSION)
-	$(BENCH_VENVS)/kserve-venv/bin/pip install --quiet kserve
+$(BENCH_VENVS)/%-venv/.installed:
+	$(PYTHON) -m venv $(BENCH_VENVS)/$*-venv
+	$(BENCH_VENVS)/$*-venv/bin/pip install --quiet torch==$(TORCH_VERSION)
+	$(BENCH_VENVS)/$*-venv/bin/pip install --quiet $(BENCH_PACKAGES_$*)
 	touch $@
 
-$(BENCH_VENVS)/fastapi-venv/.installed:
-	$(PYTHON) -m venv $(BENCH_VENVS)/fastapi-venv
-	$(BENCH_VENVS)/fastapi-venv/bin/pip install --quiet torch==$(TORCH_VERSION)
-	$(BENCH_VENVS)/fastapi-venv/bin/pip install --quiet fastapi "uvicorn[standard]" numpy "pandas<3"
-	touch $@
+BENCH_PACKAGES_kserve := kserve
+BENCH_PACKAGES_fastapi := fastapi "uvicorn[standard]" numpy "pandas<3"
+BENCH_PACKAGES_litserve := litserve numpy "pandas<3"
+BENCH_PACKAGES_bentoml := bentoml numpy "pandas<3"
+BENCH_PACKAGES_pytriton := nvidia-pytriton numpy "pandas<3"
 
-bench-serving: $(STAMP) $(BENCH_VENVS)/kserve-venv/.installed $(BENCH_VENVS)/fastapi-venv/.installed
+# PyTriton is optional: where it does not install (its wheel ships a Linux x86-64 Triton binary) the
+# harness says why and measures the others
+bench-serving: $(STAMP) $(foreach peer,kserve fastapi litserve bentoml,$(BENCH_VENVS)/$(peer)-venv/.installed)
+	-@$(MAKE) --no-print-directory $(BENCH_VENVS)/pytriton-venv/.installed
 	$(BIN)/python benchmarks/serving.py
 
 # infra: terraform 1.0.3, helm and checkov (own venv) into .tools/, idempotent; npm from Debian when missing;

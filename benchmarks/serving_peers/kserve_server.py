@@ -1,8 +1,9 @@
 """The benchmark's KServe peer: KServe's Python ModelServer serving the same TorchScript model.
 
-Runs in its own virtualenv (kserve needs pandas<3). Preprocessing uses kubeforge's own fitted
-preprocessor (the same numpy fast path kubeforge uses), then one forward pass per request.
-Usage: python kserve_server.py MODEL_DIR NAME PORT
+Runs in its own virtualenv (kserve needs pandas<3), serving REST and gRPC. Preprocessing uses
+kubeforge's own fitted preprocessor (the same numpy fast path kubeforge uses), then one forward
+pass per request.
+Usage: python kserve_server.py MODEL_DIR NAME HTTP_PORT GRPC_PORT
 """
 
 from __future__ import annotations
@@ -34,9 +35,11 @@ class TabularModel(kserve.Model):  # type: ignore[misc]
 
     def predict(self, payload: InferRequest, headers: dict[str, str] | None = None) -> InferResponse:
         columns: dict[str, Any] = {}
-        for tensor in payload.inputs:
-            dtype = object if tensor.datatype == "BYTES" else np.float64
-            columns[tensor.name] = np.asarray(tensor.data, dtype=dtype)
+        for tensor in payload.inputs:  # JSON data on REST, raw_input_contents on gRPC
+            values = tensor.as_numpy().reshape(-1)
+            if tensor.datatype == "BYTES":
+                values = np.asarray([v.decode() if isinstance(v, bytes) else v for v in values], dtype=object)
+            columns[tensor.name] = values
         features = self.preprocessor.transform_columns(columns, source="inputs")
         with torch.inference_mode():
             logits = self.module(torch.from_numpy(features)).numpy()
@@ -57,7 +60,9 @@ class TabularModel(kserve.Model):  # type: ignore[misc]
 
 
 if __name__ == "__main__":
-    directory, name, port = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+    directory, name, port, grpc_port = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
     sys.argv = sys.argv[:1]
-    server = kserve.ModelServer(http_port=port, workers=1, enable_grpc=False, enable_latency_logging=False)
+    server = kserve.ModelServer(
+        http_port=port, grpc_port=grpc_port, workers=1, enable_grpc=True, enable_latency_logging=False
+    )
     server.start([TabularModel(name, directory)])

@@ -65,6 +65,17 @@ def test_inference_service_matches_the_crd_schema() -> None:
     assert container["args"][:2] == ["serve", "/mnt/models"]
 
 
+def test_grpc_inference_service_routes_h2c_to_the_grpc_port() -> None:
+    body = inference_service(KServeSpec(name="cancer", storage_uri="s3://models/cancer", grpc=True))
+    assert schema_errors(body, CRD) == []
+    container = body["spec"]["predictor"]["containers"][0]
+    assert container["ports"] == [{"name": "h2c", "containerPort": 8081, "protocol": "TCP"}]
+    assert container["args"][-4:] == ["--port", "8080", "--grpc-port", "8081"]
+    assert container["readinessProbe"] == {"tcpSocket": {"port": 8081}}
+    rest = inference_service(KServeSpec(name="cancer", storage_uri="s3://models/cancer"))["spec"]["predictor"]
+    assert "--grpc-port" not in rest["containers"][0]["args"]
+
+
 def test_apply_creates_waits_replaces_and_deletes(kubernetes: tuple[FakeKServe, client.ApiClient]) -> None:
     fake, api = kubernetes
     spec = KServeSpec(name="cancer", storage_uri="s3://models/cancer/v1", namespace="ml")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import threading
 import time
@@ -46,6 +47,7 @@ class Server:
     url: str
     model: LoadedModel
     session: requests.Session
+    grpc: str = ""  # host:port of the gRPC service
 
     def infer_url(self, name: str = MODEL_NAME) -> str:
         return f"{self.url}/v2/models/{name}/infer"
@@ -100,23 +102,38 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@dataclass
+class Endpoints:
+    url: str  # REST
+    grpc: str  # host:port of inference.GRPCInferenceService
+
+
 @contextmanager
 def running(app: ModelServer) -> Iterator[str]:
     """The real ASGI app under uvicorn in a background thread on a free loopback port; yields its URL."""
+    with running_endpoints(app) as endpoints:
+        yield endpoints.url
+
+
+@contextmanager
+def running_endpoints(app: ModelServer) -> Iterator[Endpoints]:
+    """The real ASGI app under uvicorn, with gRPC on the same event loop, in a background thread on free ports."""
     import uvicorn
 
-    port = free_port()
+    from kubeforge.serving.server import CombinedServer
+
+    port, grpc_port = free_port(), free_port()
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
-    uv = uvicorn.Server(config)
-    thread = threading.Thread(target=uv.run, name="uvicorn", daemon=True)
+    uv = CombinedServer(config, app, "127.0.0.1", grpc_port)
+    thread = threading.Thread(target=lambda: asyncio.run(uv.serve()), name="uvicorn", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
-    while not uv.started:
+    while uv.grpc_bound is None:
         if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("uvicorn did not start")
+            raise RuntimeError("uvicorn and gRPC did not start")
         time.sleep(0.02)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield Endpoints(f"http://127.0.0.1:{port}", f"127.0.0.1:{grpc_port}")
     finally:
         uv.should_exit = True
         thread.join(timeout=15)
@@ -135,8 +152,8 @@ def server(trained: TrainedModel) -> Iterator[Server]:
     broken = script_module(_FailsOnBatches())
     flaky = replace(model, name=FLAKY_NAME, module=broken)
     app = create_app({MODEL_NAME: model, FLAKY_NAME: flaky}, max_body_bytes=TEST_MAX_BODY_BYTES, max_workers=2)
-    with running(app) as url, loopback_session() as session:
-        yield Server(url=url, model=model, session=session)
+    with running_endpoints(app) as endpoints, loopback_session() as session:
+        yield Server(url=endpoints.url, model=model, session=session, grpc=endpoints.grpc)
 
 
 def v2_request(rows: pd.DataFrame, request_id: str | None = None) -> dict[str, object]:
@@ -157,3 +174,15 @@ def v2_request(rows: pd.DataFrame, request_id: str | None = None) -> dict[str, o
     if request_id is not None:
         request["id"] = request_id
     return request
+
+
+@pytest.fixture
+def still_serving(server: Server, trained: TrainedModel) -> Iterator[None]:
+    """After a failed request the server keeps answering health checks and good requests."""
+    yield
+    rows = trained.features.head(5)
+    assert server.session.get(f"{server.url}/v2/health/ready", timeout=10).status_code == 200
+    response = server.session.post(server.infer_url(), json=v2_request(rows), timeout=30)
+    assert response.status_code == 200, response.text
+    outputs = {tensor["name"]: tensor for tensor in response.json()["outputs"]}
+    assert len(outputs["predictions"]["data"]) == len(rows)

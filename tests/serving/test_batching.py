@@ -103,10 +103,13 @@ def test_quantized_model_agrees_with_the_float_model(trained: TrainedModel) -> N
 
 
 def test_sigterm_finishes_requests_in_flight(trained: TrainedModel, tmp_path: Path) -> None:
-    """`kubeforge serve` as a process: requests waiting for a batch when SIGTERM arrives are still answered."""
-    port = free_port()
+    """`kubeforge serve` as a process: REST and gRPC calls waiting for a batch when SIGTERM arrives are answered."""
+    import tritonclient.grpc as grpcclient
+
+    port, grpc_port = free_port(), free_port()
     command = [sys.executable, "-c", "from kubeforge.cli import main; main()", "serve", str(trained.directory)]
     command += ["--name", MODEL_NAME, "--port", str(port), "--max-wait-ms", "1500", "--max-batch-size", "1000"]
+    command += ["--grpc-port", str(grpc_port)]
     log = (tmp_path / "server.log").open("wb")
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -118,8 +121,10 @@ def test_sigterm_finishes_requests_in_flight(trained: TrainedModel, tmp_path: Pa
                 assert proc.poll() is None, (tmp_path / "server.log").read_text()
                 try:
                     if session.get(f"{url}/v2/health/ready", timeout=2).status_code == 200:
-                        break
-                except requests.ConnectionError:
+                        with grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}") as probe:
+                            if probe.is_server_ready():
+                                break
+                except (requests.ConnectionError, grpcclient.InferenceServerException):
                     pass
                 assert time.monotonic() < deadline, "server not ready"
                 time.sleep(0.1)
@@ -130,14 +135,28 @@ def test_sigterm_finishes_requests_in_flight(trained: TrainedModel, tmp_path: Pa
                 body = v2_request(trained.features.head(2))
                 results.append(own.post(f"{url}/v2/models/{MODEL_NAME}/infer", json=body, timeout=30).status_code)
 
-        threads = [threading.Thread(target=infer) for _ in range(4)]
+        def infer_grpc() -> None:
+            rows = trained.features.head(2)
+            inputs = []
+            for column in rows.columns:
+                numeric = pd.api.types.is_numeric_dtype(rows[column])
+                tensor = grpcclient.InferInput(column, [2], "FP64" if numeric else "BYTES")
+                tensor.set_data_from_numpy(rows[column].to_numpy(dtype=np.float64 if numeric else object))
+                inputs.append(tensor)
+            with grpcclient.InferenceServerClient(f"127.0.0.1:{grpc_port}") as client:
+                answer = client.infer(MODEL_NAME, inputs, client_timeout=30)
+            results.append(200 if len(answer.as_numpy("predictions")) == 2 else 0)
+
+        threads = [threading.Thread(target=infer) for _ in range(4)] + [
+            threading.Thread(target=infer_grpc) for _ in range(2)
+        ]
         for thread in threads:
             thread.start()
         time.sleep(0.5)  # the requests now wait for their batch
         proc.send_signal(signal.SIGTERM)
         for thread in threads:
             thread.join(timeout=30)
-        assert results == [200, 200, 200, 200]
+        assert results == [200] * 6
         # uvicorn re-raises the signal it caught once the graceful shutdown is complete
         assert proc.wait(timeout=30) in (0, -signal.SIGTERM)
         assert "Traceback" not in (tmp_path / "server.log").read_text()

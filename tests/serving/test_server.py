@@ -43,16 +43,6 @@ def rows(trained: TrainedModel) -> pd.DataFrame:
     return trained.features.head(5)
 
 
-@pytest.fixture
-def still_serving(server: Server, rows: pd.DataFrame) -> Iterator[None]:
-    """After a failed request the server keeps answering health checks and good requests."""
-    yield
-    assert server.session.get(f"{server.url}/v2/health/ready", timeout=10).status_code == 200
-    status, body = _post(server, v2_request(rows))
-    assert status == 200, body
-    assert len(_outputs(body)["predictions"]["data"]) == len(rows)
-
-
 def test_health_and_server_metadata(server: Server) -> None:
     live = server.session.get(f"{server.url}/v2/health/live", timeout=10)
     assert (live.status_code, live.json()) == (200, {"live": True})
@@ -61,7 +51,11 @@ def test_health_and_server_metadata(server: Server) -> None:
     assert ready.headers["content-type"] == "application/json"
     for path in ("/v2", "/v2/"):
         meta = server.session.get(f"{server.url}{path}", timeout=10)
-        assert meta.json() == {"name": "kubeforge", "version": kubeforge.__version__, "extensions": []}
+        assert meta.json() == {
+            "name": "kubeforge",
+            "version": kubeforge.__version__,
+            "extensions": ["binary_tensor_data"],
+        }
     model_ready = server.session.get(f"{server.url}/v2/models/{MODEL_NAME}/ready", timeout=10)
     assert (model_ready.status_code, model_ready.json()) == (200, {"name": MODEL_NAME, "ready": True})
 

@@ -36,6 +36,7 @@ def _parse_extra(text: str) -> tuple[str, str]:
 @click.option("--model", "extra", multiple=True, metavar="NAME=URI", help="Another model to serve; repeatable.")
 @click.option("--host", default=settings.HOST.read, show_default=settings.HOST.default)
 @click.option("--port", type=int, default=None, help="Default: AIP_HTTP_PORT when set, else 8080.")
+@click.option("--grpc-port", type=int, default=None, help="Also serve OIP v2 over gRPC on this port (e.g. 8081).")
 @click.option("--max-batch-size", type=int, default=64, show_default=True, help="Rows per forward pass at most.")
 @click.option("--max-wait-ms", type=float, default=1.0, show_default=True, help="Longest wait for a batch to fill.")
 @click.option("--max-queue", type=int, default=512, show_default=True, help="Waiting requests before 503.")
@@ -47,6 +48,7 @@ def serve(
     extra: tuple[str, ...],
     host: str,
     port: int | None,
+    grpc_port: int | None,
     max_batch_size: int,
     max_wait_ms: float,
     max_queue: int,
@@ -54,6 +56,8 @@ def serve(
     quantize: bool,
 ) -> None:
     """Serve MODEL_URI (a model directory, s3:// or gs:// prefix) over v2, Vertex AI and SageMaker contracts.
+
+    OIP v2 over gRPC (inference.GRPCInferenceService) too with --grpc-port.
 
     Without MODEL_URI the model comes from KUBEFORGE_MODEL_URI, AIP_STORAGE_URI (Vertex AI) or
     /opt/ml/model (SageMaker). Stops gracefully on SIGTERM, finishing requests in flight.
@@ -75,7 +79,14 @@ def serve(
     )
     with ExitStack() as stack:
         dirs = {model: stack.enter_context(local_dir(location)) for model, location in uris.items()}
-        run_server(dirs, host=host, port=default_port() if port is None else port, options=options, quantize=quantize)
+        run_server(
+            dirs,
+            host=host,
+            port=default_port() if port is None else port,
+            options=options,
+            quantize=quantize,
+            grpc_port=grpc_port,
+        )
 
 
 __all__ = ["serve"]

@@ -26,13 +26,19 @@ VERSION = "v1beta1"
 PLURAL = "inferenceservices"
 MODEL_MOUNT = "/mnt/models"
 GPU_RESOURCE = "nvidia.com/gpu"
+HTTP_PORT = 8080
+GRPC_PORT = 8081
 _POLL_S = 2.0
 _CONFLICT_RETRIES = 5
 
 
 @dataclass(frozen=True)
 class KServeSpec:
-    """What the InferenceService runs and how it scales."""
+    """What the InferenceService runs and how it scales.
+
+    With `grpc` the predictor serves OIP v2 over gRPC and Knative routes its one port, named `h2c`
+    (cleartext HTTP/2), to the gRPC port; REST stays on 8080 inside the pod.
+    """
 
     name: str
     storage_uri: str
@@ -45,6 +51,7 @@ class KServeSpec:
     memory: str = "2Gi"
     gpus: int = 0
     service_account: str = ""
+    grpc: bool = False
 
     def __post_init__(self) -> None:
         if not self.storage_uri:
@@ -70,10 +77,9 @@ def inference_service(spec: KServeSpec) -> dict[str, Any]:
                 "name": "kserve-container",
                 "image": spec.image,
                 "command": ["kubeforge"],
-                "args": ["serve", MODEL_MOUNT, "--name", spec.name, "--host", "0.0.0.0", "--port", "8080"],
+                "args": ["serve", MODEL_MOUNT, "--name", spec.name, "--host", "0.0.0.0", *_port_args(spec)],
                 "env": [{"name": "STORAGE_URI", "value": spec.storage_uri}],
-                "ports": [{"containerPort": 8080, "protocol": "TCP"}],
-                "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": 8080}},
+                **_ports(spec),
                 "resources": {"requests": {"cpu": spec.cpu, "memory": spec.memory}, "limits": limits},
             }
         ],
@@ -92,6 +98,24 @@ def inference_service(spec: KServeSpec) -> dict[str, Any]:
             "annotations": {"serving.kserve.io/deploymentMode": "Serverless"},
         },
         "spec": {"predictor": predictor},
+    }
+
+
+def _port_args(spec: KServeSpec) -> list[str]:
+    grpc = ["--grpc-port", str(GRPC_PORT)] if spec.grpc else []
+    return ["--port", str(HTTP_PORT), *grpc]
+
+
+def _ports(spec: KServeSpec) -> dict[str, Any]:
+    """The container's routed port and readiness probe: REST, or gRPC on a port named h2c for Knative."""
+    if spec.grpc:  # the gRPC port opens only once every model is warm, so a TCP probe means ready
+        return {
+            "ports": [{"name": "h2c", "containerPort": GRPC_PORT, "protocol": "TCP"}],
+            "readinessProbe": {"tcpSocket": {"port": GRPC_PORT}},
+        }
+    return {
+        "ports": [{"containerPort": HTTP_PORT, "protocol": "TCP"}],
+        "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": HTTP_PORT}},
     }
 
 

@@ -16,7 +16,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -24,14 +24,16 @@ from typing import Any, TypeVar
 import numpy as np
 
 from kubeforge.errors import InputError, ServingError
-from kubeforge.model_format import LoadedModel
+from kubeforge.model_format import LoadedModel, Prediction
 from kubeforge.serving.asgi import (
+    BINARY_TYPE,
     Disconnected,
     HTTPError,
     Receive,
     Reply,
     Scope,
     Send,
+    decode_body,
     error_reply,
     header,
     json_bytes,
@@ -50,9 +52,10 @@ from kubeforge.serving.instances import (
     predictions_csv,
 )
 from kubeforge.serving.metrics import CONTENT_TYPE, ServerMetrics
+from kubeforge.serving.outputs import build_infer_response
 from kubeforge.serving.protocol import (
     MODEL_VERSION,
-    build_infer_response,
+    InferRequest,
     check_model_name,
     example_frame,
     model_metadata,
@@ -65,6 +68,7 @@ DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 INLINE_PARSE_BYTES = 64 * 1024
 RETRY_AFTER_S = 1
 SAGEMAKER_MODEL_HEADER = b"x-amzn-sagemaker-target-model"
+INFERENCE_HEADER = b"inference-header-content-length"
 _LOG = logging.getLogger("kubeforge.serving")
 _T = TypeVar("_T")
 
@@ -109,6 +113,8 @@ class ModelServer:
         self._ready: set[str] = set()
         self._stopping = False
         self._warmup: asyncio.Task[None] | None = None
+        self._transports: list[Callable[[], Awaitable[None]]] = []
+        self._draining: asyncio.Future[list[None]] | None = None
 
     @property
     def ready(self) -> bool:
@@ -126,9 +132,21 @@ class ModelServer:
                     raise ServingError(f"warm-up prediction of model '{name}' failed: {_last_line(exc)}") from exc
                 self._ready.add(name)
 
-    async def shutdown(self) -> None:
-        """Stop being ready, answer every request still waiting for a batch, stop the threads."""
+    def on_shutdown(self, stop: Callable[[], Awaitable[None]]) -> None:
+        """Have shutdown call `stop` (another transport, e.g. gRPC, finishing its calls) before the batchers close."""
+        self._transports.append(stop)
+
+    def begin_shutdown(self) -> None:
+        """Stop being ready and start stopping the other transports; called from the event loop on SIGTERM."""
         self._stopping = True
+        if self._draining is None:
+            self._draining = asyncio.gather(*(stop() for stop in self._transports))
+
+    async def shutdown(self) -> None:
+        """Stop being ready, let the other transports finish, answer every request waiting for a batch, stop threads."""
+        self.begin_shutdown()
+        assert self._draining is not None
+        await self._draining
         await asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
         self._executor.shutdown(wait=True, cancel_futures=False)
 
@@ -206,7 +224,7 @@ class ModelServer:
                 return json_reply({"live": True})
             return json_reply({"ready": self.ready}, 200 if self.ready else 503)
         if len(rest) >= 2 and rest[0] == "models":
-            model = self._model(rest[1])
+            model = self.model(rest[1])
             action = rest[2:]
             if action[:1] == ["versions"]:
                 if action[1:2] != [MODEL_VERSION]:
@@ -225,7 +243,8 @@ class ModelServer:
                 return await self._infer_v2(model, scope, receive)
         raise HTTPError(404, f"no route {path!r}; see the Open Inference Protocol v2 REST endpoints")
 
-    def _model(self, name: Any) -> LoadedModel:
+    def model(self, name: Any) -> LoadedModel:
+        """The served model called `name`; HTTPError 404 listing the served models otherwise."""
         model = self.models.get(name) if isinstance(name, str) else None
         if model is None:
             served = ", ".join(sorted(self.models))
@@ -233,22 +252,39 @@ class ModelServer:
         return model
 
     async def _infer_v2(self, model: LoadedModel, scope: Scope, receive: Receive) -> Reply:
-        body = await read_body(scope, receive, self.options.max_body_bytes)
+        body = decode_body(
+            scope, await read_body(scope, receive, self.options.max_body_bytes), self.options.max_body_bytes
+        )
+        json_length = _inference_header_length(scope)
+        request, prediction = await self.infer(model, len(body), lambda: parse_infer_request(body, json_length))
+        response, blobs = build_infer_response(model, prediction, request.id, request.outputs, request.binary_outputs)
+        if not blobs:
+            return json_reply(response)
+        head = json_bytes(response)
+        length_header = (INFERENCE_HEADER, str(len(head)).encode())
+        return Reply(200, b"".join([head, *blobs]), BINARY_TYPE, [length_header])
+
+    async def infer(
+        self, model: LoadedModel, size: int, parse: Callable[[], InferRequest]
+    ) -> tuple[InferRequest, Prediction]:
+        """Parse (`size` bytes, off the loop when large), preprocess and predict one infer request as part of a batch.
+
+        Shared by every transport of the Open Inference Protocol (REST, binary REST, gRPC).
+        """
         self._require_ready(model)
 
-        def prepare() -> tuple[Any, np.ndarray]:
-            request = parse_infer_request(body)
+        def prepare() -> tuple[InferRequest, np.ndarray]:
+            request = parse()
             require_features(request.columns, model)
             return request, model.preprocessor.transform_columns(request.columns, source="inputs")
 
-        request, features = await self._off_loop_if_large(len(body), prepare)
-        prediction = await self._batchers[model.name].predict(features)
-        return json_reply(build_infer_response(model, prediction, request.id, request.outputs))
+        request, features = await self._off_loop_if_large(size, prepare)
+        return request, await self._batchers[model.name].predict(features)
 
     async def _vertex(self, scope: Scope, receive: Receive, served: list[str]) -> Reply:
         body = await read_body(scope, receive, self.options.max_body_bytes)
         payload = await self._off_loop_if_large(len(body), lambda: parse_json_payload(body))
-        model = self._model(instances_parameters(payload).get("model", self.default_model))
+        model = self.model(instances_parameters(payload).get("model", self.default_model))
         served[:] = [model.name, "vertex"]
         self._require_ready(model)
 
@@ -263,7 +299,7 @@ class ModelServer:
     async def _sagemaker(self, scope: Scope, receive: Receive, served: list[str]) -> Reply:
         body = await read_body(scope, receive, self.options.max_body_bytes)
         target = header(scope, SAGEMAKER_MODEL_HEADER)
-        model = self._model(target.decode(errors="replace") if target else self.default_model)
+        model = self.model(target.decode(errors="replace") if target else self.default_model)
         served[:] = [model.name, "sagemaker"]
         self._require_ready(model)
         content_type = (header(scope, b"content-type") or b"application/json").split(b";")[0].strip().lower()
@@ -286,6 +322,10 @@ class ModelServer:
             return Reply(200, predictions_csv(model, prediction), b"text/csv")
         return Reply(200, json_bytes({"predictions": predictions(model, prediction)}))
 
+    def model_ready(self, model: LoadedModel) -> bool:
+        """True once `model` has answered its warm-up prediction, until shutdown starts."""
+        return model.name in self._ready and not self._stopping
+
     def _require_ready(self, model: LoadedModel) -> None:
         if model.name not in self._ready:
             raise HTTPError(503, f"model '{model.name}' is still warming up; retry when /v2/health/ready is 200")
@@ -295,6 +335,16 @@ class ModelServer:
         if size <= INLINE_PARSE_BYTES:
             return work()
         return await asyncio.get_running_loop().run_in_executor(self._executor, work)
+
+
+def _inference_header_length(scope: Scope) -> int | None:
+    """The Inference-Header-Content-Length header (binary tensor data extension) as a number, or None."""
+    value = header(scope, INFERENCE_HEADER)
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise HTTPError(400, f"Inference-Header-Content-Length header: {value!r} is not a byte count")
+    return int(value)
 
 
 def _warm_up_model(model: LoadedModel) -> None:

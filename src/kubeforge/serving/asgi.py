@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import zlib
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,8 @@ Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
 JSON_TYPE = b"application/json"
+BINARY_TYPE = b"application/octet-stream"
+_DECOMPRESS_WBITS = {b"gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}
 
 
 class HTTPError(Exception):
@@ -88,6 +91,26 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
             return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+def decode_body(scope: Scope, body: bytes, limit: int) -> bytes:
+    """`body` inflated per its Content-Encoding (gzip, deflate), at most `limit` bytes once inflated (else 413)."""
+    encoding = (header(scope, b"content-encoding") or b"identity").strip().lower()
+    if encoding == b"identity":
+        return body
+    wbits = _DECOMPRESS_WBITS.get(encoding)
+    if wbits is None:
+        raise HTTPError(415, f"Content-Encoding {encoding.decode(errors='replace')!r}: send gzip, deflate or identity")
+    inflater = zlib.decompressobj(wbits)
+    try:
+        inflated = inflater.decompress(body, limit + 1)
+    except zlib.error as exc:
+        raise HTTPError(400, f"request body: not valid {encoding.decode()} data ({exc})") from None
+    if len(inflated) > limit:
+        raise HTTPError(413, _too_large("the inflated body passes the limit", limit))
+    if not inflater.eof:
+        raise HTTPError(400, f"request body: the {encoding.decode()} stream is cut short")
+    return inflated
+
+
 def _too_large(what: str, limit: int) -> str:
     return f"request body too large: {what}, the limit is {limit} bytes; split the batch into smaller requests"
 
@@ -115,6 +138,7 @@ def require_method(method: str, allowed: str, path: str) -> None:
 
 
 __all__ = [
+    "BINARY_TYPE",
     "JSON_TYPE",
     "Disconnected",
     "HTTPError",
@@ -124,6 +148,7 @@ __all__ = [
     "Reply",
     "Scope",
     "Send",
+    "decode_body",
     "error_reply",
     "header",
     "json_bytes",

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import re
-import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -23,13 +22,15 @@ import pandas as pd
 
 import kubeforge
 from kubeforge.errors import InputError
-from kubeforge.model_format import LoadedModel, Prediction
+from kubeforge.model_format import LoadedModel
 from kubeforge.preprocessor import CategoricalFeature
+from kubeforge.serving.binary import decode_tensor
+from kubeforge.serving.outputs import MODEL_VERSION, label_datatype
 
 DATATYPES = ("FP32", "FP64", "INT32", "INT64", "BYTES", "BOOL")
 PLATFORM = "pytorch_torchscript"
-MODEL_VERSION = "1"
 OUTPUT_NAMES = ("predictions", "probabilities")
+EXTENSIONS = ("binary_tensor_data",)
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 _NONE = type(None)
@@ -53,16 +54,92 @@ _EXPECTED_WORDS = {
 
 @dataclass
 class InferRequest:
-    """A parsed infer request: its id, one array of raw values per input, the row count, the requested outputs."""
+    """A parsed infer request: its id, one array of raw values per input, the row count, the requested outputs.
+
+    `binary_outputs` names the outputs to answer as binary tensor data (REST's binary extension).
+    """
 
     id: str | None
     columns: dict[str, np.ndarray]
     rows: int
     outputs: list[str] | None = None
+    binary_outputs: frozenset[str] = frozenset()
 
 
-def parse_infer_request(body: bytes) -> InferRequest:
-    """Parse and validate a v2 infer request body into one array per input tensor."""
+class ColumnSet:
+    """Input tensors gathered one by one: each name once, every column with the same number of rows."""
+
+    def __init__(self) -> None:
+        self.columns: dict[str, np.ndarray] = {}
+        self.rows: int | None = None
+
+    def add(self, index: int, name: str, values: np.ndarray) -> None:
+        """Add input `index` (its column of values), or raise an InputError naming the field."""
+        if name in self.columns:
+            raise InputError(f"inputs[{index}].name: duplicate input {name!r}; send each feature column once")
+        if self.rows is not None and len(values) != self.rows:
+            first = next(iter(self.columns))
+            raise InputError(
+                f"inputs[{index}].shape: {name!r} has {len(values)} row(s) but {first!r} has {self.rows}; "
+                "every input needs the same number of rows"
+            )
+        self.rows = len(values)
+        self.columns[name] = values
+
+    def finish(self) -> tuple[dict[str, np.ndarray], int]:
+        """The columns and their row count; an InputError when there is none."""
+        if self.rows is None:
+            raise InputError("inputs: is empty; send one input tensor per feature column")
+        return self.columns, self.rows
+
+
+class _BinaryData:
+    """The bytes after the JSON header, handed out to inputs in order."""
+
+    def __init__(self, data: memoryview | None):
+        self.data = data
+        self.offset = 0
+
+    def take(self, size: Any, path: str) -> memoryview:
+        if self.data is None:
+            raise InputError(
+                f"{path}: binary_data_size is set but the request has no Inference-Header-Content-Length header; "
+                "send the header with the JSON part's length"
+            )
+        if type(size) is not int or size < 0:
+            raise InputError(f"{path}: binary_data_size must be a non-negative integer, got {size!r}")
+        if self.offset + size > len(self.data):
+            raise InputError(
+                f"{path}: binary_data_size {size} reaches past the end of the body "
+                f"({len(self.data) - self.offset} binary bytes left)"
+            )
+        chunk = self.data[self.offset : self.offset + size]
+        self.offset += size
+        return chunk
+
+    def check_consumed(self) -> None:
+        if self.data is not None and self.offset != len(self.data):
+            raise InputError(
+                f"request body: {len(self.data) - self.offset} byte(s) of binary data after the last input's "
+                "binary_data_size; Inference-Header-Content-Length or a binary_data_size is wrong"
+            )
+
+
+def parse_infer_request(body: bytes, json_length: int | None = None) -> InferRequest:
+    """Parse and validate a v2 infer request body into one array per input tensor.
+
+    With `json_length` (the Inference-Header-Content-Length header) the body is a JSON header of that
+    many bytes followed by the binary tensor data of the inputs that carry `binary_data_size`.
+    """
+    binary: memoryview | None = None
+    if json_length is not None:
+        if not 0 < json_length <= len(body):
+            raise InputError(
+                f"Inference-Header-Content-Length: {json_length} is not within the body's {len(body)} bytes; "
+                "send the length of the JSON part"
+            )
+        binary = memoryview(body)[json_length:]
+        body = body[:json_length]
     try:
         payload = json.loads(body)
     except (ValueError, RecursionError) as exc:
@@ -72,46 +149,56 @@ def parse_infer_request(body: bytes) -> InferRequest:
     request_id = payload.get("id")
     if request_id is not None and not isinstance(request_id, str):
         raise InputError(f"id: must be a string, got {type(request_id).__name__}")
-    parameters = payload.get("parameters")
-    if parameters is not None and not isinstance(parameters, dict):
-        raise InputError(f"parameters: must be a JSON object, got {type(parameters).__name__}")
+    parameters = _parameters(payload, "parameters")
     if "inputs" not in payload:
         raise InputError('inputs: missing; send one input tensor per feature column, e.g. {"inputs": [{"name": ...}]}')
     inputs = payload["inputs"]
     if not isinstance(inputs, list):
         raise InputError(f"inputs: must be a list of input tensors, got {type(inputs).__name__}")
-    if not inputs:
-        raise InputError("inputs: is empty; send one input tensor per feature column")
-    columns: dict[str, np.ndarray] = {}
-    rows: int | None = None
+    found = ColumnSet()
+    data = _BinaryData(binary)
     for index, tensor in enumerate(inputs):
-        name, values = _parse_tensor(tensor, f"inputs[{index}]")
-        if name in columns:
-            raise InputError(f"inputs[{index}].name: duplicate input {name!r}; send each feature column once")
-        if rows is not None and len(values) != rows:
-            first = next(iter(columns))
-            raise InputError(
-                f"inputs[{index}].shape: {name!r} has {len(values)} row(s) but {first!r} has {rows}; "
-                "every input needs the same number of rows"
-            )
-        rows = len(values)
-        columns[name] = values
-    assert rows is not None
-    return InferRequest(id=request_id, columns=columns, rows=rows, outputs=_requested_outputs(payload))
+        name, values = _parse_tensor(tensor, f"inputs[{index}]", data)
+        found.add(index, name, values)
+    data.check_consumed()
+    columns, rows = found.finish()
+    outputs, binary_outputs = _requested_outputs(payload, _flag(parameters, "binary_data_output", "parameters"))
+    return InferRequest(request_id, columns, rows, outputs, binary_outputs)
 
 
-def _parse_tensor(tensor: Any, path: str) -> tuple[str, np.ndarray]:
+def _parameters(entry: dict[str, Any], path: str) -> dict[str, Any]:
+    parameters = entry.get("parameters")
+    if parameters is None:
+        return {}
+    if not isinstance(parameters, dict):
+        raise InputError(f"{path}: must be a JSON object, got {type(parameters).__name__}")
+    return parameters
+
+
+def _flag(parameters: dict[str, Any], name: str, path: str) -> bool | None:
+    value = parameters.get(name)
+    if value is not None and not isinstance(value, bool):
+        raise InputError(f"{path}.{name}: must be true or false, got {value!r}")
+    return value
+
+
+def _parse_tensor(tensor: Any, path: str, binary: _BinaryData) -> tuple[str, np.ndarray]:
     if not isinstance(tensor, dict):
         raise InputError(f"{path}: must be an object with name, shape, datatype and data")
+    size = _parameters(tensor, f"{path}.parameters").get("binary_data_size")
     try:
-        name, shape, datatype, data = tensor["name"], tensor["shape"], tensor["datatype"], tensor["data"]
+        name, shape, datatype = tensor["name"], tensor["shape"], tensor["datatype"]
+        data = tensor["data"] if size is None else None
     except KeyError as exc:
         raise InputError(f"{path}.{exc.args[0]}: missing; every input needs name, shape, datatype and data") from None
     if not isinstance(name, str) or not name:
         raise InputError(f"{path}.name: must be a non-empty string naming a feature column")
-    if not isinstance(datatype, str) or datatype not in _ALLOWED_TYPES:
-        raise InputError(f"{path}.datatype: {datatype!r} is not supported; valid datatypes are {', '.join(DATATYPES)}")
-    rows = _parse_shape(shape, f"{path}.shape")
+    check_datatype(datatype, f"{path}.datatype")
+    rows = parse_shape(shape, f"{path}.shape")
+    if size is not None:
+        if "data" in tensor:
+            raise InputError(f"{path}: has both data and parameters.binary_data_size; send the values one way")
+        return name, decode_tensor(binary.take(size, f"{path}.parameters"), datatype, rows, f"{path}.binary data")
     if not isinstance(data, list):
         raise InputError(f"{path}.data: must be a list of values, got {type(data).__name__}")
     data = _flatten(data, shape, f"{path}.data")
@@ -121,7 +208,22 @@ def _parse_tensor(tensor: Any, path: str) -> tuple[str, np.ndarray]:
     return name, _to_array(data, datatype, f"{path}.data")
 
 
-def _parse_shape(shape: Any, path: str) -> int:
+def check_output_name(name: Any, path: str) -> str:
+    """`name` when it names an output of the served models, else an InputError naming `path`."""
+    if name not in OUTPUT_NAMES:
+        raise InputError(f"{path}: {name!r} is not an output; valid outputs are {', '.join(OUTPUT_NAMES)}")
+    return str(name)
+
+
+def check_datatype(datatype: Any, path: str) -> str:
+    """`datatype` when the server takes it for an input, else an InputError naming `path`."""
+    if not isinstance(datatype, str) or datatype not in _ALLOWED_TYPES:
+        raise InputError(f"{path}: {datatype!r} is not supported; valid datatypes are {', '.join(DATATYPES)}")
+    return datatype
+
+
+def parse_shape(shape: Any, path: str) -> int:
+    """The row count of a feature column's shape ([N] or [N, 1]), or an InputError naming `path`."""
     if type(shape) is list and len(shape) == 1 and type(shape[0]) is int and shape[0] > 0:
         return shape[0]  # the common [N]
     if (
@@ -167,21 +269,29 @@ def _to_array(data: list[Any], datatype: str, path: str) -> np.ndarray:
     return np.asarray(data, dtype=object)
 
 
-def _requested_outputs(payload: dict[str, Any]) -> list[str] | None:
+def _requested_outputs(payload: dict[str, Any], binary_default: bool | None) -> tuple[list[str] | None, frozenset[str]]:
+    """The requested output names (None: all) and those to answer as binary data."""
     requested = payload.get("outputs")
     if requested is None:
-        return None
+        return None, frozenset(OUTPUT_NAMES) if binary_default else frozenset()
     if not isinstance(requested, list):
         raise InputError(f"outputs: must be a list of {{'name': ...}} objects, got {type(requested).__name__}")
     names: list[str] = []
+    binary: set[str] = set()
     for index, entry in enumerate(requested):
-        name = entry.get("name") if isinstance(entry, dict) else None
-        if name not in OUTPUT_NAMES:
+        path = f"outputs[{index}]"
+        name = check_output_name(entry.get("name") if isinstance(entry, dict) else None, f"{path}.name")
+        parameters = _parameters(entry, f"{path}.parameters")
+        if parameters.get("class_count", 0) != 0:
             raise InputError(
-                f"outputs[{index}].name: {name!r} is not an output; valid outputs are predictions, probabilities"
+                f"{path}.parameters.class_count: the classification extension is not served; "
+                "drop class_count and read the probabilities output"
             )
+        wanted = _flag(parameters, "binary_data", f"{path}.parameters")
+        if wanted or (wanted is None and binary_default):
+            binary.add(name)
         names.append(name)
-    return names
+    return names, frozenset(binary)
 
 
 def require_features(columns: Mapping[str, np.ndarray], model: LoadedModel) -> None:
@@ -192,49 +302,6 @@ def require_features(columns: Mapping[str, np.ndarray], model: LoadedModel) -> N
             f"inputs: no input tensor for feature column(s) {', '.join(repr(m) for m in missing)}; "
             f"model '{model.name}' needs one input per feature column (see GET /v2/models/{model.name})"
         )
-
-
-def build_infer_response(
-    model: LoadedModel, prediction: Prediction, request_id: str | None, outputs: list[str] | None = None
-) -> dict[str, Any]:
-    """The v2 infer response: `predictions` and, for classification, `probabilities`."""
-    rows = len(prediction.labels)
-    tensors: list[dict[str, Any]] = []
-    if model.task == "regression":
-        assert prediction.values is not None
-        values = prediction.values.astype(np.float32, copy=False).tolist()
-        tensors.append({"name": "predictions", "datatype": "FP32", "shape": [rows], "data": values})
-    else:
-        assert prediction.probabilities is not None
-        datatype = label_datatype(model.classes or [])
-        labels = [str(label) for label in prediction.labels] if datatype == "BYTES" else prediction.labels
-        tensors.append({"name": "predictions", "datatype": datatype, "shape": [rows], "data": labels})
-        probabilities = prediction.probabilities.astype(np.float32, copy=False)
-        tensors.append(
-            {
-                "name": "probabilities",
-                "datatype": "FP32",
-                "shape": [rows, probabilities.shape[1]],
-                "data": probabilities.ravel().tolist(),
-            }
-        )
-    if outputs is not None:
-        tensors = [tensor for tensor in tensors if tensor["name"] in outputs]
-    return {
-        "model_name": model.name,
-        "model_version": MODEL_VERSION,
-        "id": request_id if request_id is not None else str(uuid.uuid4()),
-        "outputs": tensors,
-    }
-
-
-def label_datatype(classes: list[Any]) -> str:
-    """INT64 for integer class labels, FP64 for other numbers, BYTES otherwise."""
-    if classes and all(type(c) is int for c in classes):
-        return "INT64"
-    if classes and all(type(c) in (int, float) for c in classes):
-        return "FP64"
-    return "BYTES"
 
 
 def model_metadata(model: LoadedModel) -> dict[str, Any]:
@@ -271,8 +338,8 @@ def check_model_name(name: str, field: str = "model_name") -> str:
 
 
 def server_metadata() -> dict[str, Any]:
-    """The v2 server metadata."""
-    return {"name": "kubeforge", "version": kubeforge.__version__, "extensions": []}
+    """The v2 server metadata: the binary tensor data extension is served (REST)."""
+    return {"name": "kubeforge", "version": kubeforge.__version__, "extensions": list(EXTENSIONS)}
 
 
 def example_frame(model: LoadedModel) -> pd.DataFrame:
@@ -282,15 +349,18 @@ def example_frame(model: LoadedModel) -> pd.DataFrame:
 
 __all__ = [
     "DATATYPES",
+    "EXTENSIONS",
     "MODEL_VERSION",
     "OUTPUT_NAMES",
     "PLATFORM",
+    "ColumnSet",
     "InferRequest",
-    "build_infer_response",
+    "check_datatype",
+    "check_output_name",
     "check_model_name",
     "example_frame",
-    "label_datatype",
     "model_metadata",
+    "parse_shape",
     "parse_infer_request",
     "require_features",
     "server_metadata",

@@ -9,8 +9,10 @@ Run it with ``python -m kubeforge.serving.server --model NAME=DIR [--model ...] 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import logging
 import os
+import socket
 import sys
 import warnings
 from collections.abc import Mapping
@@ -18,10 +20,11 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
+import uvicorn
 
 from kubeforge.errors import InputError, KubeforgeError, ServingError
 from kubeforge.model_format import LoadedModel, load_model
-from kubeforge.serving.app import DEFAULT_MAX_BODY_BYTES, ServerOptions, create_app
+from kubeforge.serving.app import DEFAULT_MAX_BODY_BYTES, ModelServer, ServerOptions, create_app
 from kubeforge.serving.batching import BatchingOptions
 from kubeforge.serving.protocol import check_model_name
 
@@ -76,10 +79,11 @@ def serve(
     port: int = DEFAULT_PORT,
     options: ServerOptions | None = None,
     quantize: bool = False,
+    grpc_port: int | None = None,
 ) -> None:
-    """Load the models and serve them with uvicorn until SIGTERM/SIGINT.
+    """Load the models and serve them with uvicorn (and gRPC on `grpc_port` when given) until SIGTERM/SIGINT.
 
-    On SIGTERM the server stops accepting connections, finishes every request in flight
+    On SIGTERM the server stops accepting connections and calls, finishes every request in flight
     (those waiting for a batch included, up to 30 s), then exits.
     """
     import uvicorn
@@ -96,11 +100,46 @@ def serve(
         backlog=4096,
     )
     _configure_logging()  # after uvicorn.Config, which installs its own logging configuration
-    server = uvicorn.Server(config)
+    server = CombinedServer(config, app, host, grpc_port)
     _LOG.info("serving %s on http://%s:%d", ", ".join(app.models), host, port)
-    server.run()
+    with asyncio.Runner(loop_factory=config.get_loop_factory()) as runner:
+        runner.run(server.serve())
+    if server.failure is not None:
+        raise server.failure
     if not server.started:
         raise ServingError(f"the model server did not start on {host}:{port}; the log above has the reason")
+
+
+class CombinedServer(uvicorn.Server):
+    """uvicorn's server, plus gRPC: opened once the models are warm, told first when shutting down."""
+
+    def __init__(self, config: uvicorn.Config, app: ModelServer, host: str, grpc_port: int | None):
+        super().__init__(config)
+        self.model_server = app
+        self.grpc_address = (host, grpc_port)
+        self.failure: ServingError | None = None
+        self.grpc_bound: int | None = None  # the gRPC port, once listening
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        """uvicorn's startup (models warmed up, REST listening), then gRPC's port opened."""
+        await super().startup(sockets)  # the lifespan startup warms every model up first
+        host, port = self.grpc_address
+        if port is not None and self.started:
+            from kubeforge.serving.grpc_server import start_grpc_server  # grpc is imported only when asked for
+
+            try:
+                _, bound = await start_grpc_server(self.model_server, host, port, GRACEFUL_SHUTDOWN_S)
+            except ServingError as exc:
+                self.failure = exc
+                self.should_exit = True
+                return
+            self.grpc_bound = bound
+            _LOG.info("serving inference.GRPCInferenceService on %s:%d", host, bound)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        """Stop gRPC taking calls, then uvicorn's own shutdown (which ends with the model server's)."""
+        self.model_server.begin_shutdown()  # gRPC stops taking calls while REST connections drain
+        await super().shutdown(sockets)
 
 
 def _configure_logging() -> None:
@@ -125,6 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--model", action="append", type=_parse_model_arg, required=True, metavar="NAME=DIR")
     parser.add_argument("--host", default=os.environ.get("KUBEFORGE_HOST", "127.0.0.1"))
     parser.add_argument("--port", type=int, default=None, help="default: AIP_HTTP_PORT, else 8080")
+    parser.add_argument("--grpc-port", type=int, default=None, help="also serve OIP v2 over gRPC on this port")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)
     parser.add_argument("--max-batch-size", type=int, default=BatchingOptions.max_batch_size)
     parser.add_argument("--max-wait-ms", type=float, default=BatchingOptions.max_wait_ms)
@@ -139,7 +179,7 @@ def main(argv: list[str] | None = None) -> int:
         batching = BatchingOptions(args.max_batch_size, args.max_wait_ms, args.max_queue)
         options = ServerOptions(max_body_bytes=args.max_body_bytes, batching=batching, max_workers=args.workers)
         port = default_port() if args.port is None else args.port
-        serve(model_dirs, args.host, port, options=options, quantize=args.quantize)
+        serve(model_dirs, args.host, port, options=options, quantize=args.quantize, grpc_port=args.grpc_port)
     except KubeforgeError as exc:
         print(f"kubeforge model server: error: {exc}", file=sys.stderr, flush=True)
         return exc.exit_code
@@ -148,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
 __all__ = [
     "DEFAULT_PORT",
+    "CombinedServer",
     "GRACEFUL_SHUTDOWN_S",
     "SAGEMAKER_MODEL_DIR",
     "default_port",

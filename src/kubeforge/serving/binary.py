@@ -1,0 +1,95 @@
+"""Raw tensor bytes of the Open Inference Protocol, shared by REST and gRPC.
+
+The binary tensor data extension (REST) and gRPC's `raw_input_contents`/`raw_output_contents`
+carry a tensor the same way: its elements in row-major order, little-endian, without padding;
+BOOL as one byte (0 or 1); BYTES as a 4-byte little-endian length followed by that many bytes,
+per element. This module turns such bytes into the arrays the JSON path builds (so both paths
+predict the very same values) and arrays back into bytes.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+import numpy as np
+
+from kubeforge.errors import InputError
+
+NUMERIC_DTYPES: dict[str, np.dtype[np.generic]] = {
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "BOOL": np.dtype("u1"),
+}
+_LENGTH = struct.Struct("<I")
+
+
+@dataclass(frozen=True)
+class OutputTensor:
+    """One output of an infer response: its name, datatype, shape and values (strings for BYTES)."""
+
+    name: str
+    datatype: str
+    shape: list[int]
+    values: np.ndarray
+
+
+def decode_tensor(raw: bytes | memoryview, datatype: str, rows: int, path: str) -> np.ndarray:
+    """The column a raw tensor of `rows` elements holds, typed as the JSON path types it.
+
+    Floating point becomes float64, integers int64, BOOL and BYTES object arrays of bool and str.
+    """
+    if datatype == "BYTES":
+        return np.asarray(_decode_strings(raw, rows, path), dtype=object)
+    dtype = NUMERIC_DTYPES[datatype]
+    if len(raw) != rows * dtype.itemsize:
+        raise InputError(
+            f"{path}: {datatype} needs {dtype.itemsize} bytes per value, {rows * dtype.itemsize} for {rows} row(s), "
+            f"but {len(raw)} bytes came; make the shape and the binary data agree"
+        )
+    values = np.frombuffer(raw, dtype=dtype)
+    if datatype == "BOOL":
+        if values.size and values.max() > 1:
+            raise InputError(f"{path}: BOOL values must be bytes 0 or 1")
+        return values.astype(bool).astype(object)
+    return values.astype(np.float64 if datatype in ("FP32", "FP64") else np.int64)
+
+
+def _decode_strings(raw: bytes | memoryview, rows: int, path: str) -> list[str]:
+    view = memoryview(raw)
+    strings: list[str] = []
+    offset = 0
+    while offset < len(view):
+        if offset + 4 > len(view):
+            raise InputError(f"{path}: BYTES element {len(strings)} is cut short in its 4-byte length prefix")
+        (size,) = _LENGTH.unpack_from(view, offset)
+        start, offset = offset + 4, offset + 4 + size
+        if offset > len(view):
+            raise InputError(f"{path}: BYTES element {len(strings)} declares {size} bytes past the end of the data")
+        try:
+            strings.append(str(view[start:offset], "utf-8"))
+        except UnicodeDecodeError:
+            raise InputError(f"{path}: BYTES element {len(strings)} is not valid UTF-8 text") from None
+    if len(strings) != rows:
+        raise InputError(f"{path}: the shape declares {rows} value(s) but the binary data holds {len(strings)}")
+    return strings
+
+
+def encode_tensor(tensor: OutputTensor) -> bytes:
+    """The raw bytes of an output tensor."""
+    if tensor.datatype == "BYTES":
+        encoded = [str(value).encode() for value in tensor.values]
+        return b"".join(_LENGTH.pack(len(item)) + item for item in encoded)
+    return np.ascontiguousarray(tensor.values, dtype=NUMERIC_DTYPES[tensor.datatype]).tobytes()
+
+
+def json_values(tensor: OutputTensor) -> list[object]:
+    """The flat list of an output tensor's values, as JSON carries them."""
+    if tensor.datatype == "BYTES":
+        return [str(value) for value in tensor.values]
+    return list(tensor.values.ravel().tolist())
+
+
+__all__ = ["NUMERIC_DTYPES", "OutputTensor", "decode_tensor", "encode_tensor", "json_values"]
