@@ -149,6 +149,10 @@ class PipelineRunError(KubeforgeError):
     exit_code = 13
 
 
+class ForkServerError(PipelineRunError):
+    """The local runner's warm worker process could not be started or stopped answering."""
+
+
 def install_error_report_hook() -> None:
     """Report an uncaught KubeforgeError to $KUBEFORGE_ERROR_REPORT_DIR, then run the usual hook.
 
@@ -184,6 +188,7 @@ __all__ = [
     "read_error_reports",
     "redact",
     "ArtifactError",
+    "ForkServerError",
     "InfraError",
     "InputError",
     "KubeforgeError",

@@ -18,15 +18,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubeforge.errors import KubeforgeError
+from kubeforge.errors import ForkServerError
 from kubeforge.local.zygote import HEADER
 
 log = logging.getLogger(__name__)
 _DRAIN_SECONDS = 0.2
-
-
-class ForkServerError(KubeforgeError):
-    """The warm worker process could not be started or stopped answering."""
 
 
 @dataclass(frozen=True)
@@ -191,4 +187,4 @@ def stop_shared_fork_server() -> None:
 atexit.register(stop_shared_fork_server)
 
 
-__all__ = ["ForkServer", "ForkServerError", "TaskExit", "shared_fork_server", "stop_shared_fork_server"]
+__all__ = ["ForkServer", "TaskExit", "shared_fork_server", "stop_shared_fork_server"]
