@@ -35,7 +35,7 @@ import kubeforge
 PROJECT = Path(__file__).resolve().parents[1]
 ROOTS = {"src/kubeforge": "kubeforge", "components": "kubeforge/components", "pipelines": "kubeforge/pipelines"}
 SOURCES = ["src", "components", "pipelines", "setup.py", "pyproject.toml", "README.md"]
-COMPONENT_TASKS = {"preprocess-tabular", "train-pytorch", "evaluate-classifier", "deploy-model"}
+COMPONENT_TASKS = {"validate-data", "preprocess-tabular", "train-pytorch", "evaluate-classifier", "deploy-model"}
 
 IMPORT_AND_COMPILE = """
 import json, sys

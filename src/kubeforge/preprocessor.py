@@ -18,6 +18,14 @@ import numpy as np
 import pandas as pd
 
 from kubeforge.artifacts import read_bytes, write_text
+from kubeforge.categories import (
+    CategoryPolicy,
+    check_policy,
+    kept_categories,
+    listed,
+    one_hot,
+    resolve_unknown,
+)
 from kubeforge.errors import InputError
 from kubeforge.tabular import TableSchema, categorical_column, numeric_column
 
@@ -32,13 +40,33 @@ Encoding = Literal["onehot", "ordinal"]
 
 @dataclass(frozen=True)
 class PreprocessOptions:
-    """How to fit: imputation, outlier clipping quantiles and categorical encoding."""
+    """How to fit: imputation, outlier clipping quantiles, categorical encoding and category policies.
+
+    `unknown_categories` is every categorical column's policy for rare and unseen categories
+    (`kubeforge.categories`), `column_policies` overrides it per column; `min_category_rows` and
+    `max_categories` (0: no limit) say which training categories are kept as levels of their own.
+    """
 
     numeric_impute: ImputeStrategy = "median"
     clip_quantiles: tuple[float, float] | None = (0.005, 0.995)
     encoding: Encoding = "onehot"
+    unknown_categories: CategoryPolicy = "infrequent"
+    column_policies: Mapping[str, CategoryPolicy] = field(default_factory=dict)
+    min_category_rows: int = 5
+    max_categories: int = 50
+
+    def policy_for(self, column: str) -> CategoryPolicy:
+        """The category policy of `column`: its own override, else `unknown_categories`."""
+        return self.column_policies.get(column, self.unknown_categories)
 
     def __post_init__(self) -> None:
+        check_policy(self.unknown_categories, "unknown_categories")
+        for column, policy in self.column_policies.items():
+            check_policy(policy, f"unknown_categories_by_column[{column!r}]")
+        if self.min_category_rows < 1:
+            raise InputError(f"min_category_rows is {self.min_category_rows}; give 1 or more (1 keeps every category)")
+        if self.max_categories < 0:
+            raise InputError(f"max_categories is {self.max_categories}; give 0 (no limit) or more")
         if self.numeric_impute not in ("mean", "median"):
             raise InputError(f"numeric_impute is {self.numeric_impute!r}; valid values are mean, median")
         if self.encoding not in ("onehot", "ordinal"):
@@ -64,13 +92,21 @@ class NumericFeature:
 
 @dataclass(frozen=True)
 class CategoricalFeature:
-    """A categorical column: imputed with its most frequent value, then encoded."""
+    """A categorical column: imputed with its most frequent value, then encoded.
+
+    `policy` says what an unknown category becomes (`kubeforge.categories`; "error" for artifacts
+    written before policies existed); `folded_categories` and `folded_rows` count the training
+    categories (and their rows) that the policy folded into the reserved level or into zeros.
+    """
 
     name: str
     impute: str
     categories: list[str]
     encoding: Encoding
     kind: Literal["categorical"] = "categorical"
+    policy: CategoryPolicy = "error"
+    folded_categories: int = 0
+    folded_rows: int = 0
 
 
 Feature = NumericFeature | CategoricalFeature
@@ -82,6 +118,8 @@ class FittedPreprocessor:
 
     `class_weights` (classification, optional) holds one loss weight per entry of `classes`,
     learned on the training split; training applies them with `class_weighting="preprocessor"`.
+    `target_scaler` (regression) is the training targets' (mean, standard deviation): the network
+    learns standardized targets and `unscale_targets` turns its outputs back into the label's units.
     """
 
     task: Task
@@ -90,6 +128,7 @@ class FittedPreprocessor:
     classes: list[Any] | None = None
     fitted_on_rows: int = 0
     class_weights: list[float] | None = None
+    target_scaler: tuple[float, float] | None = None
     version: int = field(default=FORMAT_VERSION)
 
     @property
@@ -131,6 +170,21 @@ class FittedPreprocessor:
         blocks = [_transform_array(feature, columns[feature.name], source) for feature in self.features]
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
+    def unknown_category_rows(self, frame: pd.DataFrame) -> dict[str, int]:
+        """Rows per categorical column whose value is not a level of its own (missing values are imputed, not counted).
+
+        Under the "infrequent" policy these rows take the reserved level, under "ignore" zeros; columns
+        with no such row are left out.
+        """
+        counts: dict[str, int] = {}
+        for feature in self.features:
+            if isinstance(feature, CategoricalFeature) and feature.name in frame.columns:
+                values = categorical_column(frame[feature.name]).dropna()
+                rows = int((~values.isin(feature.categories)).sum())
+                if rows:
+                    counts[feature.name] = rows
+        return counts
+
     def encode_labels(self, labels: pd.Series, source: str = "input") -> np.ndarray:
         """Map labels to class indices (classification) or float32 targets (regression)."""
         if labels.isna().any():
@@ -148,9 +202,25 @@ class FittedPreprocessor:
         if unknown.any():
             value = labels[unknown].iloc[0]
             raise InputError(
-                f"{source}: label column '{self.label}' holds {value!r}, not among the trained classes {self.classes}"
+                f"{source}: label column '{self.label}' holds {value!r} ({int(unknown.sum())} row(s)), not among "
+                f"the trained classes ({listed(self.classes)}); a class missing from the training split cannot be "
+                "scored: re-split so that every class is in training"
             )
         return keys.map(index).to_numpy(dtype=np.int64)
+
+    def scale_targets(self, targets: np.ndarray) -> np.ndarray:
+        """Regression targets in the label's units -> the standardized values the network learns."""
+        if self.target_scaler is None:
+            return targets
+        mean, std = self.target_scaler
+        return ((targets.astype(np.float64) - mean) / std).astype(np.float32)
+
+    def unscale_targets(self, outputs: np.ndarray) -> np.ndarray:
+        """The network's regression outputs -> values in the label's units."""
+        if self.target_scaler is None:
+            return outputs
+        mean, std = self.target_scaler
+        return (outputs.astype(np.float64) * std + mean).astype(np.float32)
 
     def to_json(self) -> dict[str, Any]:
         """The versioned JSON document stored as the preprocessor artifact (`class_weights` only when set)."""
@@ -166,6 +236,8 @@ class FittedPreprocessor:
         }
         if self.class_weights is not None:
             document["class_weights"] = self.class_weights
+        if self.target_scaler is not None:
+            document["target_scaler"] = {"mean": self.target_scaler[0], "std": self.target_scaler[1]}
         return document
 
     def save(self, path: str | Path) -> None:
@@ -200,6 +272,7 @@ class FittedPreprocessor:
             classes=classes,
             fitted_on_rows=int(data.get("fitted_on_rows", 0)),
             class_weights=None if weights is None else [float(w) for w in weights],
+            target_scaler=_target_scaler_from(data.get("target_scaler"), source),
         )
 
     @classmethod
@@ -215,6 +288,21 @@ class FittedPreprocessor:
         return cls.from_json(data, source=source)
 
 
+def target_scaler(mean: float | None, std: float | None, label: str) -> tuple[float, float]:
+    """The (mean, standard deviation) that standardizes a regression target; a constant target keeps std 1."""
+    if mean is None or std is None or not math.isfinite(mean):
+        raise InputError(f"training split: label column '{label}' has no numeric values to learn a regression from")
+    return float(mean), float(std) if std > 0 and math.isfinite(std) else 1.0
+
+
+def _target_scaler_from(entry: Any, source: str) -> tuple[float, float] | None:
+    if entry is None:
+        return None
+    if not isinstance(entry, dict) or not {"mean", "std"} <= entry.keys() or not float(entry["std"]) > 0:
+        raise InputError(f"{source}: target_scaler must be {{'mean': number, 'std': positive number}}")
+    return float(entry["mean"]), float(entry["std"])
+
+
 def fit_preprocessor(
     train: pd.DataFrame, schema: TableSchema, task: Task, options: PreprocessOptions
 ) -> FittedPreprocessor:
@@ -227,12 +315,21 @@ def fit_preprocessor(
         if kind == "numeric":
             features.append(_fit_numeric(name, column, options))
         else:
-            features.append(_fit_categorical(name, column, options.encoding))
-    classes = None
+            counts = categorical_column(column).dropna().value_counts()
+            features.append(fit_categorical(name, {str(k): int(v) for k, v in counts.items()}, options))
+    classes, scaler = None, None
     if task == "classification":
         classes = sorted((_json_scalar(v) for v in train[schema.label].unique()), key=_label_sort_key)
+    else:
+        targets = numeric_column(train[schema.label], schema.label, "training split").to_numpy(dtype=np.float64)
+        scaler = target_scaler(float(targets.mean()), float(targets.std()), schema.label)
     return FittedPreprocessor(
-        task=task, label=schema.label, features=features, classes=classes, fitted_on_rows=len(train)
+        task=task,
+        label=schema.label,
+        features=features,
+        classes=classes,
+        fitted_on_rows=len(train),
+        target_scaler=scaler,
     )
 
 
@@ -257,14 +354,18 @@ def _fit_numeric(name: str, column: pd.Series, options: PreprocessOptions) -> Nu
     )
 
 
-def _fit_categorical(name: str, column: pd.Series, encoding: Encoding) -> CategoricalFeature:
-    values = categorical_column(column).dropna()
-    if values.empty:
-        raise InputError(f"training split: categorical column '{name}' has no values; drop it or fill it")
-    counts = values.value_counts()
-    most_frequent = str(counts.index[counts.to_numpy() == counts.max()].sort_values()[0])
+def fit_categorical(name: str, counts: Mapping[str, int], options: PreprocessOptions) -> CategoricalFeature:
+    """The fitted categorical feature from the training split's non-missing category counts (every engine)."""
+    policy = options.policy_for(name)
+    kept = kept_categories(name, counts, policy, options.min_category_rows, options.max_categories)
     return CategoricalFeature(
-        name=name, impute=most_frequent, categories=sorted(map(str, counts.index)), encoding=encoding
+        name=name,
+        impute=kept.impute,
+        categories=kept.categories,
+        encoding=options.encoding,
+        policy=policy,
+        folded_categories=kept.folded_categories,
+        folded_rows=kept.folded_rows,
     )
 
 
@@ -277,15 +378,15 @@ def _transform_feature(feature: Feature, column: pd.Series, source: str) -> np.n
         return scaled
     text = categorical_column(column).fillna(feature.impute)
     codes = pd.Index(feature.categories).get_indexer(pd.Index(text))
-    if (codes < 0).any():
-        value = text[codes < 0].iloc[0]
-        shown = ", ".join(feature.categories[:20])
-        raise InputError(f"{source}: column '{feature.name}' has unknown category {value!r}; known categories: {shown}")
+    codes = resolve_unknown(codes, feature.policy, feature.categories, feature.name, source, lambda row: text.iloc[row])
+    return _encoded(feature, codes)
+
+
+def _encoded(feature: CategoricalFeature, codes: np.ndarray) -> np.ndarray:
+    """The feature's output block from its level codes (-1: an ignored category)."""
     if feature.encoding == "ordinal":
         return codes.astype(np.float64).reshape(-1, 1)
-    onehot = np.zeros((len(codes), len(feature.categories)), dtype=np.float64)
-    onehot[np.arange(len(codes)), codes] = 1.0
-    return onehot
+    return one_hot(codes, len(feature.categories))
 
 
 @dataclass(frozen=True)
@@ -371,13 +472,9 @@ def _transform_array(feature: Feature, values: np.ndarray, source: str) -> np.nd
     codes = np.fromiter(
         (index.get(feature.impute if v is None else v, unknown) for v in values.tolist()), np.intp, len(values)
     )
-    if (codes == unknown).any():  # the pandas path words the error, so both paths raise the same message
+    if (codes == unknown).any():  # the pandas path resolves unknown categories, so both paths agree
         return _transform_feature(feature, pd.Series(values), source)
-    if feature.encoding == "ordinal":
-        return codes.astype(np.float64).reshape(-1, 1)
-    onehot = np.zeros((len(codes), unknown), dtype=np.float64)
-    onehot[np.arange(len(codes)), codes] = 1.0
-    return onehot
+    return _encoded(feature, codes)
 
 
 _CATEGORY_INDEX_LIMIT = 4096
@@ -418,5 +515,7 @@ __all__ = [
     "NumericFeature",
     "PreprocessOptions",
     "Task",
+    "fit_categorical",
     "fit_preprocessor",
+    "target_scaler",
 ]

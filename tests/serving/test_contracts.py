@@ -71,18 +71,24 @@ def test_vertex_bad_requests_are_400(server: Server, payload: dict[str, Any], fr
     assert fragment in response.json()["error"]
 
 
-def test_vertex_wrong_types_and_unknown_categories_name_the_feature(server: Server, trained: TrainedModel) -> None:
+def test_vertex_wrong_types_name_the_feature_and_unknown_categories_take_the_reserved_level(
+    server: Server, trained: TrainedModel
+) -> None:
     instance = _instances(trained.features.head(1))[0]
     for feature, value, fragment in (
         ("mean area", "big", "instances[*].mean area: row 0 holds 'big'"),
         ("mean area", True, "a numeric feature takes a number"),
-        (CATEGORICAL, "huge", f"column '{CATEGORICAL}' has unknown category 'huge'"),
     ):
         response = server.session.post(
             f"{server.url}/predict", json={"instances": [{**instance, feature: value}]}, timeout=30
         )
         assert response.status_code == 400, response.text
         assert fragment in response.json()["error"]
+    unseen = trained.features.head(1).assign(**{CATEGORICAL: "huge"})
+    response = server.session.post(f"{server.url}/predict", json={"instances": _instances(unseen)}, timeout=30)
+    assert response.status_code == 200, response.text
+    labels, _ = _expected(server, unseen)
+    assert [p["label"] for p in response.json()["predictions"]] == labels
 
 
 def test_vertex_parameters_choose_the_model(server: Server, trained: TrainedModel) -> None:
