@@ -110,6 +110,8 @@ class CategoricalFeature:
 
 
 Feature = NumericFeature | CategoricalFeature
+Tally = dict[str, int]
+"""Rows per categorical column whose category had no level of its own, filled in by `transform(tally=...)`."""
 
 
 @dataclass(frozen=True)
@@ -147,15 +149,20 @@ class FittedPreprocessor:
                 names.append(feature.name)
         return names
 
-    def transform(self, frame: pd.DataFrame, source: str = "input") -> np.ndarray:
-        """Apply the learned statistics to raw rows; returns float32 of shape (rows, outputs)."""
+    def transform(self, frame: pd.DataFrame, source: str = "input", tally: Tally | None = None) -> np.ndarray:
+        """Apply the learned statistics to raw rows; returns float32 of shape (rows, outputs).
+
+        `tally`, when given, gains the rows per categorical column whose category had no level of its own.
+        """
         missing = [f.name for f in self.features if f.name not in frame.columns]
         if missing:
             raise InputError(f"{source}: missing feature column(s) {', '.join(repr(m) for m in missing)}")
-        blocks = [_transform_feature(feature, frame[feature.name], source) for feature in self.features]
+        blocks = [_transform_feature(feature, frame[feature.name], source, tally) for feature in self.features]
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
-    def transform_columns(self, columns: Mapping[str, np.ndarray], source: str = "input") -> np.ndarray:
+    def transform_columns(
+        self, columns: Mapping[str, np.ndarray], source: str = "input", tally: Tally | None = None
+    ) -> np.ndarray:
         """`transform` for one array per column, exactly; numpy only where the column's type allows it.
 
         Numeric columns already float64/int64 and categorical columns of strings and None skip pandas
@@ -164,10 +171,10 @@ class FittedPreprocessor:
         missing = [f.name for f in self.features if f.name not in columns]
         if missing:
             raise InputError(f"{source}: missing feature column(s) {', '.join(repr(m) for m in missing)}")
-        fast = _numeric_plan(self).transform(columns, source)
+        fast = _numeric_plan(self).transform(columns, source, tally)
         if fast is not None:
             return fast
-        blocks = [_transform_array(feature, columns[feature.name], source) for feature in self.features]
+        blocks = [_transform_array(feature, columns[feature.name], source, tally) for feature in self.features]
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
     def unknown_category_rows(self, frame: pd.DataFrame) -> dict[str, int]:
@@ -369,7 +376,7 @@ def fit_categorical(name: str, counts: Mapping[str, int], options: PreprocessOpt
     )
 
 
-def _transform_feature(feature: Feature, column: pd.Series, source: str) -> np.ndarray:
+def _transform_feature(feature: Feature, column: pd.Series, source: str, tally: Tally | None = None) -> np.ndarray:
     if isinstance(feature, NumericFeature):
         values = numeric_column(column, feature.name, source).to_numpy(dtype=np.float64)
         values = np.where(np.isnan(values), feature.impute, values)
@@ -378,6 +385,8 @@ def _transform_feature(feature: Feature, column: pd.Series, source: str) -> np.n
         return scaled
     text = categorical_column(column).fillna(feature.impute)
     codes = pd.Index(feature.categories).get_indexer(pd.Index(text))
+    if tally is not None and (unknown := int((codes < 0).sum())):
+        tally[feature.name] = tally.get(feature.name, 0) + unknown
     codes = resolve_unknown(codes, feature.policy, feature.categories, feature.name, source, lambda row: text.iloc[row])
     return _encoded(feature, codes)
 
@@ -404,7 +413,7 @@ class _NumericPlan:
     categorical: list[tuple[CategoricalFeature, int, int]]  # feature, first output column, width
     width: int
 
-    def transform(self, columns: Mapping[str, np.ndarray], source: str) -> np.ndarray | None:
+    def transform(self, columns: Mapping[str, np.ndarray], source: str, tally: Tally | None) -> np.ndarray | None:
         """The model input, or None when a numeric column is not a 1-d float/int array of the common length."""
         arrays = [columns[name] for name in self.numeric]
         layouts = {(a.dtype.kind, a.shape) for a in arrays}
@@ -417,7 +426,7 @@ class _NumericPlan:
         out = np.empty((rows, self.width), dtype=np.float32)
         out[:, self.positions] = (np.clip(numbers, low, high) - mean) / std
         for feature, start, width in self.categorical:
-            block = _transform_array(feature, columns[feature.name], source)
+            block = _transform_array(feature, columns[feature.name], source, tally)
             if block.shape[0] != out.shape[0]:
                 return None
             out[:, start : start + width] = block
@@ -456,24 +465,24 @@ def _numeric_plan(preprocessor: FittedPreprocessor) -> _NumericPlan:
     return plan
 
 
-def _transform_array(feature: Feature, values: np.ndarray, source: str) -> np.ndarray:
+def _transform_array(feature: Feature, values: np.ndarray, source: str, tally: Tally | None = None) -> np.ndarray:
     if isinstance(feature, NumericFeature):
         if values.dtype.kind not in "fi":
-            return _transform_feature(feature, pd.Series(values), source)
+            return _transform_feature(feature, pd.Series(values), source, tally)
         numbers = values.astype(np.float64)
         numbers = np.where(np.isnan(numbers), feature.impute, numbers)
         numbers = np.clip(numbers, feature.clip_low, feature.clip_high)
         scaled: np.ndarray = ((numbers - feature.mean) / feature.std).reshape(-1, 1)
         return scaled
     if values.dtype != object or not all(type(v) is str or v is None for v in values.tolist()):
-        return _transform_feature(feature, pd.Series(values), source)
+        return _transform_feature(feature, pd.Series(values), source, tally)
     index = _category_index(feature)
     unknown = len(feature.categories)
     codes = np.fromiter(
         (index.get(feature.impute if v is None else v, unknown) for v in values.tolist()), np.intp, len(values)
     )
     if (codes == unknown).any():  # the pandas path resolves unknown categories, so both paths agree
-        return _transform_feature(feature, pd.Series(values), source)
+        return _transform_feature(feature, pd.Series(values), source, tally)
     return _encoded(feature, codes)
 
 

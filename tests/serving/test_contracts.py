@@ -157,6 +157,19 @@ def test_metrics_count_requests_latency_batches_and_queue(server: Server, traine
     assert f'kubeforge_queue_depth{{model="{MODEL_NAME}"}} 0.0' in text
 
 
+def test_metrics_count_rows_with_unseen_categories(server: Server, trained: TrainedModel) -> None:
+    def counted() -> float:
+        text = server.session.get(f"{server.url}/metrics", timeout=10).text
+        name = f'kubeforge_unknown_category_rows_total{{column="{CATEGORICAL}",model="{MODEL_NAME}"}} '
+        return sum(float(line.removeprefix(name)) for line in text.splitlines() if line.startswith(name))
+
+    before = counted()
+    rows = trained.features.head(3).assign(**{CATEGORICAL: ["tiny", trained.features[CATEGORICAL].iloc[1], "giant"]})
+    response = server.session.post(f"{server.url}/predict", json={"instances": _instances(rows)}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert counted() == before + 2
+
+
 def test_vertex_routes_come_from_the_environment(trained: TrainedModel) -> None:
     env = {"AIP_PREDICT_ROUTE": "/v1/endpoints/1/deployedModels/2:predict", "AIP_HEALTH_ROUTE": "/healthz"}
     model = load_model(trained.directory, name=MODEL_NAME)

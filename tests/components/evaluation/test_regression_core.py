@@ -153,7 +153,7 @@ def test_bad_test_data_names_the_column(models: Models, change: object, message:
         evaluate_regressor(path, models.good, models.root / "bad_plots", {})
 
 
-def test_bad_parameters_are_refused(models: Models, breast_cancer_csv: Path) -> None:
+def test_bad_parameters_are_refused(models: Models) -> None:
     with pytest.raises(InputError, match="unknown metric 'accuracy'; valid metrics are r2, rmse, mae, mape"):
         parse_thresholds('{"accuracy": 0.9}')
     with pytest.raises(InputError, match="'rmse' is -1; it is a maximum"):
