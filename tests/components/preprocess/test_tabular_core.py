@@ -30,6 +30,7 @@ from kubeforge.components.preprocess.tabular.core import (
 from kubeforge.errors import ArtifactError, InputError
 from kubeforge.preprocessor import FittedPreprocessor, PreprocessOptions, fit_preprocessor
 from kubeforge.tabular import TableSchema
+from kubeforge.training.data import load_split
 
 LABEL = "target"
 OUTPUT_NAMES = ("train.parquet", "validation.parquet", "test.parquet", "preprocessor.json", "statistics.md")
@@ -197,6 +198,40 @@ def test_regression_task(cancer: pd.DataFrame, tmp_path: Path) -> None:
     statistics = (tmp_path / "out" / "statistics.md").read_text()
     assert "(regression: given)" in statistics
     assert "Label balance" not in statistics
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+@pytest.mark.parametrize("policy", ["infrequent", "ignore", "error"])
+def test_one_off_categories_only_in_validation_reach_training_under_each_policy(
+    cancer: pd.DataFrame, tmp_path: Path, policy: str, engine: str
+) -> None:
+    frame = cancer.assign(region=np.where(np.arange(len(cancer)) % 2 == 0, "north", "south"))
+    one_off = frame.index[::23]
+    frame.loc[one_off, "region"] = [f"estate {i}" for i in range(len(one_off))]
+    path = tmp_path / "regions.csv"
+    frame.to_csv(path, index=False)
+    options = PreprocessOptions(unknown_categories=policy)  # type: ignore[arg-type]
+    run = _run(path, tmp_path / "out", options=options, engine=engine)
+    validation = run.splits["validation"]
+    assert set(validation["region"]) - set(run.splits["train"]["region"])  # values training never saw
+    preprocessor = FittedPreprocessor.load(tmp_path / "out" / "preprocessor.json")
+    statistics = (tmp_path / "out" / "statistics.md").read_text()
+    if policy == "error":
+        with pytest.raises(InputError, match=r"validation_data .*: column 'region' has unknown category 'estate \d+'"):
+            load_split(str(tmp_path / "out" / "validation.parquet"), preprocessor, "validation_data")
+        return
+    split = load_split(str(tmp_path / "out" / "validation.parquet"), preprocessor, "validation_data")
+    region = [c for c in preprocessor.output_columns if c.startswith("region=")]
+    block = split.features.numpy()[:, [preprocessor.output_columns.index(c) for c in region]]
+    one_offs = validation["region"].str.startswith("estate").to_numpy()
+    if policy == "infrequent":
+        assert region == ["region=north", "region=south", f"region={INFREQUENT}"]
+        np.testing.assert_array_equal(block[:, 2], one_offs)
+    else:
+        assert region == ["region=north", "region=south"]
+        np.testing.assert_array_equal(block.sum(axis=1), ~one_offs)
+    folded = sum(run.splits["train"]["region"].str.startswith("estate"))
+    assert f"{folded} rare categories, {folded} rows, into" in statistics
 
 
 @pytest.mark.parametrize(
