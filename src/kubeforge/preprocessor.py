@@ -18,15 +18,21 @@ import numpy as np
 import pandas as pd
 
 from kubeforge.artifacts import read_bytes, write_text
-from kubeforge.categories import (
-    CategoryPolicy,
-    check_policy,
-    kept_categories,
-    listed,
-    one_hot,
-    resolve_unknown,
-)
+from kubeforge.categories import listed
 from kubeforge.errors import InputError
+from kubeforge.feature_columns import numeric_plan, transform_array
+from kubeforge.features import (
+    CategoricalFeature,
+    Encoding,
+    Feature,
+    ImputeStrategy,
+    NumericFeature,
+    PreprocessOptions,
+    Tally,
+    fit_categorical,
+    fit_numeric,
+    transform_feature,
+)
 from kubeforge.tabular import TableSchema, categorical_column, numeric_column
 
 FORMAT_NAME = "kubeforge.preprocessor"
@@ -34,84 +40,6 @@ FORMAT_VERSION = 1
 
 Task = Literal["classification", "regression"]
 TASKS: tuple[Task, ...] = ("classification", "regression")
-ImputeStrategy = Literal["mean", "median"]
-Encoding = Literal["onehot", "ordinal"]
-
-
-@dataclass(frozen=True)
-class PreprocessOptions:
-    """How to fit: imputation, outlier clipping quantiles, categorical encoding and category policies.
-
-    `unknown_categories` is every categorical column's policy for rare and unseen categories
-    (`kubeforge.categories`), `column_policies` overrides it per column; `min_category_rows` and
-    `max_categories` (0: no limit) say which training categories are kept as levels of their own.
-    """
-
-    numeric_impute: ImputeStrategy = "median"
-    clip_quantiles: tuple[float, float] | None = (0.005, 0.995)
-    encoding: Encoding = "onehot"
-    unknown_categories: CategoryPolicy = "infrequent"
-    column_policies: Mapping[str, CategoryPolicy] = field(default_factory=dict)
-    min_category_rows: int = 5
-    max_categories: int = 50
-
-    def policy_for(self, column: str) -> CategoryPolicy:
-        """The category policy of `column`: its own override, else `unknown_categories`."""
-        return self.column_policies.get(column, self.unknown_categories)
-
-    def __post_init__(self) -> None:
-        check_policy(self.unknown_categories, "unknown_categories")
-        for column, policy in self.column_policies.items():
-            check_policy(policy, f"unknown_categories_by_column[{column!r}]")
-        if self.min_category_rows < 1:
-            raise InputError(f"min_category_rows is {self.min_category_rows}; give 1 or more (1 keeps every category)")
-        if self.max_categories < 0:
-            raise InputError(f"max_categories is {self.max_categories}; give 0 (no limit) or more")
-        if self.numeric_impute not in ("mean", "median"):
-            raise InputError(f"numeric_impute is {self.numeric_impute!r}; valid values are mean, median")
-        if self.encoding not in ("onehot", "ordinal"):
-            raise InputError(f"encoding is {self.encoding!r}; valid values are onehot, ordinal")
-        if self.clip_quantiles is not None:
-            low, high = self.clip_quantiles
-            if not 0.0 <= low < high <= 1.0:
-                raise InputError(f"clip_quantiles {self.clip_quantiles}: need 0 <= low < high <= 1")
-
-
-@dataclass(frozen=True)
-class NumericFeature:
-    """A numeric column: imputed, clipped to learned bounds, then standardized."""
-
-    name: str
-    impute: float
-    clip_low: float
-    clip_high: float
-    mean: float
-    std: float
-    kind: Literal["numeric"] = "numeric"
-
-
-@dataclass(frozen=True)
-class CategoricalFeature:
-    """A categorical column: imputed with its most frequent value, then encoded.
-
-    `policy` says what an unknown category becomes (`kubeforge.categories`; "error" for artifacts
-    written before policies existed); `folded_categories` and `folded_rows` count the training
-    categories (and their rows) that the policy folded into the reserved level or into zeros.
-    """
-
-    name: str
-    impute: str
-    categories: list[str]
-    encoding: Encoding
-    kind: Literal["categorical"] = "categorical"
-    policy: CategoryPolicy = "error"
-    folded_categories: int = 0
-    folded_rows: int = 0
-
-
-Feature = NumericFeature | CategoricalFeature
-Tally = dict[str, int]
-"""Rows per categorical column whose category had no level of its own, filled in by `transform(tally=...)`."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +85,7 @@ class FittedPreprocessor:
         missing = [f.name for f in self.features if f.name not in frame.columns]
         if missing:
             raise InputError(f"{source}: missing feature column(s) {', '.join(repr(m) for m in missing)}")
-        blocks = [_transform_feature(feature, frame[feature.name], source, tally) for feature in self.features]
+        blocks = [transform_feature(feature, frame[feature.name], source, tally) for feature in self.features]
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
     def transform_columns(
@@ -171,10 +99,10 @@ class FittedPreprocessor:
         missing = [f.name for f in self.features if f.name not in columns]
         if missing:
             raise InputError(f"{source}: missing feature column(s) {', '.join(repr(m) for m in missing)}")
-        fast = _numeric_plan(self).transform(columns, source, tally)
+        fast = numeric_plan(self, self.features).transform(columns, source, tally)
         if fast is not None:
             return fast
-        blocks = [_transform_array(feature, columns[feature.name], source, tally) for feature in self.features]
+        blocks = [transform_array(feature, columns[feature.name], source, tally) for feature in self.features]
         return np.concatenate(blocks, axis=1).astype(np.float32, copy=False)
 
     def unknown_category_rows(self, frame: pd.DataFrame) -> dict[str, int]:
@@ -320,7 +248,7 @@ def fit_preprocessor(
     for name, kind in schema.features.items():
         column = train[name]
         if kind == "numeric":
-            features.append(_fit_numeric(name, column, options))
+            features.append(fit_numeric(name, column, options))
         else:
             counts = categorical_column(column).dropna().value_counts()
             features.append(fit_categorical(name, {str(k): int(v) for k, v in counts.items()}, options))
@@ -338,167 +266,6 @@ def fit_preprocessor(
         fitted_on_rows=len(train),
         target_scaler=scaler,
     )
-
-
-def _fit_numeric(name: str, column: pd.Series, options: PreprocessOptions) -> NumericFeature:
-    values = column.dropna().to_numpy(dtype=np.float64)
-    if values.size == 0:
-        raise InputError(f"training split: numeric column '{name}' has no values; drop it or fill it")
-    impute = float(np.mean(values) if options.numeric_impute == "mean" else np.median(values))
-    if options.clip_quantiles is None:
-        low, high = float(values.min()), float(values.max())
-    else:
-        low, high = (float(q) for q in np.quantile(values, options.clip_quantiles))
-    filled = np.clip(np.where(np.isnan(column.to_numpy(dtype=np.float64)), impute, column), low, high)
-    std = float(filled.std())
-    return NumericFeature(
-        name=name,
-        impute=impute,
-        clip_low=low,
-        clip_high=high,
-        mean=float(filled.mean()),
-        std=std if std > 0 and math.isfinite(std) else 1.0,
-    )
-
-
-def fit_categorical(name: str, counts: Mapping[str, int], options: PreprocessOptions) -> CategoricalFeature:
-    """The fitted categorical feature from the training split's non-missing category counts (every engine)."""
-    policy = options.policy_for(name)
-    kept = kept_categories(name, counts, policy, options.min_category_rows, options.max_categories)
-    return CategoricalFeature(
-        name=name,
-        impute=kept.impute,
-        categories=kept.categories,
-        encoding=options.encoding,
-        policy=policy,
-        folded_categories=kept.folded_categories,
-        folded_rows=kept.folded_rows,
-    )
-
-
-def _transform_feature(feature: Feature, column: pd.Series, source: str, tally: Tally | None = None) -> np.ndarray:
-    if isinstance(feature, NumericFeature):
-        values = numeric_column(column, feature.name, source).to_numpy(dtype=np.float64)
-        values = np.where(np.isnan(values), feature.impute, values)
-        values = np.clip(values, feature.clip_low, feature.clip_high)
-        scaled: np.ndarray = ((values - feature.mean) / feature.std).reshape(-1, 1)
-        return scaled
-    text = categorical_column(column).fillna(feature.impute)
-    codes = pd.Index(feature.categories).get_indexer(pd.Index(text))
-    if tally is not None and (unknown := int((codes < 0).sum())):
-        tally[feature.name] = tally.get(feature.name, 0) + unknown
-    codes = resolve_unknown(codes, feature.policy, feature.categories, feature.name, source, lambda row: text.iloc[row])
-    return _encoded(feature, codes)
-
-
-def _encoded(feature: CategoricalFeature, codes: np.ndarray) -> np.ndarray:
-    """The feature's output block from its level codes (-1: an ignored category)."""
-    if feature.encoding == "ordinal":
-        return codes.astype(np.float64).reshape(-1, 1)
-    return one_hot(codes, len(feature.categories))
-
-
-@dataclass(frozen=True)
-class _NumericPlan:
-    """Where each feature lands in the output, and the numeric features' statistics as arrays.
-
-    All float/int columns are transformed in one pass with the same elementwise float64
-    operations as `_transform_array` (so exactly the same values); the categorical ones still
-    take `_transform_array`, written into their own output columns.
-    """
-
-    numeric: list[str]
-    positions: np.ndarray
-    statistics: tuple[np.ndarray, ...]  # impute, clip_low, clip_high, mean, std
-    categorical: list[tuple[CategoricalFeature, int, int]]  # feature, first output column, width
-    width: int
-
-    def transform(self, columns: Mapping[str, np.ndarray], source: str, tally: Tally | None) -> np.ndarray | None:
-        """The model input, or None when a numeric column is not a 1-d float/int array of the common length."""
-        arrays = [columns[name] for name in self.numeric]
-        layouts = {(a.dtype.kind, a.shape) for a in arrays}
-        if len({shape for _, shape in layouts}) != 1 or any(k not in "fi" or len(s) != 1 for k, s in layouts):
-            return None  # no numeric feature, or a column the per-column path must handle
-        rows = len(arrays[0])
-        impute, low, high, mean, std = self.statistics
-        numbers = np.concatenate(arrays).astype(np.float64, copy=False).reshape(len(arrays), rows).T
-        numbers = np.where(np.isnan(numbers), impute, numbers)
-        out = np.empty((rows, self.width), dtype=np.float32)
-        out[:, self.positions] = (np.clip(numbers, low, high) - mean) / std
-        for feature, start, width in self.categorical:
-            block = _transform_array(feature, columns[feature.name], source, tally)
-            if block.shape[0] != out.shape[0]:
-                return None
-            out[:, start : start + width] = block
-        return out
-
-
-_PLANS: dict[int, tuple[FittedPreprocessor, list[Feature], _NumericPlan]] = {}
-
-
-def _numeric_plan(preprocessor: FittedPreprocessor) -> _NumericPlan:
-    """The plan of `preprocessor`, cached while it and its feature list are the same objects."""
-    cached = _PLANS.get(id(preprocessor))
-    if cached is not None and cached[0] is preprocessor and cached[1] == preprocessor.features:
-        return cached[2]
-    numeric: list[NumericFeature] = []
-    positions: list[int] = []
-    categorical: list[tuple[CategoricalFeature, int, int]] = []
-    width = 0
-    for feature in preprocessor.features:
-        if isinstance(feature, NumericFeature):
-            numeric.append(feature)
-            positions.append(width)
-            width += 1
-        else:
-            size = len(feature.categories) if feature.encoding == "onehot" else 1
-            categorical.append((feature, width, size))
-            width += size
-    statistics = tuple(
-        np.array([getattr(f, key) for f in numeric], dtype=np.float64)
-        for key in ("impute", "clip_low", "clip_high", "mean", "std")
-    )
-    plan = _NumericPlan([f.name for f in numeric], np.array(positions, dtype=np.intp), statistics, categorical, width)
-    if len(_PLANS) >= _CATEGORY_INDEX_LIMIT:
-        _PLANS.clear()
-    _PLANS[id(preprocessor)] = (preprocessor, list(preprocessor.features), plan)
-    return plan
-
-
-def _transform_array(feature: Feature, values: np.ndarray, source: str, tally: Tally | None = None) -> np.ndarray:
-    if isinstance(feature, NumericFeature):
-        if values.dtype.kind not in "fi":
-            return _transform_feature(feature, pd.Series(values), source, tally)
-        numbers = values.astype(np.float64)
-        numbers = np.where(np.isnan(numbers), feature.impute, numbers)
-        numbers = np.clip(numbers, feature.clip_low, feature.clip_high)
-        scaled: np.ndarray = ((numbers - feature.mean) / feature.std).reshape(-1, 1)
-        return scaled
-    if values.dtype != object or not all(type(v) is str or v is None for v in values.tolist()):
-        return _transform_feature(feature, pd.Series(values), source, tally)
-    index = _category_index(feature)
-    unknown = len(feature.categories)
-    codes = np.fromiter(
-        (index.get(feature.impute if v is None else v, unknown) for v in values.tolist()), np.intp, len(values)
-    )
-    if (codes == unknown).any():  # the pandas path resolves unknown categories, so both paths agree
-        return _transform_feature(feature, pd.Series(values), source, tally)
-    return _encoded(feature, codes)
-
-
-_CATEGORY_INDEX_LIMIT = 4096
-_CATEGORY_INDEXES: dict[int, tuple[CategoricalFeature, dict[str, int]]] = {}
-
-
-def _category_index(feature: CategoricalFeature) -> dict[str, int]:
-    """Category -> code, cached per feature object (features are frozen; the entry pins the object)."""
-    cached = _CATEGORY_INDEXES.get(id(feature))
-    if cached is None or cached[0] is not feature:
-        if len(_CATEGORY_INDEXES) >= _CATEGORY_INDEX_LIMIT:
-            _CATEGORY_INDEXES.clear()
-        cached = (feature, {category: code for code, category in enumerate(feature.categories)})
-        _CATEGORY_INDEXES[id(feature)] = cached
-    return cached[1]
 
 
 def _json_scalar(value: Any) -> Any:
@@ -520,9 +287,13 @@ def _label_sort_key(value: Any) -> tuple[int, Any]:
 __all__ = [
     "TASKS",
     "CategoricalFeature",
+    "Encoding",
+    "Feature",
     "FittedPreprocessor",
+    "ImputeStrategy",
     "NumericFeature",
     "PreprocessOptions",
+    "Tally",
     "Task",
     "fit_categorical",
     "fit_preprocessor",
