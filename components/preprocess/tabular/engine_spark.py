@@ -17,6 +17,7 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from kubeforge.categories import listed
 from kubeforge.errors import InputError
 from kubeforge.preprocess_engine.duckdb_source import csv_to_parquet, first_line, literal
 from kubeforge.preprocess_engine.fitting import class_list, numeric_bounds, numeric_feature
@@ -81,7 +82,7 @@ def preprocess_spark(
             if missing:
                 raise InputError(
                     f"input file {shown}: missing column(s) {', '.join(repr(c) for c in missing)}; "
-                    f"columns present: {', '.join(list(types)[:20])}"
+                    f"columns present: {listed(types)}"
                 )
             frame.createOrReplaceTempView("source")
             for name, kind in schema.features.items():
