@@ -401,6 +401,24 @@ def test_save_and_load_through_a_file(tmp_path: Path, data: Data, fitted: Fitted
     np.testing.assert_array_equal(loaded.transform(data.train), fitted.transform(data.train))
 
 
+def test_a_version_1_document_loads_with_the_error_policy(data: Data, fitted: FittedPreprocessor) -> None:
+    """Artifacts written before category policies keep refusing unseen categories, as they always did."""
+    document = fitted.to_json()
+    document["version"] = 1
+    for entry in document["features"]:
+        for key in ("policy", "folded_categories", "folded_rows"):
+            entry.pop(key, None)
+        if entry["kind"] == "categorical":
+            entry["categories"] = [c for c in entry["categories"] if c != INFREQUENT]
+    loaded = FittedPreprocessor.from_json(document)
+    assert {f.policy for f in loaded.features if isinstance(f, CategoricalFeature)} == {"error"}
+    rows = _rows(data, 2)
+    rows[BAND] = ["small", "enormous"]
+    with pytest.raises(InputError, match="unknown category 'enormous'"):
+        loaded.transform(rows)
+    assert loaded.to_json()["version"] == FORMAT_VERSION == 2
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -408,9 +426,12 @@ def test_save_and_load_through_a_file(tmp_path: Path, data: Data, fitted: Fitted
             {"format": "sklearn.pipeline"}, "not a kubeforge preprocessor (format is 'sklearn.pipeline')", id="format"
         ),
         pytest.param({"format": None}, "not a kubeforge preprocessor (format is None)", id="no-format"),
-        pytest.param({"version": 2}, "format version 2 is not supported; this kubeforge reads version 1", id="newer"),
+        pytest.param(
+            {"version": 3}, "format version 3 is not supported; this kubeforge reads versions 1, 2", id="newer"
+        ),
         pytest.param({"version": 0}, "format version 0 is not supported", id="older"),
         pytest.param({"version": "1"}, "format version 1 is not supported", id="version-as-text"),
+        pytest.param({"version": True}, "format version True is not supported", id="version-as-bool"),
         pytest.param({"version": None}, "format version None is not supported", id="no-version"),
     ],
 )

@@ -36,7 +36,9 @@ from kubeforge.features import (
 from kubeforge.tabular import TableSchema, categorical_column, numeric_column
 
 FORMAT_NAME = "kubeforge.preprocessor"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)
+"""Version 1 had no category policies (its columns load with policy "error") and no target scaler."""
 
 Task = Literal["classification", "regression"]
 TASKS: tuple[Task, ...] = ("classification", "regression")
@@ -184,10 +186,11 @@ class FittedPreprocessor:
         """Rebuild a preprocessor from its JSON document, checking format and version."""
         if data.get("format") != FORMAT_NAME:
             raise InputError(f"{source}: not a kubeforge preprocessor (format is {data.get('format')!r})")
-        if data.get("version") != FORMAT_VERSION:
+        version = data.get("version")
+        if type(version) is not int or version not in READABLE_VERSIONS:
             raise InputError(
-                f"{source}: preprocessor format version {data.get('version')} is not supported; "
-                f"this kubeforge reads version {FORMAT_VERSION}"
+                f"{source}: preprocessor format version {version} is not supported; "
+                f"this kubeforge reads versions {', '.join(map(str, READABLE_VERSIONS))}"
             )
         features: list[Feature] = []
         for entry in data["features"]:
@@ -289,6 +292,8 @@ __all__ = [
     "CategoricalFeature",
     "Encoding",
     "Feature",
+    "FORMAT_VERSION",
+    "READABLE_VERSIONS",
     "FittedPreprocessor",
     "ImputeStrategy",
     "NumericFeature",

@@ -80,7 +80,7 @@ def preprocess_tabular(
     )
     for artifact, split in ((train_data, "train"), (validation_data, "validation"), (test_data, "test")):
         artifact.metadata["rows"] = result.rows[split]
-    preprocessor.metadata["format"] = "kubeforge.preprocessor/v1"
+    preprocessor.metadata["format"] = "kubeforge.preprocessor/v2"
     preprocessor.metadata["task"] = result.preprocessor.task
     preprocessor.metadata["output_columns"] = len(result.preprocessor.output_columns)
     if result.preprocessor.class_weights is not None:
