@@ -38,7 +38,7 @@ PROJECT = Path(__file__).resolve().parents[1]
 ROOTS = {"src/kubeforge": "kubeforge", "components": "kubeforge/components", "pipelines": "kubeforge/pipelines"}
 SOURCES = ["src", "components", "pipelines", "scripts", "setup.py", "pyproject.toml", "README.md"]
 BUILD_TIME_TOOLS = "scripts/kubeforge_dev"
-COMPONENT_TASKS = {"preprocess-tabular", "train-pytorch", "evaluate-classifier", "deploy-model"}
+COMPONENT_TASKS = {"validate-data", "preprocess-tabular", "train-pytorch", "evaluate-classifier", "deploy-model"}
 
 IMPORT_AND_COMPILE = """
 import json, sys

@@ -19,6 +19,7 @@ import pytest
 from sklearn.datasets import load_breast_cancer
 from sklearn.model_selection import train_test_split
 
+from kubeforge.categories import INFREQUENT
 from kubeforge.errors import InputError
 from kubeforge.preprocessor import (
     FORMAT_NAME,
@@ -93,7 +94,7 @@ def test_schema_and_fitted_shape(data: Data, fitted: FittedPreprocessor) -> None
     assert fitted.classes == [0, 1]
     assert fitted.task == "classification"
     assert fitted.label == LABEL
-    assert _categorical(fitted, BAND).categories == BANDS
+    assert _categorical(fitted, BAND).categories == [*BANDS, INFREQUENT]
 
 
 @pytest.mark.parametrize("impute", ["mean", "median"])
@@ -140,16 +141,25 @@ def test_categorical_statistics_from_train(data: Data, fitted: FittedPreprocesso
     feature = _categorical(fitted, BAND)
     counts = data.train[BAND].value_counts()
     assert feature.impute == counts.idxmax()
-    assert feature.categories == sorted(counts.index)
+    assert feature.categories == [*sorted(counts.index), INFREQUENT]
     assert feature.encoding == "onehot"
+    assert (feature.policy, feature.folded_categories, feature.folded_rows) == ("infrequent", 0, 0)
 
 
 def test_categorical_impute_ties_break_alphabetically() -> None:
     train = pd.DataFrame({"colour": ["red", "blue", "red", "blue", None, "green"], "y": [0, 1, 0, 1, 0, 1]})
     schema = TableSchema(features={"colour": "categorical"}, label="y")
-    feature = _categorical(fit_preprocessor(train, schema, "classification", PreprocessOptions()), "colour")
+    options = PreprocessOptions(min_category_rows=1)
+    feature = _categorical(fit_preprocessor(train, schema, "classification", options), "colour")
     assert feature.impute == "blue"
-    assert feature.categories == ["blue", "green", "red"]
+    assert feature.categories == ["blue", "green", "red", INFREQUENT]
+    rare = _categorical(fit_preprocessor(train, schema, "classification", PreprocessOptions()), "colour")
+    assert (rare.impute, rare.categories, rare.folded_categories, rare.folded_rows) == (
+        "blue",
+        ["blue", INFREQUENT],
+        2,
+        3,
+    )
 
 
 def test_without_clipping_bounds_are_train_min_and_max(data: Data) -> None:
@@ -281,10 +291,11 @@ def test_encoding_shapes_and_column_names(data: Data, encoding: str) -> None:
         PreprocessOptions(encoding=encoding),  # type: ignore[arg-type]
     )
     numeric_names = [name for name, kind in data.schema.features.items() if kind == "numeric"]
-    band_columns = [f"{BAND}={band}" for band in BANDS] if encoding == "onehot" else [BAND]
+    band_columns = [f"{BAND}={band}" for band in [*BANDS, INFREQUENT]] if encoding == "onehot" else [BAND]
     assert preprocessor.output_columns == [*numeric_names, *band_columns]
     transformed = preprocessor.transform(data.test)
     assert transformed.shape == (len(data.test), 30 + len(band_columns))
+    assert data.test[BAND].dropna().isin(BANDS).all()
     band = transformed[:, 30:]
     text = data.test[BAND].fillna(_categorical(preprocessor, BAND).impute)
     if encoding == "onehot":
@@ -305,12 +316,12 @@ def test_missing_category_is_imputed_with_most_frequent(data: Data, fitted: Fitt
 
 
 @pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
-def test_unknown_category_names_column_and_value(data: Data, encoding: str) -> None:
+def test_unknown_category_under_error_names_column_and_value(data: Data, encoding: str) -> None:
     preprocessor = fit_preprocessor(
         data.train,
         data.schema,
         "classification",
-        PreprocessOptions(encoding=encoding),  # type: ignore[arg-type]
+        PreprocessOptions(encoding=encoding, unknown_categories="error"),  # type: ignore[arg-type]
     )
     rows = _rows(data, 3)
     rows[BAND] = ["small", "enormous", None]
@@ -332,7 +343,8 @@ def test_integer_codes_fitted_with_a_gap_accept_integer_codes(tmp_path: Path) ->
     path.write_text("grade,score,label\n1,0.5,a\n2,0.1,b\n,0.3,a\n3,0.2,b\n")
     schema = TableSchema(features={"grade": "categorical", "score": "numeric"}, label="label")
     train = coerce_to_schema(read_table(path), schema, source=str(path))
-    preprocessor = fit_preprocessor(train, schema, "classification", PreprocessOptions(encoding="ordinal"))
+    options = PreprocessOptions(encoding="ordinal", min_category_rows=1)
+    preprocessor = fit_preprocessor(train, schema, "classification", options)
     request = pd.DataFrame({"grade": [2, 3], "score": [0.1, 0.2]})
     np.testing.assert_array_equal(preprocessor.transform(request)[:, 0], [1.0, 2.0])
 
@@ -389,6 +401,24 @@ def test_save_and_load_through_a_file(tmp_path: Path, data: Data, fitted: Fitted
     np.testing.assert_array_equal(loaded.transform(data.train), fitted.transform(data.train))
 
 
+def test_a_version_1_document_loads_with_the_error_policy(data: Data, fitted: FittedPreprocessor) -> None:
+    """Artifacts written before category policies keep refusing unseen categories, as they always did."""
+    document = fitted.to_json()
+    document["version"] = 1
+    for entry in document["features"]:
+        for key in ("policy", "folded_categories", "folded_rows"):
+            entry.pop(key, None)
+        if entry["kind"] == "categorical":
+            entry["categories"] = [c for c in entry["categories"] if c != INFREQUENT]
+    loaded = FittedPreprocessor.from_json(document)
+    assert {f.policy for f in loaded.features if isinstance(f, CategoricalFeature)} == {"error"}
+    rows = _rows(data, 2)
+    rows[BAND] = ["small", "enormous"]
+    with pytest.raises(InputError, match="unknown category 'enormous'"):
+        loaded.transform(rows)
+    assert loaded.to_json()["version"] == FORMAT_VERSION == 2
+
+
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
@@ -396,9 +426,12 @@ def test_save_and_load_through_a_file(tmp_path: Path, data: Data, fitted: Fitted
             {"format": "sklearn.pipeline"}, "not a kubeforge preprocessor (format is 'sklearn.pipeline')", id="format"
         ),
         pytest.param({"format": None}, "not a kubeforge preprocessor (format is None)", id="no-format"),
-        pytest.param({"version": 2}, "format version 2 is not supported; this kubeforge reads version 1", id="newer"),
+        pytest.param(
+            {"version": 3}, "format version 3 is not supported; this kubeforge reads versions 1, 2", id="newer"
+        ),
         pytest.param({"version": 0}, "format version 0 is not supported", id="older"),
         pytest.param({"version": "1"}, "format version 1 is not supported", id="version-as-text"),
+        pytest.param({"version": True}, "format version True is not supported", id="version-as-bool"),
         pytest.param({"version": None}, "format version None is not supported", id="no-version"),
     ],
 )
@@ -469,7 +502,7 @@ def test_unknown_label_is_named(fitted: FittedPreprocessor, unknown: object) -> 
         fitted.encode_labels(labels, source="test split")
     message = str(info.value)
     assert f"holds {unknown!r}" in message
-    assert "not among the trained classes [0, 1]" in message
+    assert "not among the trained classes (0, 1)" in message
 
 
 def test_regression_task(data: Data) -> None:
@@ -484,9 +517,10 @@ def test_regression_task(data: Data) -> None:
     assert preprocessor.task == "regression"
     assert preprocessor.classes is None
     assert label not in preprocessor.output_columns
-    assert preprocessor.output_columns[-5:] == [f"{BAND}={band}" for band in BANDS] + [
+    assert preprocessor.output_columns[-7:] == [f"{BAND}={band}" for band in [*BANDS, INFREQUENT]] + [
         "diagnosis=benign",
         "diagnosis=malignant",
+        f"diagnosis={INFREQUENT}",
     ]
     targets = preprocessor.encode_labels(test[label])
     assert targets.dtype == np.float32

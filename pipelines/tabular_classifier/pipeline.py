@@ -1,4 +1,4 @@
-"""Tabular classifier: preprocess -> train (DDP) -> evaluate -> deploy when the gate passes."""
+"""Tabular classifier: validate data -> preprocess -> train (DDP) -> evaluate -> deploy when the gate passes."""
 
 from kfp import dsl
 from kfp.dsl import Dataset
@@ -7,6 +7,7 @@ from kubeforge.components.evaluation.classification import evaluate_op
 from kubeforge.components.preprocess.tabular import preprocess_op
 from kubeforge.components.serving.deploy import deploy_op
 from kubeforge.components.training.pytorch import train_op
+from kubeforge.components.validation.data import validate_op
 
 DEFAULT_THRESHOLDS = '{"accuracy": 0.9, "roc_auc": 0.95}'
 
@@ -28,15 +29,30 @@ def tabular_classifier(
     deploy_target: str = "local",
     sampling: str = "none",
     class_weighting: str = "none",
+    unknown_categories: str = "infrequent",
+    constraints_json: str = "",
+    reference_uri: str = "",
 ) -> None:
     """Train and gate a classifier on the table at `data_uri`; deploy it if it passes.
 
     For imbalanced classes, `sampling` (none, undersample, oversample) rebalances the training split
     and `class_weighting` (none, balanced) weights the training loss by inverse class frequency.
+    The data is validated first (`constraints_json`; drift against the table at `reference_uri` when
+    given): a failure stops the run with the failed checks listed and an HTML report.
+    `unknown_categories` (infrequent, ignore, error) handles categories rare or unseen in training.
     """
     data = dsl.importer(artifact_uri=data_uri, artifact_class=Dataset, reimport=False)
     data.set_display_name("import-data")
-    prepared = preprocess_op(data=data.output, label_column=label_column, sampling=sampling)
+    validated = validate_op(
+        data=data.output, constraints_json=constraints_json, reference_uri=reference_uri, fail_on_violation=True
+    )
+    prepared = preprocess_op(
+        data=data.output,
+        label_column=label_column,
+        task="classification",
+        sampling=sampling,
+        unknown_categories=unknown_categories,
+    ).after(validated)
     trained = train_op(
         train_data=prepared.outputs["train_data"],
         validation_data=prepared.outputs["validation_data"],

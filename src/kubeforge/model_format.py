@@ -140,7 +140,7 @@ class LoadedModel:
         """Predict from preprocessed features."""
         outputs = self.forward(features)
         if self.task == "regression":
-            values = outputs.reshape(-1)
+            values = self.preprocessor.unscale_targets(outputs.reshape(-1))
             return Prediction(labels=values.tolist(), values=values)
         probabilities = _softmax(outputs)
         assert self.classes is not None

@@ -14,6 +14,7 @@ from typing import Literal
 import pandas as pd
 
 from kubeforge.artifacts import is_remote, read_bytes
+from kubeforge.categories import listed
 from kubeforge.errors import InputError
 
 FeatureKind = Literal["numeric", "categorical"]
@@ -121,7 +122,7 @@ def require_columns(frame: pd.DataFrame, columns: list[str], source: str) -> Non
     """Raise an InputError naming every expected column that the frame lacks."""
     missing = [column for column in columns if column not in frame.columns]
     if missing:
-        present = ", ".join(map(str, frame.columns[:20]))
+        present = listed(frame.columns)
         raise InputError(
             f"{source}: missing column(s) {', '.join(repr(c) for c in missing)}; columns present: {present}"
         )

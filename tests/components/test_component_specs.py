@@ -34,6 +34,12 @@ def test_catalogue_lists_every_component_folder() -> None:
     assert set(keys) >= {"evaluation/select_best", "inference/batch"}  # pipelines: sweep selection, batch scoring
 
 
+def test_readme_component_table_lists_every_component() -> None:
+    readme = (repository_root() / "README.md").read_text()
+    listed = {line.split("`")[1] for line in readme.splitlines() if line.startswith("| [`")}
+    assert listed == {entry.key for entry in list_components()}
+
+
 def test_components_load_by_url() -> None:
     """load_component_from_url over real HTTP: a loopback server stands in for the repository host."""
     handler = functools.partial(_QuietHandler, directory=str(repository_root()))

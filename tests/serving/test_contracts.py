@@ -71,18 +71,24 @@ def test_vertex_bad_requests_are_400(server: Server, payload: dict[str, Any], fr
     assert fragment in response.json()["error"]
 
 
-def test_vertex_wrong_types_and_unknown_categories_name_the_feature(server: Server, trained: TrainedModel) -> None:
+def test_vertex_wrong_types_name_the_feature_and_unknown_categories_take_the_reserved_level(
+    server: Server, trained: TrainedModel
+) -> None:
     instance = _instances(trained.features.head(1))[0]
     for feature, value, fragment in (
         ("mean area", "big", "instances[*].mean area: row 0 holds 'big'"),
         ("mean area", True, "a numeric feature takes a number"),
-        (CATEGORICAL, "huge", f"column '{CATEGORICAL}' has unknown category 'huge'"),
     ):
         response = server.session.post(
             f"{server.url}/predict", json={"instances": [{**instance, feature: value}]}, timeout=30
         )
         assert response.status_code == 400, response.text
         assert fragment in response.json()["error"]
+    unseen = trained.features.head(1).assign(**{CATEGORICAL: "huge"})
+    response = server.session.post(f"{server.url}/predict", json={"instances": _instances(unseen)}, timeout=30)
+    assert response.status_code == 200, response.text
+    labels, _ = _expected(server, unseen)
+    assert [p["label"] for p in response.json()["predictions"]] == labels
 
 
 def test_vertex_parameters_choose_the_model(server: Server, trained: TrainedModel) -> None:
@@ -149,6 +155,19 @@ def test_metrics_count_requests_latency_batches_and_queue(server: Server, traine
     assert f'kubeforge_request_latency_seconds_bucket{{contract="vertex",le="0.05",model="{MODEL_NAME}"}}' in text
     assert f'kubeforge_batch_size_rows_count{{model="{MODEL_NAME}"}}' in text
     assert f'kubeforge_queue_depth{{model="{MODEL_NAME}"}} 0.0' in text
+
+
+def test_metrics_count_rows_with_unseen_categories(server: Server, trained: TrainedModel) -> None:
+    def counted() -> float:
+        text = server.session.get(f"{server.url}/metrics", timeout=10).text
+        name = f'kubeforge_unknown_category_rows_total{{column="{CATEGORICAL}",model="{MODEL_NAME}"}} '
+        return sum(float(line.removeprefix(name)) for line in text.splitlines() if line.startswith(name))
+
+    before = counted()
+    rows = trained.features.head(3).assign(**{CATEGORICAL: ["tiny", trained.features[CATEGORICAL].iloc[1], "giant"]})
+    response = server.session.post(f"{server.url}/predict", json={"instances": _instances(rows)}, timeout=30)
+    assert response.status_code == 200, response.text
+    assert counted() == before + 2
 
 
 def test_vertex_routes_come_from_the_environment(trained: TrainedModel) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -58,24 +60,30 @@ def test_integer_and_coded_columns_fall_back_to_the_same_result(
     np.testing.assert_array_equal(preprocessor.transform_columns(columns), preprocessor.transform(as_frame))
 
 
-def test_ordinal_encoding_and_unknown_categories_match(preprocessor: FittedPreprocessor, trained: TrainedModel) -> None:
-    ordinal = FittedPreprocessor(
-        task=preprocessor.task,
-        label=preprocessor.label,
+@pytest.mark.parametrize("encoding", ["onehot", "ordinal"])
+@pytest.mark.parametrize("policy", ["infrequent", "ignore", "error"])
+def test_encodings_and_unknown_categories_match_under_each_policy(
+    preprocessor: FittedPreprocessor, trained: TrainedModel, encoding: str, policy: str
+) -> None:
+    variant = dataclasses.replace(
+        preprocessor,
         features=[
-            CategoricalFeature(f.name, f.impute, f.categories, "ordinal") if isinstance(f, CategoricalFeature) else f
+            dataclasses.replace(f, encoding=encoding, policy=policy) if isinstance(f, CategoricalFeature) else f
             for f in preprocessor.features
         ],
-        classes=preprocessor.classes,
     )
     frame = trained.features.head(10).copy()
-    np.testing.assert_array_equal(ordinal.transform_columns(_columns(frame)), ordinal.transform(frame))
+    np.testing.assert_array_equal(variant.transform_columns(_columns(frame)), variant.transform(frame))
     frame[CATEGORICAL] = frame[CATEGORICAL].astype(object)
     frame.loc[4, CATEGORICAL] = "huge"
+    if policy != "error":
+        np.testing.assert_array_equal(variant.transform_columns(_columns(frame)), variant.transform(frame))
+        assert variant.unknown_category_rows(frame) == {CATEGORICAL: 1}
+        return
     with pytest.raises(InputError) as pandas_error:
-        preprocessor.transform(frame, source="inputs")
+        variant.transform(frame, source="inputs")
     with pytest.raises(InputError) as fast_error:
-        preprocessor.transform_columns(_columns(frame), source="inputs")
+        variant.transform_columns(_columns(frame), source="inputs")
     assert str(fast_error.value) == str(pandas_error.value)
     assert "unknown category 'huge'" in str(fast_error.value)
 

@@ -36,6 +36,14 @@ def evaluate_classifier(
     )
     for name, value in result.metrics.items():
         metrics.log_metric(name, value)
+    for average, values in result.averages.items():
+        for name, value in values.items():
+            metrics.log_metric(f"{name}_{average}", value)
+    for label, values in result.per_class.items():
+        for name in ("precision", "recall", "f1"):
+            metrics.log_metric(f"{name}[{label}]", values[name])
+    for column, rows in result.unknown_categories.items():
+        metrics.log_metric(f"unknown_category_rows[{column}]", rows)
     classification_metrics.log_confusion_matrix(result.class_labels, result.confusion_matrix)
     if result.roc_curve is not None:
         classification_metrics.log_roc_curve(result.roc_curve.fpr, result.roc_curve.tpr, result.roc_curve.thresholds)

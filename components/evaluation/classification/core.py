@@ -8,7 +8,6 @@ compared fairly with the candidate on exactly the same rows.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,14 +17,16 @@ import pandas as pd
 from matplotlib.figure import Figure
 from sklearn import metrics as skm
 
+from kubeforge.categories import unknown_category_lines
 from kubeforge.errors import InputError
+from kubeforge.metric_gate import MetricGate
 from kubeforge.model_format import LoadedModel, load_model, require_model_task
 from kubeforge.tabular import read_table, require_columns
 
 HIGHER_IS_BETTER = ("accuracy", "precision", "recall", "f1", "roc_auc")
 LOWER_IS_BETTER = ("log_loss",)
-METRICS = (*HIGHER_IS_BETTER, *LOWER_IS_BETTER)
-_TOLERANCE = 1e-9
+GATE = MetricGate(HIGHER_IS_BETTER, LOWER_IS_BETTER, HIGHER_IS_BETTER, '{"accuracy": 0.9, "roc_auc": 0.95}')
+METRICS = GATE.metrics
 
 
 @dataclass
@@ -40,7 +41,14 @@ class RocCurve:
 
 @dataclass
 class EvaluationResult:
-    """Metrics, confusion matrix, ROC curve, champion metrics and the gate decision."""
+    """Metrics, confusion matrix, ROC curves, champion metrics and the gate decision.
+
+    `metrics` average over classes (binary: the positive class; multiclass: macro); `per_class` holds
+    each class's precision, recall, F1, support and one-vs-rest ROC AUC, `averages` the macro and
+    support-weighted precision/recall/F1; `roc_curves` one curve per class (binary: the positive
+    class only), `roc_curve` the first of them. `unknown_categories` counts the test rows per column
+    whose category was not a level of its own in training (reserved level or zeros).
+    """
 
     metrics: dict[str, float]
     confusion_matrix: list[list[int]]
@@ -53,6 +61,10 @@ class EvaluationResult:
     gate_metric: str
     max_regression: float
     champion_metrics: dict[str, float] | None = None
+    per_class: dict[str, dict[str, float]] = field(default_factory=dict)
+    averages: dict[str, dict[str, float]] = field(default_factory=dict)
+    roc_curves: list[RocCurve] = field(default_factory=list)
+    unknown_categories: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The result as a JSON-ready mapping."""
@@ -66,15 +78,7 @@ def parse_thresholds(text: str) -> dict[str, float]:
     model must reach) and log_loss (lower is better, so its threshold is a MAXIMUM). Empty
     text means no thresholds.
     """
-    if not text.strip():
-        return {}
-    try:
-        parsed = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise InputError(f"thresholds: not valid JSON ({exc.msg} at position {exc.pos})") from exc
-    if not isinstance(parsed, dict):
-        raise InputError('thresholds: expected a JSON object such as {"accuracy": 0.9, "roc_auc": 0.95}')
-    return _check_thresholds(parsed)
+    return GATE.parse_thresholds(text)
 
 
 def evaluate_classifier(
@@ -92,11 +96,8 @@ def evaluate_classifier(
     champion is given, the candidate's `gate_metric` is at most `max_regression` worse than the
     champion's on the same rows. Writes confusion_matrix.png, roc_curve.png, report.md and evaluation.json.
     """
-    thresholds = _check_thresholds(thresholds)
-    if gate_metric not in METRICS:
-        raise InputError(f"gate_metric is {gate_metric!r}; valid metrics are {', '.join(METRICS)}")
-    if not (math.isfinite(max_regression) and max_regression >= 0):
-        raise InputError(f"max_regression is {max_regression}; give a number >= 0 (0 means no regression allowed)")
+    thresholds = GATE.check_thresholds(thresholds)
+    GATE.check_champion_margin(gate_metric, max_regression)
     frame = read_table(test_data)
     source = f"test_data {test_data}"
     model = load_model(model_dir)
@@ -114,37 +115,27 @@ def evaluate_classifier(
                 "compare models trained on the same classes, or evaluate without a champion"
             )
         champion_metrics = _metrics(*_score(champion, frame, source), source)
+    curves = _roc_curves(y_true, proba, labels)
     result = EvaluationResult(
         metrics=metrics,
         confusion_matrix=skm.confusion_matrix(y_true, proba.argmax(axis=1), labels=range(len(labels))).tolist(),
         class_labels=labels,
-        roc_curve=_roc(y_true, proba, labels),
+        roc_curve=curves[0] if curves else None,
         test_rows=len(frame),
         passed=False,
-        reasons=_gate(metrics, thresholds, champion_metrics, gate_metric, max_regression),
+        reasons=GATE.reasons(metrics, thresholds, champion_metrics, gate_metric, max_regression),
         thresholds=thresholds,
         gate_metric=gate_metric,
         max_regression=max_regression,
         champion_metrics=champion_metrics,
+        per_class=_per_class(y_true, proba, labels),
+        averages=_averages(y_true, proba.argmax(axis=1), len(labels)),
+        roc_curves=curves,
+        unknown_categories=model.preprocessor.unknown_category_rows(frame),
     )
     result.passed = not result.reasons
     _write_plots(result, Path(plots_dir))
     return result
-
-
-def _check_thresholds(thresholds: dict[str, Any]) -> dict[str, float]:
-    checked: dict[str, float] = {}
-    for name, value in thresholds.items():
-        if name not in METRICS:
-            raise InputError(f"thresholds: unknown metric {name!r}; valid metrics are {', '.join(METRICS)}")
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InputError(f"thresholds: {name!r} must be a finite number, got {value!r}")
-        if name in HIGHER_IS_BETTER and not 0.0 <= value <= 1.0:
-            raise InputError(f"thresholds: {name!r} is {value}; it is a minimum between 0 and 1")
-        if name in LOWER_IS_BETTER and value < 0:
-            raise InputError(f"thresholds: {name!r} is {value}; it is a maximum and must be >= 0")
-        checked[name] = float(value)
-    return checked
 
 
 def _score(model: LoadedModel, frame: pd.DataFrame, source: str) -> tuple[np.ndarray, np.ndarray]:
@@ -185,39 +176,49 @@ def _metrics(y_true: np.ndarray, proba: np.ndarray, source: str) -> dict[str, fl
     }
 
 
-def _roc(y_true: np.ndarray, proba: np.ndarray, labels: list[str]) -> RocCurve | None:
-    """ROC of classes[1] (binary: the positive class; multiclass: classes[1] vs the rest)."""
-    positive = y_true == 1
-    if positive.all() or not positive.any():
-        return None
-    fpr, tpr, thresholds = skm.roc_curve(positive, proba[:, 1])
-    finite = np.clip(np.nan_to_num(thresholds, posinf=1.0, neginf=0.0), 0.0, 1.0)
-    return RocCurve(labels[1], fpr.tolist(), tpr.tolist(), finite.tolist())
+def _per_class(y_true: np.ndarray, proba: np.ndarray, labels: list[str]) -> dict[str, dict[str, float]]:
+    """Precision, recall, F1, support and one-vs-rest ROC AUC per class (no AUC when the test split lacks
+    the class, or holds nothing else)."""
+    codes = list(range(len(labels)))
+    precision, recall, f1, support = skm.precision_recall_fscore_support(
+        y_true, proba.argmax(axis=1), labels=codes, zero_division=0
+    )
+    table: dict[str, dict[str, float]] = {}
+    for code, name in enumerate(labels):
+        positive = y_true == code
+        table[name] = {
+            "precision": float(precision[code]),
+            "recall": float(recall[code]),
+            "f1": float(f1[code]),
+            "support": float(support[code]),
+        }
+        if 0 < positive.sum() < len(positive):
+            table[name]["roc_auc"] = float(skm.roc_auc_score(positive, proba[:, code]))
+    return table
 
 
-def _gate(
-    metrics: dict[str, float],
-    thresholds: dict[str, float],
-    champion: dict[str, float] | None,
-    gate_metric: str,
-    max_regression: float,
-) -> list[str]:
-    reasons: list[str] = []
-    for name, required in thresholds.items():
-        value = metrics[name]
-        if name in LOWER_IS_BETTER and value > required + _TOLERANCE:
-            reasons.append(f"{name} {value:.4f} > allowed maximum {required:.4f}")
-        elif name in HIGHER_IS_BETTER and value < required - _TOLERANCE:
-            reasons.append(f"{name} {value:.4f} < required {required:.4f}")
-    if champion is not None:
-        value, best = metrics[gate_metric], champion[gate_metric]
-        worse_by = value - best if gate_metric in LOWER_IS_BETTER else best - value
-        if worse_by > max_regression + _TOLERANCE:
-            reasons.append(
-                f"{gate_metric} {value:.4f} is {worse_by:.4f} worse than champion {best:.4f} "
-                f"(allowed {max_regression:.4f})"
-            )
-    return reasons
+def _averages(y_true: np.ndarray, y_pred: np.ndarray, classes: int) -> dict[str, dict[str, float]]:
+    """Macro and support-weighted precision, recall and F1 over every trained class."""
+    averages: dict[str, dict[str, float]] = {}
+    for average in ("macro", "weighted"):
+        precision, recall, f1, _ = skm.precision_recall_fscore_support(
+            y_true, y_pred, labels=list(range(classes)), average=average, zero_division=0
+        )
+        averages[average] = {"precision": float(precision), "recall": float(recall), "f1": float(f1)}
+    return averages
+
+
+def _roc_curves(y_true: np.ndarray, proba: np.ndarray, labels: list[str]) -> list[RocCurve]:
+    """Binary: the ROC of classes[1]; multiclass: one-vs-rest per class present with both outcomes."""
+    curves: list[RocCurve] = []
+    for code in [1] if len(labels) == 2 else range(len(labels)):
+        positive = y_true == code
+        if positive.all() or not positive.any():
+            continue
+        fpr, tpr, thresholds = skm.roc_curve(positive, proba[:, code])
+        finite = np.clip(np.nan_to_num(thresholds, posinf=1.0, neginf=0.0), 0.0, 1.0)
+        curves.append(RocCurve(labels[code], fpr.tolist(), tpr.tolist(), finite.tolist()))
+    return curves
 
 
 def _write_plots(result: EvaluationResult, plots_dir: Path) -> None:
@@ -239,12 +240,11 @@ def _write_plots(result: EvaluationResult, plots_dir: Path) -> None:
     figure = Figure(figsize=(5, 5), layout="constrained")
     axes = figure.add_subplot()
     axes.plot([0, 1], [0, 1], linestyle="--", color="grey", label="chance")
-    roc = result.roc_curve
-    if roc is not None:
+    for roc in result.roc_curves:
         vs = "" if len(result.class_labels) == 2 else " vs rest"
-        label = f"class {roc.positive_class}{vs} (AUC {result.metrics['roc_auc']:.3f})"
+        label = f"class {roc.positive_class}{vs} (AUC {result.per_class[roc.positive_class]['roc_auc']:.3f})"
         axes.plot(roc.fpr, roc.tpr, label=label)
-    else:
+    if not result.roc_curves:
         axes.text(0.5, 0.5, "ROC curve not available", ha="center")
     axes.set(xlabel="false positive rate", ylabel="true positive rate", title="ROC curve", xlim=(0, 1), ylim=(0, 1))
     axes.legend(loc="lower right")
@@ -266,14 +266,21 @@ def _report(result: EvaluationResult) -> str:
     ]
     for name, value in result.metrics.items():
         best = f"{champion[name]:.4f}" if champion else "-"
-        limit = result.thresholds.get(name)
-        bound = "-" if limit is None else f"{'<=' if name in LOWER_IS_BETTER else '>='} {limit:.4f}"
-        lines.append(f"| {name} | {value:.4f} | {best} | {bound} |")
+        lines.append(f"| {name} | {value:.4f} | {best} | {GATE.bound_text(name, result.thresholds.get(name))} |")
+    lines += ["", "| class | precision | recall | f1 | support | ROC AUC (one vs rest) |", "|---|---|---|---|---|---|"]
+    for name, row in result.per_class.items():
+        cells = " | ".join(f"{row[key]:.4f}" for key in ("precision", "recall", "f1"))
+        auc = f"{row['roc_auc']:.4f}" if "roc_auc" in row else "-"
+        lines.append(f"| {name} | {cells} | {int(row['support'])} | {auc} |")
+    for average, row in result.averages.items():
+        cells = " | ".join(f"{row[key]:.4f}" for key in ("precision", "recall", "f1"))
+        lines.append(f"| *{average} average* | {cells} | {result.test_rows} | - |")
+    lines += unknown_category_lines(result.unknown_categories)
     lines += ["", "Confusion matrix (rows = true class, columns = predicted):", ""]
     lines.append("| true \\ predicted | " + " | ".join(result.class_labels) + " |")
     lines.append("|---" * (len(result.class_labels) + 1) + "|")
-    for label, row in zip(result.class_labels, result.confusion_matrix, strict=True):
-        lines.append(f"| {label} | " + " | ".join(map(str, row)) + " |")
+    for label, counts in zip(result.class_labels, result.confusion_matrix, strict=True):
+        lines.append(f"| {label} | " + " | ".join(map(str, counts)) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -33,4 +33,5 @@ def batch_predict(
     predictions.metadata["rows"] = result.rows
     predictions.metadata["format"] = output_format
     predictions.metadata["columns"] = result.columns
+    predictions.metadata["unknown_category_rows"] = result.unknown_categories
     return int(result.rows)

@@ -7,7 +7,7 @@ whole feature matrix in memory; the output file is published only once every chu
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -39,11 +39,16 @@ class BatchOptions:
 
 @dataclass(frozen=True)
 class BatchResult:
-    """What was written: row count, the model's task and the output columns."""
+    """What was written: row count, the model's task and the output columns.
+
+    `unknown_categories` counts the rows per column whose category had no level of its own in
+    training (scored through the reserved level or as zeros, per the column's policy).
+    """
 
     rows: int
     task: str
     columns: list[str]
+    unknown_categories: dict[str, int] = field(default_factory=dict)
 
 
 def parse_keep_columns(text: str) -> tuple[str, ...]:
@@ -76,7 +81,12 @@ def predict_table(
             scored.to_csv(staged, index=False)
         else:
             scored.to_parquet(staged, index=False)
-    return BatchResult(rows=len(scored), task=model.task, columns=[str(c) for c in scored.columns])
+    return BatchResult(
+        rows=len(scored),
+        task=model.task,
+        columns=[str(c) for c in scored.columns],
+        unknown_categories=model.preprocessor.unknown_category_rows(frame),
+    )
 
 
 def _check_options(options: BatchOptions) -> None:

@@ -15,12 +15,16 @@ def preprocess_tabular(
     test_data: Output[Dataset],
     preprocessor: Output[Artifact],
     statistics: Output[Markdown],
-    task: str = "classification",
+    task: str = "",
     schema_json: str = "",
     numeric_impute: str = "median",
     clip_low_quantile: float = 0.005,
     clip_high_quantile: float = 0.995,
     encoding: str = "onehot",
+    unknown_categories: str = "infrequent",
+    unknown_categories_by_column: str = "",
+    min_category_rows: int = 5,
+    max_categories: int = 50,
     validation_fraction: float = 0.15,
     test_fraction: float = 0.15,
     seed: int = 42,
@@ -36,7 +40,13 @@ def preprocess_tabular(
     same splits and the same fitted preprocessor. For imbalanced classes,
     `sampling` (none, undersample, oversample) balances the training split, deterministically per `seed`,
     and `class_weights="balanced"` stores loss weights in the preprocessor for training.
+    `task` is classification, regression or empty (inferred from the label; the statistics say why).
+    Rare and unseen categories follow `unknown_categories` (infrequent: one reserved level; ignore:
+    all zeros; error: refuse them), per column in `unknown_categories_by_column` (JSON); categories
+    on fewer than `min_category_rows` training rows or beyond the `max_categories` most frequent
+    (0: no limit) are folded.
     """
+    from kubeforge.categories import parse_column_policies
     from kubeforge.components.preprocess.tabular import core
     from kubeforge.components.preprocess.tabular.imbalance import ClassBalance
     from kubeforge.preprocessor import PreprocessOptions
@@ -57,6 +67,10 @@ def preprocess_tabular(
             numeric_impute=numeric_impute,  # type: ignore[arg-type]
             clip_quantiles=(clip_low_quantile, clip_high_quantile) if clip_high_quantile > 0 else None,
             encoding=encoding,  # type: ignore[arg-type]
+            unknown_categories=unknown_categories,  # type: ignore[arg-type]
+            column_policies=parse_column_policies(unknown_categories_by_column),
+            min_category_rows=min_category_rows,
+            max_categories=max_categories,
         ),
         fractions=core.SplitFractions(validation=validation_fraction, test=test_fraction),
         seed=seed,
@@ -66,7 +80,8 @@ def preprocess_tabular(
     )
     for artifact, split in ((train_data, "train"), (validation_data, "validation"), (test_data, "test")):
         artifact.metadata["rows"] = result.rows[split]
-    preprocessor.metadata["format"] = "kubeforge.preprocessor/v1"
+    preprocessor.metadata["format"] = "kubeforge.preprocessor/v2"
+    preprocessor.metadata["task"] = result.preprocessor.task
     preprocessor.metadata["output_columns"] = len(result.preprocessor.output_columns)
     if result.preprocessor.class_weights is not None:
         preprocessor.metadata["class_weights"] = dict(

@@ -47,6 +47,7 @@ from .options import (
     class_size_problem,
 )
 from .statistics import describe_splits
+from .task_choice import TaskChoice, choose_task
 
 _OUTPUT_FIELDS = ("train", "validation", "test", "preprocessor", "statistics")
 
@@ -55,7 +56,7 @@ def preprocess(
     input_path: str | Path,
     outputs: PreprocessOutputs,
     label: str,
-    task: Task = "classification",
+    task: str = "",
     schema_json: str = "",
     options: PreprocessOptions | None = None,
     fractions: SplitFractions | None = None,
@@ -72,15 +73,18 @@ def preprocess(
     (DuckDB's share, Arrow batches, the fit, the Parquet writers: `preprocess_engine.budget`; 0: no
     budget, DuckDB's default limit); the other backends ignore it.
     `balance` resamples the training split and/or stores class weights (classification only).
+    `task` empty: inferred from the label column (`task_choice`); the statistics report says why.
     """
-    if task not in TASKS:
-        raise InputError(f"task is {task!r}; valid values are {', '.join(TASKS)}")
+    if task not in ("", *TASKS):
+        raise InputError(f"task is {task!r}; valid values are {', '.join(TASKS)}, or empty to infer it from the label")
     if engine not in ENGINES:
         raise InputError(f"engine is {engine!r}; valid values are {', '.join(ENGINES)}")
-    balance.check_task(task)
     options = options or PreprocessOptions()
     fractions = fractions or SplitFractions()
     with local_table(str(input_path), query) as path:
+        choice = choose_task(path, label, task, str(input_path))
+        task = choice.task
+        balance.check_task(choice.task)
         if engine == "duckdb":
             from .engine_duckdb import preprocess_duckdb
 
@@ -96,15 +100,26 @@ def preprocess(
                 memory_limit_mb,
                 str(input_path),
                 balance=balance,
+                task_reason=choice.reason,
             )
         if engine == "spark":
             from .engine_spark import preprocess_spark
 
             return preprocess_spark(
-                path, outputs, label, task, schema_json, options, fractions, seed, str(input_path), balance=balance
+                path,
+                outputs,
+                label,
+                choice.task,
+                schema_json,
+                options,
+                fractions,
+                seed,
+                str(input_path),
+                balance=balance,
+                task_reason=choice.reason,
             )
         return _preprocess_pandas(
-            path, outputs, label, task, schema_json, options, fractions, seed, str(input_path), balance
+            path, outputs, label, choice, schema_json, options, fractions, seed, str(input_path), balance
         )
 
 
@@ -112,7 +127,7 @@ def _preprocess_pandas(
     path: Path,
     outputs: PreprocessOutputs,
     label: str,
-    task: Task,
+    choice: TaskChoice,
     schema_json: str,
     options: PreprocessOptions,
     fractions: SplitFractions,
@@ -120,7 +135,7 @@ def _preprocess_pandas(
     shown: str,
     balance: ClassBalance,
 ) -> PreprocessResult:
-    source = f"input file {shown}"
+    source, task = f"input file {shown}", choice.task
     declared = parse_declared_schema(schema_json)
     text_columns = [name for name, kind in (declared or {}).items() if kind == "categorical"]
     frame = read_table(path, text_columns=text_columns)
@@ -134,7 +149,11 @@ def _preprocess_pandas(
     preprocessor = balance.weigh(fit_preprocessor(train, schema, task, options), [train[label]], "training split")
     splits = {"train": train, "validation": validation, "test": test}
     report = describe_splits(
-        summarize_frames(splits, preprocessor), preprocessor, source=shown, schema_inferred=declared is None
+        summarize_frames(splits, preprocessor),
+        preprocessor,
+        source=shown,
+        schema_inferred=declared is None,
+        task_reason=choice.reason,
     )
     with staged_outputs(outputs) as staged:
         for name, rows in splits.items():

@@ -35,12 +35,19 @@ from kubeforge.preprocess_engine.duckdb_source import (
     require,
     typed_columns,
 )
-from kubeforge.preprocess_engine.fitting import categorical_feature, class_list, fit_numeric_column
+from kubeforge.preprocess_engine.fitting import class_list, fit_numeric_column
 from kubeforge.preprocess_engine.ranked_keys import keys_at_ranks
 from kubeforge.preprocess_engine.split_assign import held_out_counts, split_key_sql
 from kubeforge.preprocess_engine.split_writer import batch_rows, write_splits
 from kubeforge.preprocess_engine.summary import ColumnSummary, SplitStatistics, label_text, top_categories
-from kubeforge.preprocessor import FittedPreprocessor, NumericFeature, PreprocessOptions, Task
+from kubeforge.preprocessor import (
+    FittedPreprocessor,
+    NumericFeature,
+    PreprocessOptions,
+    Task,
+    fit_categorical,
+    target_scaler,
+)
 from kubeforge.tabular import TableSchema, parse_declared_schema
 
 from .imbalance import NO_BALANCE, ClassBalance, train_class_rows
@@ -71,6 +78,7 @@ def preprocess_duckdb(
     memory_limit_mb: int,
     shown: str,
     balance: ClassBalance = NO_BALANCE,
+    task_reason: str = "given",
 ) -> PreprocessResult:
     """Check, split and fit with DuckDB; writes every output or none (see `core.preprocess`)."""
     from .core import staged_outputs, write_fitted
@@ -110,7 +118,13 @@ def preprocess_duckdb(
                 write_fitted(
                     staged,
                     preprocessor,
-                    describe_splits(statistics, preprocessor, source=shown, schema_inferred=declared is None),
+                    describe_splits(
+                        statistics,
+                        preprocessor,
+                        source=shown,
+                        schema_inferred=declared is None,
+                        task_reason=task_reason,
+                    ),
                 )
         except duckdb.Error as exc:
             raise InputError(f"input file {shown} cannot be processed: {first_line(exc)}") from exc
@@ -218,18 +232,23 @@ def fit_on(
                     f"SELECT {quote(name)}, count(*) FROM {relation} WHERE {quote(name)} IS NOT NULL GROUP BY ALL"
                 ).fetchall()
             )
-            features.append(categorical_feature(name, counts, options.encoding))
-    classes = None
+            features.append(fit_categorical(name, counts, options))
+    classes, scaler = None, None
     if task == "classification":
         classes = class_list(
             v for (v,) in connection.sql(f"SELECT DISTINCT {quote(schema.label)} FROM {relation}").fetchall()
         )
+    else:
+        target = f"CAST({quote(schema.label)} AS DOUBLE)"
+        mean, std = connection.sql(f"SELECT avg({target}), stddev_pop({target}) FROM {relation}").fetchall()[0]
+        scaler = target_scaler(mean, std, schema.label)
     return FittedPreprocessor(
         task=task,
         label=schema.label,
         features=features,
         classes=classes,
         fitted_on_rows=pq.ParquetFile(train).metadata.num_rows,
+        target_scaler=scaler,
     )
 
 

@@ -17,11 +17,12 @@ from typing import Any
 
 import pyarrow.parquet as pq
 
+from kubeforge.categories import listed
 from kubeforge.errors import InputError
 from kubeforge.preprocess_engine.duckdb_source import csv_to_parquet, first_line, literal
-from kubeforge.preprocess_engine.fitting import categorical_feature, class_list, numeric_bounds, numeric_feature
+from kubeforge.preprocess_engine.fitting import class_list, numeric_bounds, numeric_feature
 from kubeforge.preprocess_engine.split_assign import held_out_counts, split_code_sql, split_key_sql
-from kubeforge.preprocessor import FittedPreprocessor, PreprocessOptions, Task
+from kubeforge.preprocessor import FittedPreprocessor, PreprocessOptions, Task, fit_categorical, target_scaler
 from kubeforge.tabular import FeatureKind, TableSchema, parse_declared_schema
 
 from .imbalance import NO_BALANCE, ClassBalance, train_class_rows
@@ -58,6 +59,7 @@ def preprocess_spark(
     seed: int,
     shown: str,
     balance: ClassBalance = NO_BALANCE,
+    task_reason: str = "given",
 ) -> PreprocessResult:
     """Check, split and fit with Spark; writes every output or none (see `core.preprocess`)."""
     import duckdb
@@ -80,7 +82,7 @@ def preprocess_spark(
             if missing:
                 raise InputError(
                     f"input file {shown}: missing column(s) {', '.join(repr(c) for c in missing)}; "
-                    f"columns present: {', '.join(list(types)[:20])}"
+                    f"columns present: {listed(types)}"
                 )
             frame.createOrReplaceTempView("source")
             for name, kind in schema.features.items():
@@ -108,7 +110,13 @@ def preprocess_spark(
                 write_fitted(
                     staged,
                     preprocessor,
-                    describe_splits(statistics, preprocessor, source=shown, schema_inferred=declared is None),
+                    describe_splits(
+                        statistics,
+                        preprocessor,
+                        source=shown,
+                        schema_inferred=declared is None,
+                        task_reason=task_reason,
+                    ),
                 )
         except PySparkException as exc:
             raise InputError(f"input file {shown} cannot be processed by Spark: {first_line(exc)}") from exc
@@ -292,11 +300,17 @@ def _fit(spark: Any, train: Any, schema: TableSchema, task: Task, options: Prepr
                     f"SELECT {_q(name)}, count(*) FROM train WHERE {_q(name)} IS NOT NULL GROUP BY 1"
                 ).collect()
             }
-            features.append(categorical_feature(name, counts, options.encoding))
-    classes = None
+            features.append(fit_categorical(name, counts, options))
+    classes, scaler = None, None
     if task == "classification":
         classes = class_list(r[0] for r in spark.sql(f"SELECT DISTINCT {_q(schema.label)} FROM train").collect())
-    return FittedPreprocessor(task=task, label=schema.label, features=features, classes=classes, fitted_on_rows=rows)
+    else:
+        target = f"CAST({_q(schema.label)} AS DOUBLE)"
+        mean, std = spark.sql(f"SELECT avg({target}), stddev_pop({target}) FROM train").collect()[0]
+        scaler = target_scaler(mean, std, schema.label)
+    return FittedPreprocessor(
+        task=task, label=schema.label, features=features, classes=classes, fitted_on_rows=rows, target_scaler=scaler
+    )
 
 
 def _merge_parts(part_dir: Path, target: Path) -> None:

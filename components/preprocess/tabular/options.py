@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from kubeforge.categories import listed
 from kubeforge.errors import InputError
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.tabular import TableSchema
@@ -12,6 +13,7 @@ from kubeforge.tabular import TableSchema
 SPLITS = ("train", "validation", "test")
 Engine = Literal["pandas", "duckdb", "spark"]
 ENGINES: tuple[Engine, ...] = ("pandas", "duckdb", "spark")
+MAX_INFERRED_CLASSES = 20
 
 
 @dataclass(frozen=True)
@@ -59,10 +61,13 @@ def class_size_problem(counts: dict[Any, int], label: str, fractions: SplitFract
     rare = {value: count for value, count in counts.items() if count < needed}
     if not rare:
         return None
-    listed = ", ".join(f"{value!r} ({count} rows)" for value, count in rare.items())
+    shown = listed(f"{value!r} ({count} rows)" for value, count in sorted(rare.items(), key=lambda item: item[1]))
+    hint = "add data, merge rare classes, or raise the split fractions"
+    if len(counts) > MAX_INFERRED_CLASSES:
+        hint += f"; a label with {len(counts)} distinct values may be a regression target: set task='regression'"
     return InputError(
-        f"label column '{label}': class(es) {listed} have too few rows for a stratified split "
-        f"(need at least {needed} each); add data, merge rare classes, or raise the split fractions"
+        f"label column '{label}': {len(rare)} class(es) have too few rows for a stratified split "
+        f"(need at least {needed} each): {shown}; {hint}"
     )
 
 

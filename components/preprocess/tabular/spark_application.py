@@ -78,7 +78,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", required=True)
     parser.add_argument("--label", required=True)
     parser.add_argument("--outputs", required=True, help='{"train": uri, "validation": ..., "test": ..., ...}')
-    parser.add_argument("--task", default="classification")
+    parser.add_argument("--task", default="", help="classification, regression, or empty to infer it from the label")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
     preprocess(

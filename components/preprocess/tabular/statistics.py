@@ -10,14 +10,18 @@ from kubeforge.preprocessor import CategoricalFeature, FittedPreprocessor, Numer
 
 
 def describe_splits(
-    statistics: SplitStatistics, preprocessor: FittedPreprocessor, source: str, schema_inferred: bool
+    statistics: SplitStatistics,
+    preprocessor: FittedPreprocessor,
+    source: str,
+    schema_inferred: bool,
+    task_reason: str = "given",
 ) -> str:
     """Render row counts, label balance, per-column statistics and learned parameters as Markdown."""
     lines = [
         "# Data statistics",
         "",
         f"Source: `{source}`; schema {'inferred' if schema_inferred else 'declared'}; "
-        f"label `{preprocessor.label}` ({preprocessor.task}).",
+        f"label `{preprocessor.label}` ({preprocessor.task}: {task_reason}).",
         "",
         "| split | rows |",
         "|---|---|",
@@ -61,7 +65,11 @@ def _learned(feature: NumericFeature | CategoricalFeature) -> str:
             f"impute {feature.impute:.4g}, clip [{feature.clip_low:.4g}, {feature.clip_high:.4g}], "
             f"scale ({feature.mean:.4g}, {feature.std:.4g})"
         )
-    return f"impute {feature.impute!r}, {feature.encoding} over {len(feature.categories)} categories"
+    learned = f"impute {feature.impute!r}, {feature.encoding} over {len(feature.categories)} levels; {feature.policy}"
+    if feature.folded_categories:
+        into = "the reserved level" if feature.policy == "infrequent" else "zeros"
+        learned += f" ({feature.folded_categories} rare categories, {feature.folded_rows} rows, into {into})"
+    return learned
 
 
 __all__ = ["describe_splits"]

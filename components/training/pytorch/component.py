@@ -36,12 +36,15 @@ def train_pytorch(
     gpus: int = 0,
     backend_options: str = "{}",
     class_weighting: str = "none",
+    regression_loss: str = "mse",
 ) -> None:
     """Train with PyTorch DDP/FSDP on `backend` (local, slurm, pytorchjob, trainjob, vertex, queue).
 
     The job's handle is written to `job_handle` before waiting, so a retried task re-attaches.
     `class_weighting` weights the cross-entropy per class: none, balanced (from the training split's
     class counts) or preprocessor (the weights preprocess/tabular stored with class_weights="balanced").
+    `regression_loss` (mse, huber) is a regression's loss on the standardized target; the target's scaler
+    travels in the preprocessor, so the model predicts in the label's units.
     """
     from kubeforge.components.training.pytorch import core
 
@@ -76,6 +79,7 @@ def train_pytorch(
             gpus=gpus,
             backend_options=backend_options,
             class_weighting=class_weighting,
+            regression_loss=regression_loss,
         ),
         handle_path=job_handle.path,
         staging_uri=f"{model.uri}-staging",

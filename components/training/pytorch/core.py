@@ -65,6 +65,7 @@ class TrainParams:
     backend_options: str = "{}"
     job_name: str = ""
     class_weighting: str = "none"
+    regression_loss: str = "mse"
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -143,6 +144,7 @@ def train_model(
             strategy=params.strategy,
             seed=params.seed,
             class_weighting=params.class_weighting,
+            regression_loss=params.regression_loss,
         )
         job = TrainingJob(
             name=params.job_name or _job_name(model_dir),

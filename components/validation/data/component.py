@@ -16,10 +16,12 @@ def validate_data(
     psi_threshold: float = 0.2,
     ks_p_value: float = 0.01,
     sample_rows: int = 200000,
+    fail_on_violation: bool = False,
 ) -> bool:
     """Check constraints and drift against a reference dataset; returns True when everything passed.
 
-    Gate later steps with `with dsl.If(validate_task.output == True): ...`.
+    Gate later steps with `with dsl.If(validate_task.output == True): ...`, or set `fail_on_violation`
+    to stop the pipeline here with a short error listing what failed (the report is written first).
     """
     from kubeforge.components.validation.data import core
 
@@ -34,5 +36,7 @@ def validate_data(
     summary.metadata["passed"] = result.passed
     summary.metadata["failed_checks"] = sum(not f.passed for f in result.findings)
     summary.metadata["drifted_columns"] = sum(not d.passed for d in result.drift)
+    if fail_on_violation and not result.passed:
+        raise core.failure_error(result, report.uri)
     passed: bool = result.passed
     return passed

@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from kubeforge.artifacts import atomic_output
+from kubeforge.categories import listed
 from kubeforge.errors import InputError
 from kubeforge.ingest import local_table
 from kubeforge.preprocess_engine.duckdb_source import Source, open_source
@@ -61,6 +62,18 @@ class ValidationResult:
             "findings": [asdict(f) for f in self.findings],
             "drift": [asdict(d) for d in self.drift],
         }
+
+
+def failure_error(result: ValidationResult, report: str) -> InputError:
+    """A short error for a failed validation: the failed checks and drifted columns (a handful), and the report."""
+    failed = [f"{f.column}: {f.check} ({f.detail})" for f in result.findings if not f.passed]
+    drifted = [f"{d.column}: {d.method} {d.statistic:.3g}" for d in result.drift if not d.passed]
+    parts = []
+    if failed:
+        parts.append(f"{len(failed)} failed check(s): {listed(failed)}")
+    if drifted:
+        parts.append(f"{len(drifted)} drifted column(s): {listed(drifted)}")
+    return InputError(f"data validation failed on {result.rows} rows; {'; '.join(parts)}; full report: {report}")
 
 
 def validate(
@@ -137,4 +150,4 @@ def _drift(
     return results
 
 
-__all__ = ["DriftOptions", "ValidationResult", "validate"]
+__all__ = ["DriftOptions", "ValidationResult", "failure_error", "validate"]

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import duckdb
 
+from kubeforge.categories import listed
 from kubeforge.errors import InputError
 from kubeforge.tabular import FeatureKind, TableSchema
 
@@ -102,7 +103,7 @@ def require(source: Source, columns: list[str]) -> None:
     """Raise naming every expected column the source lacks."""
     missing = [column for column in columns if column not in source.types]
     if missing:
-        present = ", ".join(list(source.types)[:20])
+        present = listed(source.types)
         raise InputError(
             f"input file {source.shown}: missing column(s) {', '.join(repr(c) for c in missing)}; "
             f"columns present: {present}"

@@ -33,7 +33,7 @@ from kubeforge.preprocess_engine.order_statistics import (
     order_statistics,
     quantile_ranks,
 )
-from kubeforge.preprocessor import CategoricalFeature, Encoding, NumericFeature, PreprocessOptions
+from kubeforge.preprocessor import NumericFeature, PreprocessOptions
 
 
 @dataclass(frozen=True)
@@ -150,15 +150,6 @@ def _streamed_numeric(
     return numeric_feature(name, bounds, mean, math.sqrt(variance))
 
 
-def categorical_feature(name: str, counts: dict[str, int], encoding: Encoding) -> CategoricalFeature:
-    """The fitted categorical feature from the non-missing category counts."""
-    if not counts:
-        raise InputError(f"training split: categorical column '{name}' has no values; drop it or fill it")
-    most = max(counts.values())
-    impute = min(category for category, count in counts.items() if count == most)
-    return CategoricalFeature(name=name, impute=impute, categories=sorted(counts), encoding=encoding)
-
-
 def class_list(values: Iterable[Any]) -> list[Any]:
     """The distinct training labels as JSON scalars, numbers first, then text."""
     scalars = {_json_scalar(value) for value in values}
@@ -175,7 +166,6 @@ def _json_scalar(value: Any) -> Any:
 
 __all__ = [
     "NumericBounds",
-    "categorical_feature",
     "class_list",
     "fit_numeric_column",
     "numeric_bounds",

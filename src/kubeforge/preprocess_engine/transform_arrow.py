@@ -3,8 +3,9 @@
 Batch by batch (bounded memory: a batch of input and output rows at a time) it computes exactly
 `FittedPreprocessor.transform`: numeric columns are imputed, clipped and scaled in float64, then
 stored as float32; categorical columns are one-hot or ordinal coded through Arrow dictionaries, so
-each distinct text is looked up once per batch. An unknown category stops the run with an error
-naming the column and the value, and nothing is written.
+each distinct text is looked up once per batch. An unknown category follows the column's policy
+(`kubeforge.categories`); under "error" it stops the run naming the column and the value, and
+nothing is written.
 
 Batch size: `BATCH_ROWS`, or under a memory budget (`memory_limit_mb`) fewer, so that the input
 batch, the output batch being built, the one being written and its encoded row group stay within
@@ -30,6 +31,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from kubeforge.artifacts import atomic_output
+from kubeforge.categories import resolve_unknown
 from kubeforge.errors import InputError
 from kubeforge.preprocess_engine.budget import MemoryBudget
 from kubeforge.preprocessor import CategoricalFeature, FittedPreprocessor, NumericFeature
@@ -122,7 +124,7 @@ def _scaled(feature: NumericFeature, column: pa.Array, source: str) -> np.ndarra
 
 
 def _category_codes(feature: CategoricalFeature, column: pa.Array, source: str) -> np.ndarray:
-    """Each row's index in `feature.categories`, missing values imputed; an unknown category is an InputError."""
+    """Each row's index in `feature.categories`, missing values imputed, unknown categories resolved by the policy."""
     if not isinstance(column, pa.DictionaryArray):
         column = pc.dictionary_encode(column)
     dictionary = column.dictionary
@@ -137,13 +139,11 @@ def _category_codes(feature: CategoricalFeature, column: pa.Array, source: str) 
     mapped[:-1][dictionary.is_null().to_numpy(zero_copy_only=False)] = imputed
     indices = pc.fill_null(column.indices, -1).to_numpy(zero_copy_only=False)
     codes: np.ndarray = mapped[indices]
-    unknown = codes < 0
-    if unknown.any():
-        first = int(np.argmax(unknown))
-        value = dictionary[int(indices[first])].as_py() if indices[first] >= 0 else None
-        shown = ", ".join(feature.categories[:20])
-        raise InputError(f"{source}: column '{feature.name}' has unknown category {value!r}; known categories: {shown}")
-    return codes
+
+    def value_of(row: int) -> object:
+        return dictionary[int(indices[row])].as_py() if indices[row] >= 0 else None
+
+    return resolve_unknown(codes, feature.policy, feature.categories, feature.name, source, value_of)
 
 
 def _categorical(preprocessor: FittedPreprocessor) -> list[CategoricalFeature]:

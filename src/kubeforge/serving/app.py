@@ -276,7 +276,7 @@ class ModelServer:
         def prepare() -> tuple[InferRequest, np.ndarray]:
             request = parse()
             require_features(request.columns, model)
-            return request, model.preprocessor.transform_columns(request.columns, source="inputs")
+            return request, self._features(model, request.columns, "inputs")
 
         request, features = await self._off_loop_if_large(size, prepare)
         return request, await self._batchers[model.name].predict(features)
@@ -290,7 +290,7 @@ class ModelServer:
 
         def prepare() -> np.ndarray:
             request = parse_instances(payload, model)
-            return model.preprocessor.transform_columns(request.columns, source="instances")
+            return self._features(model, request.columns, "instances")
 
         features = await self._off_loop_if_large(len(body), prepare)
         prediction = await self._batchers[model.name].predict(features)
@@ -314,7 +314,7 @@ class ModelServer:
                 if content_type == b"text/csv"
                 else parse_instances(parse_json_payload(body), model)
             )
-            return model.preprocessor.transform_columns(parsed.columns, source="instances")
+            return self._features(model, parsed.columns, "instances")
 
         features = await self._off_loop_if_large(len(body), prepare)
         prediction = await self._batchers[model.name].predict(features)
@@ -325,6 +325,14 @@ class ModelServer:
     def model_ready(self, model: LoadedModel) -> bool:
         """True once `model` has answered its warm-up prediction, until shutdown starts."""
         return model.name in self._ready and not self._stopping
+
+    def _features(self, model: LoadedModel, columns: Mapping[str, np.ndarray], source: str) -> np.ndarray:
+        """The model input of a request's columns; rows with unseen or rare categories are counted in the metrics."""
+        tally: dict[str, int] = {}
+        try:
+            return model.preprocessor.transform_columns(columns, source=source, tally=tally)
+        finally:
+            self.metrics.count_unknown_categories(model.name, tally)
 
     def _require_ready(self, model: LoadedModel) -> None:
         if model.name not in self._ready:

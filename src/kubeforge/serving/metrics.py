@@ -35,6 +35,13 @@ class ServerMetrics:
             buckets=BATCH_SIZE_BUCKETS,
             registry=self.registry,
         )
+        self.unknown_categories = Counter(
+            "kubeforge_unknown_category_rows",
+            "Request rows whose category had no level of its own in training (the reserved level, zeros, "
+            "or a refusal under the 'error' policy), by model and feature column.",
+            ["model", "column"],
+            registry=self.registry,
+        )
         self.queue_depth = Gauge(
             "kubeforge_queue_depth",
             "Requests waiting for a batch, per model.",
@@ -46,6 +53,11 @@ class ServerMetrics:
         """Count one answered inference request and record its latency."""
         self.requests.labels(model, contract, str(code)).inc()
         self.latency.labels(model, contract).observe(seconds)
+
+    def count_unknown_categories(self, model: str, tally: dict[str, int]) -> None:
+        """Add one request's rows with unseen or rare categories, per column."""
+        for column, rows in tally.items():
+            self.unknown_categories.labels(model, column).inc(rows)
 
     def render(self) -> bytes:
         """The Prometheus text exposition of every metric."""

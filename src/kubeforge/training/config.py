@@ -12,6 +12,7 @@ from kubeforge.errors import InputError
 MIXED_PRECISION = ("no", "bf16", "fp16")
 STRATEGIES = ("ddp", "fsdp")
 CLASS_WEIGHTINGS = ("none", "balanced", "preprocessor")
+REGRESSION_LOSSES = ("mse", "huber")
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,7 @@ class TrainConfig:
     seed: int = 42
     process_group_timeout_s: float = 60.0
     class_weighting: str = "none"
+    regression_loss: str = "mse"
 
     def __post_init__(self) -> None:
         checks = {
@@ -53,6 +55,7 @@ class TrainConfig:
             "mixed_precision": (self.mixed_precision in MIXED_PRECISION, f"one of {', '.join(MIXED_PRECISION)}"),
             "strategy": (self.strategy in STRATEGIES, f"one of {', '.join(STRATEGIES)}"),
             "class_weighting": (self.class_weighting in CLASS_WEIGHTINGS, f"one of {', '.join(CLASS_WEIGHTINGS)}"),
+            "regression_loss": (self.regression_loss in REGRESSION_LOSSES, f"one of {', '.join(REGRESSION_LOSSES)}"),
         }
         for name, (ok, valid) in checks.items():
             if not ok:
@@ -118,4 +121,4 @@ _TYPE_NAMES = {
     "float": "a finite number",
 }
 
-__all__ = ["CLASS_WEIGHTINGS", "MIXED_PRECISION", "STRATEGIES", "TrainConfig"]
+__all__ = ["CLASS_WEIGHTINGS", "MIXED_PRECISION", "REGRESSION_LOSSES", "STRATEGIES", "TrainConfig"]

@@ -29,7 +29,7 @@ def load_split(path: str, preprocessor: FittedPreprocessor, parameter: str) -> T
     if preprocessor.label not in frame.columns:
         raise InputError(f"{source}: label column '{preprocessor.label}' is missing")
     features = preprocessor.transform(frame, source=source)
-    targets = preprocessor.encode_labels(frame[preprocessor.label], source=source)
+    targets = preprocessor.scale_targets(preprocessor.encode_labels(frame[preprocessor.label], source=source))
     return TensorSplit(features=torch.tensor(features), targets=torch.tensor(targets))
 
 

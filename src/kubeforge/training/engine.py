@@ -188,7 +188,7 @@ def _train_epoch(
         targets = split.targets[batch].to(context.device, non_blocking=True)
         boundary = (batch_number + 1) % accumulate == 0 or batch_number + 1 == batches
         with _no_sync_unless(model, boundary), autocast(config.mixed_precision, context.device):
-            loss = _loss(model(features), targets, weights)
+            loss = _loss(model(features), targets, weights, config.regression_loss)
         scaler.scale(loss / accumulate).backward()  # type: ignore[no-untyped-call]
         total += float(loss.detach())
         if boundary:
@@ -206,11 +206,16 @@ def _no_sync_unless(model: nn.Module, boundary: bool) -> contextlib.AbstractCont
     return model.no_sync()
 
 
-def _loss(outputs: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None = None) -> torch.Tensor:
-    """Cross-entropy (weighted per class when `class_weights` is given) or mean squared error."""
+def _loss(
+    outputs: torch.Tensor, targets: torch.Tensor, class_weights: torch.Tensor | None = None, regression: str = "mse"
+) -> torch.Tensor:
+    """Cross-entropy (weighted per class when `class_weights` is given), or the regression loss (mse, huber)
+    on standardized targets."""
     outputs = outputs.float()
     if targets.dtype == torch.int64:
         return F.cross_entropy(outputs, targets, weight=class_weights)
+    if regression == "huber":
+        return F.huber_loss(outputs.squeeze(-1), targets)
     return F.mse_loss(outputs.squeeze(-1), targets)
 
 
@@ -222,11 +227,12 @@ def _validate(
     with autocast(config.mixed_precision, context.device):
         outputs = model(split.features.to(context.device)).float()
     targets = split.targets.to(context.device)
-    metrics = {"val_loss": float(_loss(outputs, targets))}
+    metrics = {"val_loss": float(_loss(outputs, targets, regression=config.regression_loss))}
     if preprocessor.task == "classification":
         metrics["val_accuracy"] = float((outputs.argmax(dim=1) == targets).float().mean())
-    else:
-        metrics["val_rmse"] = float(torch.sqrt(F.mse_loss(outputs.squeeze(-1), targets)))
+    else:  # in the label's units
+        scale = preprocessor.target_scaler[1] if preprocessor.target_scaler else 1.0
+        metrics["val_rmse"] = float(torch.sqrt(F.mse_loss(outputs.squeeze(-1), targets))) * scale
     return metrics
 
 

@@ -242,8 +242,26 @@ def test_multiclass(data: Data) -> None:
     assert result.class_labels == ["0", "1", "2"]
     matrix = np.asarray(result.confusion_matrix)
     assert matrix.shape == (3, 3) and matrix.sum() == len(data.wine_test)
-    assert result.roc_curve is not None and result.roc_curve.positive_class == "1"
+    assert [curve.positive_class for curve in result.roc_curves] == ["0", "1", "2"]
+    assert result.roc_curve == result.roc_curves[0]
     assert (data.root / "plots_wine" / "confusion_matrix.png").read_bytes()[:8] == PNG_MAGIC
+    model = load_model(data.wine)
+    y_true, y_pred = data.wine_test["target"].tolist(), model.predict_frame(data.wine_test).labels
+    report = skm.classification_report(y_true, y_pred, output_dict=True, zero_division=0)
+    for label in result.class_labels:
+        for key in ("precision", "recall", "f1"):
+            assert result.per_class[label][key] == pytest.approx(report[label][f"{key}-score" if key == "f1" else key])
+        assert result.per_class[label]["support"] == report[label]["support"]
+    proba = model.predict_frame(data.wine_test).probabilities
+    assert proba is not None
+    for code, label in enumerate(result.class_labels):
+        positive = np.asarray(y_true) == code
+        assert result.per_class[label]["roc_auc"] == pytest.approx(skm.roc_auc_score(positive, proba[:, code]))
+    for average in ("macro", "weighted"):
+        assert result.averages[average]["f1"] == pytest.approx(report[f"{average} avg"]["f1-score"])
+        assert result.averages[average]["recall"] == pytest.approx(report[f"{average} avg"]["recall"])
+    text = (data.root / "plots_wine" / "report.md").read_text()
+    assert "| *weighted average* |" in text and "ROC AUC (one vs rest)" in text
 
 
 def test_bad_inputs(data: Data) -> None:
@@ -256,7 +274,7 @@ def test_bad_inputs(data: Data) -> None:
 
     unknown = data.root / "unknown_label.parquet"
     data.test.assign(**{LABEL: data.test[LABEL].replace({"benign": "healthy"})}).to_parquet(unknown)
-    with pytest.raises(InputError, match=rf"label column '{LABEL}' holds 'healthy', not among the trained classes"):
+    with pytest.raises(InputError, match=rf"label column '{LABEL}' holds 'healthy' \(107 row\(s\)\), not among the"):
         evaluate_classifier(unknown, data.good, plots, {})
 
     single_class = data.root / "single_class.parquet"

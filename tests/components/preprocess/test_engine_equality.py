@@ -16,6 +16,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from kubeforge.categories import INFREQUENT, parse_column_policies
 from kubeforge.components.preprocess.tabular.core import SPLITS, PreprocessOutputs, preprocess
 from kubeforge.errors import InputError
 from kubeforge.preprocessor import PreprocessOptions
@@ -23,8 +24,12 @@ from kubeforge.preprocessor import PreprocessOptions
 OUTPUT_NAMES = ("train.parquet", "validation.parquet", "test.parquet", "preprocessor.json", "statistics.md")
 
 
-def mixed_table(rows: int, seed: int = 0) -> pd.DataFrame:
-    """Numeric and categorical columns with missing values, an integer code column and a 3-class label."""
+def mixed_table(rows: int, seed: int = 0, rare_tail: bool = False) -> pd.DataFrame:
+    """Numeric and categorical columns with missing values, an integer code column and a 3-class label.
+
+    With `rare_tail`, a `region` column has a long tail of rare values (a few hundred distinct, most on
+    one or two rows, with spaces), so the category policies fold many of them.
+    """
     rng = np.random.default_rng(seed)
     income = rng.lognormal(10, 1, rows)
     income[rng.random(rows) < 0.1] = np.nan
@@ -32,7 +37,7 @@ def mixed_table(rows: int, seed: int = 0) -> pd.DataFrame:
     age[rng.random(rows) < 0.05] = np.nan
     city = rng.choice(["berlin", "paris", "rome", "oslo"], rows, p=[0.4, 0.3, 0.2, 0.1]).astype(object)
     city[rng.random(rows) < 0.07] = None
-    return pd.DataFrame(
+    frame = pd.DataFrame(
         {
             "row_id": np.arange(rows),
             "income": income,
@@ -43,6 +48,9 @@ def mixed_table(rows: int, seed: int = 0) -> pd.DataFrame:
             "label": rng.choice(["churn", "stay", "upgrade"], rows, p=[0.2, 0.7, 0.1]),
         }
     )
+    if rare_tail:
+        frame["region"] = [f"estate {n}" if n > 3 else f"r{n}" for n in rng.zipf(1.6, rows) % 400]
+    return frame
 
 
 def _run(input_path: Path, directory: Path, engine: str, **kwargs: Any) -> dict[str, Any]:
@@ -103,7 +111,7 @@ def cancer_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def mixed_parquet(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("mixed") / "mixed.parquet"
-    mixed_table(5000).to_parquet(path, index=False, row_group_size=700)
+    mixed_table(5000, rare_tail=True).to_parquet(path, index=False, row_group_size=700)
     return path
 
 
@@ -119,8 +127,10 @@ def test_duckdb_matches_pandas_on_breast_cancer_csv(cancer_csv: Path, tmp_path: 
         PreprocessOptions(),
         PreprocessOptions(numeric_impute="mean", clip_quantiles=None, encoding="ordinal"),
         PreprocessOptions(clip_quantiles=(0.05, 0.9)),
+        PreprocessOptions(unknown_categories="ignore", max_categories=3, column_policies={"plan": "error"}),
+        PreprocessOptions(encoding="ordinal", min_category_rows=40),
     ],
-    ids=["defaults", "mean-noclip-ordinal", "wide-clip"],
+    ids=["defaults", "mean-noclip-ordinal", "wide-clip", "ignore-top3-plan-error", "ordinal-infrequent-40"],
 )
 def test_duckdb_matches_pandas_on_mixed_parquet(
     mixed_parquet: Path, tmp_path: Path, options: PreprocessOptions
@@ -175,19 +185,63 @@ def test_arrow_transform_matches_the_fitted_preprocessor(mixed_parquet: Path, tm
     )
 
 
-def test_arrow_transform_refuses_an_unknown_category_and_writes_nothing(mixed_parquet: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("policy", ["infrequent", "ignore"])
+def test_unseen_and_rare_categories_follow_the_policy_in_pandas_and_arrow(
+    mixed_parquet: Path, tmp_path: Path, policy: str
+) -> None:
     from kubeforge.preprocess_engine.transform_arrow import transform_parquet
 
-    run = _run(mixed_parquet, tmp_path / "duckdb", "duckdb", label="label")
+    options = PreprocessOptions(unknown_categories=policy)  # type: ignore[arg-type]
+    run = _run(mixed_parquet, tmp_path / "duckdb", "duckdb", label="label", options=options)
+    preprocessor = run["result"].preprocessor
+    region = next(f for f in preprocessor.features if f.name == "region")
+    assert region.policy == policy and region.folded_categories > 100 and region.folded_rows > 100
+    assert (INFREQUENT in region.categories) == (policy == "infrequent")
+    assert f"{region.folded_categories} rare categories" in run["report"]
+    rows = run["splits"]["test"].assign(city=lambda frame: frame["city"].where(frame.index != 5, "madrid"))
+    rows.to_parquet(tmp_path / "unknown.parquet", index=False)
+    transform_parquet(preprocessor, tmp_path / "unknown.parquet", tmp_path / "y.parquet")
+    written = pd.read_parquet(tmp_path / "y.parquet")
+    np.testing.assert_array_equal(written.to_numpy(), preprocessor.transform(rows))
+    city = written.loc[5, [c for c in written.columns if c.startswith("city=")]]
+    if policy == "infrequent":
+        assert city.to_dict() == {c: float(c == f"city={INFREQUENT}") for c in city.index}
+    else:
+        assert (city == 0).all() and f"city={INFREQUENT}" not in city.index
+    unknown = preprocessor.unknown_category_rows(rows)
+    assert unknown["city"] == 1 and unknown["region"] > 0
+
+
+def test_arrow_transform_refuses_an_unknown_category_under_error_and_writes_nothing(
+    mixed_parquet: Path, tmp_path: Path
+) -> None:
+    from kubeforge.preprocess_engine.transform_arrow import transform_parquet
+
+    options = PreprocessOptions(unknown_categories="error")
+    run = _run(mixed_parquet, tmp_path / "duckdb", "duckdb", label="label", options=options)
     unknown = run["splits"]["test"].assign(city=lambda frame: frame["city"].where(frame.index != 5, "madrid"))
     unknown.to_parquet(tmp_path / "unknown.parquet", index=False)
-    with pytest.raises(InputError, match="column 'city' has unknown category 'madrid'"):
+    message = r"column 'city' has unknown category 'madrid' \(1 row\(s\)\); known categories: berlin, oslo"
+    with pytest.raises(InputError, match=message):
         transform_parquet(run["result"].preprocessor, tmp_path / "unknown.parquet", tmp_path / "y.parquet")
+    with pytest.raises(InputError, match=message):
+        run["result"].preprocessor.transform(unknown)
     assert not (tmp_path / "y.parquet").exists()
     with pytest.raises(InputError, match="missing feature column"):
         without_city = _without_column(tmp_path, run["splits"]["test"], "city")
         transform_parquet(run["result"].preprocessor, without_city, tmp_path / "z.parquet")
     assert not (tmp_path / "z.parquet").exists()
+
+
+def test_a_misspelt_policy_is_a_short_error_naming_the_field(mixed_parquet: Path, tmp_path: Path) -> None:
+    with pytest.raises(
+        InputError, match=r"^unknown_categories is 'infrequnt'; valid values are infrequent, ignore, error$"
+    ):
+        PreprocessOptions(unknown_categories="infrequnt")  # type: ignore[arg-type]
+    with pytest.raises(InputError, match=r"unknown_categories_by_column\['city'\] is 'skip'"):
+        parse_column_policies('{"city": "skip"}')
+    with pytest.raises(InputError, match="min_category_rows is 0"):
+        PreprocessOptions(min_category_rows=0)
 
 
 def _without_column(tmp_path: Path, frame: pd.DataFrame, column: str) -> Path:

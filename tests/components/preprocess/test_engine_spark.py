@@ -42,11 +42,14 @@ def spark_session() -> Iterator[None]:
 
 @pytest.mark.parametrize(
     "options",
-    [PreprocessOptions(), PreprocessOptions(numeric_impute="mean", clip_quantiles=None, encoding="ordinal")],
-    ids=["defaults", "mean-noclip-ordinal"],
+    [
+        PreprocessOptions(),
+        PreprocessOptions(numeric_impute="mean", clip_quantiles=None, encoding="ordinal", unknown_categories="ignore"),
+    ],
+    ids=["defaults", "mean-noclip-ordinal-ignore"],
 )
 def test_spark_matches_pandas_and_duckdb_on_mixed_parquet_files(tmp_path: Path, options: PreprocessOptions) -> None:
-    frame = equality.mixed_table(4000, seed=5)
+    frame = equality.mixed_table(4000, seed=5, rare_tail=True)
     directory = tmp_path / "parts"
     directory.mkdir()
     for index, start in enumerate(range(0, len(frame), 1500)):

@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from sklearn.datasets import load_breast_cancer
 
+from kubeforge.categories import INFREQUENT
 from kubeforge.components.preprocess.tabular.core import (
     SPLITS,
     PreprocessOutputs,
@@ -29,6 +30,7 @@ from kubeforge.components.preprocess.tabular.core import (
 from kubeforge.errors import ArtifactError, InputError
 from kubeforge.preprocessor import FittedPreprocessor, PreprocessOptions, fit_preprocessor
 from kubeforge.tabular import TableSchema
+from kubeforge.training.data import load_split
 
 LABEL = "target"
 OUTPUT_NAMES = ("train.parquet", "validation.parquet", "test.parquet", "preprocessor.json", "statistics.md")
@@ -175,7 +177,7 @@ def test_declared_schema_selects_and_types_columns(cancer: pd.DataFrame, tmp_pat
         assert list(split.columns) == [*schema, LABEL]
     preprocessor = FittedPreprocessor.load(tmp_path / "out" / "preprocessor.json")
     assert preprocessor.output_columns == list(schema)
-    assert preprocessor.features[2].categories == ["large", "medium", "small"]  # type: ignore[union-attr]
+    assert preprocessor.features[2].categories == ["large", "medium", "small", INFREQUENT]  # type: ignore[union-attr]
     assert "schema declared" in (tmp_path / "out" / "statistics.md").read_text()
     assert sum(run.result.rows.values()) == len(cancer)
 
@@ -194,8 +196,60 @@ def test_regression_task(cancer: pd.DataFrame, tmp_path: Path) -> None:
     targets = preprocessor.encode_labels(run.splits["test"]["mean area"])
     np.testing.assert_allclose(targets, run.splits["test"]["mean area"], rtol=1e-6)
     statistics = (tmp_path / "out" / "statistics.md").read_text()
-    assert "(regression)" in statistics
+    assert "(regression: given)" in statistics
     assert "Label balance" not in statistics
+
+
+@pytest.mark.parametrize("engine", ["pandas", "duckdb"])
+@pytest.mark.parametrize("policy", ["infrequent", "ignore", "error"])
+def test_one_off_categories_only_in_validation_reach_training_under_each_policy(
+    cancer: pd.DataFrame, tmp_path: Path, policy: str, engine: str
+) -> None:
+    frame = cancer.assign(region=np.where(np.arange(len(cancer)) % 2 == 0, "north", "south"))
+    one_off = frame.index[::23]
+    frame.loc[one_off, "region"] = [f"estate {i}" for i in range(len(one_off))]
+    path = tmp_path / "regions.csv"
+    frame.to_csv(path, index=False)
+    options = PreprocessOptions(unknown_categories=policy)  # type: ignore[arg-type]
+    run = _run(path, tmp_path / "out", options=options, engine=engine)
+    validation = run.splits["validation"]
+    assert set(validation["region"]) - set(run.splits["train"]["region"])  # values training never saw
+    preprocessor = FittedPreprocessor.load(tmp_path / "out" / "preprocessor.json")
+    statistics = (tmp_path / "out" / "statistics.md").read_text()
+    if policy == "error":
+        with pytest.raises(InputError, match=r"validation_data .*: column 'region' has unknown category 'estate \d+'"):
+            load_split(str(tmp_path / "out" / "validation.parquet"), preprocessor, "validation_data")
+        return
+    split = load_split(str(tmp_path / "out" / "validation.parquet"), preprocessor, "validation_data")
+    region = [c for c in preprocessor.output_columns if c.startswith("region=")]
+    block = split.features.numpy()[:, [preprocessor.output_columns.index(c) for c in region]]
+    one_offs = validation["region"].str.startswith("estate").to_numpy()
+    if policy == "infrequent":
+        assert region == ["region=north", "region=south", f"region={INFREQUENT}"]
+        np.testing.assert_array_equal(block[:, 2], one_offs)
+    else:
+        assert region == ["region=north", "region=south"]
+        np.testing.assert_array_equal(block.sum(axis=1), ~one_offs)
+    folded = sum(run.splits["train"]["region"].str.startswith("estate"))
+    assert f"{folded} rare categories, {folded} rows, into" in statistics
+
+
+@pytest.mark.parametrize(
+    ("label", "task", "reason"),
+    [
+        ("mean area", "regression", "inferred: label `mean area` is numeric with fractional values"),
+        (LABEL, "classification", "inferred: label `target` has 2 distinct whole numbers (20 or fewer)"),
+        ("many", "regression", "inferred: label `many` is numeric with 300 distinct values (more than 20)"),
+    ],
+)
+def test_task_is_inferred_from_the_label_and_the_statistics_say_why(
+    cancer: pd.DataFrame, tmp_path: Path, label: str, task: str, reason: str
+) -> None:
+    path = tmp_path / "data.parquet"
+    cancer.assign(many=np.arange(len(cancer)) % 300).to_parquet(path, index=False)
+    run = _run(path, tmp_path / "out", label=label)
+    assert run.result.preprocessor.task == task
+    assert f"({task}: {reason})" in (tmp_path / "out" / "statistics.md").read_text()
 
 
 # --------------------------------------------------------------------------------------------------
@@ -287,7 +341,39 @@ def _case_rare_class(d: Path, cancer: pd.DataFrame) -> Case:
 def _case_text_regression_labels(d: Path, cancer: pd.DataFrame) -> Case:
     frame = cancer.assign(**{LABEL: cancer[LABEL].map({0: "malignant", 1: "benign"})})
     path = _csv(d, frame)
-    return Case(path, {"task": "regression"}, [str(path), "column 'target' is numeric", "row 0 holds 'malignant'"])
+    return Case(
+        path,
+        {"task": "regression"},
+        [
+            str(path),
+            "task is 'regression' but label column 'target' holds text ('malignant', 'benign')",
+            "task='classification'",
+        ],
+    )
+
+
+def _case_fractional_labels_for_classification(d: Path, cancer: pd.DataFrame) -> Case:
+    path = _csv(d, cancer)
+    expected = [
+        "task is 'classification' but label column 'mean area' holds",
+        "with fractions",
+        "holds 539 distinct numbers",
+        "and 534 more",
+        "task='regression'",
+    ]
+    return Case(path, {"task": "classification", "label": "mean area"}, [str(path), *expected])
+
+
+def _case_many_numeric_classes(d: Path, cancer: pd.DataFrame) -> Case:
+    path = _csv(d, cancer.assign(**{LABEL: np.arange(len(cancer)) % 200}))
+    expected = ["200 class(es) have too few rows", "and 195 more", "may be a regression target: set task='regression'"]
+    return Case(path, {"task": "classification"}, expected)
+
+
+def _case_all_null_categorical(d: Path, cancer: pd.DataFrame) -> Case:
+    path = _csv(d, cancer.assign(region=None))
+    schema = json.dumps({"mean radius": "numeric", "region": "categorical"})
+    return Case(path, {"schema_json": schema}, ["categorical column 'region' has no values; drop it or fill it"])
 
 
 def _case_unknown_task(d: Path, cancer: pd.DataFrame) -> Case:
@@ -334,6 +420,9 @@ BAD_INPUTS: dict[str, Callable[[Path, pd.DataFrame], Case]] = {
     "nan-labels": _case_nan_labels,
     "class-too-rare-to-stratify": _case_rare_class,
     "text-labels-for-regression": _case_text_regression_labels,
+    "fractional-labels-for-classification": _case_fractional_labels_for_classification,
+    "many-numeric-classes": _case_many_numeric_classes,
+    "all-null-categorical-column": _case_all_null_categorical,
     "unknown-task": _case_unknown_task,
     "too-few-rows-to-split": _case_too_few_rows,
     "numeric-column-without-values": _case_empty_numeric_in_train,
@@ -352,6 +441,7 @@ def test_bad_input_raises_and_writes_nothing(name: str, engine: str, cancer: pd.
     message = str(info.value)
     for fragment in case.expected:
         assert fragment in message, (fragment, message)
+    assert len(message) < 600 and "\n" not in message.strip()
     assert list(out.iterdir()) == []
 
 
