@@ -1,1 +1,1 @@
-"""kubeforge package."""
+"""tabular_regressor: validate, preprocess, train a regressor, evaluate against a gate, deploy."""

@@ -211,10 +211,10 @@ def _bad_inputs(module: Any, rows: pd.DataFrame, case: str) -> list[Any]:
     elif case == "wrong_datatype":
         inputs[0] = module.InferInput("mean radius", [len(rows)], "FP16")
         inputs[0].set_data_from_numpy(np.ones(len(rows), dtype=np.float16), **binary)
-    elif case == "unknown_category":
-        position = list(rows.columns).index(CATEGORICAL)
-        inputs[position] = module.InferInput(CATEGORICAL, [len(rows)], "BYTES")
-        inputs[position].set_data_from_numpy(np.asarray(["huge"] * len(rows), dtype=object), **binary)
+    elif case == "text_in_numeric_column":
+        position = list(rows.columns).index("mean area")
+        inputs[position] = module.InferInput("mean area", [len(rows)], "BYTES")
+        inputs[position].set_data_from_numpy(np.asarray(["n/a"] * len(rows), dtype=object), **binary)
     elif case == "oversize":
         big = pd.concat([rows] * 200, ignore_index=True)
         inputs = _inputs(module, big, binary=True)
@@ -226,7 +226,7 @@ def _bad_inputs(module: Any, rows: pd.DataFrame, case: str) -> list[Any]:
     [
         ("bad_shape", "400", "StatusCode.INVALID_ARGUMENT", "inputs[0].shape"),
         ("wrong_datatype", "400", "StatusCode.INVALID_ARGUMENT", "inputs[0].datatype: 'FP16' is not supported"),
-        ("unknown_category", "400", "StatusCode.INVALID_ARGUMENT", "unknown category 'huge'"),
+        ("text_in_numeric_column", "400", "StatusCode.INVALID_ARGUMENT", "column 'mean area' is numeric"),
         ("oversize", "413", "StatusCode.RESOURCE_EXHAUSTED", ""),
     ],
 )

@@ -137,7 +137,6 @@ def _set_input(index: int, **fields: Any) -> Any:
         ("duplicate_name", ["inputs[1].name", "duplicate input 'mean radius'"]),
         ("text_in_fp32", ["inputs[3].data", "FP32 needs numbers", "'abc'"]),
         ("missing_feature", ["'mean texture'", "no input tensor"]),
-        ("unknown_category", [f"column '{CATEGORICAL}'", "unknown category 'huge'", "high, low, mid"]),
         ("text_in_numeric_column", ["column 'mean area' is numeric", "'n/a'"]),
         ("id_not_a_string", ["id: must be a string"]),
         ("int_overflow", ["inputs[0].data", "out of range for INT64"]),
@@ -162,7 +161,6 @@ def test_bad_requests_are_400_naming_the_field(
         "duplicate_name": _bad(rows, _set_input(1, name="mean radius")),
         "text_in_fp32": _bad(rows, _set_input(3, datatype="FP32", data=[1.0, 2.0, "abc", 4.0, 5.0])),
         "missing_feature": _bad(rows, lambda r: r["inputs"].pop(1)),
-        "unknown_category": _bad(rows, _set_input(categorical, data=["low", "huge", "mid", "low", "high"])),
         "text_in_numeric_column": _bad(
             rows, _set_input(area, datatype="BYTES", data=["500", "n/a", "600", "700", "800"])
         ),

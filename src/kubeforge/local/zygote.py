@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import importlib.util
 import json
 import os
 import pkgutil
@@ -52,13 +53,14 @@ def preload(modules: tuple[str, ...] = PRELOAD) -> list[str]:
     return failed
 
 
-def _component_cores() -> list[str]:
-    try:
-        import kubeforge.components as components
-    except ImportError:
+def _component_cores(catalogue: str = "kubeforge.components") -> list[str]:
+    """The names of the catalogue's `core` modules, found by name only: the runner warms their imports
+    but depends on none of them (the library never imports the catalogue)."""
+    spec = importlib.util.find_spec(catalogue)
+    if spec is None or not spec.submodule_search_locations:
         return []
-    prefix = components.__name__ + "."
-    return [info.name for info in pkgutil.walk_packages(components.__path__, prefix) if info.name.endswith(".core")]
+    found = pkgutil.walk_packages(list(spec.submodule_search_locations), catalogue + ".", onerror=lambda _: None)
+    return [info.name for info in found if info.name.endswith(".core")]
 
 
 def thread_count() -> int:
