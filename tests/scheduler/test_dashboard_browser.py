@@ -85,6 +85,7 @@ def browser() -> Iterator[WebDriver]:
     options.binary_location = str(CHROMIUM)
     for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1366,900"):
         options.add_argument(argument)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
     driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
     try:
         yield driver
@@ -150,16 +151,18 @@ def test_dashboard_in_chromium(stack: Stack, browser: WebDriver, tmp_path: Path)
 
     # alpha sees its running and pending jobs, with reason and estimated start, and not beta's
     _until(lambda: "ticker" in _row_text(driver, running) and "waiter" in _row_text(driver, waiting), "alpha's jobs")
-    pending_row = _row_text(driver, waiting)
-    reason = _job(stack, waiting).reason
-    assert reason != RequeueReason.SUBMITTED.value and reason in pending_row, pending_row
     estimate = requests.get(
         f"{stack.url}/v1/jobs/{waiting}", headers={"Authorization": f"Bearer {TOKENS['alpha']}"}, timeout=10
     ).json()
+    reasons = {reason.value for reason in RequeueReason} - {RequeueReason.SUBMITTED.value}
+    assert estimate["reason"] in reasons, estimate
+    _until(lambda: estimate["reason"] in _row_text(driver, waiting), "the reason shown")
+    pending_row = _row_text(driver, waiting)
     assert estimate["estimated_start"] and "not known" not in pending_row
     shown = driver.find_element(By.CSS_SELECTOR, f"#job-{waiting} time").get_attribute("datetime")
     expected = datetime.fromtimestamp(estimate["estimated_start"], UTC)
     assert shown and abs(datetime.fromisoformat(shown.replace("Z", "+00:00")) - expected).total_seconds() < 1
+    assert "behind 2 earlier job(s)" in _row_text(driver, failed) or _job(stack, failed).reason
     assert _row_text(driver, other) == "" and "beta" not in driver.find_element(By.ID, "main").text
     queue_row = driver.find_element(By.CSS_SELECTOR, "#queues tbody tr").text
     assert queue_row.startswith("q ") and "1 / 1 cores (100%)" in queue_row, queue_row
@@ -173,6 +176,12 @@ def test_dashboard_in_chromium(stack: Stack, browser: WebDriver, tmp_path: Path)
     lines = [line for line in log.text.split() if line.startswith("tick-")]
     assert len(lines) == len(set(lines)), "a log line was shown twice"
     _shot(driver, tmp_path, "alpha")
+    # laptop width: nothing scrolls sideways; every button has a name; the policy blocked nothing of the page's
+    assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
+    names = driver.execute_script("return [...document.querySelectorAll('button')].map((b) => b.textContent.trim())")
+    assert all(names)
+    console = " ".join(str(entry["message"]) for entry in driver.get_log("browser"))
+    assert "Content Security Policy" not in console, console
 
     # another team's token cannot cancel alpha's job, even with the page's own code path
     status = driver.execute_async_script(

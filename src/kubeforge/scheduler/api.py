@@ -226,6 +226,7 @@ class SchedulerAPI:
             found = await self._call(self.dispatcher.estimate, job.id)
             if found is not None:
                 view["position"], view["estimated_start"] = found.position, found.start
+                view["reason"] = found.reason or view["reason"]
         return 200, view
 
     async def _read_logs(self, job: Job, query: dict[str, str]) -> Response:

@@ -152,7 +152,8 @@
         row.id = "job-" + job.id;
         cell(row, jobName(job)); cell(row, job.spec.team); cell(row, job.spec.queue);
         cell(row, job.position ?? "unknown");
-        cell(row, job.reason);
+        const behind = job.position > 1 ? `behind ${job.position - 1} earlier job(s) in the queue` : "not decided yet";
+        cell(row, job.reason || behind);
         timeCell(row, job.estimated_start, "not known (it cannot fit now)");
         actions(row, job, false);
       });
