@@ -208,6 +208,7 @@ def test_dashboard_in_chromium(stack: Stack, browser: WebDriver, tmp_path: Path)
     _sign_in(driver, "beta")
     _until(lambda: "beta-job" in driver.find_element(By.ID, "main").text, "beta's job")
     assert _row_text(driver, waiting) == "" and "ticker" not in driver.find_element(By.ID, "main").text
+    assert not driver.find_element(By.ID, "log-section").is_displayed() and "tick-" not in driver.page_source
     _shot(driver, tmp_path, "beta")
 
     # the admin sees both teams

@@ -209,6 +209,9 @@
   function signOut(message) {
     sessionStorage.removeItem(KEY);
     follow = null;
+    $("log").textContent = ""; // the next token's holder must not see this one's log
+    $("log-section").hidden = true;
+    for (const table of ["queues", "pending", "running", "failed"]) $(table).tBodies[0].replaceChildren();
     clearInterval(timer);
     $("main").hidden = true; $("session").hidden = true; $("login").hidden = false;
     say(message, Boolean(message), message ? 60000 : 0);
