@@ -31,6 +31,9 @@ system-deps:
 	# scheduler: PostgreSQL for the replicated store's tests (started by the tests on loopback)
 	@test -x /usr/lib/postgresql/15/bin/initdb || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql-15)
+	# scheduler dashboard: headless Chromium and its driver for the `browser` tests
+	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
 
 demo: $(STAMP)
 	$(BIN)/kubeforge demo

@@ -146,7 +146,6 @@ def _set_input(index: int, **fields: Any) -> Any:
 def test_bad_requests_are_400_naming_the_field(
     server: Server, rows: pd.DataFrame, case: str, expected: list[str]
 ) -> None:
-    categorical = list(rows.columns).index(CATEGORICAL)
     area = list(rows.columns).index("mean area")
     cases: dict[str, Any] = {
         "malformed_json": b'{"inputs": [',

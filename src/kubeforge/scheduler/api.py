@@ -1,6 +1,6 @@
 """The scheduler's REST API: `respond` answers one `Request` (served by `http_server`), and the same
-object is a plain ASGI application for any ASGI server; every route but the docs and probes needs a
-bearer token.
+object is a plain ASGI application for any ASGI server; every route but the docs, the probes and the
+dashboard's static files (/ui/, which ask for a token in the page) needs a bearer token.
 
 A team token sees and cancels only its team's jobs (another team's job answers 404); an admin
 token sees every job and manages queues and tokens. The OpenAPI document is served at
@@ -40,6 +40,7 @@ from kubeforge.scheduler.api_io import (
     require_admin,
 )
 from kubeforge.scheduler.auth import TokenCache, bearer_token
+from kubeforge.scheduler.dashboard import dashboard_response, is_dashboard_path
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.group_commit import GroupCommitter
 from kubeforge.scheduler.health import dispatcher_health
@@ -161,6 +162,8 @@ class SchedulerAPI:
             allow(method, "GET")
             await self._call(self.store.ping, timeout_s=READY_TIMEOUT_S)
             return 200, {"status": "ready"}
+        if is_dashboard_path(path):
+            return 200, dashboard_response(method, path)
         team, admin = await self._identify(request.authorization)
         query = parse_query(request.query)
         if path == "/v1/jobs":
@@ -223,6 +226,7 @@ class SchedulerAPI:
             found = await self._call(self.dispatcher.estimate, job.id)
             if found is not None:
                 view["position"], view["estimated_start"] = found.position, found.start
+                view["reason"] = found.reason or view["reason"]
         return 200, view
 
     async def _read_logs(self, job: Job, query: dict[str, str]) -> Response:

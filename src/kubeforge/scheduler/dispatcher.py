@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubeforge.errors import InputError, LeaseHeldError
@@ -251,8 +251,8 @@ class Dispatcher:
             job = self.scheduler.jobs.get(job_id)
             if job is None or job.state is not JobState.PENDING:
                 return None
-            snapshot = EstimateInput.take(self.scheduler, job)
-        return replay(snapshot, self.clock())
+            snapshot, reason = EstimateInput.take(self.scheduler, job), job.reason
+        return replace(replay(snapshot, self.clock()), reason=reason)
 
     # -- helpers ------------------------------------------------------------------------------
 

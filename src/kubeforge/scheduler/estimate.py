@@ -25,6 +25,8 @@ class Estimate:
 
     position: int
     start: float | None
+    reason: str = ""
+    """Why the job waits, as the dispatcher last decided (the store keeps it only when a job is requeued)."""
 
 
 @dataclass(frozen=True)
