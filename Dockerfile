@@ -25,7 +25,7 @@ COPY pyproject.toml setup.py README.md /src/
 COPY src /src/src
 COPY components /src/components
 COPY pipelines /src/pipelines
-RUN /opt/kubeforge/bin/pip install "/src[aws,gcp,kubernetes,postgres]" && rm -rf /src
+RUN /opt/kubeforge/bin/pip install "/src[aws,gcp,kubernetes,postgres,tracking,explain]" && rm -rf /src
 
 FROM ${BASE_IMAGE} AS runtime
 ARG KUBEFORGE_VERSION=unknown
