@@ -5,7 +5,7 @@
 #
 # BASE_IMAGE must provide python3 (3.11) with venv and pip, e.g. python:3.11-slim.
 ARG BASE_IMAGE=python:3.11-slim
-ARG EXTRAS=aws,gcp,kubernetes,postgres
+ARG EXTRAS=aws,gcp,kubernetes,postgres,tracking,explain
 
 # The runtime requirements (dependencies plus EXTRAS) listed from pyproject.toml.
 FROM ${BASE_IMAGE} AS requirements

@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-fast test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
+.PHONY: test-fast test-tracking test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -39,11 +39,15 @@ demo: $(STAMP)
 	$(BIN)/kubeforge demo
 
 test: $(STAMP) system-deps check-infra
-	$(BIN)/pytest -m "not infra and not chaos and not local_equivalence"
+	$(BIN)/pytest -m "not infra and not chaos and not local_equivalence and not tracking"
 
 # the scheduler's outage drills at full length (the default lane runs short versions of them)
 test-chaos: $(STAMP) system-deps
 	$(BIN)/pytest -m chaos tests/scheduler
+
+# tracking: MLflow tracking and registry against a real `mlflow server` (SQLite store) on loopback
+test-tracking: $(STAMP)
+	$(BIN)/pytest -m tracking tests/tracking
 
 # The inner loop: unit and contract tests only; the `slow` ones (pipelines through kfp.local, torchrun
 # workers, SLURM, PostgreSQL, Spark, containers, wheel build) are marked by tests/support/lanes.py.

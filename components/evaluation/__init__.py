@@ -1,1 +1,1 @@
-"""Evaluation components: classification metrics with a deployment gate, and picking the best of several models."""
+"""Evaluation components: classification metrics with a gate, picking the best of several models, explanations."""

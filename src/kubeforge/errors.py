@@ -15,6 +15,7 @@
 | 11 | StoreError | the scheduler's store cannot be reached (a dead PostgreSQL, say) |
 | 12 | LeaseHeldError | another dispatcher holds the store's lease |
 | 13 | PipelineRunError | a task of a locally run pipeline failed |
+| 14 | TrackingError | the MLflow tracking server cannot be reached or refused a request |
 """
 
 from __future__ import annotations
@@ -153,6 +154,13 @@ class ForkServerError(PipelineRunError):
     """The local runner's warm worker process could not be started or stopped answering."""
 
 
+# --- experiment tracking and the model registry (MLflow) ---
+class TrackingError(KubeforgeError):
+    """The MLflow tracking server cannot be reached or refused a request; the message names the fix."""
+
+    exit_code = 14
+
+
 def install_error_report_hook() -> None:
     """Report an uncaught KubeforgeError to $KUBEFORGE_ERROR_REPORT_DIR, then run the usual hook.
 
@@ -207,4 +215,5 @@ __all__ = [
     "StoreUnavailable",
     "SubmitError",
     "TrainingError",
+    "TrackingError",
 ]

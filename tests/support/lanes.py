@@ -20,13 +20,14 @@ SLOW_FIXTURES = {
     "reader_url": "a PostgreSQL server",
     "postgres_url": "a PostgreSQL server",
     "trained_model": "a model trained by a torchrun worker",
+    "mlflow_server": "an MLflow tracking server",
 }
 """Fixtures that start a service or a training run."""
 
 POSTGRES_PARAMETRIZED = ("store_url", "module_store_url")
 """Store fixtures parametrized over SQLite and PostgreSQL: their PostgreSQL cases are slow."""
 
-SLOW_MARKERS = ("spark", "infra", "containers", "browser")
+SLOW_MARKERS = ("spark", "infra", "containers", "browser", "tracking")
 """Lanes with their own make target: slow here too."""
 
 SLOW_MODULES = {

@@ -37,6 +37,8 @@ def train_pytorch(
     backend_options: str = "{}",
     class_weighting: str = "none",
     regression_loss: str = "mse",
+    tracking_uri: str = "",
+    tracking_required: bool = True,
 ) -> None:
     """Train with PyTorch DDP/FSDP on `backend` (local, slurm, pytorchjob, trainjob, vertex, queue).
 
@@ -45,7 +47,12 @@ def train_pytorch(
     class counts) or preprocessor (the weights preprocess/tabular stored with class_weights="balanced").
     `regression_loss` (mse, huber) is a regression's loss on the standardized target; the target's scaler
     travels in the preprocessor, so the model predicts in the label's units.
+    `tracking_uri` (else $MLFLOW_TRACKING_URI; neither: no tracking) logs the run to MLflow; an unreachable
+    server fails the task, or only warns with `tracking_required=False`.
     """
+    import dataclasses
+
+    from kubeforge import tracking
     from kubeforge.components.training.pytorch import core
 
     shared = backend in ("local", "slurm", "queue")  # queue: the kubeforge scheduler on this filesystem
@@ -56,30 +63,32 @@ def train_pytorch(
             preprocessor.path if shared else preprocessor.uri,
         ),
         model_dir=model.path,
-        params=core.TrainParams(
-            backend=backend,
-            workers=workers,
-            nproc_per_node=nproc_per_node,
-            epochs=epochs,
-            batch_size=batch_size,
-            gradient_accumulation_steps=gradient_accumulation_steps,
-            learning_rate=learning_rate,
-            weight_decay=weight_decay,
-            model=model_type,
-            hidden_layers=hidden_layers,
-            dropout=dropout,
-            mixed_precision=mixed_precision,
-            strategy=strategy,
-            seed=seed,
-            checkpoint_dir=checkpoint_dir,
-            max_restarts=max_restarts,
-            image=image,
-            cpu=cpu,
-            memory=memory,
-            gpus=gpus,
-            backend_options=backend_options,
-            class_weighting=class_weighting,
-            regression_loss=regression_loss,
+        params=(
+            params := core.TrainParams(
+                backend=backend,
+                workers=workers,
+                nproc_per_node=nproc_per_node,
+                epochs=epochs,
+                batch_size=batch_size,
+                gradient_accumulation_steps=gradient_accumulation_steps,
+                learning_rate=learning_rate,
+                weight_decay=weight_decay,
+                model=model_type,
+                hidden_layers=hidden_layers,
+                dropout=dropout,
+                mixed_precision=mixed_precision,
+                strategy=strategy,
+                seed=seed,
+                checkpoint_dir=checkpoint_dir,
+                max_restarts=max_restarts,
+                image=image,
+                cpu=cpu,
+                memory=memory,
+                gpus=gpus,
+                backend_options=backend_options,
+                class_weighting=class_weighting,
+                regression_loss=regression_loss,
+            )
         ),
         handle_path=job_handle.path,
         staging_uri=f"{model.uri}-staging",
@@ -87,3 +96,8 @@ def train_pytorch(
     for name, value in result.final_metrics.items():
         metrics.log_metric(name, value)
     model.metadata.update(result.model_metadata)
+    model.metadata.update(
+        tracking.log_training_run(
+            tracking_uri, model.path, model.uri, params=dataclasses.asdict(params), required=tracking_required
+        )
+    )

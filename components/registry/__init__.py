@@ -1,0 +1,1 @@
+"""Model registry components: register a Model artifact as a version and move its aliases (MLflow)."""

@@ -1,0 +1,122 @@
+"""`registry/mlflow`: register a Model artifact in MLflow's model registry and move aliases, no kfp import.
+
+A Model artifact is registered from the MLflow run that tracked its training (found by the artifact's
+URI tag, see `kubeforge.tracking`); an artifact trained without tracking is logged as a run first. A
+re-run of the same task finds the version it registered (tagged with the artifact's URI) instead of
+adding another. Aliases (`champion`, `challenger`, ...) then point at that version; moving an alias
+is how a model is promoted.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubeforge import tracking
+from kubeforge.errors import InputError, TrackingError
+from kubeforge.model_format import MANIFEST
+
+_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,254}$")
+_RESERVED_ALIAS = re.compile(r"^(latest|v\d+)$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Registration:
+    """The registered version: the registered model's name, its version, the aliases now on it, its run."""
+
+    name: str
+    version: str
+    aliases: tuple[str, ...]
+    run_id: str
+    source: str
+
+
+def parse_aliases(aliases: str) -> tuple[str, ...]:
+    """Comma-separated aliases, checked against MLflow's rules ('latest' and 'v<N>' are reserved)."""
+    parsed = tuple(dict.fromkeys(alias.strip() for alias in aliases.split(",") if alias.strip()))
+    for alias in parsed:
+        if not _ALIAS.match(alias) or _RESERVED_ALIAS.match(alias):
+            raise InputError(
+                f"aliases: {alias!r} is not a usable alias; use letters, digits, '_' and '-' (not 'latest' or 'v<N>')"
+            )
+    return parsed
+
+
+def register_model(
+    tracking_uri: str, model_dir: str, model_uri: str, registered_model_name: str, aliases: str = "challenger"
+) -> Registration:
+    """Register the Model artifact at `model_dir` (stored at `model_uri`) as a version; point `aliases` at it."""
+    name = registered_model_name.strip()
+    if not name:
+        raise InputError("registered_model_name: empty; give the registry's model name, e.g. tabular-classifier")
+    wanted = parse_aliases(aliases)
+    if not (Path(model_dir) / MANIFEST).is_file():
+        raise InputError(f"model: {model_dir} is not a complete kubeforge Model artifact (no {MANIFEST})")
+    uri = _required_uri(tracking_uri)
+    run_id = tracking.log_training_run(uri, model_dir, model_uri, required=True)["mlflow_run_id"]
+    client = _client(uri)
+    try:
+        version = _existing_version(client, name, model_uri) or _new_version(client, name, run_id, model_uri)
+        for alias in wanted:
+            client.set_registered_model_alias(name, alias, version.version)
+        current = client.get_model_version(name, version.version)
+    except _mlflow_exception() as exc:
+        raise TrackingError(
+            f"registered_model_name: the MLflow registry refused {name!r}: {getattr(exc, 'message', exc)}"
+        ) from None
+    return Registration(name, str(current.version), tuple(sorted(current.aliases)), run_id, str(current.source))
+
+
+def alias_version(tracking_uri: str, registered_model_name: str, alias: str) -> str:
+    """The version `alias` points at; InputError naming the alias when it points nowhere."""
+    uri = _required_uri(tracking_uri)
+    try:
+        return str(_client(uri).get_model_version_by_alias(registered_model_name, alias).version)
+    except _mlflow_exception():
+        raise InputError(
+            f"champion_alias: {registered_model_name!r} has no alias {alias!r}; register a version with it first"
+        ) from None
+
+
+def _required_uri(tracking_uri: str) -> str:
+    uri = tracking.resolve_tracking_uri(tracking_uri)
+    if not uri:
+        raise InputError(f"tracking_uri: empty and {tracking.TRACKING_URI_ENV} unset; give the MLflow server's URL")
+    tracking.require_reachable(uri)
+    return uri
+
+
+def _client(uri: str) -> Any:
+    from mlflow.tracking import MlflowClient
+
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def _mlflow_exception() -> type[Exception]:
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
+
+
+def _existing_version(client: Any, name: str, model_uri: str) -> Any:
+    if client.search_registered_models(filter_string=f"name = '{_quoted(name)}'") == []:
+        client.create_registered_model(name)
+        return None
+    for version in client.search_model_versions(f"name = '{_quoted(name)}'"):
+        if version.tags.get(tracking.ARTIFACT_TAG) == model_uri:
+            return version
+    return None
+
+
+def _new_version(client: Any, name: str, run_id: str, model_uri: str) -> Any:
+    source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/{tracking.MODEL_ARTIFACT_PATH}"
+    return client.create_model_version(name, source, run_id=run_id, tags={tracking.ARTIFACT_TAG: model_uri})
+
+
+def _quoted(value: str) -> str:
+    return value.replace("'", "\\'")
+
+
+__all__ = ["Registration", "alias_version", "parse_aliases", "register_model"]
