@@ -70,7 +70,7 @@ def deploy(
 
 
 def _deploy_kserve(model_name: str, storage_uri: str, remote: RemoteOptions) -> DeployResult:
-    from kubeforge.training.backends.kubernetes import default_api_client
+    from kubeforge.kube_client import default_api_client
 
     from .kserve import KServeSpec, apply_inference_service
 

@@ -36,10 +36,16 @@ def train_pytorch(
     gpus: int = 0,
     backend_options: str = "{}",
     class_weighting: str = "none",
+    run_id: str = "",
+    checkpoint_every_steps: int = 0,
 ) -> None:
     """Train with PyTorch DDP/FSDP on `backend` (local, slurm, pytorchjob, trainjob, vertex, queue).
 
-    The job's handle is written to `job_handle` before waiting, so a retried task re-attaches.
+    The run's folder, checkpoints and staging are derived from this task's outputs (or `run_id`) and
+    the job's handle is written beside them before waiting, so a retried task re-attaches to its job
+    while it runs, or resumes from the last checkpoint once it is gone; never a second job.
+    SIGTERM (a preemption) makes the workers checkpoint at their current step; the job is requeued and
+    resumes there. `checkpoint_every_steps` adds checkpoints every N optimizer steps (0: per epoch).
     `class_weighting` weights the cross-entropy per class: none, balanced (from the training split's
     class counts) or preprocessor (the weights preprocess/tabular stored with class_weights="balanced").
     """
@@ -76,6 +82,8 @@ def train_pytorch(
             gpus=gpus,
             backend_options=backend_options,
             class_weighting=class_weighting,
+            run_id=run_id,
+            checkpoint_every_steps=checkpoint_every_steps,
         ),
         handle_path=job_handle.path,
         staging_uri=f"{model.uri}-staging",

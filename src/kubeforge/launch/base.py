@@ -1,0 +1,147 @@
+"""What every launch backend shares: the job description, its handle, state and status, the protocol."""
+
+from __future__ import annotations
+
+import enum
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar, Protocol
+
+import kubeforge
+from kubeforge.errors import InputError
+from kubeforge.launch.torchrun import torchrun_command
+from kubeforge.training.config import TrainConfig
+
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class Resources:
+    """Per-worker resource requests; `gpu` counts accelerators of `gpu_type`."""
+
+    cpu: str = "1"
+    memory: str = "2Gi"
+    gpu: int = 0
+    gpu_type: str = "nvidia.com/gpu"
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One distributed training job, backend-neutral.
+
+    `name` is the idempotency key: submitting a job whose name already exists re-attaches
+    to it. `nodes * nproc_per_node` processes run the worker; `options` holds the
+    backend-specific settings (namespace, queue, tolerations, machine type, partition...).
+    """
+
+    name: str
+    config: TrainConfig
+    nodes: int = 1
+    nproc_per_node: int = 1
+    image: str = kubeforge.IMAGE
+    resources: Resources = field(default_factory=Resources)
+    max_restarts: int = 0
+    env: dict[str, str] = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not _DNS_LABEL.match(self.name):
+            raise InputError(
+                f"job name {self.name!r}: use at most 63 lowercase letters, digits and '-', "
+                "starting and ending with a letter or digit"
+            )
+        if self.nodes < 1 or self.nproc_per_node < 1:
+            raise InputError(f"nodes ({self.nodes}) and nproc_per_node ({self.nproc_per_node}) must be at least 1")
+        if self.max_restarts < 0:
+            raise InputError(f"max_restarts is {self.max_restarts}; it must be 0 or more")
+
+    @property
+    def world_size(self) -> int:
+        """Total number of worker processes."""
+        return self.nodes * self.nproc_per_node
+
+    def worker_command(self) -> list[str]:
+        """The container command every node runs (the platform supplies the rendezvous)."""
+        return torchrun_command(
+            ["--config-json", self.config.to_json(indent=None)], self.nproc_per_node, self.max_restarts
+        )
+
+
+@dataclass(frozen=True)
+class JobHandle:
+    """What a backend needs to find a job again after the launcher restarts."""
+
+    backend: str
+    name: str
+    id: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """The handle as JSON, written before the launcher waits."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> JobHandle:
+        """Rebuild a handle written by `to_json`."""
+        return cls(**json.loads(text))
+
+
+class JobState(enum.Enum):
+    """Where a job is in its life."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    PREEMPTED = "preempted"
+    """Stopped by SIGTERM after checkpointing (exit code PREEMPTED_EXIT_CODE): requeue it to resume."""
+
+    @property
+    def terminal(self) -> bool:
+        """True once this launch of the job will not change state again."""
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.PREEMPTED)
+
+    @property
+    def live(self) -> bool:
+        """True while the job is queued or running: a re-run launcher attaches to it."""
+        return self in (JobState.PENDING, JobState.RUNNING)
+
+
+@dataclass(frozen=True)
+class JobStatus:
+    """A job's state plus the backend's own words about it (the failure reason, say)."""
+
+    state: JobState
+    message: str = ""
+
+
+class LaunchBackend(Protocol):
+    """The small protocol every backend implements."""
+
+    name: ClassVar[str]
+
+    def submit(self, job: TrainingJob) -> JobHandle:
+        """Create the job, or return the handle of the existing job with the same name."""
+        ...
+
+    def status(self, handle: JobHandle) -> JobStatus:
+        """The job's current state."""
+        ...
+
+    def logs(self, handle: JobHandle) -> Iterator[str]:
+        """The lead worker's log lines so far."""
+        ...
+
+    def cancel(self, handle: JobHandle) -> None:
+        """Stop the job and release what it holds."""
+        ...
+
+    def suspend(self, handle: JobHandle) -> None:
+        """Ask the job to checkpoint and stop (SIGTERM, or the platform's suspend); it resumes when requeued."""
+        ...
+
+
+__all__ = ["JobHandle", "JobState", "JobStatus", "LaunchBackend", "Resources", "TrainingJob"]
