@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
+.PHONY: test-containers test-resume bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -35,7 +35,11 @@ demo: $(STAMP)
 	$(BIN)/kubeforge demo
 
 test: $(STAMP) system-deps check-infra
-	$(BIN)/pytest -m "not infra"
+	$(BIN)/pytest -m "not infra and not resume"
+
+# training that resumes: the component SIGKILLed mid-run and retried, SIGTERM to a running job (a few minutes)
+test-resume: $(STAMP) system-deps
+	$(BIN)/pytest -m resume tests/components/training
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

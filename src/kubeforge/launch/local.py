@@ -97,11 +97,16 @@ class LocalBackend:
     def cancel(self, handle: JobHandle) -> None:
         """SIGKILL the job's process group; it is reported cancelled."""
         (Path(handle.details["run_dir"]) / CANCELLED_FILE).touch()
-        _signal_group(handle, signal.SIGKILL)
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(int(handle.details["process_group"]), signal.SIGKILL)
 
     def suspend(self, handle: JobHandle) -> None:
-        """SIGTERM the job's process group: the workers checkpoint and the job ends preempted."""
-        _signal_group(handle, signal.SIGTERM)
+        """SIGTERM to the job's node process, which passes it to torchrun once: the workers finish
+        their step and checkpoint, and the job ends preempted."""
+        children = Path(f"/proc/{handle.id}/task/{handle.id}/children")
+        with contextlib.suppress(OSError, ProcessLookupError):
+            for pid in children.read_text().split():
+                os.kill(int(pid), signal.SIGTERM)
 
 
 def worker_processes(run_dir: Path) -> dict[int, int]:
@@ -133,11 +138,6 @@ def _recorded(run_dir: Path, name: str) -> JobHandle | None:
         return None
     handle = JobHandle.from_json(path.read_text())
     return handle if handle.name == name else None
-
-
-def _signal_group(handle: JobHandle, signum: signal.Signals) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(int(handle.details["process_group"]), signum)
 
 
 def _alive(pid: int) -> bool:
