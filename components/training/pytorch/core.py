@@ -118,9 +118,9 @@ def train_model(
     retried task finds what the first attempt left: on `local`, `slurm` and `queue` the run folder
     (log, handle, checkpoints) is `<model_dir>-run`; cluster backends keep handle, checkpoints and
     the model under `staging_uri` (s3:// or gs://), and the model is copied to `model_dir`. The job
-    is named after `run_id`, else after the outputs. The job's handle is written to the run's
-    place (and to `handle_path`) before the launcher waits: a re-run re-attaches to the job while it
-    is queued or running, or resumes from the last checkpoint once it is gone.
+    is named after `run_id` (else the outputs) and the configuration. Its handle is written to the
+    run's place (and to `handle_path`) before the launcher waits: a re-run re-attaches to the job
+    while it is queued or running, or resumes from the last checkpoint once it is gone.
     """
     options = params.options()
     shared = params.backend in SHARED_FILESYSTEM_BACKENDS
@@ -153,7 +153,7 @@ def train_model(
         checkpoint_every_steps=params.checkpoint_every_steps,
     )
     job = TrainingJob(
-        name=params.job_name or job_name(params.run_id or staging_uri or model_dir),
+        name=params.job_name or job_name(params.run_id or staging_uri or model_dir, config),
         config=config,
         nodes=params.workers // params.processes_per_node,
         nproc_per_node=params.processes_per_node,
@@ -206,9 +206,11 @@ def _require_remote(inputs: TrainInputs, staging_uri: str, params: TrainParams) 
         raise InputError(f"the {params.backend} backend needs an s3:// or gs:// staging location for the model")
 
 
-def job_name(key: str) -> str:
-    """A job name derived from the run's key (run_id, else the output location): a retried task gets the same name."""
-    return f"kubeforge-train-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+def job_name(key: str, config: TrainConfig) -> str:
+    """A job name from the run's key (run_id, else the output location) and its configuration: a retried
+    task gets the same name; changed parameters on the same outputs make a new job (resuming the checkpoint)."""
+    digest = hashlib.sha256(f"{key}\n{config.to_json(indent=None)}".encode()).hexdigest()
+    return f"kubeforge-train-{digest[:12]}"
 
 
 __all__ = ["BACKENDS", "TrainInputs", "TrainParams", "TrainResult", "job_name", "run_place", "train_model"]

@@ -95,10 +95,14 @@ class LocalBackend:
             yield from path.read_text(errors="replace").splitlines()
 
     def cancel(self, handle: JobHandle) -> None:
-        """SIGKILL the job's process group; it is reported cancelled."""
-        (Path(handle.details["run_dir"]) / CANCELLED_FILE).touch()
+        """SIGKILL the job's process group and its workers (torchrun starts each in its own session)."""
+        run_dir = Path(handle.details["run_dir"])
+        (run_dir / CANCELLED_FILE).touch()
         with contextlib.suppress(ProcessLookupError):
             os.killpg(int(handle.details["process_group"]), signal.SIGKILL)
+        for pid in worker_processes(run_dir).values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
 
     def suspend(self, handle: JobHandle) -> None:
         """SIGTERM to the job's node process, which passes it to torchrun once: the workers finish

@@ -141,7 +141,8 @@ def test_killed_task_and_job_resume_from_the_checkpoint(
 
     _assert_same_as_straight(result, straight)
     starts = [event for event in _lines(run_dir / EVENTS_LOG) if event["event"] == "start"]
-    assert [event["resumed_from_epoch"] for event in starts] == [0, 2]
+    first_start, restart = (event["resumed_from_epoch"] for event in starts)  # exactly two starts
+    assert first_start == 0 and 2 <= restart < EPOCHS  # from the last checkpoint, not from scratch
     assert JobHandle.from_json(handle_path.read_text()).id != first.id
 
 
