@@ -79,8 +79,9 @@ def train(config: TrainConfig, context: DistContext, stop: StopRequest | None = 
     if resumed is not None:
         set_optimizer_state_dict(model, optimizer, resumed.optimizer, options=_FULL)
         history, start_epoch, global_step = list(resumed.history), resumed.epoch, resumed.global_step
-        if resumed.step_in_epoch and len(resumed.partial_loss) == context.world_size:
-            position = _Position(resumed.step_in_epoch, resumed.partial_loss[context.rank])
+        partial = resumed.partial_loss  # one running loss sum per rank; none after a change of world size
+        loss_sum = partial[context.rank] if len(partial) == context.world_size else 0.0
+        position = _Position(resumed.step_in_epoch, loss_sum)
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
     _event(config, context, "start", attempt=attempt, resumed_from_epoch=start_epoch, resumed_at_step=global_step)
     scaler = grad_scaler(config.mixed_precision, context.device)
@@ -113,7 +114,7 @@ def train(config: TrainConfig, context: DistContext, stop: StopRequest | None = 
 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
-        epoch_start_step = global_step - (position.steps_done(config) if position.batches else 0)
+        epoch_start_step = global_step - position.steps_done(config)
 
         def at_step(at: _Position, steps: int, epoch: int = epoch, first: int = epoch_start_step) -> None:
             step = first + steps
