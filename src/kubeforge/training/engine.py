@@ -249,7 +249,7 @@ def _train_epoch(
     for batch_number in range(start.batches, batches):
         # Dropout draws from a generator seeded by (seed, epoch, rank, batch), so a batch replayed
         # after a resume, mid-epoch included, draws exactly what an uninterrupted run drew.
-        torch.manual_seed(((config.seed * 1_000_003 + epoch) * 1_009 + context.rank) * 100_003 + batch_number)
+        _seed_dropout(((config.seed * 1_000_003 + epoch) * 1_009 + context.rank) * 100_003 + batch_number, context)
         batch = indices[batch_number * config.batch_size : (batch_number + 1) * config.batch_size]
         features = split.features[batch].to(context.device, non_blocking=True)
         targets = split.targets[batch].to(context.device, non_blocking=True)
@@ -267,6 +267,14 @@ def _train_epoch(
             if batch_number + 1 < batches:
                 at_step(_Position(batch_number + 1, total), steps)
     return total / max(batches, 1), samples, steps
+
+
+def _seed_dropout(seed: int, context: DistContext) -> None:
+    """Seed only this device's default generator: torch.manual_seed seeds every backend (~0.15 ms a batch)."""
+    if context.device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
 
 
 def _no_sync_unless(model: nn.Module, boundary: bool) -> contextlib.AbstractContextManager[object]:
