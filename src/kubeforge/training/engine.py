@@ -50,7 +50,7 @@ METRICS_LOG = "metrics.jsonl"
 EVENTS_LOG = "events.jsonl"
 CURVE_FILE = "training_curve.png"
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
-_STOP_CHECK_STEPS = 8
+_STOP_CHECK_STEPS = 32
 """Ranks agree on a stop request every this many optimizer steps (one tiny all-reduce), and at epoch ends."""
 
 
