@@ -7,6 +7,12 @@ On the same synthetic data (60,000 rows x 20 features, 2 classes, preprocessed o
 - scaling_2_vs_1: engine samples/s with 2 workers over 1 worker at the same global batch.
 - recovery_s: local backend, one worker SIGKILLed mid-epoch; seconds from the kill to the
   restarted group having reloaded the checkpoint and started training again.
+- retry_overhead_s: the training component (its own process, `local` backend) SIGKILLed together
+  with its job in the middle of epoch 3 of RETRY_EPOCHS and run again on the same outputs (it
+  resumes from the last checkpoint): wall time from first start to the retry's end, minus an
+  uninterrupted component run's; epoch_s: that uninterrupted run's median epoch (goal:
+  retry_overhead_s <= epoch_s + 10). reattach_overhead_s: the same with only the task killed (the
+  retry re-attaches to the running job).
 Last line: one JSON object.
 """
 
@@ -29,16 +35,20 @@ import torch
 from sklearn.datasets import make_classification
 
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, SplitFractions, preprocess
+from kubeforge.components.training.pytorch.core import TrainInputs, TrainParams, run_place
+from kubeforge.launch.base import JobHandle, TrainingJob
+from kubeforge.launch.local import LocalBackend, worker_processes
+from kubeforge.launch.shared_filesystem import run_local, run_on_shared_filesystem
 from kubeforge.preprocessor import FittedPreprocessor
-from kubeforge.training.backends.base import TrainingJob
-from kubeforge.training.backends.local import LocalBackend, worker_processes
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.data import load_split
 from kubeforge.training.engine import EVENTS_LOG, METRICS_LOG
-from kubeforge.training.launch_local import run_local, run_on_shared_filesystem
 
 ROWS, FEATURES, EPOCHS, BATCH, REPEATS = 60_000, 20, 3, 64, 3
+RETRY_EPOCHS = 5
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent / "tests" / "support"))
+from train_component import start_task, task_arguments  # noqa: E402
 
 
 def _prepare(work: Path) -> PreprocessOutputs:
@@ -120,6 +130,31 @@ def recovery_seconds(data: PreprocessOutputs, work: Path) -> float:
     return float(restart["time"] - killed)
 
 
+def _component_run(data: PreprocessOutputs, work: Path, tag: str, kill_job: bool | None) -> tuple[float, list[float]]:
+    """Wall seconds of the component on `local` (killed in epoch 3 and retried unless `kill_job` is None)
+    and the epoch times of its run."""
+    params = TrainParams(workers=2, epochs=RETRY_EPOCHS, batch_size=BATCH, hidden_layers="64,32")
+    inputs = TrainInputs(data.train, data.validation, data.preprocessor)
+    model_dir = work / tag / "model"
+    model_dir.parent.mkdir(parents=True)
+    run_dir = Path(run_place(str(model_dir), "", shared=True))
+    arguments = task_arguments(inputs, model_dir, params, work / tag / "handle.json")
+    started = time.perf_counter()
+    if kill_job is not None:
+        task = start_task(arguments, work / tag / "first.log")
+        metrics = run_dir / METRICS_LOG
+        while not (metrics.is_file() and metrics.read_text().count("\n") >= 2):
+            time.sleep(0.02)
+        task.kill()
+        task.wait()
+        if kill_job:
+            LocalBackend().cancel(JobHandle.from_json((run_dir / "handle.json").read_text()))
+    start_task(arguments, work / tag / "retry.log").wait()
+    seconds = time.perf_counter() - started
+    summary = json.loads((run_dir / "summary.json").read_text())
+    return seconds, [row["seconds"] for row in summary["history"]]
+
+
 def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="kubeforge-bench-training-"))
     data = _prepare(work)
@@ -129,12 +164,19 @@ def main() -> None:
         plain.append(plain_rate(data, work, 2, BATCH, f"plain2-{repeat}"))
         single.append(engine_rate(data, work, 1, 2 * BATCH, f"engine1-{repeat}"))
     recovery = recovery_seconds(data, work)
+    straight_s, epochs_s = _component_run(data, work, "component-straight", kill_job=None)
+    retried_s, _ = _component_run(data, work, "component-retried", kill_job=True)
+    reattached_s, _ = _component_run(data, work, "component-reattached", kill_job=False)
     figures: dict[str, Any] = {
         "engine_samples_per_s_2w": round(statistics.median(engine)),
         "plain_ddp_samples_per_s_2w": round(statistics.median(plain)),
         "engine_samples_per_s_1w": round(statistics.median(single)),
         "scaling_2_vs_1": round(statistics.median(engine) / statistics.median(single), 3),
         "recovery_s": round(recovery, 2),
+        "retry_overhead_s": round(retried_s - straight_s, 2),
+        "reattach_overhead_s": round(reattached_s - straight_s, 2),
+        "epoch_s": round(statistics.median(epochs_s), 2),
+        "component_s": round(straight_s, 2),
         "rows": ROWS,
         "per_rank_batch": BATCH,
         "repeats": REPEATS,

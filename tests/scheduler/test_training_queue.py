@@ -4,51 +4,30 @@ its local backend) runs the training job under torchrun; the component submits a
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from scheduler_server import serving
+from scheduler_server import ADMIN_TOKEN, training_scheduler
 
 from kubeforge.components.training.pytorch.core import TrainInputs, TrainParams, train_model
 from kubeforge.errors import InputError
-from kubeforge.scheduler.api import SchedulerAPI
-from kubeforge.scheduler.backends.local import LocalBackend
+from kubeforge.launch.base import JobHandle
+from kubeforge.launch.queue import QueueBackend
 from kubeforge.scheduler.client import SchedulerClient
-from kubeforge.scheduler.dispatcher import Dispatcher
-from kubeforge.scheduler.model import QueueSpec
-from kubeforge.scheduler.resources import Resources
-from kubeforge.scheduler.store import open_store
-from kubeforge.scheduler.training_backend import QueueBackend
-from kubeforge.training.backends.base import JobHandle
-
-ADMIN = "admin-token-0123456789"
 
 
 @pytest.fixture
 def scheduler_url(tmp_path: Path) -> Iterator[str]:
-    store = open_store(str(tmp_path / "kf.db"))
-    store.add_token(ADMIN, "admin", admin=True)
-    store.put_queue(QueueSpec("train", Resources(4000, 16384)))
-    dispatcher = Dispatcher(store, LocalBackend(tmp_path / "launches", capacity=Resources(4000, 16384)))
-    stop = threading.Event()
-    thread = threading.Thread(target=dispatcher.run, args=(stop,), daemon=True)
-    thread.start()
-    try:
-        with serving(SchedulerAPI(store, dispatcher, logs=dispatcher.backend.log_range)) as url:
-            yield url
-    finally:
-        stop.set()
-        thread.join(timeout=10)
-        store.close()
+    with training_scheduler(tmp_path) as url:
+        yield url
 
 
 def test_training_through_the_queue_trains_and_publishes_the_model(
     scheduler_url: str, prepared: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    with SchedulerClient(scheduler_url, ADMIN) as admin:
+    with SchedulerClient(scheduler_url, ADMIN_TOKEN) as admin:
         token = admin.create_token("ml-team")
     monkeypatch.setenv("KUBEFORGE_SCHEDULER_URL", scheduler_url)
     monkeypatch.setenv("KUBEFORGE_TOKEN", token)
@@ -83,7 +62,7 @@ def test_queue_backend_refuses_a_token_as_a_parameter_and_reads_a_mounted_one(
     leaked = json.dumps({"queue": "train", "url": "http://127.0.0.1:1", "token": "team-token-in-the-pipeline"})
     with pytest.raises(InputError, match=r"backend_options\.token: a token is not accepted as a pipeline parameter"):
         train_model(inputs, str(tmp_path / "model"), TrainParams(backend="queue", workers=1, backend_options=leaked))
-    with SchedulerClient(scheduler_url, ADMIN) as admin:
+    with SchedulerClient(scheduler_url, ADMIN_TOKEN) as admin:
         token = admin.create_token("mounted")
     with SchedulerClient(scheduler_url, token) as team:
         job_id = team.submit({"queue": "train", "command": ["true"]})

@@ -36,8 +36,8 @@ def train_model(prepared: Splits, run_dir: Path, **settings: Any) -> Path:
     The run summary is `run_dir / "summary.json"`.
     Returns the model directory.
     """
+    from kubeforge.launch.shared_filesystem import run_local
     from kubeforge.training.config import TrainConfig
-    from kubeforge.training.launch_local import run_local
 
     config = TrainConfig(
         train_data=str(prepared.train),

@@ -23,13 +23,13 @@ from fake_vertex import FakeVertex, running_fake_vertex
 from kube_rbac import chart_rbac
 
 from kubeforge.errors import InputError, TrainingError
-from kubeforge.training.backends.base import JobState, Resources, TrainingJob
-from kubeforge.training.backends.pytorchjob import PyTorchJobBackend
-from kubeforge.training.backends.runner import follow, run_job
-from kubeforge.training.backends.trainjob import TrainJobBackend
-from kubeforge.training.backends.vertex import VertexBackend
+from kubeforge.launch.base import JobState, Resources, TrainingJob
+from kubeforge.launch.node import rendezvous_flags
+from kubeforge.launch.pytorchjob import PyTorchJobBackend
+from kubeforge.launch.runner import follow, run_job, submit_or_attach
+from kubeforge.launch.trainjob import TrainJobBackend
+from kubeforge.launch.vertex import VertexBackend
 from kubeforge.training.config import TrainConfig
-from kubeforge.training.node import rendezvous_flags
 
 CONFIG = TrainConfig(
     train_data="s3://data/train.parquet",
@@ -136,8 +136,6 @@ def test_job_runs_streams_logs_and_a_rerun_reattaches(
     operator.start()
     handle_file = tmp_path / "handle.json"
     out = io.StringIO()
-    from kubeforge.training.backends.runner import submit_or_attach
-
     handle = submit_or_attach(backend, _job(), handle_file)
     status = follow(backend, handle, poll_s=0.05, out=out)
     operator.join()
@@ -152,6 +150,48 @@ def test_job_runs_streams_logs_and_a_rerun_reattaches(
     # Even without the recorded handle, the same job name attaches instead of duplicating.
     assert backend.submit(_job()).name == "churn-train"
     assert len(kube.objects[(api, "default", plural)]) == 1
+
+
+@pytest.mark.parametrize(
+    ("backend_class", "api", "plural", "labels", "done"),
+    [
+        (PyTorchJobBackend, "kubeflow.org/v1", "pytorchjobs", {}, "Succeeded"),
+        (TrainJobBackend, "trainer.kubeflow.org/v1alpha1", "trainjobs", {}, "Complete"),
+    ],
+)
+def test_second_attempt_follows_the_first_job_without_creating(
+    kube: FakeKube, tmp_path: Any, backend_class: Any, api: str, plural: str, labels: dict[str, str], done: str
+) -> None:
+    backend = backend_class(api_client=kube.api_client())
+    handle_file = str(tmp_path / "handle.json")
+    first = submit_or_attach(backend, _job(), handle_file)  # the first attempt created, recorded, then died
+    operator = threading.Thread(target=_operator, args=(kube, plural, api, labels, done, "done"))
+    operator.start()
+
+    status = run_job(backend, _job(), handle_path=handle_file, poll_s=0.05)
+    operator.join()
+
+    assert status.state is JobState.SUCCEEDED
+    assert len([r for r in kube.requests if r[0] == "POST"]) == 1
+    assert json.loads((tmp_path / "handle.json").read_text()) == json.loads(first.to_json())
+
+
+def test_recorded_job_that_is_gone_is_created_again(kube: FakeKube, tmp_path: Any) -> None:
+    """Deleted (a TTL, a person): the retry creates it again, and the job resumes from its checkpoint."""
+    backend = PyTorchJobBackend(api_client=kube.api_client())
+    handle_file = str(tmp_path / "handle.json")
+    backend.cancel(submit_or_attach(backend, _job(), handle_file))
+
+    assert submit_or_attach(backend, _job(), handle_file).name == "churn-train"
+    assert len([r for r in kube.requests if r[0] == "POST"]) == 2
+    assert kube.get("kubeflow.org/v1", "default", "pytorchjobs", "churn-train") is not None
+
+
+def test_suspend_patches_the_job(kube: FakeKube) -> None:
+    backend = PyTorchJobBackend(api_client=kube.api_client())
+    backend.suspend(backend.submit(_job(options={})))
+    job = kube.get("kubeflow.org/v1", "default", "pytorchjobs", "churn-train")
+    assert job is not None and job["spec"]["runPolicy"]["suspend"] is True
 
 
 def test_failed_job_reports_its_own_reason(kube: FakeKube) -> None:
@@ -194,7 +234,7 @@ def test_vertex_customjob_pools_state_and_reattach(vertex: tuple[VertexBackend, 
     assert [pool["replicaCount"] for pool in pools] == ["1", "1"]
     assert pools[0]["machineSpec"]["acceleratorCount"] == 1
     container = pools[0]["containerSpec"]
-    assert container["args"][:2] == ["-m", "kubeforge.training.node"]
+    assert container["args"][:2] == ["-m", "kubeforge.launch.node"]
     assert TrainConfig.from_json(container["args"][-1]) == CONFIG
     assert created["labels"] == {"kubeforge-job": "churn-train"}
     assert backend.status(handle).state is JobState.PENDING
@@ -204,6 +244,21 @@ def test_vertex_customjob_pools_state_and_reattach(vertex: tuple[VertexBackend, 
     fake.custom_jobs[handle.id].update(state=5, error={"code": 3, "message": "replica workerpool0-0 exited with 1"})
     with pytest.raises(TrainingError, match="exited with 1"):
         follow(backend, handle, poll_s=0.01, out=io.StringIO())
+
+
+def test_vertex_second_attempt_follows_the_first_job(vertex: tuple[VertexBackend, FakeVertex], tmp_path: Any) -> None:
+    backend, fake = vertex
+    handle_file = str(tmp_path / "handle.json")
+    first = submit_or_attach(backend, _job(), handle_file)  # the first attempt created, recorded, then died
+    fake.custom_jobs[first.id].update(state=3)  # running
+    finished = threading.Timer(0.3, lambda: fake.custom_jobs[first.id].update(state=4))
+    finished.start()
+
+    status = run_job(backend, _job(), handle_path=handle_file, poll_s=0.05)
+    finished.join()
+
+    assert status.state is JobState.SUCCEEDED
+    assert len(fake.custom_job_creates) == 1
 
 
 def test_vertex_cluster_spec_becomes_torchrun_rendezvous() -> None:

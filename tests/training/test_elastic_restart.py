@@ -17,12 +17,12 @@ import pytest
 from sklearn.datasets import make_classification
 
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, SplitFractions, preprocess
-from kubeforge.training.backends.base import TrainingJob
-from kubeforge.training.backends.local import LocalBackend, worker_processes
-from kubeforge.training.backends.slurm import SlurmBackend
+from kubeforge.launch.base import TrainingJob
+from kubeforge.launch.local import LocalBackend, worker_processes
+from kubeforge.launch.shared_filesystem import run_on_shared_filesystem
+from kubeforge.launch.slurm import SlurmBackend
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.engine import EVENTS_LOG, METRICS_LOG
-from kubeforge.training.launch_local import run_on_shared_filesystem
 
 ROWS, BATCH, EPOCHS, WORKERS = 30_000, 8, 3, 2
 

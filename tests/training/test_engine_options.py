@@ -11,11 +11,11 @@ import pytest
 
 from kubeforge.artifacts import exists
 from kubeforge.errors import InputError
+from kubeforge.launch.shared_filesystem import run_local
 from kubeforge.model_format import load_model
 from kubeforge.training.checkpoint import checkpoint_uri
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.engine import parameter_checksum
-from kubeforge.training.launch_local import run_local
 
 
 def _config(prepared: Any, tmp_path: Path, **overrides: Any) -> TrainConfig:

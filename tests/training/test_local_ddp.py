@@ -9,13 +9,13 @@ from typing import Any
 import pytest
 
 from kubeforge.errors import InputError
+from kubeforge.launch.base import TrainingJob
+from kubeforge.launch.shared_filesystem import run_local, run_on_shared_filesystem
+from kubeforge.launch.slurm import SlurmBackend
 from kubeforge.model_format import load_model
-from kubeforge.training.backends.base import TrainingJob
-from kubeforge.training.backends.slurm import SlurmBackend
 from kubeforge.training.checkpoint import Checkpoint, save_checkpoint
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.engine import parameter_checksum
-from kubeforge.training.launch_local import run_local, run_on_shared_filesystem
 
 
 def _config(prepared: Any, run_dir: Path, checkpoint_dir: Path, epochs: int) -> TrainConfig:

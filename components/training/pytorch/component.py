@@ -39,10 +39,16 @@ def train_pytorch(
     regression_loss: str = "mse",
     tracking_uri: str = "",
     tracking_required: bool = True,
+    run_id: str = "",
+    checkpoint_every_steps: int = 0,
 ) -> None:
     """Train with PyTorch DDP/FSDP on `backend` (local, slurm, pytorchjob, trainjob, vertex, queue).
 
-    The job's handle is written to `job_handle` before waiting, so a retried task re-attaches.
+    The run's folder, checkpoints and staging are derived from this task's outputs (or `run_id`) and
+    the job's handle is written beside them before waiting, so a retried task re-attaches to its job
+    while it runs, or resumes from the last checkpoint once it is gone; never a second job.
+    SIGTERM (a preemption) makes the workers checkpoint at their current step; the job is requeued and
+    resumes there. `checkpoint_every_steps` adds checkpoints every N optimizer steps (0: per epoch).
     `class_weighting` weights the cross-entropy per class: none, balanced (from the training split's
     class counts) or preprocessor (the weights preprocess/tabular stored with class_weights="balanced").
     `regression_loss` (mse, huber) is a regression's loss on the standardized target; the target's scaler
@@ -88,6 +94,8 @@ def train_pytorch(
                 backend_options=backend_options,
                 class_weighting=class_weighting,
                 regression_loss=regression_loss,
+                run_id=run_id,
+                checkpoint_every_steps=checkpoint_every_steps,
             )
         ),
         handle_path=job_handle.path,

@@ -11,22 +11,24 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import kubeforge
-from kubeforge.artifacts import atomic_output_dir, download_dir, is_remote
+from kubeforge.artifacts import atomic_output_dir, is_remote, local_dir
 from kubeforge.errors import InputError
+from kubeforge.launch import BACKENDS, MAX_WORKERS, SHARED_FILESYSTEM_BACKENDS, create_backend
+from kubeforge.launch.base import Resources, TrainingJob
+from kubeforge.launch.runner import run_job
+from kubeforge.launch.shared_filesystem import HANDLE_FILE, run_on_shared_filesystem
 from kubeforge.preprocessor import FittedPreprocessor
-from kubeforge.training.backends import BACKENDS, MAX_WORKERS, SHARED_FILESYSTEM_BACKENDS, create_backend
-from kubeforge.training.backends.base import Resources, TrainingJob
-from kubeforge.training.backends.runner import run_job
 from kubeforge.training.class_weighting import check_class_weighting
 from kubeforge.training.config import TrainConfig
-from kubeforge.training.launch_local import HANDLE_FILE, run_on_shared_filesystem
 from kubeforge.training.models import parse_hidden_layers
+
+CONTAINER_RUN_DIR = "/tmp/kubeforge-run"
+"""The run folder inside a cluster worker's container (its durable state lives under the staging URI)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,8 @@ class TrainParams:
     job_name: str = ""
     class_weighting: str = "none"
     regression_loss: str = "mse"
+    run_id: str = ""
+    checkpoint_every_steps: int = 0
 
     def __post_init__(self) -> None:
         if self.backend not in BACKENDS:
@@ -111,8 +115,13 @@ def train_model(
 ) -> TrainResult:
     """Run training and publish the Model directory at `model_dir` only if the run succeeds.
 
-    `handle_path` receives the job's handle before the launcher waits, so a re-run re-attaches.
-    Cluster backends write the model to `staging_uri` (s3:// or gs://), copied to `model_dir`.
+    Every place of the run is derived from the task's outputs, never a temporary folder, so a
+    retried task finds what the first attempt left: on `local`, `slurm` and `queue` the run folder
+    (log, handle, checkpoints) is `<model_dir>-run`; cluster backends keep handle, checkpoints and
+    the model under `staging_uri` (s3:// or gs://), and the model is copied to `model_dir`. The job
+    is named after `run_id` (else the outputs) and the configuration. Its handle is written to the
+    run's place (and to `handle_path`) before the launcher waits: a re-run re-attaches to the job
+    while it is queued or running, or resumes from the last checkpoint once it is gone.
     """
     options = params.options()
     shared = params.backend in SHARED_FILESYSTEM_BACKENDS
@@ -122,54 +131,52 @@ def train_model(
         preprocessor = FittedPreprocessor.load(inputs.preprocessor)
         check_class_weighting(params.class_weighting, preprocessor, inputs.preprocessor)
     backend = create_backend(params.backend, options)
-    with tempfile.TemporaryDirectory(prefix="kubeforge-train-") as scratch:
-        run_dir = Path(scratch)
-        model_target = str(run_dir / "model") if shared else f"{staging_uri.rstrip('/')}/model"
-        config = TrainConfig(
-            train_data=inputs.train_data,
-            validation_data=inputs.validation_data,
-            preprocessor=inputs.preprocessor,
-            model_dir=model_target,
-            run_dir=str(run_dir) if shared else "/tmp/kubeforge-run",
-            checkpoint_dir=params.checkpoint_dir or _default_checkpoints(run_dir, staging_uri, shared),
-            model=params.model,
-            hidden_layers=parse_hidden_layers(params.hidden_layers),
-            dropout=params.dropout,
-            epochs=params.epochs,
-            batch_size=params.batch_size,
-            gradient_accumulation_steps=params.gradient_accumulation_steps,
-            learning_rate=params.learning_rate,
-            weight_decay=params.weight_decay,
-            mixed_precision=params.mixed_precision,
-            strategy=params.strategy,
-            seed=params.seed,
-            class_weighting=params.class_weighting,
-            regression_loss=params.regression_loss,
-        )
-        job = TrainingJob(
-            name=params.job_name or _job_name(model_dir),
-            config=config,
-            nodes=params.workers // params.processes_per_node,
-            nproc_per_node=params.processes_per_node,
-            image=params.image,
-            resources=Resources(cpu=params.cpu, memory=params.memory, gpu=params.gpus),
-            max_restarts=params.max_restarts,
-            options=options,
-        )
-        if shared:
-            summary = run_on_shared_filesystem(backend, job, poll_s=0.5)
-            staged = run_dir / "model"
-        else:
-            run_job(backend, job, handle_path=Path(handle_path) if handle_path else None, poll_s=10.0)
-            staged = download_dir(model_target, run_dir / "downloaded")
-            summary = json.loads((staged / "kubeforge_model.json").read_text())["training"]
-            summary["history"] = [
-                json.loads(line) for line in (staged / "metrics_history.jsonl").read_text().splitlines()
-            ]
-        if shared and handle_path:
-            shutil.copyfile(run_dir / HANDLE_FILE, handle_path)
-        with atomic_output_dir(model_dir) as published:
-            shutil.copytree(staged, published, dirs_exist_ok=True)
+    place = run_place(model_dir, staging_uri, shared)
+    config = TrainConfig(
+        train_data=inputs.train_data,
+        validation_data=inputs.validation_data,
+        preprocessor=inputs.preprocessor,
+        model_dir=f"{place}/model",
+        run_dir=place if shared else CONTAINER_RUN_DIR,
+        checkpoint_dir=params.checkpoint_dir or f"{place}/checkpoints",
+        model=params.model,
+        hidden_layers=parse_hidden_layers(params.hidden_layers),
+        dropout=params.dropout,
+        epochs=params.epochs,
+        batch_size=params.batch_size,
+        gradient_accumulation_steps=params.gradient_accumulation_steps,
+        learning_rate=params.learning_rate,
+        weight_decay=params.weight_decay,
+        mixed_precision=params.mixed_precision,
+        strategy=params.strategy,
+        seed=params.seed,
+        class_weighting=params.class_weighting,
+        regression_loss=params.regression_loss,
+        checkpoint_every_steps=params.checkpoint_every_steps,
+    )
+    job = TrainingJob(
+        name=params.job_name or job_name(params.run_id or staging_uri or model_dir, config),
+        config=config,
+        nodes=params.workers // params.processes_per_node,
+        nproc_per_node=params.processes_per_node,
+        image=params.image,
+        resources=Resources(cpu=params.cpu, memory=params.memory, gpu=params.gpus),
+        max_restarts=params.max_restarts,
+        options=options,
+    )
+    kfp_handle = [handle_path] if handle_path else []
+    if shared:
+        summary = run_on_shared_filesystem(backend, job, poll_s=0.5, also_record_to=kfp_handle)
+    else:
+        run_job(backend, job, f"{place}/{HANDLE_FILE}", poll_s=10.0, also_record_to=kfp_handle)
+    with atomic_output_dir(model_dir) as published, local_dir(config.model_dir) as staged:
+        shutil.copytree(staged, published, dirs_exist_ok=True)
+    if not shared:
+        published_dir = Path(model_dir)
+        summary = json.loads((published_dir / "kubeforge_model.json").read_text())["training"]
+        summary["history"] = [
+            json.loads(line) for line in (published_dir / "metrics_history.jsonl").read_text().splitlines()
+        ]
     last = summary["history"][-1] if summary["history"] else {}
     metadata = {
         "framework": "pytorch",
@@ -184,6 +191,11 @@ def train_model(
     )
 
 
+def run_place(model_dir: str, staging_uri: str, shared: bool) -> str:
+    """Where a run keeps its state, derived from the task's outputs so that a retry finds it."""
+    return f"{model_dir.rstrip('/')}-run" if shared else staging_uri.rstrip("/")
+
+
 def _require_remote(inputs: TrainInputs, staging_uri: str, params: TrainParams) -> None:
     for name in ("train_data", "validation_data", "preprocessor"):
         value = getattr(inputs, name)
@@ -196,13 +208,11 @@ def _require_remote(inputs: TrainInputs, staging_uri: str, params: TrainParams) 
         raise InputError(f"the {params.backend} backend needs an s3:// or gs:// staging location for the model")
 
 
-def _default_checkpoints(run_dir: Path, staging_uri: str, shared: bool) -> str:
-    return str(run_dir / "checkpoints") if shared else f"{staging_uri.rstrip('/')}/checkpoints"
+def job_name(key: str, config: TrainConfig) -> str:
+    """A job name from the run's key (run_id, else the output location) and its configuration: a retried
+    task gets the same name; changed parameters on the same outputs make a new job (resuming the checkpoint)."""
+    digest = hashlib.sha256(f"{key}\n{config.to_json(indent=None)}".encode()).hexdigest()
+    return f"kubeforge-train-{digest[:12]}"
 
 
-def _job_name(model_dir: str) -> str:
-    """A job name derived from the output location: the same task re-run gets the same name."""
-    return f"kubeforge-train-{hashlib.sha256(model_dir.encode()).hexdigest()[:12]}"
-
-
-__all__ = ["BACKENDS", "TrainInputs", "TrainParams", "TrainResult", "train_model"]
+__all__ = ["BACKENDS", "TrainInputs", "TrainParams", "TrainResult", "job_name", "run_place", "train_model"]

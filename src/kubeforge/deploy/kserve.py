@@ -226,7 +226,7 @@ def _api_error(action: str, spec: KServeSpec, exc: ApiException) -> ServingError
 
 def deploy_to_kserve(request: DeployRequest) -> DeployResult:
     """The `kserve` target: apply the InferenceService through the kubeconfig (or in-cluster) credentials."""
-    from kubeforge.training.backends.kubernetes import default_api_client
+    from kubeforge.kube_client import default_api_client
 
     remote = request.remote
     spec = KServeSpec(

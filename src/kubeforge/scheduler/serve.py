@@ -88,8 +88,8 @@ def make_backend(options: ServeOptions) -> Backend:
     if options.backend not in BACKEND_NAMES:
         raise InputError(f"backend: {options.backend!r} is not one of {', '.join(BACKEND_NAMES)}")
     if options.backend == "kubernetes":
+        from kubeforge.kube_client import default_api_client
         from kubeforge.scheduler.backends.kubernetes import JobPodPolicy, KubernetesBackend, cluster_capacity
-        from kubeforge.training.backends.kubernetes import default_api_client
 
         api_client = default_api_client()
         given = options.cpu and options.memory and options.gpu >= 0  # then no need to list the nodes

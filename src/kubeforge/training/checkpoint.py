@@ -1,14 +1,16 @@
-"""Atomic per-epoch checkpoints on a local path or an s3:// / gs:// prefix.
+"""Atomic checkpoints (per epoch, every N steps, on preemption) on a local path or an s3:// / gs:// prefix.
 
 The checkpoint is serialized in memory and written through kubeforge.artifacts, whose writes
 are atomic (temporary file and rename locally, a single PUT remotely): a crash mid-write
-leaves the previous checkpoint intact.
+leaves the previous checkpoint intact. It holds only tensors, numbers, strings, lists and
+dicts, and is read back with `torch.load(weights_only=True)`: a checkpoint cannot run code.
 """
 
 from __future__ import annotations
 
 import io
-from dataclasses import asdict, dataclass
+import pickle
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import torch
@@ -21,7 +23,12 @@ CHECKPOINT_FILE = "checkpoint.pt"
 
 @dataclass
 class Checkpoint:
-    """The state after `epoch` completed epochs and `global_step` optimizer steps."""
+    """The state after `epoch` completed epochs and `global_step` optimizer steps.
+
+    A checkpoint taken inside an epoch also records how many of that epoch's batches are done
+    (`step_in_epoch`) and each rank's running loss sum (`partial_loss`, by rank), so the epoch
+    resumes where it stopped.
+    """
 
     epoch: int
     global_step: int
@@ -29,6 +36,8 @@ class Checkpoint:
     optimizer: dict[str, Any]
     history: list[dict[str, Any]]
     architecture: dict[str, Any]
+    step_in_epoch: int = 0
+    partial_loss: list[float] = field(default_factory=list)
 
 
 def checkpoint_uri(directory: str) -> str:
@@ -50,8 +59,14 @@ def load_checkpoint(directory: str, architecture: dict[str, Any]) -> Checkpoint 
     uri = checkpoint_uri(directory)
     if not exists(uri):
         return None
-    state = torch.load(io.BytesIO(read_bytes(uri)), map_location="cpu", weights_only=False)
-    checkpoint = Checkpoint(**state)
+    try:
+        state = torch.load(io.BytesIO(read_bytes(uri)), map_location="cpu", weights_only=True)
+        checkpoint = Checkpoint(**state)
+    except (pickle.UnpicklingError, RuntimeError, TypeError, EOFError) as exc:
+        raise InputError(
+            f"checkpoint_dir {directory}: {CHECKPOINT_FILE} is not a kubeforge checkpoint that loads with "
+            f"weights_only=True ({str(exc).splitlines()[0][:200]}); point checkpoint_dir at an empty folder"
+        ) from None
     if checkpoint.architecture != architecture:
         raise InputError(
             f"checkpoint_dir {directory}: its checkpoint is for {checkpoint.architecture}, "

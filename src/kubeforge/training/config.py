@@ -42,6 +42,8 @@ class TrainConfig:
     process_group_timeout_s: float = 60.0
     class_weighting: str = "none"
     regression_loss: str = "mse"
+    checkpoint_every_steps: int = 0
+    """Also checkpoint every this many optimizer steps inside an epoch (0: at the end of each epoch only)."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -52,6 +54,7 @@ class TrainConfig:
             "weight_decay": (self.weight_decay >= 0, "0 or more"),
             "dropout": (0.0 <= self.dropout < 1.0, "in [0, 1)"),
             "process_group_timeout_s": (self.process_group_timeout_s > 0, "positive"),
+            "checkpoint_every_steps": (self.checkpoint_every_steps >= 0, "0 (per epoch only) or more"),
             "mixed_precision": (self.mixed_precision in MIXED_PRECISION, f"one of {', '.join(MIXED_PRECISION)}"),
             "strategy": (self.strategy in STRATEGIES, f"one of {', '.join(STRATEGIES)}"),
             "class_weighting": (self.class_weighting in CLASS_WEIGHTINGS, f"one of {', '.join(CLASS_WEIGHTINGS)}"),

@@ -80,6 +80,25 @@ def all_mean(value: float, context: DistContext) -> float:
     return float(tensor.item()) / context.world_size
 
 
+def any_rank(flag: bool, context: DistContext) -> bool:
+    """True on every rank when `flag` is true on at least one (a collective: all ranks call it together)."""
+    if not context.distributed:
+        return flag
+    tensor = torch.tensor([1.0 if flag else 0.0], device=context.device)
+    dist.all_reduce(tensor, op=dist.ReduceOp.MAX)
+    return bool(tensor.item() > 0)
+
+
+def gather_floats(value: float, context: DistContext) -> list[float]:
+    """Collect one float from every rank, in rank order, exactly (float64)."""
+    if not context.distributed:
+        return [value]
+    mine = torch.tensor([value], dtype=torch.float64, device=context.device)
+    gathered = [torch.zeros_like(mine) for _ in range(context.world_size)]
+    dist.all_gather(gathered, mine)
+    return [float(item.item()) for item in gathered]
+
+
 def gather_strings(value: str, context: DistContext) -> list[str]:
     """Collect one string from every rank, in rank order."""
     if not context.distributed:
@@ -95,4 +114,13 @@ def barrier(context: DistContext) -> None:
         dist.barrier()
 
 
-__all__ = ["DistContext", "all_mean", "barrier", "gather_strings", "init_distributed", "shutdown_distributed"]
+__all__ = [
+    "DistContext",
+    "all_mean",
+    "any_rank",
+    "barrier",
+    "gather_floats",
+    "gather_strings",
+    "init_distributed",
+    "shutdown_distributed",
+]

@@ -1,10 +1,11 @@
 """The training loop, torchrun-compatible: DDP or FSDP over the launcher's process group.
 
 Every epoch ends with an atomic checkpoint (model, optimizer, history, step count) written
-by rank 0; a restarted or re-run job resumes from it. Gradient accumulation, mixed precision
-and the strategy come from the configuration. At the end rank 0 writes the Model artifact,
-including a training-curve PNG; every rank reports a checksum of its parameters so the
-summary shows that the replicas agree.
+by rank 0; so do every `checkpoint_every_steps` optimizer steps and a stop request
+(SIGTERM), which then raises Preempted. A restarted or re-run job resumes from it, mid-epoch
+included. Gradient accumulation, mixed precision and the strategy come from the
+configuration. At the end rank 0 writes the Model artifact, including a training-curve PNG;
+every rank reports a checksum of its parameters so the summary shows that the replicas agree.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import json
 import math
 import os
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,19 +40,26 @@ from kubeforge.training.class_weighting import loss_class_weights
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.curves import plot_training_curve
 from kubeforge.training.data import TensorSplit, load_split, shard_indices
-from kubeforge.training.distributed import DistContext, all_mean, barrier, gather_strings
+from kubeforge.training.distributed import DistContext, all_mean, any_rank, barrier, gather_floats, gather_strings
 from kubeforge.training.models import build_model
 from kubeforge.training.precision import autocast, check_precision, grad_scaler
+from kubeforge.training.preemption import Preempted, StopRequest
 
 SUMMARY_FILE = "summary.json"
 METRICS_LOG = "metrics.jsonl"
 EVENTS_LOG = "events.jsonl"
 CURVE_FILE = "training_curve.png"
 _FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
+_STOP_CHECK_STEPS = 32
+"""Ranks agree on a stop request every this many optimizer steps (one tiny all-reduce), and at epoch ends."""
 
 
-def train(config: TrainConfig, context: DistContext) -> dict[str, Any]:
-    """Train (or resume) to `config.epochs` epochs; returns the run summary on every rank."""
+def train(config: TrainConfig, context: DistContext, stop: StopRequest | None = None) -> dict[str, Any]:
+    """Train (or resume) to `config.epochs` epochs; returns the run summary on every rank.
+
+    When `stop` is requested (SIGTERM) every rank finishes its step, a checkpoint is written at
+    that step and Preempted is raised; the next run resumes from that very step.
+    """
     torch.manual_seed(config.seed)
     check_precision(config.mixed_precision, context.device)
     preprocessor = FittedPreprocessor.load(config.preprocessor)
@@ -65,20 +75,63 @@ def train(config: TrainConfig, context: DistContext) -> dict[str, Any]:
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay)
     history: list[dict[str, Any]] = []
     start_epoch, global_step = 0, 0
+    position = _Position(0, 0.0)
     if resumed is not None:
         set_optimizer_state_dict(model, optimizer, resumed.optimizer, options=_FULL)
         history, start_epoch, global_step = list(resumed.history), resumed.epoch, resumed.global_step
+        partial = resumed.partial_loss  # one running loss sum per rank; none after a change of world size
+        loss_sum = partial[context.rank] if len(partial) == context.world_size else 0.0
+        position = _Position(resumed.step_in_epoch, loss_sum)
     attempt = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0"))
-    _event(config, context, "start", attempt=attempt, resumed_from_epoch=start_epoch)
+    _event(config, context, "start", attempt=attempt, resumed_from_epoch=start_epoch, resumed_at_step=global_step)
     scaler = grad_scaler(config.mixed_precision, context.device)
+    stop = stop or StopRequest()
+
+    def save(epoch: int, step: int, at: _Position | None) -> None:
+        """Every rank takes part (full state dicts, loss sums); rank 0 writes."""
+        model_state = get_model_state_dict(model, options=_FULL)
+        optimizer_state = get_optimizer_state_dict(model, optimizer, options=_FULL)
+        partial = gather_floats(at.loss_sum, context) if at is not None else []
+        if context.is_main:
+            save_checkpoint(
+                config.checkpoint_dir,
+                Checkpoint(
+                    epoch,
+                    step,
+                    model_state,
+                    optimizer_state,
+                    history,
+                    architecture,
+                    at.batches if at is not None else 0,
+                    partial,
+                ),
+            )
+        barrier(context)
+
+    def preempted(epoch: int, step: int) -> Preempted:
+        _event(config, context, "preempted", epoch=epoch, global_step=step)
+        return Preempted(epoch, step)
 
     for epoch in range(start_epoch, config.epochs):
         started = time.perf_counter()
+        epoch_start_step = global_step - position.steps_done(config)
+
+        def at_step(at: _Position, steps: int, epoch: int = epoch, first: int = epoch_start_step) -> None:
+            step = first + steps
+            every = config.checkpoint_every_steps
+            check = not context.distributed or step % _STOP_CHECK_STEPS == 0
+            stopping = check and any_rank(stop.requested, context)
+            if stopping or (every and step % every == 0):
+                save(epoch, step, at)
+            if stopping:
+                raise preempted(epoch, step)
+
         loss, samples, steps = _train_epoch(
-            wrapped, optimizer, scaler, train_split, class_weights, config, context, epoch
+            wrapped, optimizer, scaler, train_split, class_weights, config, context, epoch, position, at_step
         )
         seconds = time.perf_counter() - started
-        global_step += steps
+        global_step = epoch_start_step + steps
+        position = _Position(0, 0.0)
         row = {
             "epoch": epoch + 1,
             "global_step": global_step,
@@ -88,16 +141,12 @@ def train(config: TrainConfig, context: DistContext) -> dict[str, Any]:
             "samples_per_second": all_mean(samples / seconds, context) * context.world_size,
         }
         history.append(row)
-        model_state = get_model_state_dict(model, options=_FULL)
-        optimizer_state = get_optimizer_state_dict(model, optimizer, options=_FULL)
         if context.is_main:
             print(json.dumps(row), flush=True)
             _append_json(Path(config.run_dir) / METRICS_LOG, row)
-            save_checkpoint(
-                config.checkpoint_dir,
-                Checkpoint(epoch + 1, global_step, model_state, optimizer_state, history, architecture),
-            )
-        barrier(context)
+        save(epoch + 1, global_step, None)
+        if epoch + 1 < config.epochs and any_rank(stop.requested, context):
+            raise preempted(epoch + 1, global_step)
 
     full_state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
     checksums = gather_strings(state_checksum(full_state), context)
@@ -162,6 +211,18 @@ def _wrap(model: nn.Module, config: TrainConfig, context: DistContext) -> nn.Mod
     return DistributedDataParallel(model, device_ids=device_ids)
 
 
+@dataclass(frozen=True)
+class _Position:
+    """How far into an epoch a rank is: batches done and the sum of their losses."""
+
+    batches: int
+    loss_sum: float
+
+    def steps_done(self, config: TrainConfig) -> int:
+        """Optimizer steps those batches made (a checkpoint is taken only on a step boundary)."""
+        return self.batches // config.gradient_accumulation_steps
+
+
 def _train_epoch(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
@@ -171,18 +232,24 @@ def _train_epoch(
     config: TrainConfig,
     context: DistContext,
     epoch: int,
+    start: _Position,
+    at_step: Callable[[_Position, int], None],
 ) -> tuple[float, int, int]:
+    """One epoch from `start`; `at_step(position, steps)` runs after each optimizer step but the last.
+
+    Returns the mean loss over the epoch's batches, the samples seen now and the epoch's optimizer steps.
+    """
     model.train()
     weights = None if class_weights is None else class_weights.to(context.device)
-    # Dropout draws from a generator seeded by (seed, epoch, rank), so an epoch replayed after a
-    # resume draws exactly what it would have drawn in an uninterrupted run.
-    torch.manual_seed(config.seed * 1_000_003 + epoch * 1_009 + context.rank)
     indices = shard_indices(len(split), context.rank, context.world_size, config.seed, epoch)
     batches = math.ceil(len(indices) / config.batch_size)
     accumulate = config.gradient_accumulation_steps
-    total, steps = 0.0, 0
+    total, steps, samples = start.loss_sum, start.steps_done(config), 0
     optimizer.zero_grad(set_to_none=True)
-    for batch_number in range(batches):
+    for batch_number in range(start.batches, batches):
+        # Dropout draws from a generator seeded by (seed, epoch, rank, batch), so a batch replayed
+        # after a resume, mid-epoch included, draws exactly what an uninterrupted run drew.
+        _seed_dropout(((config.seed * 1_000_003 + epoch) * 1_009 + context.rank) * 100_003 + batch_number, context)
         batch = indices[batch_number * config.batch_size : (batch_number + 1) * config.batch_size]
         features = split.features[batch].to(context.device, non_blocking=True)
         targets = split.targets[batch].to(context.device, non_blocking=True)
@@ -191,12 +258,23 @@ def _train_epoch(
             loss = _loss(model(features), targets, weights, config.regression_loss)
         scaler.scale(loss / accumulate).backward()  # type: ignore[no-untyped-call]
         total += float(loss.detach())
+        samples += len(batch)
         if boundary:
             scaler.step(optimizer)
             scaler.update()
             optimizer.zero_grad(set_to_none=True)
             steps += 1
-    return total / max(batches, 1), len(indices), steps
+            if batch_number + 1 < batches:
+                at_step(_Position(batch_number + 1, total), steps)
+    return total / max(batches, 1), samples, steps
+
+
+def _seed_dropout(seed: int, context: DistContext) -> None:
+    """Seed only this device's default generator: torch.manual_seed seeds every backend (~0.15 ms a batch)."""
+    if context.device.type == "cuda":
+        torch.cuda.manual_seed(seed)
+    else:
+        torch.default_generator.manual_seed(seed)
 
 
 def _no_sync_unless(model: nn.Module, boundary: bool) -> contextlib.AbstractContextManager[object]:

@@ -6,6 +6,7 @@
 Runs unchanged under torchrun, a PyTorchJob, a TrainJob, Vertex AI or SLURM's srun: the rank
 and rendezvous come from the environment. An error the user can fix is written to
 `error.json` in the run directory so a launcher can report it instead of a traceback.
+SIGTERM stops the worker after its current step and a checkpoint, with PREEMPTED_EXIT_CODE.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from kubeforge.errors import KubeforgeError
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.distributed import init_distributed, shutdown_distributed
 from kubeforge.training.engine import train
+from kubeforge.training.preemption import PREEMPTED_EXIT_CODE, Preempted, StopRequest, report_preempted
 
 ERROR_FILE = "error.json"
 USAGE = "usage: python -m kubeforge.training.worker CONFIG | --config-json JSON"
@@ -39,9 +41,14 @@ def read_config(args: list[str]) -> TrainConfig:
 def main(argv: list[str] | None = None) -> int:
     """Run one worker of the job described by the configuration."""
     config = read_config(sys.argv[1:] if argv is None else argv)
+    stop = StopRequest().install()
     context = init_distributed(config.process_group_timeout_s)
     try:
-        train(config, context)
+        train(config, context, stop)
+    except Preempted as exc:
+        report_preempted(str(exc))
+        print(f"rank {context.rank}: {exc}", file=sys.stderr)
+        return PREEMPTED_EXIT_CODE
     except KubeforgeError as exc:
         Path(config.run_dir).mkdir(parents=True, exist_ok=True)
         error = {"type": type(exc).__name__, "message": str(exc), "rank": context.rank}

@@ -22,7 +22,7 @@ import pandas as pd
 import yaml
 from fake_kube import FakeKube, running_fake_kube
 
-from kubeforge.artifacts import write_bytes
+from kubeforge.artifacts import read_text, write_bytes
 from kubeforge.components.training.pytorch.core import TrainInputs, TrainParams, train_model
 from kubeforge.model_format import load_model
 
@@ -89,13 +89,12 @@ def test_pytorchjob_backend_trains_from_s3(prepared: Any, s3_bucket: str, tmp_pa
             params = TrainParams(
                 backend="pytorchjob", workers=2, nproc_per_node=2, epochs=3, backend_options='{"namespace": "ml"}'
             )
+            staging = f"s3://{s3_bucket}/runs/r1/model-staging"
             result = train_model(
-                inputs,
-                str(tmp_path / "model"),
-                params,
-                handle_path=str(tmp_path / "handle.json"),
-                staging_uri=f"s3://{s3_bucket}/runs/r1/model-staging",
+                inputs, str(tmp_path / "model"), params, handle_path=str(tmp_path / "handle.json"), staging_uri=staging
             )
+            # A retried task (same outputs) finds the handle beside them: it follows that job, creating none.
+            again = train_model(inputs, str(tmp_path / "model"), params, staging_uri=staging)
         finally:
             stop.set()
             operator.join()
@@ -109,3 +108,6 @@ def test_pytorchjob_backend_trains_from_s3(prepared: Any, s3_bucket: str, tmp_pa
     accuracy = (pd.Series(model.predict_frame(test).labels) == test["target"].to_numpy()).mean()
     assert accuracy > 0.85
     assert '"backend": "pytorchjob"' in (tmp_path / "handle.json").read_text()
+    assert read_text(f"{staging}/handle.json") == (tmp_path / "handle.json").read_text()
+    assert len([request for request in kube.requests if request[0] == "POST"]) == 1
+    assert again.summary["replica_checksums"] == result.summary["replica_checksums"]

@@ -123,7 +123,7 @@ class KubernetesBackend:
         pod_policy: JobPodPolicy | None = None,
     ) -> None:
         if api_client is None:
-            from kubeforge.training.backends.kubernetes import default_api_client
+            from kubeforge.kube_client import default_api_client
 
             api_client = default_api_client()
         self.capacity = capacity
@@ -183,9 +183,9 @@ class KubernetesBackend:
         return built
 
     def _pytorch_job(self, job: Job) -> dict[str, Any]:
-        from kubeforge.training.backends.base import Resources as WorkerResources
-        from kubeforge.training.backends.base import TrainingJob
-        from kubeforge.training.backends.pytorchjob import PyTorchJobBackend
+        from kubeforge.launch.base import Resources as WorkerResources
+        from kubeforge.launch.base import TrainingJob
+        from kubeforge.launch.pytorchjob import PyTorchJobBackend
 
         per_worker = job.spec.resources
         training = TrainingJob(

@@ -1,7 +1,7 @@
 """The `vertex` backend: a Vertex AI CustomJob with one worker pool per role.
 
 Pool 0 holds the first node (the rendezvous host), pool 1 the other `nodes - 1`. Vertex
-describes the cluster to each replica in CLUSTER_SPEC; `kubeforge.training.node` turns that
+describes the cluster to each replica in CLUSTER_SPEC; `kubeforge.launch.node` turns that
 into torchrun's rendezvous flags. The job carries a `kubeforge-job` label, which is how a
 re-run finds it again instead of creating a second one.
 """
@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from kubeforge.errors import InputError, TrainingError
-from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
 
 JOB_LABEL = "kubeforge-job"
 _STATES = {
@@ -53,7 +53,7 @@ class VertexBackend:
                 "accelerator_type", _ACCELERATORS.get(job.resources.gpu_type, "NVIDIA_TESLA_T4")
             )
             machine["accelerator_count"] = job.resources.gpu
-        command = ["python", "-m", "kubeforge.training.node", *job.worker_command()[3:]]
+        command = job.worker_command()  # the node entry reads CLUSTER_SPEC for the rendezvous
         container = {
             "image_uri": job.image,
             "command": command[:1],
@@ -101,6 +101,12 @@ class VertexBackend:
     def cancel(self, handle: JobHandle) -> None:
         """Ask Vertex to cancel the CustomJob."""
         self.aiplatform.CustomJob.get(handle.id).cancel()
+
+    def suspend(self, handle: JobHandle) -> None:
+        """Vertex AI cannot pause a CustomJob: refused, naming what to do instead."""
+        raise TrainingError(
+            f"Vertex AI CustomJob {handle.name} cannot be suspended: cancel it; a re-run resumes from its checkpoint"
+        )
 
 
 __all__ = ["JOB_LABEL", "VertexBackend"]

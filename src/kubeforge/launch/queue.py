@@ -1,4 +1,4 @@
-"""The training component's `queue` backend: training jobs go through the kubeforge scheduler.
+"""The `queue` launch backend: training jobs go through the kubeforge scheduler.
 
 It implements the training launch protocol (submit, status, logs, cancel) with the
 scheduler's Python client. The scheduler's URL comes from `backend_options.url` or
@@ -8,6 +8,7 @@ named by $KUBEFORGE_TOKEN_FILE (a mounted Kubernetes secret); `token_env` names 
 variable to read it from. `queue` is required, `priority` and `max_runtime_s` are optional.
 Submitting re-attaches to an unfinished job of the same name and training configuration, so a
 re-run launcher does not queue a second one.
+It talks to the scheduler only through `kubeforge.scheduler.client`.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
-from kubeforge.errors import InputError
+from kubeforge.errors import InputError, TrainingError
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
 from kubeforge.scheduler.client import SchedulerClient, SchedulerError
-from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, TrainingJob
 
 URL_ENV = "KUBEFORGE_SCHEDULER_URL"
 TOKEN_ENV = "KUBEFORGE_TOKEN"
@@ -83,13 +84,24 @@ class QueueBackend:
         }
 
     def submit(self, job: TrainingJob) -> JobHandle:
-        """Queue the job, or re-attach to an unfinished one with the same name and configuration."""
+        """Queue the job, or re-attach to the unfinished one of the same name.
+
+        The name and the run's places derive from the task's outputs, so a retried task sends the
+        same configuration; an unfinished job of that name with another configuration is refused
+        rather than run beside it on the same checkpoints.
+        """
         spec = self.spec(job)
         with self._client() as client:
             for existing in client.jobs(active_only=True):
                 shown = existing["spec"]
-                if shown["name"] == job.name and shown["training"] == spec["training"]:
-                    return self._handle(job.name, int(existing["id"]))
+                if shown["name"] != job.name:
+                    continue
+                if shown["training"] != spec["training"]:
+                    raise InputError(
+                        f"job {job.name} (scheduler id {existing['id']}) is still {existing['state']} with another "
+                        "training configuration: cancel it, or give this run another run_id"
+                    )
+                return self._handle(job.name, int(existing["id"]))
             return self._handle(job.name, client.submit(spec))
 
     def status(self, handle: JobHandle) -> JobStatus:
@@ -117,6 +129,10 @@ class QueueBackend:
         except SchedulerError as exc:
             if "409" not in str(exc):
                 raise
+
+    def suspend(self, handle: JobHandle) -> None:
+        """The scheduler preempts on its own (SIGTERM, checkpoint, requeue); its API offers no suspend."""
+        raise TrainingError(f"queue job {handle.name}: the scheduler decides preemption; cancel it to stop it")
 
     def _client(self) -> SchedulerClient:
         return SchedulerClient(self.url, self._token)

@@ -1,4 +1,4 @@
-"""What every launch backend shares: the job description, its handle and status, the protocol."""
+"""What every launch backend shares: the job description, its handle, state and status, the protocol."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from typing import Any, ClassVar, Protocol
 
 import kubeforge
 from kubeforge.errors import InputError
+from kubeforge.launch.torchrun import torchrun_command
 from kubeforge.training.config import TrainConfig
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
@@ -62,18 +63,10 @@ class TrainingJob:
         return self.nodes * self.nproc_per_node
 
     def worker_command(self) -> list[str]:
-        """The container command every node runs: torchrun around the kubeforge worker."""
-        return [
-            "python",
-            "-m",
-            "torch.distributed.run",
-            f"--nproc-per-node={self.nproc_per_node}",
-            f"--max-restarts={self.max_restarts}",
-            "-m",
-            "kubeforge.training.worker",
-            "--config-json",
-            self.config.to_json(indent=None),
-        ]
+        """The container command every node runs (the platform supplies the rendezvous)."""
+        return torchrun_command(
+            ["--config-json", self.config.to_json(indent=None)], self.nproc_per_node, self.max_restarts
+        )
 
 
 @dataclass(frozen=True)
@@ -103,11 +96,18 @@ class JobState(enum.Enum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    PREEMPTED = "preempted"
+    """Stopped by SIGTERM after checkpointing (exit code PREEMPTED_EXIT_CODE): requeue it to resume."""
 
     @property
     def terminal(self) -> bool:
-        """True once the job will not change state again."""
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+        """True once this launch of the job will not change state again."""
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.PREEMPTED)
+
+    @property
+    def live(self) -> bool:
+        """True while the job is queued or running: a re-run launcher attaches to it."""
+        return self in (JobState.PENDING, JobState.RUNNING)
 
 
 @dataclass(frozen=True)
@@ -137,6 +137,10 @@ class LaunchBackend(Protocol):
 
     def cancel(self, handle: JobHandle) -> None:
         """Stop the job and release what it holds."""
+        ...
+
+    def suspend(self, handle: JobHandle) -> None:
+        """Ask the job to checkpoint and stop (SIGTERM, or the platform's suspend); it resumes when requeued."""
         ...
 
 

@@ -2,7 +2,8 @@
 
 torchrun's elastic agent restarts the whole worker group (up to `max_restarts` times) when a
 worker dies; the engine then resumes from the last checkpoint. The job's exit code is written
-next to its log, so status survives the launcher.
+next to its log, so status survives the launcher; PREEMPTED_EXIT_CODE (SIGTERM, checkpointed)
+reads as preempted, and the launcher requeues it.
 """
 
 from __future__ import annotations
@@ -16,11 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.torchrun import STANDALONE, torchrun_command
+from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
 LOG_FILE = "job.log"
 EXIT_CODE_FILE = "exit_code"
 CONFIG_FILE = "train_config.json"
+CANCELLED_FILE = "cancelled"
 
 
 class LocalBackend:
@@ -35,22 +39,13 @@ class LocalBackend:
         if existing is not None and self.status(existing).state is JobState.RUNNING:
             return existing
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / EXIT_CODE_FILE).unlink(missing_ok=True)
+        for stale in (EXIT_CODE_FILE, CANCELLED_FILE):
+            (run_dir / stale).unlink(missing_ok=True)
         config_path = run_dir / CONFIG_FILE
         config_path.write_text(job.config.to_json())
-        torchrun = [
-            sys.executable,
-            "-m",
-            "torch.distributed.run",
-            "--standalone",
-            "--nnodes=1",
-            f"--nproc-per-node={job.nproc_per_node}",
-            f"--max-restarts={job.max_restarts}",
-            "--monitor-interval=0.5",
-            "-m",
-            "kubeforge.training.worker",
-            str(config_path),
-        ]
+        torchrun = torchrun_command(
+            [str(config_path)], job.nproc_per_node, job.max_restarts, rendezvous=STANDALONE, python=sys.executable
+        )
         threads = max(1, (os.cpu_count() or 1) // job.nproc_per_node)
         env = {**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": str(threads), **job.env}
         exit_file = run_dir / EXIT_CODE_FILE
@@ -82,9 +77,15 @@ class LocalBackend:
             code = int(exit_file.read_text().strip() or "1")
             if code == 0:
                 return JobStatus(JobState.SUCCEEDED)
+            if (run_dir / CANCELLED_FILE).is_file():
+                return JobStatus(JobState.CANCELLED)
+            if code == PREEMPTED_EXIT_CODE:
+                return JobStatus(JobState.PREEMPTED, "stopped by SIGTERM after checkpointing")
             return JobStatus(JobState.FAILED, f"torchrun exited with code {code}; last output:\n{_tail(run_dir)}")
         if _alive(int(handle.id)):
             return JobStatus(JobState.RUNNING)
+        if (run_dir / CANCELLED_FILE).is_file():
+            return JobStatus(JobState.CANCELLED)
         return JobStatus(JobState.FAILED, f"the job's process {handle.id} is gone without an exit code")
 
     def logs(self, handle: JobHandle) -> Iterator[str]:
@@ -94,9 +95,22 @@ class LocalBackend:
             yield from path.read_text(errors="replace").splitlines()
 
     def cancel(self, handle: JobHandle) -> None:
-        """SIGTERM the job's process group (torchrun forwards it to the workers)."""
+        """SIGKILL the job's process group and its workers (torchrun starts each in its own session)."""
+        run_dir = Path(handle.details["run_dir"])
+        (run_dir / CANCELLED_FILE).touch()
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(int(handle.details["process_group"]), signal.SIGTERM)
+            os.killpg(int(handle.details["process_group"]), signal.SIGKILL)
+        for pid in worker_processes(run_dir).values():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+    def suspend(self, handle: JobHandle) -> None:
+        """SIGTERM to the job's node process, which passes it to torchrun once: the workers finish
+        their step and checkpoint, and the job ends preempted."""
+        children = Path(f"/proc/{handle.id}/task/{handle.id}/children")
+        with contextlib.suppress(OSError, ProcessLookupError):
+            for pid in children.read_text().split():
+                os.kill(int(pid), signal.SIGTERM)
 
 
 def worker_processes(run_dir: Path) -> dict[int, int]:

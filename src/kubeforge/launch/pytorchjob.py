@@ -3,7 +3,9 @@
 Built with the kubeflow-training SDK's models: a Master replica plus `nodes - 1` Workers,
 `nprocPerNode` processes each (the operator passes torchrun its PET_* rendezvous settings),
 an elasticPolicy when restarts are allowed, a runPolicy, per-worker resources and GPUs,
-tolerations, node selectors, and Kueue's queue label when a queue is named.
+tolerations, node selectors, and Kueue's queue label when a queue is named. A preempted pod
+(SIGTERM within its termination grace: checkpoint, PREEMPTED_EXIT_CODE) is restarted by the
+operator's ExitCode policy and resumes from the checkpoint.
 """
 
 from __future__ import annotations
@@ -13,8 +15,8 @@ from typing import Any, ClassVar
 from kubeflow.training import models
 from kubernetes import client
 
-from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, TrainingJob
-from kubeforge.training.backends.kubernetes import (
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.kubernetes import (
     CustomResourceBackend,
     container_resources,
     job_labels,
@@ -23,6 +25,9 @@ from kubeforge.training.backends.kubernetes import (
     tolerations,
 )
 
+DEFAULT_GRACE_S = 120
+RESTART_POLICY = "ExitCode"
+"""Exit codes 128-255 (PREEMPTED_EXIT_CODE among them) restart the pod, which resumes; 1-127 fail the job."""
 _CONDITIONS = {
     "Created": JobState.PENDING,
     "Running": JobState.RUNNING,
@@ -59,14 +64,16 @@ class PyTorchJobBackend(CustomResourceBackend):
                 tolerations=tolerations(job),
                 node_selector=options.get("node_selector") or None,
                 service_account_name=options.get("service_account"),
+                # SIGTERM first: the workers finish their step and checkpoint within this grace
+                termination_grace_period_seconds=int(options.get("termination_grace_s", DEFAULT_GRACE_S)),
             ),
         )
         replicas = {
-            "Master": models.KubeflowOrgV1ReplicaSpec(replicas=1, restart_policy="OnFailure", template=template)
+            "Master": models.KubeflowOrgV1ReplicaSpec(replicas=1, restart_policy=RESTART_POLICY, template=template)
         }
         if job.nodes > 1:
             replicas["Worker"] = models.KubeflowOrgV1ReplicaSpec(
-                replicas=job.nodes - 1, restart_policy="OnFailure", template=template
+                replicas=job.nodes - 1, restart_policy=RESTART_POLICY, template=template
             )
         elastic = None
         if job.max_restarts:
@@ -97,6 +104,10 @@ class PyTorchJobBackend(CustomResourceBackend):
         """From the newest true condition (Created, Running, Restarting, Succeeded, Failed)."""
         condition, message = last_true_condition(obj)
         return JobStatus(_CONDITIONS.get(condition, JobState.PENDING), message)
+
+    def suspend_patch(self) -> dict[str, Any]:
+        """runPolicy.suspend = true."""
+        return {"spec": {"runPolicy": {"suspend": True}}}
 
     def lead_pod_selector(self, handle: JobHandle) -> str:
         """The Master pod."""

@@ -1,7 +1,9 @@
 """The `slurm` backend: sbatch a script that runs `srun torchrun` across the allocated nodes.
 
 The script records its exit code next to the log, because without slurmdbd a finished job
-is forgotten by slurmctld after MinJobAge (300 s by default).
+is forgotten by slurmctld after MinJobAge (300 s by default). A preempted run (SIGTERM from
+`scancel --signal=TERM`, SLURM's preemption or `--signal` before the time limit) checkpoints
+and exits with PREEMPTED_EXIT_CODE; the script then requeues the same job, which resumes.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ from pathlib import Path
 from typing import ClassVar
 
 from kubeforge.errors import TrainingError
-from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.torchrun import torchrun_command
+from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
 EXIT_CODE_FILE = "exit_code"
 SCRIPT_FILE = "slurm_job.sh"
 CONFIG_FILE = "train_config.json"
+DEFAULT_GRACE_S = 120
 _STATES = {
     "PENDING": JobState.PENDING,
     "CONFIGURING": JobState.PENDING,
@@ -62,6 +67,8 @@ class SlurmBackend:
             f"--cpus-per-task={max(1, int(float(job.resources.cpu)))}",
             f"--output={run_dir}/slurm-%j.out",
             f"--chdir={run_dir}",
+            "--requeue",
+            "--open-mode=append",
         ]
         if job.resources.gpu:
             command.append(f"--gres=gpu:{job.resources.gpu}")
@@ -69,7 +76,9 @@ class SlurmBackend:
         if partition:
             command.append(f"--partition={partition}")
         if self.time_limit:
-            command.append(f"--time={self.time_limit}")
+            # SIGTERM to the job's steps this long before the limit: a checkpoint, then a requeue
+            grace = int(job.options.get("termination_grace_s", DEFAULT_GRACE_S))
+            command += [f"--time={self.time_limit}", f"--signal=TERM@{grace}"]
         job_id = _run([*command, str(script)]).strip().split(";")[0]
         return JobHandle(self.name, job.name, job_id, {"run_dir": str(run_dir)})
 
@@ -101,23 +110,20 @@ class SlurmBackend:
         """scancel the job."""
         _run(["scancel", handle.id])
 
+    def suspend(self, handle: JobHandle) -> None:
+        """SIGTERM to the job's steps: the workers checkpoint, and the job requeues itself."""
+        _run(["scancel", "--signal=TERM", handle.id])
+
     def _script(self, job: TrainingJob, run_dir: Path) -> str:
         exports = {"PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": "1", **job.env}
-        torchrun = [
-            self.python,
-            "-m",
-            "torch.distributed.run",
+        rendezvous = (
             '--nnodes="$SLURM_NNODES"',
-            f"--nproc-per-node={job.nproc_per_node}",
             '--rdzv-id="$SLURM_JOB_ID"',
             "--rdzv-backend=c10d",
             '--rdzv-endpoint="$head_node:$port"',
-            f"--max-restarts={job.max_restarts}",
-            "--monitor-interval=0.5",
-            "-m",
-            "kubeforge.training.worker",
-            shlex.quote(str(run_dir / CONFIG_FILE)),
-        ]
+        )
+        config_path = shlex.quote(str(run_dir / CONFIG_FILE))
+        torchrun = torchrun_command([config_path], job.nproc_per_node, job.max_restarts, rendezvous, self.python)
         lines = [
             "#!/bin/bash",
             "# Written by kubeforge: one torchrun agent per node, rendezvous on the first node.",
@@ -126,6 +132,8 @@ class SlurmBackend:
             "port=$((20000 + SLURM_JOB_ID % 20000))",
             f"srun --kill-on-bad-exit=1 --ntasks-per-node=1 {' '.join(torchrun)}",
             "code=$?",
+            "# preempted (SIGTERM, checkpointed): the same job goes back to the queue and resumes",
+            f'if [ "$code" -eq {PREEMPTED_EXIT_CODE} ]; then scontrol requeue "$SLURM_JOB_ID" && exit 0; fi',
             f'echo "$code" > {shlex.quote(str(run_dir / EXIT_CODE_FILE))}',
             'exit "$code"',
         ]

@@ -1,4 +1,4 @@
-"""Training on backends that share this machine's filesystem (`local`, `slurm`).
+"""Training on backends that share this machine's filesystem (`local`, `slurm`, `queue` on a local scheduler).
 
 Inputs are checked here first, the job runs through its backend, and the run summary is read
 back from the run directory.
@@ -7,15 +7,16 @@ back from the run directory.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from kubeforge import errors
 from kubeforge.errors import InputError, TrainingError
+from kubeforge.launch.base import LaunchBackend, TrainingJob
+from kubeforge.launch.local import LocalBackend
+from kubeforge.launch.runner import run_job
 from kubeforge.preprocessor import FittedPreprocessor
-from kubeforge.training.backends.base import LaunchBackend, TrainingJob
-from kubeforge.training.backends.local import LocalBackend
-from kubeforge.training.backends.runner import run_job
 from kubeforge.training.checkpoint import load_checkpoint
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.data import load_split
@@ -46,8 +47,10 @@ def run_local(config: TrainConfig, workers: int, max_restarts: int = 0, job_name
     return run_on_shared_filesystem(LocalBackend(), job, poll_s=0.5)
 
 
-def run_on_shared_filesystem(backend: LaunchBackend, job: TrainingJob, poll_s: float = 1.0) -> dict[str, Any]:
-    """Check inputs, run the job (re-attaching if its handle is recorded), return its summary.
+def run_on_shared_filesystem(
+    backend: LaunchBackend, job: TrainingJob, poll_s: float = 1.0, also_record_to: Sequence[str] = ()
+) -> dict[str, Any]:
+    """Check inputs, run the job (re-attaching if its handle is recorded in the run folder), return its summary.
 
     The workers' output is streamed to stdout. A worker's own error (bad data, say) is raised
     as the matching kubeforge error; anything else as TrainingError with the job's reason.
@@ -55,7 +58,7 @@ def run_on_shared_filesystem(backend: LaunchBackend, job: TrainingJob, poll_s: f
     check_inputs(job.config)
     run_dir = Path(job.config.run_dir)
     try:
-        run_job(backend, job, handle_path=run_dir / HANDLE_FILE, poll_s=poll_s)
+        run_job(backend, job, handle_path=run_dir / HANDLE_FILE, poll_s=poll_s, also_record_to=also_record_to)
     except TrainingError as exc:
         raise _worker_error(run_dir) or exc from None
     return dict(json.loads((run_dir / SUMMARY_FILE).read_text()))

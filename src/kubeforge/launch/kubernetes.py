@@ -3,35 +3,18 @@ idempotently through the Kubernetes API, followed through its conditions and its
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from typing import Any, ClassVar
 
 from kubernetes import client
 from kubernetes.client.rest import ApiException
 
-from kubeforge.errors import InputError, TrainingError
-from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.errors import TrainingError
+from kubeforge.kube_client import default_api_client
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
-
-
-def default_api_client() -> client.ApiClient:
-    """An API client from the in-cluster service account, else from the local kubeconfig."""
-    from kubernetes import config
-
-    try:
-        config.load_incluster_config()
-    except config.ConfigException:
-        try:
-            # KUBECONFIG is read now, not when the kubernetes package was imported.
-            config.load_kube_config(config_file=os.environ.get("KUBECONFIG"))
-        except (config.ConfigException, FileNotFoundError) as exc:
-            raise InputError(
-                f"no Kubernetes credentials ({exc}): run inside a cluster or point KUBECONFIG at a kubeconfig"
-            ) from exc
-    return client.ApiClient()
 
 
 def job_labels(job: TrainingJob) -> dict[str, str]:
@@ -84,6 +67,10 @@ class CustomResourceBackend:
         """A label selector that finds the pod whose log is the job's log."""
         raise NotImplementedError
 
+    def suspend_patch(self) -> dict[str, Any]:
+        """The merge patch that suspends the resource (its pods get SIGTERM and their grace)."""
+        raise NotImplementedError
+
     def submit(self, job: TrainingJob) -> JobHandle:
         """Create the resource; an existing one of the same name is re-attached (409 -> get)."""
         body = self.build(job)
@@ -95,8 +82,13 @@ class CustomResourceBackend:
         return JobHandle(self.name, job.name, f"{self.namespace}/{job.name}", {"namespace": self.namespace})
 
     def status(self, handle: JobHandle) -> JobStatus:
-        """The resource's state from its conditions."""
-        return self.state_of(self._get(handle))
+        """The resource's state from its conditions; failed when it no longer exists (deleted, TTL)."""
+        try:
+            return self.state_of(self._get(handle))
+        except ApiException as exc:
+            if exc.status != 404:
+                raise self._error("get", handle.name, exc) from exc
+        return JobStatus(JobState.FAILED, f"{self.plural} {handle.id} no longer exists")
 
     def logs(self, handle: JobHandle) -> Iterator[str]:
         """The lead pod's log so far (nothing while no pod exists yet)."""
@@ -121,14 +113,19 @@ class CustomResourceBackend:
             if exc.status != 404:
                 raise self._error("delete", handle.name, exc) from exc
 
-    def _get(self, handle: JobHandle) -> dict[str, Any]:
+    def suspend(self, handle: JobHandle) -> None:
+        """Suspend the resource: its pods stop (checkpointing on SIGTERM) until it is resumed, by Kueue say."""
         namespace = handle.details.get("namespace", self.namespace)
         try:
-            obj = self.objects.get_namespaced_custom_object(
-                self.group, self.version, namespace, self.plural, handle.name
+            self.objects.patch_namespaced_custom_object(
+                self.group, self.version, namespace, self.plural, handle.name, self.suspend_patch()
             )
         except ApiException as exc:
-            raise self._error("get", handle.name, exc) from exc
+            raise self._error("suspend", handle.name, exc) from exc
+
+    def _get(self, handle: JobHandle) -> dict[str, Any]:
+        namespace = handle.details.get("namespace", self.namespace)
+        obj = self.objects.get_namespaced_custom_object(self.group, self.version, namespace, self.plural, handle.name)
         return dict(obj)
 
     def _error(self, action: str, name: str, exc: ApiException) -> TrainingError:
@@ -155,7 +152,6 @@ __all__ = [
     "CustomResourceBackend",
     "JobState",
     "container_resources",
-    "default_api_client",
     "job_labels",
     "last_true_condition",
     "serialize",

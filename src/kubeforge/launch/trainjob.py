@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 
 from kubeflow_trainer_api import models
 
-from kubeforge.training.backends.base import JobHandle, JobState, JobStatus, TrainingJob
-from kubeforge.training.backends.kubernetes import (
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.kubernetes import (
     CustomResourceBackend,
     container_resources,
     job_labels,
@@ -70,6 +70,10 @@ class TrainJobBackend(CustomResourceBackend):
         if not condition and (obj.get("status") or {}).get("jobsStatus"):
             return JobStatus(JobState.RUNNING)
         return JobStatus(_CONDITIONS.get(condition, JobState.RUNNING if condition else JobState.PENDING), message)
+
+    def suspend_patch(self) -> dict[str, Any]:
+        """spec.suspend = true."""
+        return {"spec": {"suspend": True}}
 
     def lead_pod_selector(self, handle: JobHandle) -> str:
         """The first node's pod of the JobSet the TrainJob creates."""
