@@ -5,8 +5,8 @@ on the smallest settings that still exercise every task (one worker, one epoch, 
 nothing is deployed), seeded as the components seed themselves. Every file of every task is
 compared: datasets, predictions and reports byte for byte; JSON without the keys that hold a
 wall-clock reading; TorchScript archives member by member (see _zip_members);
-executor outputs and reports with the run folder's name taken out (and the metrics' timings); a training job's handle (the process id
-and scratch folder of that run) by its backend only.
+executor outputs and reports with the run folder's name taken out (and the metrics' timings);
+a training job's handle (the process id and scratch folder of that run) by its backend only.
 """
 
 import json
