@@ -97,5 +97,30 @@ class MetricGate:
             return "-"
         return f"{'<=' if name in self.lower_is_better else '>='} {limit:.4f}"
 
+    def report_head(
+        self,
+        title: str,
+        verdict: tuple[bool, int, list[str]],
+        metrics: dict[str, float],
+        champion: dict[str, float] | None,
+        thresholds: dict[str, float],
+    ) -> list[str]:
+        """The Markdown report's title, the gate's verdict `(passed, test_rows, reasons)` and the table of
+        metrics against the champion's and the thresholds."""
+        passed, test_rows, reasons = verdict
+        lines = [
+            f"# {title}",
+            "",
+            f"Gate: **{'PASSED' if passed else 'FAILED'}** on {test_rows} test rows.",
+            *(f"- {reason}" for reason in reasons),
+            "",
+            "| metric | model | champion | threshold |",
+            "|---|---|---|---|",
+        ]
+        for name, value in metrics.items():
+            best = f"{champion[name]:.4f}" if champion else "-"
+            lines.append(f"| {name} | {value:.4f} | {best} | {self.bound_text(name, thresholds.get(name))} |")
+        return lines
+
 
 __all__ = ["MetricGate"]

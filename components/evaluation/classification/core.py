@@ -254,19 +254,10 @@ def _write_plots(result: EvaluationResult, plots_dir: Path) -> None:
 
 
 def _report(result: EvaluationResult) -> str:
-    champion = result.champion_metrics
-    lines = [
-        "# Classification evaluation",
-        "",
-        f"Gate: **{'PASSED' if result.passed else 'FAILED'}** on {result.test_rows} test rows.",
-        *(f"- {reason}" for reason in result.reasons),
-        "",
-        "| metric | model | champion | threshold |",
-        "|---|---|---|---|",
-    ]
-    for name, value in result.metrics.items():
-        best = f"{champion[name]:.4f}" if champion else "-"
-        lines.append(f"| {name} | {value:.4f} | {best} | {GATE.bound_text(name, result.thresholds.get(name))} |")
+    verdict = (result.passed, result.test_rows, result.reasons)
+    lines = GATE.report_head(
+        "Classification evaluation", verdict, result.metrics, result.champion_metrics, result.thresholds
+    )
     lines += ["", "| class | precision | recall | f1 | support | ROC AUC (one vs rest) |", "|---|---|---|---|---|---|"]
     for name, row in result.per_class.items():
         cells = " | ".join(f"{row[key]:.4f}" for key in ("precision", "recall", "f1"))

@@ -148,19 +148,10 @@ def _write_outputs(result: RegressionEvaluation, actual: np.ndarray, predicted: 
 
 
 def _report(result: RegressionEvaluation) -> str:
-    champion = result.champion_metrics
-    lines = [
-        "# Regression evaluation",
-        "",
-        f"Gate: **{'PASSED' if result.passed else 'FAILED'}** on {result.test_rows} test rows.",
-        *(f"- {reason}" for reason in result.reasons),
-        "",
-        "| metric | model | champion | threshold |",
-        "|---|---|---|---|",
-    ]
-    for name, value in result.metrics.items():
-        best = f"{champion[name]:.4f}" if champion else "-"
-        lines.append(f"| {name} | {value:.4f} | {best} | {GATE.bound_text(name, result.thresholds.get(name))} |")
+    verdict = (result.passed, result.test_rows, result.reasons)
+    lines = GATE.report_head(
+        "Regression evaluation", verdict, result.metrics, result.champion_metrics, result.thresholds
+    )
     lines += unknown_category_lines(result.unknown_categories)
     return "\n".join(lines) + "\n"
 
