@@ -20,7 +20,7 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_squared_error, r2_score
 
 from kubeforge.catalog.compiling import compile_pipeline
-from kubeforge.catalog_build import repository_root
+from kubeforge_dev.catalog_build import repository_root
 from kubeforge.local_runner import run_pipeline_locally
 from kubeforge.model_format import load_model
 from kubeforge.pipelines.tabular_regressor.pipeline import tabular_regressor
