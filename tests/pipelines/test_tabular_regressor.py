@@ -20,13 +20,13 @@ from sklearn.linear_model import Ridge
 from sklearn.metrics import mean_squared_error, r2_score
 
 from kubeforge.catalog.compiling import compile_pipeline
-from kubeforge_dev.catalog_build import repository_root
 from kubeforge.local_runner import run_pipeline_locally
 from kubeforge.model_format import load_model
 from kubeforge.pipelines.tabular_regressor.pipeline import tabular_regressor
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.serving.client import infer, output_by_name
 from kubeforge.serving.local import list_local_servers, stop_local_server
+from kubeforge_dev.catalog_build import repository_root
 
 R2_MARGIN = 0.05
 RMSE_MARGIN = 1.05
