@@ -48,6 +48,25 @@ SPARK_MASTER = Setting("KUBEFORGE_SPARK_MASTER", "local[*]", "preprocessing, Spa
 SPARK_SHUFFLE_PARTITIONS = Setting(
     "KUBEFORGE_SPARK_SHUFFLE_PARTITIONS", "4", "preprocessing, Spark engine: `spark.sql.shuffle.partitions`"
 )
+STORE_URL = Setting(
+    "KUBEFORGE_STORE_URL", "", "`kubeforge queue serve`: the store URL when it carries a password (or `--store-file`)"
+)
+SCHEDULER_CA = Setting("KUBEFORGE_SCHEDULER_CA", "", "`kubeforge queue`, training `backend=queue`: a private CA (PEM)")
+TOKEN_FILE = Setting(
+    "KUBEFORGE_TOKEN_FILE", "", "training `backend=queue`: a file holding the team's token (a mounted secret)"
+)
+JOB_SERVICE_ACCOUNT = Setting(
+    "KUBEFORGE_JOB_SERVICE_ACCOUNT", "", "scheduler, kubernetes backend: the service account of job pods"
+)
+JOB_GPU_TOLERATION = Setting(
+    "KUBEFORGE_JOB_GPU_TOLERATION", "", "scheduler, kubernetes backend: the toleration GPU job pods get (JSON)"
+)
+JOB_ALLOWED_IMAGES = Setting(
+    "KUBEFORGE_JOB_ALLOWED_IMAGES", "", 'scheduler, kubernetes backend: images per queue, `{"QUEUE or *": [IMAGE]}`'
+)
+PREEMPTED_FILE = Setting(
+    "KUBEFORGE_PREEMPTED_FILE", "", "set by the training launcher: where a preempted worker records its checkpoint"
+)
 
 # --- set by the scheduler in every job it launches (for the job's own code) ---
 JOB_ID = Setting("KUBEFORGE_JOB_ID", "", "the job's id")
@@ -70,6 +89,13 @@ READ: tuple[Setting, ...] = (
     HOST,
     SPARK_MASTER,
     SPARK_SHUFFLE_PARTITIONS,
+    STORE_URL,
+    SCHEDULER_CA,
+    TOKEN_FILE,
+    JOB_SERVICE_ACCOUNT,
+    JOB_GPU_TOLERATION,
+    JOB_ALLOWED_IMAGES,
+    PREEMPTED_FILE,
 )
 """The variables kubeforge reads."""
 
@@ -95,9 +121,16 @@ __all__ = [
     "ERROR_REPORT_DIR",
     "HOME",
     "HOST",
+    "JOB_ALLOWED_IMAGES",
     "JOB_ENVIRONMENT",
+    "JOB_GPU_TOLERATION",
+    "JOB_SERVICE_ACCOUNT",
     "JOB_ID",
     "KFP_TOKEN",
+    "PREEMPTED_FILE",
+    "SCHEDULER_CA",
+    "STORE_URL",
+    "TOKEN_FILE",
     "LAUNCH_KEY",
     "MODEL_URI",
     "PROVIDER_MIRROR",

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 from kfp import local
 from prepared_data import PreparedData
-from sklearn.datasets import load_digits
+from sklearn.datasets import load_diabetes, load_digits
 
 from kubeforge.catalog.pipelines import builtin_pipelines, load_pipeline
 from kubeforge.local.runner import RunOptions
@@ -43,6 +43,10 @@ def _params(name: str, csv: Path, prepared: PreparedData, model: Path, tmp: Path
         digits = tmp / "digits.csv"
         load_digits(as_frame=True).frame.head(300).to_csv(digits, index=False)
         return {"data_uri": str(digits), "thresholds": _IMPOSSIBLE_GATE, **small}
+    if name == "tabular_regressor":
+        diabetes = tmp / "diabetes.csv"
+        load_diabetes(as_frame=True).frame.to_csv(diabetes, index=False)
+        return {"data_uri": str(diabetes), "thresholds": '{"r2": 0.999}', **small}
     raise AssertionError(f"no small settings for the catalogue's new pipeline {name!r}: add them here")
 
 
@@ -55,6 +59,7 @@ CATALOGUE = [
     pytest.param("hyperparameter_sweep", marks=_HEAVY),
     pytest.param("image_classifier", marks=_HEAVY),
     pytest.param("tabular_classifier", marks=_HEAVY),
+    pytest.param("tabular_regressor", marks=_HEAVY),
 ]
 
 

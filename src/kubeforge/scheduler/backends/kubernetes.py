@@ -10,7 +10,7 @@ deletes the object.
 Every job pod follows the `JobPodPolicy`: the restricted Pod Security Standard (non-root UID 10001, no
 privilege escalation, no capabilities, seccomp RuntimeDefault), a dedicated service account whose token
 is not mounted, the GPU toleration on GPU jobs, and only images the job's queue allows (by default the
-kubeforge image alone). The chart passes the policy through `KUBEFORGE_JOB_*` environment variables.
+kubeforge image alone). The chart passes the policy through the job-pod environment variables in `kubeforge.settings`.
 """
 
 from __future__ import annotations
@@ -58,7 +58,7 @@ class JobPodPolicy:
 
     @classmethod
     def from_environment(cls, environ: Mapping[str, str]) -> JobPodPolicy:
-        """The policy the chart sets in the environment (`KUBEFORGE_JOB_*`); unset parts keep their defaults."""
+        """The policy the chart sets in the job-pod variables of `kubeforge.settings`; unset parts keep defaults."""
         try:
             toleration = json.loads(environ.get(JOB_GPU_TOLERATION_ENV) or "{}")
             images = json.loads(environ.get(JOB_ALLOWED_IMAGES_ENV) or "{}")
