@@ -18,8 +18,7 @@ from pathlib import Path
 
 import pytest
 import requests
-from selenium import webdriver
-from selenium.webdriver.chrome.service import Service
+from chromium import BROWSER_MARKS, chromium, console_errors, screenshot
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
@@ -32,8 +31,6 @@ from kubeforge.scheduler.model import Job, JobState, QueueSpec, RequeueReason
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMEDRIVER = Path("/usr/bin/chromedriver")
 TOKENS = {
     "alpha": "alpha-team-token-0123456789",
     "beta": "beta-team-token-0123456789",
@@ -41,14 +38,7 @@ TOKENS = {
 }
 WAIT_S = 20.0
 
-pytestmark = [
-    pytest.mark.browser,
-    pytest.mark.skipif(
-        not (CHROMIUM.exists() and CHROMEDRIVER.exists()),
-        reason=f"browser tests need {CHROMIUM} and {CHROMEDRIVER}: run `make system-deps` "
-        "(installs Debian's chromium and chromium-driver)",
-    ),
-]
+pytestmark = BROWSER_MARKS
 
 
 @dataclass
@@ -81,16 +71,8 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
 
 @pytest.fixture
 def browser() -> Iterator[WebDriver]:
-    options = webdriver.ChromeOptions()
-    options.binary_location = str(CHROMIUM)
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1366,900"):
-        options.add_argument(argument)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
-    try:
+    with chromium() as driver:
         yield driver
-    finally:
-        driver.quit()
 
 
 def _submit(stack: Stack, team: str, name: str, command: str, **fields: object) -> int:
@@ -130,9 +112,7 @@ def _job(stack: Stack, job_id: int) -> Job:
 
 
 def _shot(driver: WebDriver, folder: Path, name: str) -> None:
-    path = folder / f"dashboard-{name}.png"
-    driver.save_screenshot(str(path))
-    print(f"screenshot: {path}")
+    screenshot(driver, folder, f"dashboard-{name}")
 
 
 def test_dashboard_in_chromium(stack: Stack, browser: WebDriver, tmp_path: Path) -> None:
@@ -180,7 +160,7 @@ def test_dashboard_in_chromium(stack: Stack, browser: WebDriver, tmp_path: Path)
     assert driver.execute_script("return document.documentElement.scrollWidth <= window.innerWidth")
     names = driver.execute_script("return [...document.querySelectorAll('button')].map((b) => b.textContent.trim())")
     assert all(names)
-    console = " ".join(str(entry["message"]) for entry in driver.get_log("browser"))
+    console = " ".join(console_errors(driver))
     assert "Content Security Policy" not in console, console
 
     # another team's token cannot cancel alpha's job, even with the page's own code path

@@ -110,6 +110,11 @@ from kubeforge.cli.submit import submit as _submit_command  # noqa: E402
 
 cli.add_command(_submit_command)
 
+# --- local run reports: kubeforge report RUN ---
+from kubeforge.cli.report import report as _report_command  # noqa: E402
+
+cli.add_command(_report_command)
+
 
 def main() -> None:
     """Console entry point: kubeforge errors become one clear line and their exit code."""

@@ -13,6 +13,7 @@ import json
 import os
 import tempfile
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,8 @@ class RunRecord:
     arguments: dict[str, Any]
     state: str = "running"
     tasks: dict[str, dict[str, str]] = field(default_factory=dict)
+    timeline: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """When each task and the run (key "") started and finished (epoch seconds), and tasks that failed."""
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
@@ -48,16 +51,30 @@ class RunRecord:
         """The finished-task entries of this run."""
         return ContentCache(str(self.folder / "tasks"))
 
+    def task_started(self, task: str) -> None:
+        """Note when `task` started."""
+        with self._lock:
+            self.timeline[task] = {"started": time.time()}
+            self._save_locked()
+
+    def task_failed(self, task: str) -> None:
+        """Note that `task` failed, and when."""
+        with self._lock:
+            self.timeline.setdefault(task, {}).update(finished=time.time(), failed=True)
+            self._save_locked()
+
     def task_finished(self, task: str, how: str, folder: str) -> None:
         """Note that `task` finished (`how`: ran, cached, resumed) with its outputs in `folder`."""
         with self._lock:
             self.tasks[task] = {"how": how, "folder": folder}
+            self.timeline.setdefault(task, {})["finished"] = time.time()
             self._save_locked()
 
     def finish(self, state: str) -> None:
         """Set the final state (succeeded or failed)."""
         with self._lock:
             self.state = state
+            self.timeline.setdefault("", {})["finished"] = time.time()
             self._save_locked()
 
     def save(self) -> None:
@@ -67,7 +84,13 @@ class RunRecord:
 
     def _save_locked(self) -> None:
         self.folder.mkdir(parents=True, exist_ok=True)
-        body = {"pipeline": self.pipeline, "arguments": self.arguments, "state": self.state, "tasks": self.tasks}
+        body = {
+            "pipeline": self.pipeline,
+            "arguments": self.arguments,
+            "state": self.state,
+            "tasks": self.tasks,
+            "timeline": self.timeline,
+        }
         descriptor, staging = tempfile.mkstemp(dir=self.folder, prefix=".run-", suffix=".json")
         with os.fdopen(descriptor, "w") as handle:
             json.dump(body, handle, indent=2, default=str)
@@ -77,6 +100,7 @@ class RunRecord:
 def new_record(pipeline_root: Path, run_name: str, pipeline: str, arguments: dict[str, Any]) -> RunRecord:
     """A fresh record for a run about to start."""
     record = RunRecord(state_root(pipeline_root) / "runs" / run_name, pipeline, dict(arguments))
+    record.timeline[""] = {"started": time.time()}
     record.save()
     return record
 
@@ -93,7 +117,9 @@ def load_record(pipeline_root: Path, run: str) -> RunRecord:
         ) from None
     except (OSError, json.JSONDecodeError) as exc:
         raise InputError(f"--resume {run}: its record {folder / 'run.json'} is unreadable ({exc})") from None
-    return RunRecord(folder, body["pipeline"], body["arguments"], body["state"], body["tasks"])
+    return RunRecord(
+        folder, body["pipeline"], body["arguments"], body["state"], body["tasks"], body.get("timeline", {})
+    )
 
 
 __all__ = ["STATE_FOLDER", "RunRecord", "load_record", "new_record", "state_root"]

@@ -36,6 +36,7 @@ from kubeforge.local.cache import ContentCache
 from kubeforge.local.handler import WarmTaskHandler
 from kubeforge.local.journal import RunRecord, load_record, new_record, state_root
 from kubeforge.local.progress import Progress
+from kubeforge.local.report import publish_report
 from kubeforge.local.resources import ResourcePool, WideParallelExecutor, task_demand
 
 log = logging.getLogger(__name__)
@@ -98,11 +99,13 @@ def execute(
         run.progress.event("run-started", run=run_name)
         try:
             pipeline(**arguments)
-        except BaseException:
+        except BaseException as exc:
             record.finish("failed")
+            publish_report(record, pipeline, error=exc)
             run.progress.event("run-failed", run=run_name)
             raise
     record.finish("succeeded")
+    publish_report(record, pipeline)
     run.progress.event("run-finished", run=run_name)
     return record
 
@@ -145,6 +148,7 @@ def _admitted(original: Callable[..., Any], run: _Run) -> Callable[..., Any]:
             return original(**kwargs)  # type: ignore[no-any-return]
         key = _task_key(run.journal, task_spec.component_ref.name, executor_spec, task_spec, kwargs["io_store"])
         run.progress.event("task-started", task_name)
+        run.record.task_started(task_name)
         outputs = run.resumed.get(key) if run.resumed is not None else None
         how = "resumed"
         if outputs is None:
@@ -153,6 +157,7 @@ def _admitted(original: Callable[..., Any], run: _Run) -> Callable[..., Any]:
                     run.cache.take_hit()
                 outputs, task_status = original(**kwargs)
             if task_status != status.Status.SUCCESS:
+                run.record.task_failed(task_name)
                 run.progress.event("task-failed", task_name)
                 return outputs, task_status
             how = "cached" if run.cache is not None and run.cache.take_hit() else "ran"
