@@ -2,8 +2,6 @@
 instead of inlined, missing ones are named, a failed run shows its failed task and error, and
 `kubeforge report RUN` rebuilds the page from the run's record."""
 
-from __future__ import annotations
-
 import base64
 import json
 from html.parser import HTMLParser
@@ -12,13 +10,15 @@ from urllib.parse import unquote
 
 import pytest
 from click.testing import CliRunner
+from kfp import dsl
 
 from kubeforge.cli.main import cli
-from kubeforge.errors import InputError
+from kubeforge.errors import InputError, KubeforgeError
 from kubeforge.local.journal import RunRecord, new_record
 from kubeforge.local.report import SAVED_FILE, rebuild_report, report_path
 from kubeforge.local.report.artifacts import Limits
 from kubeforge.local.report.graph import TaskNode, graph_of, levels
+from kubeforge.local_runner import run_pipeline_locally
 
 HOSTILE_MARKDOWN = (
     "# Stats <script>alert('md')</script>\n\n<img src=x onerror=alert(2)>\n\n"
@@ -208,3 +208,34 @@ def test_graph_of_tabular_classifier_flattens_the_gate_and_levels_the_tasks() ->
         "evaluate-classifier": 4,
         "deploy-model": 5,
     }
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def write_notes(notes: dsl.Output[dsl.Markdown]) -> None:
+    """Write a Markdown artifact that tries to inject a script."""
+    with open(notes.path, "w") as handle:
+        handle.write("# Notes\n\n<script>alert(1)</script>\n")
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def explode(notes: dsl.Input[dsl.Markdown]) -> None:
+    """Fail with a message that carries markup."""
+    raise ValueError(f"cannot read <{notes.name}>")
+
+
+@dsl.pipeline(name="exploding")
+def exploding() -> None:
+    explode(notes=write_notes().outputs["notes"])
+
+
+def test_a_failed_local_run_writes_its_report_naming_the_failed_task(tmp_path: Path) -> None:
+    with pytest.raises(KubeforgeError, match="explode"):
+        run_pipeline_locally(exploding, {}, tmp_path / "root")
+    [report] = (tmp_path / "root").glob("exploding-*/report.html")
+    page = report.read_text()
+    assert "<title>exploding run report: failed</title>" in page
+    assert '<a href="#task-write-notes">write-notes</a></th><td>ran</td>' in page
+    assert '<a href="#task-explode">explode</a></th><td>failed</td>' in page
+    assert "Why the run failed" in page and "explode" in page.split("Why the run failed")[1]
+    assert "<h1>Notes</h1>" in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "<script" not in page
