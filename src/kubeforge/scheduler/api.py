@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from kubeforge.errors import InputError
+from kubeforge.scheduler import usage
 from kubeforge.scheduler.api_io import (
     JSON,
     MAX_BODY_BYTES,
@@ -187,6 +188,9 @@ class SchedulerAPI:
         if path == "/v1/queues":
             allow(method, "GET")
             return 200, {"queues": [spec.to_dict() for spec in await self._call(self.store.queues)]}
+        if path in ("/v1/usage", "/v1/usage/history"):
+            allow(method, "GET")
+            return 200, await self._usage(path.endswith("/history"), team, admin, query)
         match = _QUEUE_PATH.match(path)
         if match:
             require_admin(admin)
@@ -195,6 +199,22 @@ class SchedulerAPI:
             require_admin(admin)
             return await self._token_route(method, path, body, query)
         raise HTTPError(404, f"no route {path!r}; see /openapi.json")
+
+    async def _usage(self, history: bool, team: str, admin: bool, query: dict[str, str]) -> dict[str, Any]:
+        """Per-queue usage now, or over a window (?window_s=, ?buckets=); the token rules are usage.py's."""
+        queues = await self._call(self.store.queues)
+        if not history:
+            holding, source = await self._call(usage.holding_jobs, self.dispatcher, self.store)
+            return {**usage.usage_report(queues, holding, team, admin), "source": source, "at": time.time()}
+        window_s = query_int(query, "window_s", usage.DEFAULT_WINDOW_S, usage.MIN_WINDOW_S, usage.MAX_WINDOW_S)
+        buckets = query_int(query, "buckets", usage.DEFAULT_BUCKETS, 1, usage.MAX_BUCKETS)
+        end = time.time()
+        start = end - float(window_s or usage.DEFAULT_WINDOW_S)
+        jobs = await self._call(self.store.held_since, start, usage.MAX_HISTORY_JOBS)
+        fair_share = await self._call(self.store.fair_share)
+        window = (start, end, buckets or usage.DEFAULT_BUCKETS)
+        answer = usage.usage_history(queues, jobs, fair_share, window, team, admin)
+        return {**answer, "truncated": len(jobs) >= usage.MAX_HISTORY_JOBS}
 
     # -- jobs and arrays --------------------------------------------------------------------
 

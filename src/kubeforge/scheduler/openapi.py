@@ -7,6 +7,14 @@ from typing import Any
 from kubeforge.scheduler.api_io import MAX_BODY_BYTES, RETRY_AFTER_S
 from kubeforge.scheduler.logs import DEFAULT_TAIL_BYTES, MAX_LOG_BYTES
 from kubeforge.scheduler.model import DEFAULT_MAX_PENDING_PER_TEAM, MAX_ARRAY_TASKS, MAX_ENV
+from kubeforge.scheduler.usage import (
+    DEFAULT_BUCKETS,
+    DEFAULT_WINDOW_S,
+    MAX_BUCKETS,
+    MAX_HISTORY_JOBS,
+    MAX_WINDOW_S,
+    MIN_WINDOW_S,
+)
 
 _RESOURCES = {
     "type": "object",
@@ -53,6 +61,60 @@ def _query(name: str, description: str, minimum: int | None = None) -> dict[str,
     return {"name": name, "in": "query", "required": False, "description": description, "schema": schema}
 
 
+_AMOUNT = {
+    "type": "object",
+    "properties": {"cpu": {"type": "string"}, "memory": {"type": "string"}, "gpu": {"type": "integer"}},
+}
+_USAGE = {
+    "type": "object",
+    "required": ["queues", "cohorts", "source", "at"],
+    "properties": {
+        "queues": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["name", "nominal", "used", "borrowed", "share", "teams"],
+                "properties": {
+                    "name": {"type": "string"},
+                    "cohort": {"type": "string"},
+                    "nominal": _AMOUNT,
+                    "borrowing_limit": _AMOUNT,
+                    "used": _AMOUNT,
+                    "borrowed": _AMOUNT,
+                    "share": {"type": "number", "description": "Dominant share of the nominal quota in use."},
+                    "teams": {"type": "object", "additionalProperties": _AMOUNT},
+                },
+            },
+        },
+        "cohorts": {"type": "object", "additionalProperties": {"type": "object"}},
+        "source": {"enum": ["dispatcher", "store"]},
+        "at": {"type": "number"},
+    },
+}
+_SERIES = {"type": "array", "items": {"type": "number"}}
+_HISTORY = {
+    "type": "object",
+    "required": ["start", "end", "bucket_s", "times", "queues", "fair_share", "truncated"],
+    "properties": {
+        "start": {"type": "number"},
+        "end": {"type": "number"},
+        "bucket_s": {"type": "number"},
+        "times": _SERIES,
+        "queues": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "name": {"type": "string"},
+                    "share": _SERIES,
+                    "teams": {"type": "object", "additionalProperties": _SERIES},
+                },
+            },
+        },
+        "fair_share": {"type": "object", "additionalProperties": {"type": "object"}},
+        "truncated": {"type": "boolean", "description": f"True when over {MAX_HISTORY_JOBS} job records were read."},
+    },
+}
 _JOB_ID = [{"name": "job_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
 _ARRAY_ID = [{"name": "array_id", "in": "path", "required": True, "schema": {"type": "integer"}}]
 _QUEUE_NAME = [{"name": "name", "in": "path", "required": True, "schema": {"type": "string"}}]
@@ -241,6 +303,29 @@ OPENAPI: dict[str, Any] = {
             },
         },
         "/v1/queues": {"get": {"summary": "Every queue.", "responses": {"200": _response("Queues."), **_ERRORS}}},
+        "/v1/usage": {
+            "get": {
+                "summary": "Each queue's usage against its nominal quota, what it borrows, and its cohort's pool, from "
+                "the scheduler's accounting (jobs holding resources). Every token sees queue totals; `teams` "
+                "holds only the token's own team (every team for the admin).",
+                "responses": {"200": _response("Usage per queue.", _USAGE), **_ERRORS},
+            }
+        },
+        "/v1/usage/history": {
+            "get": {
+                "summary": "Each queue's average dominant share of its nominal quota per time bucket (above 1 while "
+                "borrowing), computed from job records, with the teams' decayed fair-share values; same token rules.",
+                "parameters": [
+                    _query(
+                        "window_s",
+                        f"Seconds back from now (default {DEFAULT_WINDOW_S}, {MIN_WINDOW_S} to {MAX_WINDOW_S}).",
+                        MIN_WINDOW_S,
+                    ),
+                    _query("buckets", f"Time buckets (default {DEFAULT_BUCKETS}, at most {MAX_BUCKETS}).", 1),
+                ],
+                "responses": {"200": _response("Usage history per queue.", _HISTORY), **_ERRORS},
+            }
+        },
         "/v1/queues/{name}": {
             "parameters": _QUEUE_NAME,
             "put": {

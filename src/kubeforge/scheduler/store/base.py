@@ -201,6 +201,16 @@ class SqlStore(TokenStore, ABC):
             ).fetchall()
             return iter(_jobs(cur, rows))
 
+    def held_since(self, since: float, limit: int) -> list[Job]:
+        """Up to `limit` jobs, newest first, admitted at some time and not finished before `since` (usage history)."""
+        with self.read() as cur:
+            rows = cur.execute(
+                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE admitted_at IS NOT NULL AND "
+                "(finished_at IS NULL OR finished_at >= ?) ORDER BY id DESC LIMIT ?",
+                (since, limit),
+            ).fetchall()
+            return _jobs(cur, rows)
+
     def count_pending(self, team: str, queue: str) -> int:
         """How many of `team`'s jobs wait in `queue`."""
         with self.read() as cur:
