@@ -147,6 +147,23 @@ def test_dashboard_in_chromium(stack: Stack, browser: WebDriver, tmp_path: Path)
     queue_row = driver.find_element(By.CSS_SELECTOR, "#queues tbody tr").text
     assert queue_row.startswith("q ") and "1 / 1 cores (100%)" in queue_row, queue_row
 
+    # usage comes from the scheduler's own accounting, as GET /v1/usage gives it to this token; its history is
+    # a chart with a text alternative (the caption it is labelled by, and a table)
+    usage = requests.get(f"{stack.url}/v1/usage", headers={"Authorization": f"Bearer {TOKENS['alpha']}"}, timeout=10)
+    [line] = usage.json()["queues"]
+    cores = int(line["used"]["cpu"].removesuffix("m")) / 1000
+    cells = [cell.text for cell in driver.find_elements(By.CSS_SELECTOR, "#queues tbody tr td")]
+    assert cells[2].startswith(f"{cores:g} / 1 cores ({round(line['share'] * 100)}%)"), cells
+    memory = round(int(line["teams"]["alpha"]["memory"].removesuffix("Mi")) / 1024, 2)
+    assert cells[5] == "no" and cells[7] == f"alpha: {cores:g} cores, {memory:g} GiB, 0 GPU", cells
+    _until(lambda: driver.find_elements(By.CSS_SELECTOR, "#history-chart polyline"), "the history chart")
+    chart = driver.find_element(By.ID, "history-chart")
+    assert chart.is_displayed() and chart.size["width"] > 300 and chart.get_attribute("role") == "img"
+    summary = driver.find_element(By.ID, str(chart.get_attribute("aria-labelledby")))
+    assert summary.is_displayed() and "q now 100%, average" in summary.text, summary.text
+    history_row = driver.find_element(By.ID, "history-q").text
+    assert history_row.startswith("q 100% ") and "alpha: " in history_row and "beta" not in history_row
+
     # the log follows: later lines arrive without reloading the page
     driver.find_element(By.CSS_SELECTOR, f"#job-{running} button[aria-label^='Follow']").click()
     log = driver.find_element(By.ID, "log")

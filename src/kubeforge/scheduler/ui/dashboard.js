@@ -4,6 +4,7 @@
 (() => {
   const KEY = "kubeforge-token";
   const POLL_MS = 2000;
+  const HISTORY_MS = 15000;
   const ACTIVE = new Set(["admitted", "running", "stopping"]);
   const $ = (id) => document.getElementById(id);
   let timer = null;
@@ -114,23 +115,86 @@
     }
   }
 
-  function renderQueues(queues, running) {
-    const used = {};
-    for (const job of running) {
-      const u = (used[job.spec.queue] ||= { cpu: 0, memory: 0, gpu: 0 });
-      const r = job.spec.resources, w = job.spec.workers;
-      u.cpu += cpu(r.cpu) * w; u.memory += mib(r.memory) * w; u.gpu += r.gpu * w;
-    }
-    fill("queues", queues, "No queues yet.", (row, q) => {
-      const u = used[q.name] || { cpu: 0, memory: 0, gpu: 0 };
+  const amount = (r) => ({ cpu: cpu(r.cpu), memory: mib(r.memory) / 1024, gpu: r.gpu });
+  const amountText = (r) => { const a = amount(r); return `${+a.cpu.toFixed(2)} cores, ${+a.memory.toFixed(2)} GiB, ${a.gpu} GPU`; };
+
+  function renderQueues(usage) {
+    fill("queues", usage.queues, "No queues yet.", (row, q) => {
+      const used = amount(q.used), quota = amount(q.nominal);
       cell(row, q.name);
       cell(row, q.cohort || "none");
-      usageCell(row, u.cpu, cpu(q.nominal.cpu), " cores");
-      usageCell(row, u.memory / 1024, mib(q.nominal.memory) / 1024, " GiB");
-      usageCell(row, u.gpu, q.nominal.gpu, "");
-      const b = q.borrowing_limit;
-      cell(row, q.cohort ? `${cpu(b.cpu)} cores, ${mib(b.memory) / 1024} GiB, ${b.gpu} GPU` : "no");
+      usageCell(row, used.cpu, quota.cpu, " cores");
+      usageCell(row, used.memory, quota.memory, " GiB");
+      usageCell(row, used.gpu, quota.gpu, "");
+      const borrowed = amount(q.borrowed);
+      cell(row, borrowed.cpu || borrowed.memory || borrowed.gpu ? amountText(q.borrowed) : "no");
+      cell(row, q.cohort ? amountText(q.borrowing_limit) : "no");
+      const teams = Object.entries(q.teams).map(([team, r]) => `${team}: ${amountText(r)}`);
+      cell(row, teams.length ? teams.join("; ") : "none");
     });
+  }
+
+  // The history chart: one line per queue (each its own colour and dash pattern), a dashed quota line at
+  // 100%, drawn with DOM calls only; the caption and the table beside it carry the same facts as text.
+  const SVG = "http://www.w3.org/2000/svg";
+  const LINES = [["#0b4f8a", ""], ["#8a1010", "6 3"], ["#1a6b2a", "2 3"], ["#6b3fa0", "8 3 2 3"], ["#7a5200", "12 4"]];
+  const percent = (value) => Math.round(value * 100) + "%";
+  let historyAt = 0;
+  let lastHistory = null;
+
+  function draw(parent, tag, attributes, text) {
+    const element = document.createElementNS(SVG, tag);
+    for (const [name, value] of Object.entries(attributes)) element.setAttribute(name, String(value));
+    if (text !== undefined) element.textContent = text;
+    parent.appendChild(element);
+    return element;
+  }
+
+  function renderHistory(history, usage) {
+    const current = Object.fromEntries(usage.queues.map((q) => [q.name, q.share]));
+    const chart = $("history-chart"), legend = $("history-legend");
+    chart.replaceChildren(); legend.replaceChildren();
+    const [W, H, L, R, T, B] = [720, 230, 48, 12, 12, 34];
+    const n = history.times.length;
+    const top = Math.max(1, ...history.queues.flatMap((q) => q.share)) * 1.1;
+    const x = (i) => L + (n > 1 ? (i * (W - L - R)) / (n - 1) : 0);
+    const y = (v) => T + (1 - v / top) * (H - T - B);
+    draw(chart, "rect", { x: L, y: T, width: W - L - R, height: H - T - B, fill: "none", stroke: "#c8c8c8" });
+    for (const v of [0, 0.5, 1]) {
+      draw(chart, "line", { x1: L, x2: W - R, y1: y(v), y2: y(v), stroke: v === 1 ? "#4a4a4a" : "#c8c8c8", "stroke-dasharray": v === 1 ? "4 4" : "" });
+      draw(chart, "text", { x: 4, y: y(v) + 4 }, percent(v));
+    }
+    draw(chart, "text", { x: W - R - 92, y: y(1) - 5 }, "quota (100%)");
+    const minutes = Math.round((history.end - history.start) / 60);
+    draw(chart, "text", { x: L, y: H - 10 }, `${minutes} min ago`);
+    draw(chart, "text", { x: W - R - 28, y: H - 10 }, "now");
+    const lines = [];
+    history.queues.forEach((q, index) => {
+      const [colour, dash] = LINES[index % LINES.length];
+      const points = q.share.map((v, i) => `${x(i).toFixed(1)},${y(v).toFixed(1)}`).join(" ");
+      draw(chart, "polyline", { points, fill: "none", stroke: colour, "stroke-width": 2.5, "stroke-dasharray": dash });
+      const item = document.createElement("li");
+      const swatch = draw(item, "svg", { width: 28, height: 10, "aria-hidden": "true" });
+      draw(swatch, "line", { x1: 0, x2: 28, y1: 5, y2: 5, stroke: colour, "stroke-width": 3, "stroke-dasharray": dash });
+      item.append(q.name);
+      legend.appendChild(item);
+      const average = q.share.reduce((a, b) => a + b, 0) / Math.max(1, n);
+      lines.push({ q, now: current[q.name] || 0, average, peak: Math.max(current[q.name] || 0, ...q.share) });
+    });
+    $("history-summary").textContent = lines.length
+      ? `Share of quota over the last ${minutes} minutes: ` +
+        lines.map((l) => `${l.q.name} now ${percent(l.now)}, average ${percent(l.average)}, peak ${percent(l.peak)}`).join("; ") + "."
+      : "No queues yet.";
+    fill("history", lines, "No queues yet.", (row, l) => {
+      row.id = "history-" + l.q.name;
+      cell(row, l.q.name); cell(row, percent(l.now)); cell(row, percent(l.average)); cell(row, percent(l.peak));
+      const teams = Object.entries(l.q.teams).map(([team, s]) => `${team}: ${percent(s.reduce((a, b) => a + b, 0) / Math.max(1, n))}`);
+      cell(row, teams.length ? teams.join("; ") : "none");
+    });
+    const fair = Object.entries(history.fair_share).map(([team, f]) => `${team} ${f.history.toFixed(3)}`);
+    $("fair-share").textContent = fair.length
+      ? "Fair-share standing (decayed dominant share; lower goes first): " + fair.join(", ") + "."
+      : "No fair-share standing recorded yet.";
   }
 
   let busy = false;
@@ -139,15 +203,20 @@
     if (!token() || busy) return; // a slow answer never stacks polls on top of each other
     busy = true;
     try {
-      const [queues, active, recent] = await Promise.all([
-        json("/v1/queues"), json("/v1/jobs?active=1&limit=1000"), json("/v1/jobs?limit=200"),
+      const [usage, active, recent] = await Promise.all([
+        json("/v1/usage"), json("/v1/jobs?active=1&limit=1000"), json("/v1/jobs?limit=200"),
       ]);
+      if (Date.now() - historyAt >= HISTORY_MS) { // the history is computed from records: fetched less often
+        lastHistory = await json("/v1/usage/history?window_s=3600&buckets=60");
+        historyAt = Date.now();
+      }
+      renderHistory(lastHistory, usage);
       const running = active.jobs.filter((job) => ACTIVE.has(job.state));
       const pendingIds = active.jobs.filter((job) => job.state === "pending").map((job) => job.id).slice(0, 100);
       const pending = await Promise.all(pendingIds.map((id) => json(`/v1/jobs/${id}`)));
       pending.sort((a, b) => (a.position ?? 1e9) - (b.position ?? 1e9) || a.id - b.id);
       const now = Date.now() / 1000;
-      renderQueues(queues.queues, running);
+      renderQueues(usage);
       fill("pending", pending, "Nothing is waiting.", (row, job) => {
         row.id = "job-" + job.id;
         cell(row, jobName(job)); cell(row, job.spec.team); cell(row, job.spec.queue);
@@ -211,7 +280,9 @@
     follow = null;
     $("log").textContent = ""; // the next token's holder must not see this one's log
     $("log-section").hidden = true;
-    for (const table of ["queues", "pending", "running", "failed"]) $(table).tBodies[0].replaceChildren();
+    for (const table of ["queues", "history", "pending", "running", "failed"]) $(table).tBodies[0].replaceChildren();
+    $("history-chart").replaceChildren(); $("history-legend").replaceChildren(); $("fair-share").textContent = "";
+    $("history-summary").textContent = "No history yet."; historyAt = 0; lastHistory = null;
     clearInterval(timer);
     $("main").hidden = true; $("session").hidden = true; $("login").hidden = false;
     say(message, Boolean(message), message ? 60000 : 0);
