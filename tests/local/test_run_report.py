@@ -73,6 +73,9 @@ def _recorded_run(root: Path, *, fail_evaluate: bool = False) -> RunRecord:
     (plots / "curve.png").write_bytes(PNG)
     (plots / '"><img src=x onerror=alert(4)>.png').write_bytes(PNG)
     (plots / "history.jsonl").write_text('{"epoch": 1, "loss": 0.5}\n{"epoch": 2, "loss": 0.25}\n')
+    secret = root.parent / "secret.md"
+    secret.write_text("# the-secret-heading")
+    (plots / "peek.md").symlink_to(secret)
     outputs = {
         name: {"artifacts": [{"name": name, "uri": str(prepare / name), "metadata": {}}]}
         for name in ("notes", "report", "plots", "gone")
@@ -139,6 +142,7 @@ def test_hostile_artifact_content_cannot_run_or_fetch_anything(tmp_path: Path) -
     assert "&lt;th scope" not in page and "&lt;b&gt;acc&lt;/b&gt;" in page  # metric names escaped, once
     assert page.count('src="data:image/png;base64,') == 2
     assert "&quot;&gt;&lt;img src=x onerror=alert(4)&gt;.png" in page  # a hostile file name, as text
+    assert "the-secret-heading" not in page and 'plots/peek.md</a> <span class="size">(a link; not shown here)' in page
 
 
 def test_report_shows_every_task_state_metrics_and_links_relative_to_the_run(tmp_path: Path) -> None:
@@ -164,7 +168,7 @@ def test_artifacts_over_the_caps_are_linked_not_inlined(tmp_path: Path) -> None:
     page = _publish(_recorded_run(tmp_path), limits=Limits(image_bytes=10, text_bytes=10, files_per_artifact=1))
     assert "data:image/png" not in page and "<iframe" not in page and "<h1>Stats" not in page
     assert page.count("too large to show here") == 3  # the notes, the report, the one plot shown
-    assert "and 2 more file(s)" in page
+    assert "and 3 more file(s)" in page
 
 
 def test_failed_run_shows_the_failed_task_its_error_and_what_never_ran(tmp_path: Path) -> None:

@@ -49,6 +49,9 @@ SLOW_MODULES = {
 
 SLOW_TESTS = {
     "tests/cli/test_cli.py::test_run_local_reports_bad_input_without_a_traceback": "a pipeline through kfp.local",
+    "tests/local/test_run_report.py::test_a_failed_local_run_writes_its_report_naming_the_failed_task": (
+        "a pipeline through kfp.local"
+    ),
     "tests/components/test_component_specs.py::test_preprocess_from_yaml": "a component through kfp.local",
     "tests/components/test_component_specs.py::test_train_from_yaml": "a component through kfp.local",
     "tests/components/test_component_specs.py::test_evaluate_from_yaml": "a component through kfp.local",

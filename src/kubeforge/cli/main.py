@@ -68,6 +68,8 @@ def run(
             f"pipeline {result.pipeline} finished in {result.seconds:.1f} s "
             f"({result.count('cached') + result.count('resumed')} task(s) reused); outputs in {result.run_dir}"
         )
+        if (result.run_dir / "report.html").is_file():
+            click.echo(f"report: {result.run_dir / 'report.html'}")
 
 
 @cli.command()

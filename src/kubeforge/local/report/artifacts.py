@@ -74,6 +74,8 @@ def _files_html(name: str, kind: str, path: Path, base: Path, limits: Limits) ->
 
 
 def _file_html(path: Path, kind: str, base: Path, limits: Limits, label: str) -> str:
+    if path.is_symlink():  # a task's link may point anywhere on this machine: named, never read
+        return f'<p class="file">{_link(path, base, label)} <span class="size">(a link; not shown here)</span></p>'
     size = path.stat().st_size
     head = f'<p class="file">{_link(path, base, label)} <span class="size">({_size(size)})</span></p>'
     with path.open("rb") as handle:
