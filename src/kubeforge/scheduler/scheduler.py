@@ -168,9 +168,9 @@ class Scheduler:
         self.queues.remove(job.id)
         return self._finish(job, JobState.CANCELLED, STOP_CANCELLED, now), None
 
-    def set_queue(self, spec: QueueSpec) -> None:
-        """Add or change a queue's quota."""
-        self.cache.set_queue(spec)
+    def set_queue(self, spec: QueueSpec) -> bool:
+        """Add or change a queue's quota; False when it already had exactly this definition."""
+        return self.cache.set_queue(spec)
 
     # -- the cycle ------------------------------------------------------------------------
 

@@ -12,7 +12,7 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubeforge.errors import STORE_UNAVAILABLE, LeaseLostError, StoreUnavailable, redact
@@ -282,21 +282,47 @@ class SqlStore(TokenStore, ABC):
 
     def put_queue(self, spec: QueueSpec) -> None:
         """Create or replace a queue."""
-        payload = json.dumps(spec.to_dict())
+        self.put_queues([spec])
+
+    def put_queues(self, specs: Sequence[QueueSpec]) -> None:
+        """Create or replace queues, all in one transaction under one change number."""
+        rows = list({spec.name: json.dumps(spec.to_dict()) for spec in specs}.items())  # the last of a name wins
         with self.transaction() as cur:
-            cur.execute("DELETE FROM queues WHERE name = ?", (spec.name,))
-            cur.execute("INSERT INTO queues (name, spec) VALUES (?, ?)", (spec.name, payload))
+            version = _next_queue_version(cur)
+            for start in range(0, len(rows), 500):
+                names = [name for name, _ in rows[start : start + 500]]
+                cur.execute(f"DELETE FROM queues WHERE name IN ({', '.join('?' * len(names))})", names)
+            cur.executemany(
+                "INSERT INTO queues (name, spec, version) VALUES (?, ?, ?)", [(*row, version) for row in rows]
+            )
 
     def delete_queue(self, name: str) -> bool:
         """Remove a queue; False when there was none."""
         with self.transaction() as cur:
-            return cur.execute("DELETE FROM queues WHERE name = ? RETURNING name", (name,)).fetchone() is not None
+            if cur.execute("DELETE FROM queues WHERE name = ? RETURNING name", (name,)).fetchone() is None:
+                return False
+            _next_queue_version(cur)
+            return True
 
     def queues(self) -> list[QueueSpec]:
         """Every queue, by name."""
         with self.read() as cur:
             rows = cur.execute("SELECT spec FROM queues ORDER BY name").fetchall()
         return [QueueSpec.from_dict(json.loads(row[0])) for row in rows]
+
+    def queue_changes(self, since: int) -> QueueChanges:
+        """What changed in the queues after change number `since` (-1: everything): one small read when nothing
+        did; otherwise the changed queues' definitions and every queue's name (to tell which were deleted)."""
+        with self.read() as cur:
+            version = int(cur.execute("SELECT version FROM queue_changes WHERE id = 1").fetchone()[0])
+            if version == since:
+                return QueueChanges(version)
+            # the number is read first: a queue written after it is read again next time, never missed
+            rows = cur.execute(
+                "SELECT name, CASE WHEN version > ? THEN spec ELSE '' END FROM queues ORDER BY name", (since,)
+            ).fetchall()
+        changed = [QueueSpec.from_dict(json.loads(text)) for _, text in rows if text]
+        return QueueChanges(version, changed, frozenset(str(name) for name, _ in rows))
 
     def save_fair_share(self, history: dict[str, float], now: float) -> None:
         """Persist the teams' decayed usage."""
@@ -312,6 +338,22 @@ class SqlStore(TokenStore, ABC):
         with self.read() as cur:
             rows = cur.execute("SELECT team, history, updated_at FROM fair_share").fetchall()
         return {str(team): (float(history), float(at)) for team, history, at in rows}
+
+
+@dataclass(frozen=True)
+class QueueChanges:
+    """The queues changed after a change number: `names` is None when nothing changed at all."""
+
+    version: int
+    changed: list[QueueSpec] = field(default_factory=list)
+    names: frozenset[str] | None = None
+
+
+def _next_queue_version(cur: Cursor) -> int:
+    """Take the next queue change number (its row lock orders concurrent queue writes)."""
+    return int(
+        cur.execute("UPDATE queue_changes SET version = version + 1 WHERE id = 1 RETURNING version").fetchone()[0]
+    )
 
 
 @dataclass(frozen=True)
@@ -366,4 +408,13 @@ def _job(row: Sequence[Any], spec: JobSpec) -> Job:
     )
 
 
-__all__ = ["STORE_UNAVAILABLE", "Cursor", "LeaseLostError", "SqlStore", "StoreUnavailable", "Submission", "redact"]
+__all__ = [
+    "STORE_UNAVAILABLE",
+    "Cursor",
+    "LeaseLostError",
+    "QueueChanges",
+    "SqlStore",
+    "StoreUnavailable",
+    "Submission",
+    "redact",
+]
