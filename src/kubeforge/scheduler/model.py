@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from kubeforge.errors import InputError
@@ -32,6 +34,8 @@ DEFAULT_MIN_REQUEST = Resources(cpu_m=10, memory_mb=1)
 """The least a job's worker may request in a queue unless the queue says otherwise: never zero, so
 that every job counts against quota."""
 DEFAULT_MAX_PENDING_PER_TEAM = 100_000
+_NO_ENV: Mapping[str, str] = MappingProxyType({})
+"""The environment of every job that sets none (one shared, read-only object)."""
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _ARRAY_PART = re.compile(r"^(\d{1,8})(?:-(\d{1,8})(?::(\d{1,8}))?)?$")
 
@@ -95,7 +99,7 @@ class JobSpec:
     retries: int = 0
     backoff_s: float = 10.0
     depends_on: tuple[int, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=lambda: _NO_ENV)
     total: Resources = field(init=False, repr=False, compare=False)
     """What the whole gang takes: per-worker resources times the worker count (computed once)."""
 
@@ -147,10 +151,11 @@ class JobSpec:
         env = _env(data.get("env", {}), check_names=not stored)
         return cls(
             name=_optional_name(data.get("name", ""), "name"),
-            team=check_name(data.get("team"), "team"),
-            queue=check_name(data.get("queue"), "queue"),
+            # names repeat across many jobs: one string object each, not one per job
+            team=sys.intern(check_name(data.get("team"), "team")),
+            queue=sys.intern(check_name(data.get("queue"), "queue")),
             command=tuple(command),
-            image=_string(data.get("image", ""), "image"),
+            image=sys.intern(_string(data.get("image", ""), "image")),
             training=dict(training) if training is not None else None,
             resources=Resources.parse(data.get("resources", {"cpu": 1, "memory": "512Mi"}), "resources"),
             workers=_int(data.get("workers", 1), "workers", 1, MAX_WORKERS),
@@ -363,7 +368,7 @@ def _dependencies(value: object) -> list[object]:
     return list(value)
 
 
-def _env(value: object, check_names: bool = True) -> dict[str, str]:
+def _env(value: object, check_names: bool = True) -> Mapping[str, str]:
     if not isinstance(value, Mapping) or (check_names and len(value) > MAX_ENV):
         raise InputError(f"env: expected an object of at most {MAX_ENV} names to string values")
     for name, item in value.items():
@@ -377,7 +382,7 @@ def _env(value: object, check_names: bool = True) -> dict[str, str]:
             raise InputError(f"env: {name!r} is not a variable name; use letters, digits and '_', not first a digit")
         if len(item) > MAX_ENV_VALUE or "\0" in item:
             raise InputError(f"env.{name}: at most {MAX_ENV_VALUE} characters, without NUL")
-    return dict(value)
+    return dict(value) if value else _NO_ENV
 
 
 def _string_list(value: object, field: str, strict: bool = True) -> list[str]:

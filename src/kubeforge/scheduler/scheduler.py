@@ -13,6 +13,7 @@ Heads are ordered with one heap built in linear time; no cycle sorts every pendi
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -27,6 +28,8 @@ STOP_PREEMPTED = "preempted"
 STOP_CANCELLED = "cancelled"
 STOP_MAX_RUNTIME = "exceeded its maximum runtime"
 MAX_BACKOFF_S = 3600.0
+FINISHED_REMEMBERED = 100_000
+"""How many finished jobs' states the scheduler keeps for dependency checks; older ones are asked of the store."""
 TEAM_CAP_RECHECK_S = 1.0
 """How long a job whose team is at its queue's running cap waits before it is looked at again."""
 
@@ -70,7 +73,7 @@ class Scheduler:
         self._stopping: dict[int, Job] = {}
         self._stopping_total = Resources()
         self._dependents: dict[int, set[int]] = {}
-        self._done: dict[int, JobState] = {}
+        self._done: OrderedDict[int, JobState] = OrderedDict()
         self._backfill_budget = backfill_window
         self._parked_on_quota: dict[str, tuple[int, tuple[int, int, int]]] = {}
         """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
@@ -353,6 +356,8 @@ class Scheduler:
         job.state, job.reason, job.finished_at = state, message, now
         self.jobs.pop(job.id, None)
         self._done[job.id] = state
+        if len(self._done) > FINISHED_REMEMBERED:  # bounded: the oldest is forgotten (the store still knows it)
+            self._done.popitem(last=False)
         changed = [job]
         for dependent_id in sorted(self._dependents.pop(job.id, ())):
             dependent = self.jobs.get(dependent_id)
