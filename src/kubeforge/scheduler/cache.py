@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-from kubeforge.scheduler.model import Job, QueueSpec
+from kubeforge.scheduler.model import Job, QueueSpec, Reason
 from kubeforge.scheduler.resources import Resources
 
 _NOTHING = Resources()
@@ -25,6 +25,19 @@ class Verdict(enum.Enum):
     def fits(self) -> bool:
         """True when the job may be admitted now."""
         return self in (Verdict.FITS, Verdict.FITS_BORROWING)
+
+    @property
+    def reason(self) -> Reason:
+        """The reason a job this verdict blocks is given (ADMITTED for the fitting ones)."""
+        return _BLOCKED.get(self, Reason.ADMITTED)
+
+
+_BLOCKED = {
+    Verdict.NO_QUEUE: Reason.NO_QUEUE,
+    Verdict.NO_QUOTA: Reason.QUOTA,
+    Verdict.RECLAIM: Reason.RECLAIM,
+    Verdict.NO_CAPACITY: Reason.CAPACITY,
+}
 
 
 class Cache:

@@ -29,7 +29,7 @@ from typing import Any
 from kubeforge.errors import InputError, LeaseHeldError
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, Backend
 from kubeforge.scheduler.estimate import Estimate, EstimateInput, replay
-from kubeforge.scheduler.model import Job, JobState
+from kubeforge.scheduler.model import Job, JobState, Reason
 from kubeforge.scheduler.scheduler import Scheduler
 from kubeforge.scheduler.store.base import LeaseLostError, QueueChanges, SqlStore, redact
 
@@ -340,7 +340,7 @@ class Dispatcher:
                 message = redact(str(error)) or type(error).__name__
                 _LOG.warning("launch of job %s failed: %s", job.id, message)
                 if isinstance(error, InputError):  # the job cannot run as specified: no retry helps
-                    changed += self.scheduler.fail(job.id, f"launch failed: {message}", now)
+                    changed += self.scheduler.fail(job.id, Reason.LAUNCH_FAILED, message, now)
                     continue
                 failed = self.scheduler.exited(job.id, LOST_EXIT_CODE, now)
                 _add_reason(failed, job.id, f"launch failed: {message}")
@@ -362,7 +362,7 @@ def _add_reason(changed: list[Job], job_id: int, why: str) -> None:
         return
     for job in changed:
         if job.id == job_id:
-            job.reason = f"{job.reason}: {why}"[:1000]
+            job.reason_detail = f"{job.reason_detail}: {why}"[:1000] if job.reason_detail else why[:1000]
 
 
 __all__ = ["LEASE_POLL_S", "MAX_RETRY_S", "Dispatcher", "LeaseHeldError", "StepReport"]

@@ -68,11 +68,16 @@ class JobState(enum.StrEnum):
         return self in (JobState.ADMITTED, JobState.RUNNING, JobState.STOPPING)
 
 
-class RequeueReason(enum.StrEnum):
-    """Why a job is (back) in its queue; shown to users next to the job."""
+class Reason(enum.Enum):
+    """Why a job is where it is: a small typed code the scheduler decides on, shown to users as its text.
+
+    A job keeps the code and a free-text detail (an exit code, a count, the backend's message); the
+    text shown is the code's value with `{}` replaced by the detail, or followed by ": detail"."""
 
     SUBMITTED = "submitted"
     QUOTA = "waiting for quota"
+    RECLAIM = "its nominal quota is lent to other queues"
+    NO_QUEUE = "its queue does not exist"
     CAPACITY = "waiting for capacity"
     RESERVED = "capacity reserved for an earlier job"
     DEPENDENCY = "waiting for dependencies"
@@ -80,6 +85,48 @@ class RequeueReason(enum.StrEnum):
     PREEMPTED = "preempted"
     PRIORITY = "a higher-priority job is ahead"
     TEAM_CAP = "the team has as many jobs running in this queue as the queue allows"
+    PREEMPTING = "preempting {} job(s)"
+    VICTIMS_STOPPING = "waiting for preempted jobs to stop"
+    ADMITTED = "admitted"
+    BACKFILLED = "admitted by backfill"
+    CANCELLED = "cancelled"
+    MAX_RUNTIME = "exceeded its maximum runtime"
+    SUCCEEDED = "succeeded"
+    EXIT_CODE = "exit code {}"
+    DEPENDENCY_FAILED = "dependency {} did not succeed"
+    LAUNCH_FAILED = "launch failed"
+    OTHER = "{}"
+    """A text no code matches (written by an older version): all of it is the detail."""
+
+    def render(self, detail: str = "") -> str:
+        """The text users see for this code with `detail`."""
+        template = str(self.value)
+        if "{}" in template:
+            return template.replace("{}", detail, 1)
+        return f"{template}: {detail}" if detail else template
+
+    @classmethod
+    def parse(cls, text: str) -> tuple[Reason, str]:
+        """The code and detail a text was rendered from (OTHER and the whole text when none matches)."""
+        found = _REASON_TEXTS.get(text)
+        if found is not None:
+            return found, ""
+        for reason, prefix, suffix in _REASON_TEMPLATES:
+            if text.startswith(prefix) and text.endswith(suffix) and len(text) >= len(prefix) + len(suffix):
+                return reason, text[len(prefix) : len(text) - len(suffix)]
+        for reason in _REASONS_BY_LENGTH:
+            if text.startswith(f"{reason.value}: "):
+                return reason, text[len(reason.value) + 2 :]
+        return cls.OTHER, text
+
+
+_REASON_TEXTS = {reason.value: reason for reason in Reason if "{}" not in reason.value}
+_REASON_TEMPLATES: list[tuple[Reason, str, str]] = [
+    (reason, str(reason.value).partition("{}")[0], str(reason.value).partition("{}")[2])
+    for reason in Reason
+    if "{}" in reason.value and reason is not Reason.OTHER
+]
+_REASONS_BY_LENGTH = sorted(_REASON_TEXTS.values(), key=lambda reason: -len(reason.value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +227,10 @@ class Job:
     state: JobState = JobState.PENDING
     attempt: int = 0
     not_before: float = 0.0
-    reason: str = RequeueReason.SUBMITTED.value
+    reason_code: Reason = Reason.SUBMITTED
+    """Why the job is where it is: what the scheduler decides on."""
+    reason_detail: str = ""
+    """What the code's text leaves open (an exit code, a count, the backend's message)."""
     admitted_at: float | None = None
     finished_at: float | None = None
     stop_deadline: float | None = None
@@ -192,6 +242,19 @@ class Job:
     """The array this job is a task of (the id of its first task), or None."""
     array_index: int | None = None
     """This task's index within its array (`KUBEFORGE_ARRAY_TASK_ID` when it runs), or None."""
+
+    @property
+    def reason(self) -> str:
+        """The reason as users see it (the JSON `reason`): the code's text with its detail."""
+        return self.reason_code.render(self.reason_detail)
+
+    @reason.setter
+    def reason(self, text: str) -> None:
+        self.reason_code, self.reason_detail = Reason.parse(text)
+
+    def because(self, code: Reason, detail: str = "") -> None:
+        """Set the job's reason."""
+        self.reason_code, self.reason_detail = code, detail
 
     @property
     def launch_key(self) -> str:
@@ -404,7 +467,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "QueueSpec",
-    "RequeueReason",
+    "Reason",
     "check_name",
     "parse_array_indices",
 ]

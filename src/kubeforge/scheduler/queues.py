@@ -9,7 +9,7 @@ from __future__ import annotations
 import heapq
 from collections.abc import Iterator
 
-from kubeforge.scheduler.model import Job, JobState, RequeueReason
+from kubeforge.scheduler.model import Job, JobState, Reason
 
 _Entry = tuple[int, float, int, Job]
 
@@ -34,12 +34,12 @@ class QueueManager:
         """Queue a pending job: into its queue's heap, or to wait for dependencies or its backoff."""
         job.state = JobState.PENDING
         if not dependencies_met:
-            job.reason = RequeueReason.DEPENDENCY.value
+            job.because(Reason.DEPENDENCY)
             self._waiting[job.id] = job
             return
         self._pending[job.id] = job
         if job.not_before > now:
-            job.reason = RequeueReason.BACKOFF.value
+            job.because(Reason.BACKOFF)
             heapq.heappush(self._backoff, (job.not_before, job.id, job))
             return
         self._push_active(job)

@@ -9,7 +9,6 @@ An array's spec is stored once (table `arrays`); its tasks read it from there.
 from __future__ import annotations
 
 import json
-import sys
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -17,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubeforge.errors import STORE_UNAVAILABLE, LeaseLostError, StoreUnavailable, redact
-from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
+from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec, Reason
 from kubeforge.scheduler.store.schema import statements
 from kubeforge.scheduler.store.tokens import TokenStore
 
@@ -413,6 +412,19 @@ def _jobs(cur: Cursor, rows: Sequence[Sequence[Any]], specs: _Specs | None = Non
 _STATES = {state.value: state for state in JobState}
 
 
+def _reason(text: str) -> tuple[Reason, str]:
+    """A stored reason's code and detail; most jobs share a handful of texts, parsed once each."""
+    found = _REASONS.get(text)
+    if found is None:
+        found = Reason.parse(text)
+        if not found[1]:
+            _REASONS[text] = found
+    return found
+
+
+_REASONS: dict[str, tuple[Reason, str]] = {}
+
+
 def _job(row: Sequence[Any], array: tuple[int | None, JobSpec]) -> Job:
     array_id, spec = array
     return Job(
@@ -422,7 +434,7 @@ def _job(row: Sequence[Any], array: tuple[int | None, JobSpec]) -> Job:
         _STATES[row[2]],
         int(row[4]),
         float(row[5]) or 0.0,  # the one shared 0.0 rather than a float per job
-        sys.intern(str(row[6])),  # a handful of distinct reasons across a million jobs
+        *_reason(str(row[6])),
         row[7],
         row[8],
         row[9],
