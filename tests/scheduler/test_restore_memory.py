@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import random
 import time
 
 import pytest
@@ -65,3 +66,26 @@ def test_finished_jobs_remembered_are_bounded_and_older_ones_are_asked_of_the_st
     dependent = Job(6, JobSpec("t", "q", ("true",), depends_on=(1, 5)), 6.0)
     assert sched.add(dependent, 2.0)[0].state is JobState.FAILED  # 5 was cancelled, known without asking
     assert asked == [1]  # 1 was forgotten: the store was asked
+
+
+def test_jobs_restored_in_bulk_come_out_in_the_same_order_as_jobs_added_one_by_one() -> None:
+    rng = random.Random(7)
+    queues = [QueueSpec(f"q{index}", Resources(10**6, 10**6)) for index in range(3)]
+    jobs = [
+        (job_id, JobSpec("t", f"q{rng.randrange(3)}", ("true",), priority=rng.choice((100, 500, 1000))), rng.random())
+        for job_id in range(1, 400)
+    ]
+    one_by_one, in_bulk = Scheduler(Resources(1, 1), queues), Scheduler(Resources(1, 1), queues)
+    for job_id, spec, created in jobs:
+        one_by_one.add(Job(job_id, spec, created), 0.0)
+    assert in_bulk.add_many([Job(job_id, spec, created) for job_id, spec, created in jobs], 0.0) == []
+    for queue in queues:
+        order = [job.id for job in one_by_one.queues.ordered(queue.name, 400)]
+        assert [job.id for job in in_bulk.queues.ordered(queue.name, 400)] == order
+        popped = []
+        while in_bulk.queues.head(queue.name) is not None:
+            popped.append(in_bulk.queues.pop(queue.name).id)
+        assert popped == order
+        expected = [job_id for job_id, spec, _ in jobs if spec.queue == queue.name]
+        expected.sort(key=lambda i: (-jobs[i - 1][1].priority, jobs[i - 1][2], i))  # priority, then age
+        assert popped == expected

@@ -135,9 +135,7 @@ class Dispatcher:
             self._apply_queues(changes, now)
             for team, (value, _) in history.items():
                 self.scheduler.fair_share.history[team] = value
-            changed: list[Job] = []
-            for job in restored:
-                changed += self.scheduler.add(job, now)
+            changed = self.scheduler.add_many(restored, now)
             actions.launch = [job for job in restored if job.state is JobState.ADMITTED]
             actions.stop = [job for job in restored if job.state is JobState.STOPPING and job.handle]
         self.store.save(changed)

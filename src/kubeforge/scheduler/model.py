@@ -266,6 +266,13 @@ class Job:
         """Order within a queue: higher priority first, then older first."""
         return (-self.spec.priority, self.created_at, self.id)
 
+    def __lt__(self, other: Job) -> bool:
+        """Scheduling order within a queue (`sort_key`), so that a queue's heap holds the jobs themselves."""
+        mine, theirs = self.spec.priority, other.spec.priority
+        if mine != theirs:
+            return mine > theirs
+        return (self.created_at, self.id) < (other.created_at, other.id)
+
     @property
     def expected_end(self) -> float:
         """When the job will have ended at the latest (admission plus its maximum runtime)."""

@@ -99,6 +99,14 @@ class Scheduler:
         self.queues.push(job, now, dependencies_met=not unmet)
         return []
 
+    def add_many(self, jobs: Iterable[Job], now: float) -> list[Job]:
+        """Track many jobs at once (a restore), each queue ordered once at the end; what changed."""
+        changed: list[Job] = []
+        with self.queues.bulk():
+            for job in jobs:
+                changed += self.add(job, now)
+        return changed
+
     def started(self, job_id: int, handle: str) -> Job | None:
         """The backend accepted the launch: ADMITTED becomes RUNNING."""
         job = self.jobs.get(job_id)
