@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-fast test-resume test-tracking test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
+.PHONY: test-fast test-resume test-tracking test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-scheduler-shards bench-serving clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -85,6 +85,10 @@ bench-local-runner: $(STAMP)
 # scheduler: kubeforge's queue against SLURM on this machine (SLURM started by the harness)
 bench-scheduler: $(STAMP) system-deps
 	$(BIN)/python benchmarks/scheduler.py
+
+# two dispatchers on disjoint cohorts against one PostgreSQL server, beside one dispatcher over all (docs/scale.md)
+bench-scheduler-shards: $(STAMP) system-deps
+	$(BIN)/python benchmarks/benchmarks_scheduler_shards.py
 
 # serving: kubeforge's model server (REST, binary REST, gRPC) against KServe's ModelServer (REST and gRPC),
 # LitServe, BentoML, Triton through PyTriton and FastAPI, each peer in its own virtualenv under .bench/

@@ -14,6 +14,9 @@
   FORCE:16, batch_sched_delay=0, sched_min_interval=0, backfill every second) against the
   local backend with the same number of concurrent job slots (32 on 2 cores).
 - cycle: one scheduling cycle with 100,000 pending jobs across 1,000 queues (p99, RSS).
+- scale: the dispatcher's restore and steps with 10,000 queues and 1,000,000 pending jobs, and a
+  refresh of 1,000 unchanged queues (see benchmarks_scheduler_scale.py; goals: step p99 <= 50 ms,
+  restore <= 15 s, RSS <= 600 MB, refresh <= 5 ms).
 The last line printed is one JSON object.
 """
 
@@ -236,7 +239,17 @@ def measure_end_to_end(env: dict[str, str]) -> dict[str, float]:
 
 def measure_cycle() -> dict[str, float]:
     """Run in a fresh interpreter so RSS is the scheduler's own."""
-    code = "import benchmarks_scheduler_cycle as c; c.main()"
+    return _fresh_interpreter("benchmarks_scheduler_cycle")
+
+
+def measure_scale() -> dict[str, float]:
+    """The dispatcher over 10,000 queues and 1,000,000 pending jobs (KUBEFORGE_BENCH_SCALE_* set smaller runs)."""
+    return _fresh_interpreter("benchmarks_scheduler_scale")
+
+
+def _fresh_interpreter(module: str) -> dict[str, float]:
+    """The JSON object on the last line printed by `module`'s main(), run in a fresh interpreter."""
+    code = f"import {module} as m; m.main()"
     out = subprocess.run(
         [sys.executable, "-c", code],
         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent)},
@@ -251,6 +264,8 @@ def main() -> None:
     random.seed(0)
     cycle = measure_cycle()
     print(f"cycle: {cycle}", flush=True)
+    scale = measure_scale()
+    print(f"scale: {scale}", flush=True)
     with running_slurm(oversubscribe=16) as cluster:
         env = {**os.environ, **cluster.env}
         submit = measure_submit(env)
@@ -266,6 +281,7 @@ def main() -> None:
         "array_tasks": ARRAY_TASKS,
         **end_to_end,
         **cycle,
+        **scale,
         "submitters": SUBMITTERS,
         "slots": SLOTS,
         "submit_full_sync_vs_slurm": submit["kubeforge_submit_full_sync_per_s"] / submit["sbatch_per_s"],

@@ -17,7 +17,7 @@ from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.client import SchedulerClient, SchedulerError
 from kubeforge.scheduler.dispatcher import Dispatcher
-from kubeforge.scheduler.model import RequeueReason
+from kubeforge.scheduler.model import Reason
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
 
@@ -69,7 +69,7 @@ def _isolation(
         stranger.jobs()
     shown = bob.job(waiting)
     assert shown["state"] == "pending" and shown["position"] == 1
-    assert shown["reason"] in (RequeueReason.QUOTA.value, RequeueReason.CAPACITY.value)  # the dispatcher's live reason
+    assert shown["reason"] in (Reason.QUOTA.value, Reason.CAPACITY.value)  # the dispatcher's live reason
     assert shown["estimated_start"] >= time.time() + 25  # after the blocker's maximum runtime (3600 s default)
     alice.cancel(blocker)
     deadline = time.monotonic() + 20

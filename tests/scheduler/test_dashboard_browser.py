@@ -27,7 +27,7 @@ from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.http_server import serving_in_thread
-from kubeforge.scheduler.model import Job, JobState, QueueSpec, RequeueReason
+from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
 
@@ -134,7 +134,7 @@ def test_dashboard_in_chromium(stack: Stack, browser: WebDriver, tmp_path: Path)
     estimate = requests.get(
         f"{stack.url}/v1/jobs/{waiting}", headers={"Authorization": f"Bearer {TOKENS['alpha']}"}, timeout=10
     ).json()
-    reasons = {reason.value for reason in RequeueReason} - {RequeueReason.SUBMITTED.value}
+    reasons = {reason.value for reason in Reason} - {Reason.SUBMITTED.value}
     assert estimate["reason"] in reasons, estimate
     _until(lambda: estimate["reason"] in _row_text(driver, waiting), "the reason shown")
     pending_row = _row_text(driver, waiting)

@@ -7,7 +7,7 @@ usage) and `scheduler` (the cycle); `dispatcher` drives them against a store and
 
 from __future__ import annotations
 
-from kubeforge.scheduler.model import PRIORITY_CLASSES, Job, JobSpec, JobState, QueueSpec, RequeueReason
+from kubeforge.scheduler.model import PRIORITY_CLASSES, Job, JobSpec, JobState, QueueSpec, Reason
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import CycleResult, Scheduler
 
@@ -18,7 +18,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "QueueSpec",
-    "RequeueReason",
+    "Reason",
     "Resources",
     "Scheduler",
 ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
-from kubeforge.scheduler.model import Job, QueueSpec
+from kubeforge.scheduler.model import Job, QueueSpec, Reason
 from kubeforge.scheduler.resources import Resources
 
 _NOTHING = Resources()
@@ -26,6 +26,19 @@ class Verdict(enum.Enum):
         """True when the job may be admitted now."""
         return self in (Verdict.FITS, Verdict.FITS_BORROWING)
 
+    @property
+    def reason(self) -> Reason:
+        """The reason a job this verdict blocks is given (ADMITTED for the fitting ones)."""
+        return _BLOCKED.get(self, Reason.ADMITTED)
+
+
+_BLOCKED = {
+    Verdict.NO_QUEUE: Reason.NO_QUEUE,
+    Verdict.NO_QUOTA: Reason.QUOTA,
+    Verdict.RECLAIM: Reason.RECLAIM,
+    Verdict.NO_CAPACITY: Reason.CAPACITY,
+}
+
 
 class Cache:
     """What the cluster has (capacity, queue quotas) and what admitted jobs hold."""
@@ -42,7 +55,8 @@ class Cache:
         self.used = Resources()
         self.cohort_pool: dict[str, Resources] = {}
         self.cohort_usage: dict[str, Resources] = {}
-        self.cohort_members: dict[str, list[str]] = {}
+        self.cohort_members: dict[str, dict[str, None]] = {}
+        """Per cohort: its queues (a dict used as an ordered set)."""
         self.queue_generations: dict[str, int] = {}
         """Per queue: bumped on every change of what the queue's admitted jobs hold."""
         self.cohort_generations: dict[str, int] = {}
@@ -51,30 +65,55 @@ class Cache:
         """Per cohort: bumped when the jobs of its borrowing queues change (what a reclaim may preempt)."""
         self.config_generation = 0
         """Bumped whenever a queue is added, changed or removed."""
-        for spec in queues:
-            self.set_queue(spec)
+        self.set_queues(queues)
 
-    def set_queue(self, spec: QueueSpec) -> None:
-        """Add or change a queue."""
+    def set_queue(self, spec: QueueSpec) -> bool:
+        """Add or change a queue; only it and its cohort are updated. False (and nothing moves, no generation
+        included) when the queue already has exactly this definition."""
+        old = self.queues.get(spec.name)
+        if old == spec:
+            return False
+        if old is not None:
+            self._leave_cohort(old)
         self.queues[spec.name] = spec
         self.usage.setdefault(spec.name, Resources())
+        self._join_cohort(spec)
         self.config_generation += 1
-        self._rebuild_cohorts()
+        return True
+
+    def set_queues(self, specs: Iterable[QueueSpec]) -> int:
+        """Add or change many queues in one pass (a restore); how many changed."""
+        return sum(self.set_queue(spec) for spec in specs)
 
     def remove_queue(self, name: str) -> None:
         """Forget a queue (its running jobs keep their usage until they end)."""
-        self.queues.pop(name, None)
+        old = self.queues.pop(name, None)
+        if old is None:
+            return
+        self._leave_cohort(old)
         self.config_generation += 1
-        self._rebuild_cohorts()
 
-    def _rebuild_cohorts(self) -> None:
-        self.cohort_pool, self.cohort_usage, self.cohort_members = {}, {}, {}
-        for name, spec in self.queues.items():
-            if spec.cohort:
-                self.cohort_members.setdefault(spec.cohort, []).append(name)
-                self.cohort_pool[spec.cohort] = self.cohort_pool.get(spec.cohort, Resources()) + spec.nominal
-                used = self.cohort_usage.get(spec.cohort, Resources())
-                self.cohort_usage[spec.cohort] = used + self.usage.get(name, Resources())
+    def _join_cohort(self, spec: QueueSpec) -> None:
+        """Count a queue's quota and usage into its cohort's totals (by delta, never by a rebuild)."""
+        if not spec.cohort:
+            return
+        cohort = spec.cohort
+        self.cohort_members.setdefault(cohort, {})[spec.name] = None
+        self.cohort_pool[cohort] = self.cohort_pool.get(cohort, _NOTHING) + spec.nominal
+        self.cohort_usage[cohort] = self.cohort_usage.get(cohort, _NOTHING) + self.usage.get(spec.name, _NOTHING)
+
+    def _leave_cohort(self, spec: QueueSpec) -> None:
+        """Take a queue's quota and usage out of its cohort's totals; a cohort left empty is forgotten."""
+        if not spec.cohort:
+            return
+        cohort = spec.cohort
+        members = self.cohort_members[cohort]
+        del members[spec.name]
+        if not members:
+            del self.cohort_members[cohort], self.cohort_pool[cohort], self.cohort_usage[cohort]
+            return
+        self.cohort_pool[cohort] = self.cohort_pool[cohort] - spec.nominal
+        self.cohort_usage[cohort] = self.cohort_usage[cohort] - self.usage.get(spec.name, _NOTHING)
 
     def _count(self, job: Job, amount: Resources) -> None:
         queue = job.spec.queue
@@ -175,7 +214,7 @@ class Snapshot:
         """The cohort's queues that use more than their nominal quota (cached until usage changes)."""
         found = self._borrowers.get(cohort)
         if found is None:
-            found = [name for name in self.cohort_members.get(cohort, []) if self.borrowing(name)]
+            found = [name for name in self.cohort_members.get(cohort, ()) if self.borrowing(name)]
             self._borrowers[cohort] = found
         return found
 

@@ -29,9 +29,9 @@ from typing import Any
 from kubeforge.errors import InputError, LeaseHeldError
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, Backend
 from kubeforge.scheduler.estimate import Estimate, EstimateInput, replay
-from kubeforge.scheduler.model import Job, JobState, QueueSpec
+from kubeforge.scheduler.model import Job, JobState, Reason
 from kubeforge.scheduler.scheduler import Scheduler
-from kubeforge.scheduler.store.base import LeaseLostError, SqlStore, redact
+from kubeforge.scheduler.store.base import LeaseLostError, QueueChanges, SqlStore, redact
 
 _LOG = logging.getLogger("kubeforge.scheduler")
 QUEUE_REFRESH_S = 2.0
@@ -87,6 +87,8 @@ class Dispatcher:
         self._dirty = False
         """True between a step's first change and its end: a failure then calls for a restore from the store."""
         self._queues_loaded_at = float("-inf")
+        self._queue_version = -1
+        """The store's queue change number this scheduler's queues reflect (-1: none loaded)."""
         self._fair_share_saved_at = 0.0
         self.alive = False
         """True while `run` is looping (a standby waiting for the lease included)."""
@@ -124,18 +126,16 @@ class Dispatcher:
 
     def _restore(self) -> None:
         now = self.clock()
-        specs = self.store.queues()
+        changes = self.store.queue_changes(-1)
         history = self.store.fair_share()
         restored = list(self.store.active_jobs())
         actions = _Actions()
         with self.lock:
             self.scheduler = self._new_scheduler()
-            self._apply_queues(specs, now)
+            self._apply_queues(changes, now)
             for team, (value, _) in history.items():
                 self.scheduler.fair_share.history[team] = value
-            changed: list[Job] = []
-            for job in restored:
-                changed += self.scheduler.add(job, now)
+            changed = self.scheduler.add_many(restored, now)
             actions.launch = [job for job in restored if job.state is JobState.ADMITTED]
             actions.stop = [job for job in restored if job.state is JobState.STOPPING and job.handle]
         self.store.save(changed)
@@ -159,6 +159,16 @@ class Dispatcher:
         self._queues_loaded_at = float("-inf")
         self._wake.set()
 
+    def refresh_queues(self, now: float) -> None:
+        """Apply the queues changed in the store since the last refresh: one small read when none did, and
+        nothing recomputed (no generation moves, so heads parked on quota stay parked)."""
+        changes = self.store.queue_changes(self._queue_version)
+        if changes.names is None:
+            self._queues_loaded_at = now
+            return
+        with self.lock:
+            self._apply_queues(changes, now)
+
     def wake(self) -> None:
         """Run the next step now (a job was submitted or cancelled in this process)."""
         self._wake.set()
@@ -169,9 +179,7 @@ class Dispatcher:
             raise LeaseHeldError("the dispatcher has not started; call start() first")
         now = self.clock()
         if now - self._queues_loaded_at >= QUEUE_REFRESH_S:
-            specs = self.store.queues()
-            with self.lock:
-                self._apply_queues(specs, now)
+            self.refresh_queues(now)
         claimed = self.store.claim_inbox()
         self._dirty = True  # from here on a failure may leave memory and store apart, until the step ends
         actions = _Actions()
@@ -282,7 +290,7 @@ class Dispatcher:
     def _stand_down(self) -> None:
         """Forget everything in memory (the store has it) and act no more until the lease is taken again."""
         self._started, self._dirty = False, False
-        self._queues_loaded_at = float("-inf")
+        self._queues_loaded_at, self._queue_version = float("-inf"), -1
         with self.lock:
             self.scheduler = self._new_scheduler()
 
@@ -330,19 +338,20 @@ class Dispatcher:
                 message = redact(str(error)) or type(error).__name__
                 _LOG.warning("launch of job %s failed: %s", job.id, message)
                 if isinstance(error, InputError):  # the job cannot run as specified: no retry helps
-                    changed += self.scheduler.fail(job.id, f"launch failed: {message}", now)
+                    changed += self.scheduler.fail(job.id, Reason.LAUNCH_FAILED, message, now)
                     continue
                 failed = self.scheduler.exited(job.id, LOST_EXIT_CODE, now)
                 _add_reason(failed, job.id, f"launch failed: {message}")
                 changed += failed
         self.store.save(changed)
 
-    def _apply_queues(self, specs: list[QueueSpec], now: float) -> None:
-        for spec in specs:
-            self.scheduler.set_queue(spec)
-        for name in set(self.scheduler.cache.queues) - {spec.name for spec in specs}:
-            self.scheduler.cache.remove_queue(name)
-        self._queues_loaded_at = now
+    def _apply_queues(self, changes: QueueChanges, now: float) -> None:
+        cache = self.scheduler.cache
+        cache.set_queues(changes.changed)
+        if changes.names is not None:
+            for name in [name for name in cache.queues if name not in changes.names]:
+                cache.remove_queue(name)
+        self._queue_version, self._queues_loaded_at = changes.version, now
 
 
 def _add_reason(changed: list[Job], job_id: int, why: str) -> None:
@@ -351,7 +360,7 @@ def _add_reason(changed: list[Job], job_id: int, why: str) -> None:
         return
     for job in changed:
         if job.id == job_id:
-            job.reason = f"{job.reason}: {why}"[:1000]
+            job.reason_detail = f"{job.reason_detail}: {why}"[:1000] if job.reason_detail else why[:1000]
 
 
 __all__ = ["LEASE_POLL_S", "MAX_RETRY_S", "Dispatcher", "LeaseHeldError", "StepReport"]

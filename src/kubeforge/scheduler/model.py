@@ -5,8 +5,10 @@ from __future__ import annotations
 import dataclasses
 import enum
 import re
+import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any
 
 from kubeforge.errors import InputError
@@ -32,6 +34,8 @@ DEFAULT_MIN_REQUEST = Resources(cpu_m=10, memory_mb=1)
 """The least a job's worker may request in a queue unless the queue says otherwise: never zero, so
 that every job counts against quota."""
 DEFAULT_MAX_PENDING_PER_TEAM = 100_000
+_NO_ENV: Mapping[str, str] = MappingProxyType({})
+"""The environment of every job that sets none (one shared, read-only object)."""
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 _ARRAY_PART = re.compile(r"^(\d{1,8})(?:-(\d{1,8})(?::(\d{1,8}))?)?$")
 
@@ -64,11 +68,16 @@ class JobState(enum.StrEnum):
         return self in (JobState.ADMITTED, JobState.RUNNING, JobState.STOPPING)
 
 
-class RequeueReason(enum.StrEnum):
-    """Why a job is (back) in its queue; shown to users next to the job."""
+class Reason(enum.Enum):
+    """Why a job is where it is: a small typed code the scheduler decides on, shown to users as its text.
+
+    A job keeps the code and a free-text detail (an exit code, a count, the backend's message); the
+    text shown is the code's value with `{}` replaced by the detail, or followed by ": detail"."""
 
     SUBMITTED = "submitted"
     QUOTA = "waiting for quota"
+    RECLAIM = "its nominal quota is lent to other queues"
+    NO_QUEUE = "its queue does not exist"
     CAPACITY = "waiting for capacity"
     RESERVED = "capacity reserved for an earlier job"
     DEPENDENCY = "waiting for dependencies"
@@ -76,6 +85,48 @@ class RequeueReason(enum.StrEnum):
     PREEMPTED = "preempted"
     PRIORITY = "a higher-priority job is ahead"
     TEAM_CAP = "the team has as many jobs running in this queue as the queue allows"
+    PREEMPTING = "preempting {} job(s)"
+    VICTIMS_STOPPING = "waiting for preempted jobs to stop"
+    ADMITTED = "admitted"
+    BACKFILLED = "admitted by backfill"
+    CANCELLED = "cancelled"
+    MAX_RUNTIME = "exceeded its maximum runtime"
+    SUCCEEDED = "succeeded"
+    EXIT_CODE = "exit code {}"
+    DEPENDENCY_FAILED = "dependency {} did not succeed"
+    LAUNCH_FAILED = "launch failed"
+    OTHER = "{}"
+    """A text no code matches (written by an older version): all of it is the detail."""
+
+    def render(self, detail: str = "") -> str:
+        """The text users see for this code with `detail`."""
+        template = str(self.value)
+        if "{}" in template:
+            return template.replace("{}", detail, 1)
+        return f"{template}: {detail}" if detail else template
+
+    @classmethod
+    def parse(cls, text: str) -> tuple[Reason, str]:
+        """The code and detail a text was rendered from (OTHER and the whole text when none matches)."""
+        found = _REASON_TEXTS.get(text)
+        if found is not None:
+            return found, ""
+        for reason, prefix, suffix in _REASON_TEMPLATES:
+            if text.startswith(prefix) and text.endswith(suffix) and len(text) >= len(prefix) + len(suffix):
+                return reason, text[len(prefix) : len(text) - len(suffix)]
+        for reason in _REASONS_BY_LENGTH:
+            if text.startswith(f"{reason.value}: "):
+                return reason, text[len(reason.value) + 2 :]
+        return cls.OTHER, text
+
+
+_REASON_TEXTS = {reason.value: reason for reason in Reason if "{}" not in reason.value}
+_REASON_TEMPLATES: list[tuple[Reason, str, str]] = [
+    (reason, str(reason.value).partition("{}")[0], str(reason.value).partition("{}")[2])
+    for reason in Reason
+    if "{}" in reason.value and reason is not Reason.OTHER
+]
+_REASONS_BY_LENGTH = sorted(_REASON_TEXTS.values(), key=lambda reason: -len(reason.value))
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,7 +146,7 @@ class JobSpec:
     retries: int = 0
     backoff_s: float = 10.0
     depends_on: tuple[int, ...] = ()
-    env: Mapping[str, str] = field(default_factory=dict)
+    env: Mapping[str, str] = field(default_factory=lambda: _NO_ENV)
     total: Resources = field(init=False, repr=False, compare=False)
     """What the whole gang takes: per-worker resources times the worker count (computed once)."""
 
@@ -147,10 +198,11 @@ class JobSpec:
         env = _env(data.get("env", {}), check_names=not stored)
         return cls(
             name=_optional_name(data.get("name", ""), "name"),
-            team=check_name(data.get("team"), "team"),
-            queue=check_name(data.get("queue"), "queue"),
+            # names repeat across many jobs: one string object each, not one per job
+            team=sys.intern(check_name(data.get("team"), "team")),
+            queue=sys.intern(check_name(data.get("queue"), "queue")),
             command=tuple(command),
-            image=_string(data.get("image", ""), "image"),
+            image=sys.intern(_string(data.get("image", ""), "image")),
             training=dict(training) if training is not None else None,
             resources=Resources.parse(data.get("resources", {"cpu": 1, "memory": "512Mi"}), "resources"),
             workers=_int(data.get("workers", 1), "workers", 1, MAX_WORKERS),
@@ -175,7 +227,10 @@ class Job:
     state: JobState = JobState.PENDING
     attempt: int = 0
     not_before: float = 0.0
-    reason: str = RequeueReason.SUBMITTED.value
+    reason_code: Reason = Reason.SUBMITTED
+    """Why the job is where it is: what the scheduler decides on."""
+    reason_detail: str = ""
+    """What the code's text leaves open (an exit code, a count, the backend's message)."""
     admitted_at: float | None = None
     finished_at: float | None = None
     stop_deadline: float | None = None
@@ -189,6 +244,19 @@ class Job:
     """This task's index within its array (`KUBEFORGE_ARRAY_TASK_ID` when it runs), or None."""
 
     @property
+    def reason(self) -> str:
+        """The reason as users see it (the JSON `reason`): the code's text with its detail."""
+        return self.reason_code.render(self.reason_detail)
+
+    @reason.setter
+    def reason(self, text: str) -> None:
+        self.reason_code, self.reason_detail = Reason.parse(text)
+
+    def because(self, code: Reason, detail: str = "") -> None:
+        """Set the job's reason."""
+        self.reason_code, self.reason_detail = code, detail
+
+    @property
     def launch_key(self) -> str:
         """The idempotency key of this attempt's launch: a backend launches one key at most once."""
         return f"kf-{self.id}-{self.attempt}"
@@ -197,6 +265,13 @@ class Job:
     def sort_key(self) -> tuple[int, float, int]:
         """Order within a queue: higher priority first, then older first."""
         return (-self.spec.priority, self.created_at, self.id)
+
+    def __lt__(self, other: Job) -> bool:
+        """Scheduling order within a queue (`sort_key`), so that a queue's heap holds the jobs themselves."""
+        mine, theirs = self.spec.priority, other.spec.priority
+        if mine != theirs:
+            return mine > theirs
+        return (self.created_at, self.id) < (other.created_at, other.id)
 
     @property
     def expected_end(self) -> float:
@@ -363,7 +438,7 @@ def _dependencies(value: object) -> list[object]:
     return list(value)
 
 
-def _env(value: object, check_names: bool = True) -> dict[str, str]:
+def _env(value: object, check_names: bool = True) -> Mapping[str, str]:
     if not isinstance(value, Mapping) or (check_names and len(value) > MAX_ENV):
         raise InputError(f"env: expected an object of at most {MAX_ENV} names to string values")
     for name, item in value.items():
@@ -377,7 +452,7 @@ def _env(value: object, check_names: bool = True) -> dict[str, str]:
             raise InputError(f"env: {name!r} is not a variable name; use letters, digits and '_', not first a digit")
         if len(item) > MAX_ENV_VALUE or "\0" in item:
             raise InputError(f"env.{name}: at most {MAX_ENV_VALUE} characters, without NUL")
-    return dict(value)
+    return dict(value) if value else _NO_ENV
 
 
 def _string_list(value: object, field: str, strict: bool = True) -> list[str]:
@@ -399,7 +474,7 @@ __all__ = [
     "JobSpec",
     "JobState",
     "QueueSpec",
-    "RequeueReason",
+    "Reason",
     "check_name",
     "parse_array_indices",
 ]

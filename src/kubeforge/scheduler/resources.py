@@ -29,7 +29,9 @@ class Resources:
         return Resources(self.cpu_m - other.cpu_m, self.memory_mb - other.memory_mb, self.gpu - other.gpu)
 
     def times(self, count: int) -> Resources:
-        """This amount `count` times over (all workers of a gang)."""
+        """This amount `count` times over (all workers of a gang); itself, not a copy, for one worker."""
+        if count == 1:
+            return self
         return Resources(self.cpu_m * count, self.memory_mb * count, self.gpu * count)
 
     def fits_in(self, limit: Resources) -> bool:

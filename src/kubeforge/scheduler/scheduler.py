@@ -13,20 +13,20 @@ Heads are ordered with one heap built in linear time; no cycle sorts every pendi
 from __future__ import annotations
 
 import heapq
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
-from kubeforge.scheduler.model import Job, JobState, QueueSpec, RequeueReason
+from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
 from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
 
-STOP_PREEMPTED = "preempted"
-STOP_CANCELLED = "cancelled"
-STOP_MAX_RUNTIME = "exceeded its maximum runtime"
 MAX_BACKOFF_S = 3600.0
+FINISHED_REMEMBERED = 100_000
+"""How many finished jobs' states the scheduler keeps for dependency checks; older ones are asked of the store."""
 TEAM_CAP_RECHECK_S = 1.0
 """How long a job whose team is at its queue's running cap waits before it is looked at again."""
 
@@ -70,7 +70,7 @@ class Scheduler:
         self._stopping: dict[int, Job] = {}
         self._stopping_total = Resources()
         self._dependents: dict[int, set[int]] = {}
-        self._done: dict[int, JobState] = {}
+        self._done: OrderedDict[int, JobState] = OrderedDict()
         self._backfill_budget = backfill_window
         self._parked_on_quota: dict[str, tuple[int, tuple[int, int, int]]] = {}
         """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
@@ -92,12 +92,20 @@ class Scheduler:
             return []
         failed = self._failed_dependency(job)
         if failed is not None:
-            return self._finish(job, JobState.FAILED, f"dependency {failed} did not succeed", now)
+            return self._finish(job, JobState.FAILED, Reason.DEPENDENCY_FAILED, now, str(failed))
         unmet = [dep for dep in job.spec.depends_on if self._dependency_state(dep) is not JobState.SUCCEEDED]
         for dep in unmet:
             self._dependents.setdefault(dep, set()).add(job.id)
         self.queues.push(job, now, dependencies_met=not unmet)
         return []
+
+    def add_many(self, jobs: Iterable[Job], now: float) -> list[Job]:
+        """Track many jobs at once (a restore), each queue ordered once at the end; what changed."""
+        changed: list[Job] = []
+        with self.queues.bulk():
+            for job in jobs:
+                changed += self.add(job, now)
+        return changed
 
     def started(self, job_id: int, handle: str) -> Job | None:
         """The backend accepted the launch: ADMITTED becomes RUNNING."""
@@ -116,31 +124,31 @@ class Scheduler:
         if self._stopping.pop(job.id, None) is not None:
             self._stopping_total = self._stopping_total - job.spec.total
         job.exit_code, job.stop_deadline = exit_code, None
-        if job.reason == STOP_PREEMPTED and not job.cancel_requested:
+        if job.reason_code is Reason.PREEMPTED and not job.cancel_requested:
             job.attempt += 1
             job.preemptions += 1
             job.not_before = 0.0
             job.admitted_at = None
             self.queues.push(job, now)
-            job.reason = RequeueReason.PREEMPTED.value
+            job.because(Reason.PREEMPTED)
             return [job]
         if job.cancel_requested:
-            return self._finish(job, JobState.CANCELLED, STOP_CANCELLED, now)
-        if job.reason == STOP_MAX_RUNTIME:
-            return self._finish(job, JobState.FAILED, STOP_MAX_RUNTIME, now)
+            return self._finish(job, JobState.CANCELLED, Reason.CANCELLED, now)
+        if job.reason_code is Reason.MAX_RUNTIME:
+            return self._finish(job, JobState.FAILED, Reason.MAX_RUNTIME, now)
         if exit_code == 0:
-            return self._finish(job, JobState.SUCCEEDED, "succeeded", now)
+            return self._finish(job, JobState.SUCCEEDED, Reason.SUCCEEDED, now)
         if job.attempt < job.spec.retries:
             delay = min(job.spec.backoff_s * 2**job.attempt, MAX_BACKOFF_S)
             job.attempt += 1
             job.admitted_at = None
             job.not_before = now + delay
             self.queues.push(job, now)
-            job.reason = f"{RequeueReason.BACKOFF.value}: exit code {exit_code}, retry {job.attempt} in {delay:g} s"
+            job.because(Reason.BACKOFF, f"exit code {exit_code}, retry {job.attempt} in {delay:g} s")
             return [job]
-        return self._finish(job, JobState.FAILED, f"exit code {exit_code}", now)
+        return self._finish(job, JobState.FAILED, Reason.EXIT_CODE, now, str(exit_code))
 
-    def fail(self, job_id: int, message: str, now: float) -> list[Job]:
+    def fail(self, job_id: int, why: Reason, detail: str, now: float) -> list[Job]:
         """End a job as FAILED now, whatever its state (it cannot run as specified), releasing what it holds."""
         job = self.jobs.get(job_id)
         if job is None or job.state.terminal:
@@ -152,7 +160,7 @@ class Scheduler:
         else:
             self.queues.remove(job.id)
         job.stop_deadline = None
-        return self._finish(job, JobState.FAILED, message, now)
+        return self._finish(job, JobState.FAILED, why, now, detail)
 
     def cancel(self, job_id: int, now: float) -> tuple[list[Job], Job | None]:
         """Cancel a job: pending ones end now; launched ones are returned to be stopped gracefully."""
@@ -162,15 +170,15 @@ class Scheduler:
         job.cancel_requested = True
         if job.state.holds_resources:
             if job.state is not JobState.STOPPING:
-                self._begin_stop(job, STOP_CANCELLED, now)
+                self._begin_stop(job, Reason.CANCELLED, now)
                 return [job], job
             return [job], None
         self.queues.remove(job.id)
-        return self._finish(job, JobState.CANCELLED, STOP_CANCELLED, now), None
+        return self._finish(job, JobState.CANCELLED, Reason.CANCELLED, now), None
 
-    def set_queue(self, spec: QueueSpec) -> None:
-        """Add or change a queue's quota."""
-        self.cache.set_queue(spec)
+    def set_queue(self, spec: QueueSpec) -> bool:
+        """Add or change a queue's quota; False when it already had exactly this definition."""
+        return self.cache.set_queue(spec)
 
     # -- the cycle ------------------------------------------------------------------------
 
@@ -251,7 +259,7 @@ class Scheduler:
         self.queues.pop(job.spec.queue)
         job.not_before = now + TEAM_CAP_RECHECK_S
         self.queues.push(job, now)
-        job.reason = RequeueReason.TEAM_CAP.value
+        job.because(Reason.TEAM_CAP)
         return True
 
     def _allowed(self, job: Job, now: float, reservation: _Reservation | None) -> bool:
@@ -260,14 +268,15 @@ class Scheduler:
         if job.spec.total.fits_in(reservation.extra):
             reservation.extra = reservation.extra - job.spec.total
             return True
-        job.reason = RequeueReason.RESERVED.value
+        job.because(Reason.RESERVED)
         return False
 
     def _admit(self, job: Job, now: float, snapshot: Snapshot, result: CycleResult) -> None:
         self.queues.pop(job.spec.queue)
         snapshot.assume(job)
         self.cache.assume(job)
-        job.state, job.admitted_at, job.reason, job.handle = JobState.ADMITTED, now, "admitted", ""
+        job.state, job.admitted_at, job.handle = JobState.ADMITTED, now, ""
+        job.because(Reason.ADMITTED)
         heapq.heappush(self._deadlines, (job.expected_end, job.id))
         result.admitted.append(job)
 
@@ -282,7 +291,7 @@ class Scheduler:
     ) -> _Reservation | None:
         if verdict.fits:
             return reservation
-        job.reason = verdict.value
+        job.because(verdict.reason)
         if verdict is Verdict.NO_QUEUE:
             return reservation
         candidates = preemption_candidates(job, snapshot, self.cache.holding_by_queue)
@@ -297,13 +306,13 @@ class Scheduler:
         if victims is None:
             pass
         elif not victims:
-            job.reason = "waiting for preempted jobs to stop"
+            job.because(Reason.VICTIMS_STOPPING)
             return reservation
         else:
             for victim in victims:
-                self._begin_stop(victim, STOP_PREEMPTED, now)
+                self._begin_stop(victim, Reason.PREEMPTED, now)
                 result.stop.append(victim)
-            job.reason = f"preempting {len(victims)} job(s)"
+            job.because(Reason.PREEMPTING, str(len(victims)))
             return reservation
         if verdict is Verdict.NO_CAPACITY and reservation is None:
             at, extra = shadow_time(job, snapshot, self.cache.holding.values(), now)
@@ -323,7 +332,8 @@ class Scheduler:
             self.queues.remove(job.id)
             snapshot.assume(job)
             self.cache.assume(job)
-            job.state, job.admitted_at, job.reason, job.handle = JobState.ADMITTED, now, "admitted by backfill", ""
+            job.state, job.admitted_at, job.handle = JobState.ADMITTED, now, ""
+            job.because(Reason.BACKFILLED)
             heapq.heappush(self._deadlines, (job.expected_end, job.id))
             result.admitted.append(job)
 
@@ -333,15 +343,16 @@ class Scheduler:
             job = self.jobs.get(job_id)
             if job is None or job.state not in (JobState.ADMITTED, JobState.RUNNING) or job.expected_end != end:
                 continue
-            self._begin_stop(job, STOP_MAX_RUNTIME, now)
+            self._begin_stop(job, Reason.MAX_RUNTIME, now)
             result.stop.append(job)
         for job in list(self._stopping.values()):
             if job.stop_deadline is not None and job.stop_deadline <= now:
                 job.stop_deadline = None
                 result.kill.append(job)
 
-    def _begin_stop(self, job: Job, why: str, now: float) -> None:
-        job.state, job.reason, job.stop_deadline = JobState.STOPPING, why, now + self.grace_s
+    def _begin_stop(self, job: Job, why: Reason, now: float) -> None:
+        job.state, job.stop_deadline = JobState.STOPPING, now + self.grace_s
+        job.because(why)
         self._mark_stopping(job)
 
     def _mark_stopping(self, job: Job) -> None:
@@ -349,10 +360,13 @@ class Scheduler:
             self._stopping[job.id] = job
             self._stopping_total = self._stopping_total + job.spec.total
 
-    def _finish(self, job: Job, state: JobState, message: str, now: float) -> list[Job]:
-        job.state, job.reason, job.finished_at = state, message, now
+    def _finish(self, job: Job, state: JobState, why: Reason, now: float, detail: str = "") -> list[Job]:
+        job.state, job.finished_at = state, now
+        job.because(why, detail)
         self.jobs.pop(job.id, None)
         self._done[job.id] = state
+        if len(self._done) > FINISHED_REMEMBERED:  # bounded: the oldest is forgotten (the store still knows it)
+            self._done.popitem(last=False)
         changed = [job]
         for dependent_id in sorted(self._dependents.pop(job.id, ())):
             dependent = self.jobs.get(dependent_id)
@@ -360,7 +374,7 @@ class Scheduler:
                 continue
             if state is not JobState.SUCCEEDED:
                 self.queues.remove(dependent.id)
-                changed += self._finish(dependent, JobState.FAILED, f"dependency {job.id} did not succeed", now)
+                changed += self._finish(dependent, JobState.FAILED, Reason.DEPENDENCY_FAILED, now, str(job.id))
             elif all(self._dependency_state(dep) is JobState.SUCCEEDED for dep in dependent.spec.depends_on):
                 self.queues.release(dependent.id, now)
                 changed.append(dependent)
@@ -380,4 +394,4 @@ class Scheduler:
         return None
 
 
-__all__ = ["MAX_BACKOFF_S", "STOP_CANCELLED", "STOP_MAX_RUNTIME", "STOP_PREEMPTED", "CycleResult", "Scheduler"]
+__all__ = ["MAX_BACKOFF_S", "CycleResult", "Scheduler"]

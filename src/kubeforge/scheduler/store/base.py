@@ -12,11 +12,11 @@ import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubeforge.errors import STORE_UNAVAILABLE, LeaseLostError, StoreUnavailable, redact
-from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
+from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec, Reason
 from kubeforge.scheduler.store.schema import statements
 from kubeforge.scheduler.store.tokens import TokenStore
 
@@ -33,6 +33,8 @@ _INSERT_TASKS = (
     "INSERT INTO jobs (team, queue, spec, state, created_at, array_id, array_index) "
     "SELECT ?, ?, '', 'pending', ?, ?, task.value FROM {indices} ORDER BY task.value"
 )
+ACTIVE_PAGE = 20_000
+"""How many rows `active_jobs` reads at a time."""
 _ARRAY_IDS = "SELECT id FROM jobs WHERE array_id = ? ORDER BY array_index"
 _TERMINAL = tuple(state.value for state in JobState if state.terminal)
 _NOT_TERMINAL = f"state NOT IN ({', '.join('?' * len(_TERMINAL))})"
@@ -193,13 +195,23 @@ class SqlStore(TokenStore, ABC):
             ).fetchall()
             return _jobs(cur, rows)
 
-    def active_jobs(self) -> Iterator[Job]:
-        """Every job not finished, oldest first (a restarting dispatcher restores these)."""
-        with self.read() as cur:
-            rows = cur.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {_NOT_TERMINAL} ORDER BY id", _TERMINAL
-            ).fetchall()
-            return iter(_jobs(cur, rows))
+    def active_jobs(self, page: int = ACTIVE_PAGE) -> Iterator[Job]:
+        """Every job not finished, oldest first (a restarting dispatcher restores these). Read `page` rows at a
+        time, one short read each, so that a million rows never sit in memory beside their jobs; the jobs of
+        one array share one JobSpec across pages."""
+        specs = _Specs()
+        after = 0
+        while True:
+            with self.read() as cur:
+                rows = cur.execute(
+                    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE {_NOT_TERMINAL} AND id > ? ORDER BY id LIMIT ?",
+                    (*_TERMINAL, after, page),
+                ).fetchall()
+                jobs = _jobs(cur, rows, specs)
+            yield from jobs
+            if len(rows) < page:
+                return
+            after = int(rows[-1][0])
 
     def held_since(self, since: float, limit: int) -> list[Job]:
         """Up to `limit` jobs, newest first, admitted at some time and not finished before `since` (usage history)."""
@@ -292,21 +304,47 @@ class SqlStore(TokenStore, ABC):
 
     def put_queue(self, spec: QueueSpec) -> None:
         """Create or replace a queue."""
-        payload = json.dumps(spec.to_dict())
+        self.put_queues([spec])
+
+    def put_queues(self, specs: Sequence[QueueSpec]) -> None:
+        """Create or replace queues, all in one transaction under one change number."""
+        rows = list({spec.name: json.dumps(spec.to_dict()) for spec in specs}.items())  # the last of a name wins
         with self.transaction() as cur:
-            cur.execute("DELETE FROM queues WHERE name = ?", (spec.name,))
-            cur.execute("INSERT INTO queues (name, spec) VALUES (?, ?)", (spec.name, payload))
+            version = _next_queue_version(cur)
+            for start in range(0, len(rows), 500):
+                names = [name for name, _ in rows[start : start + 500]]
+                cur.execute(f"DELETE FROM queues WHERE name IN ({', '.join('?' * len(names))})", names)
+            cur.executemany(
+                "INSERT INTO queues (name, spec, version) VALUES (?, ?, ?)", [(*row, version) for row in rows]
+            )
 
     def delete_queue(self, name: str) -> bool:
         """Remove a queue; False when there was none."""
         with self.transaction() as cur:
-            return cur.execute("DELETE FROM queues WHERE name = ? RETURNING name", (name,)).fetchone() is not None
+            if cur.execute("DELETE FROM queues WHERE name = ? RETURNING name", (name,)).fetchone() is None:
+                return False
+            _next_queue_version(cur)
+            return True
 
     def queues(self) -> list[QueueSpec]:
         """Every queue, by name."""
         with self.read() as cur:
             rows = cur.execute("SELECT spec FROM queues ORDER BY name").fetchall()
         return [QueueSpec.from_dict(json.loads(row[0])) for row in rows]
+
+    def queue_changes(self, since: int) -> QueueChanges:
+        """What changed in the queues after change number `since` (-1: everything): one small read when nothing
+        did; otherwise the changed queues' definitions and every queue's name (to tell which were deleted)."""
+        with self.read() as cur:
+            version = int(cur.execute("SELECT version FROM queue_changes WHERE id = 1").fetchone()[0])
+            if version == since:
+                return QueueChanges(version)
+            # the number is read first: a queue written after it is read again next time, never missed
+            rows = cur.execute(
+                "SELECT name, CASE WHEN version > ? THEN spec ELSE '' END FROM queues ORDER BY name", (since,)
+            ).fetchall()
+        changed = [QueueSpec.from_dict(json.loads(text)) for _, text in rows if text]
+        return QueueChanges(version, changed, frozenset(str(name) for name, _ in rows))
 
     def save_fair_share(self, history: dict[str, float], now: float) -> None:
         """Persist the teams' decayed usage."""
@@ -325,6 +363,22 @@ class SqlStore(TokenStore, ABC):
 
 
 @dataclass(frozen=True)
+class QueueChanges:
+    """The queues changed after a change number: `names` is None when nothing changed at all."""
+
+    version: int
+    changed: list[QueueSpec] = field(default_factory=list)
+    names: frozenset[str] | None = None
+
+
+def _next_queue_version(cur: Cursor) -> int:
+    """Take the next queue change number (its row lock orders concurrent queue writes)."""
+    return int(
+        cur.execute("UPDATE queue_changes SET version = version + 1 WHERE id = 1 RETURNING version").fetchone()[0]
+    )
+
+
+@dataclass(frozen=True)
 class Submission:
     """One submitted job, or with `indices` an array of one task per index."""
 
@@ -332,48 +386,84 @@ class Submission:
     indices: tuple[int, ...] = ()
 
 
-def _jobs(cur: Cursor, rows: Sequence[Sequence[Any]]) -> list[Job]:
+class _Specs:
+    """The specs read so far: each stored text parsed once, each array's spec (and id) one object for its tasks."""
+
+    def __init__(self) -> None:
+        self.parsed: dict[str, JobSpec] = {}
+        self.arrays: dict[int, tuple[int, JobSpec]] = {}
+
+    def parse(self, text: str) -> JobSpec:
+        spec = self.parsed.get(text)
+        if spec is None:
+            spec = self.parsed[text] = JobSpec.from_dict(json.loads(text), stored=True)
+        return spec
+
+    def read_arrays(self, cur: Cursor, array_ids: Iterable[int]) -> None:
+        """Read the specs of the arrays not read yet."""
+        missing = sorted({array_id for array_id in array_ids if array_id not in self.arrays})
+        for start in range(0, len(missing), 500):
+            chunk = missing[start : start + 500]
+            found = cur.execute(f"SELECT id, spec FROM arrays WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
+            for array_id, text in found.fetchall():
+                self.arrays[int(array_id)] = (int(array_id), self.parse(text))
+
+
+def _jobs(cur: Cursor, rows: Sequence[Sequence[Any]], specs: _Specs | None = None) -> list[Job]:
     """Jobs from their rows (read in the same transaction as `cur`). Array tasks have an empty spec: their
     arrays' specs are read once each; every spec text is parsed once, so an array's tasks share one JobSpec.
     Stored training configurations are not re-validated: one that no longer validates fails its own job at
     launch instead of stopping every read."""
-    parsed: dict[str, JobSpec] = {}
-    by_array: dict[int, JobSpec] = {}
-    arrays = sorted({int(row[14]) for row in rows if not row[1]})
-    for start in range(0, len(arrays), 500):
-        chunk = arrays[start : start + 500]
-        found = cur.execute(f"SELECT id, spec FROM arrays WHERE id IN ({', '.join('?' * len(chunk))})", chunk)
-        for array_id, text in found.fetchall():
-            by_array[int(array_id)] = _spec(text, parsed)
-    return [_job(row, by_array[int(row[14])] if not row[1] else _spec(row[1], parsed)) for row in rows]
+    specs = specs or _Specs()
+    specs.read_arrays(cur, (int(row[14]) for row in rows if not row[1]))
+    return [_job(row, specs.arrays[int(row[14])] if not row[1] else (row[14], specs.parse(row[1]))) for row in rows]
 
 
-def _spec(text: str, parsed: dict[str, JobSpec]) -> JobSpec:
-    spec = parsed.get(text)
-    if spec is None:
-        spec = parsed[text] = JobSpec.from_dict(json.loads(text), stored=True)
-    return spec
+_STATES = {state.value: state for state in JobState}
 
 
-def _job(row: Sequence[Any], spec: JobSpec) -> Job:
+def _reason(text: str) -> tuple[Reason, str]:
+    """A stored reason's code and detail; most jobs share a handful of texts, parsed once each."""
+    found = _REASONS.get(text)
+    if found is None:
+        found = Reason.parse(text)
+        if not found[1]:
+            _REASONS[text] = found
+    return found
+
+
+_REASONS: dict[str, tuple[Reason, str]] = {}
+
+
+def _job(row: Sequence[Any], array: tuple[int | None, JobSpec]) -> Job:
+    array_id, spec = array
     return Job(
-        id=int(row[0]),
-        spec=spec,
-        state=JobState(row[2]),
-        created_at=float(row[3]),
-        attempt=int(row[4]),
-        not_before=float(row[5]),
-        reason=str(row[6]),
-        admitted_at=row[7],
-        finished_at=row[8],
-        stop_deadline=row[9],
-        handle=str(row[10]),
-        exit_code=row[11],
-        cancel_requested=bool(row[12]),
-        preemptions=int(row[13]),
-        array_id=row[14],
-        array_index=row[15],
+        int(row[0]),
+        spec,
+        float(row[3]),
+        _STATES[row[2]],
+        int(row[4]),
+        float(row[5]) or 0.0,  # the one shared 0.0 rather than a float per job
+        *_reason(str(row[6])),
+        row[7],
+        row[8],
+        row[9],
+        str(row[10]),
+        row[11],
+        bool(row[12]),
+        int(row[13]),
+        array_id,
+        row[15],
     )
 
 
-__all__ = ["STORE_UNAVAILABLE", "Cursor", "LeaseLostError", "SqlStore", "StoreUnavailable", "Submission", "redact"]
+__all__ = [
+    "STORE_UNAVAILABLE",
+    "Cursor",
+    "LeaseLostError",
+    "QueueChanges",
+    "SqlStore",
+    "StoreUnavailable",
+    "Submission",
+    "redact",
+]

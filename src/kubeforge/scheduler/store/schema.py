@@ -66,6 +66,16 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "CREATE UNIQUE INDEX tokens_id ON tokens (token_id)",
         ],
     ),
+    (
+        5,
+        [
+            # every queue write takes the next number from queue_changes and stamps it on the queue's row,
+            # so that a dispatcher reads only the queues changed since the number it last saw
+            "ALTER TABLE queues ADD COLUMN version BIGINT NOT NULL DEFAULT 0",
+            "CREATE TABLE queue_changes (id INTEGER PRIMARY KEY, version BIGINT NOT NULL)",
+            "INSERT INTO queue_changes (id, version) VALUES (1, 0)",
+        ],
+    ),
 ]
 """(version, statements); append new versions, never edit an applied one."""
 
