@@ -56,7 +56,7 @@ test-fast: $(STAMP)
 
 # training that resumes: the component SIGKILLed mid-run and retried, SIGTERM to a running job (a few minutes)
 test-resume: $(STAMP) system-deps
-	$(BIN)/pytest -m resume tests/components/training
+	$(BIN)/pytest -m resume tests/components/training tests/components/tuning
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

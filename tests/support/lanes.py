@@ -44,6 +44,7 @@ SLOW_MODULES = {
     "tests/scheduler/test_crash_safety.py": "scheduler processes killed and restarted",
     "tests/components/training/test_pytorchjob_end_to_end.py": "torchrun workers behind a fake operator",
     "tests/test_packaging.py": "a wheel build and a fresh virtualenv",
+    "tests/components/tuning/test_tuning_study.py": "tuning trials as torchrun jobs",
 }
 """Modules whose every test is slow."""
 
