@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-fast test-resume test-tracking test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving clean tools check-infra infra-docs
+.PHONY: test-fast test-resume test-tracking test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving bench-tuning clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -13,6 +13,7 @@ help:
 	@echo "make test-fast  unit and contract tests only (no pipelines, workers or services)"
 	@echo "make lint     ruff + mypy + the import contracts (docs/architecture.md)"
 	@echo "make compile  regenerate component.yaml files, READMEs and the golden pipeline YAML"
+	@echo "make bench-tuning  the optuna strategy with pruning against the grid sweep, in trial-epochs (minutes)"
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -74,10 +75,14 @@ compile: $(STAMP)
 check-components: $(STAMP)
 	$(BIN)/python scripts/compile_components.py --check
 
-bench: bench-local-runner bench-training bench-scheduler bench-serving bench-preprocess
+bench: bench-local-runner bench-training bench-scheduler bench-serving bench-preprocess bench-tuning
 
 bench-training: $(STAMP)
 	$(BIN)/python benchmarks/training.py
+
+# tuning: tuning/optuna (TPE + median pruning) against the grid sweep on one generated task (kept in .bench/tuning/)
+bench-tuning: $(STAMP)
+	$(BIN)/python benchmarks/tuning.py
 
 bench-local-runner: $(STAMP)
 	$(BIN)/python benchmarks/local_runner.py

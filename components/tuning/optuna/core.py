@@ -33,7 +33,7 @@ from kubeforge.training.engine import METRICS_LOG
 from kubeforge.training.epoch_gate import STOP, answered, gate_file, open_gate
 
 from .search_space import SearchSpace, as_config_values, parse_search_space
-from .study import TuneParams, open_study, study_key
+from .study import TuneParams, opened_study, study_key
 
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)
 POLL_S = 0.05
@@ -90,10 +90,9 @@ def run_study(inputs: TuneInputs, study_dir: Path, params: TuneParams, log: Any 
     grid = space.grid() if params.sampler == "grid" else None
     budget = min(params.n_trials, _grid_size(grid)) if grid is not None else params.n_trials
     backend = create_backend(params.backend, params.json_object("backend_options"))
-    study = open_study(params, study_dir, grid)
-    tuner = _Tuner(inputs, study_dir, params, space, fixed, backend, study, log or sys.stdout)
-    tuner.run(budget)
-    complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
+    with opened_study(params, study_dir, grid) as study:
+        _Tuner(inputs, study_dir, params, space, fixed, backend, study, log or sys.stdout).run(budget)
+        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
     if not complete:
         raise TrainingError(
             f"no trial completed ({len(study.trials)} pruned or failed); see the trial logs under {study_dir}"

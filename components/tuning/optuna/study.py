@@ -5,6 +5,8 @@ from __future__ import annotations
 import hashlib
 import json
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -102,20 +104,25 @@ def study_key(params: TuneParams, study_dir: Path) -> str:
     return params.study_name or "kubeforge-" + hashlib.sha256(str(study_dir).encode()).hexdigest()[:16]
 
 
-def open_study(params: TuneParams, study_dir: Path, grid: dict[str, list[Any]] | None) -> optuna.Study:
-    """Create the study, or load it when a previous attempt of this task left it (its trials are kept)."""
+@contextmanager
+def opened_study(params: TuneParams, study_dir: Path, grid: dict[str, list[Any]] | None) -> Iterator[optuna.Study]:
+    """Create the study, or load it when a previous attempt of this task left it (its trials are kept);
+    the storage's connections are closed on leaving (the study reconnects if used afterwards)."""
     try:
         storage = optuna.storages.RDBStorage(storage_url(params, study_dir))
     except Exception as exc:  # sqlalchemy's errors: an unreachable or refused database
         raise InputError(f"storage_url: cannot open the study storage ({type(exc).__name__}: {exc})"[:500]) from None
-    return optuna.create_study(
-        storage=storage,
-        study_name=study_key(params, study_dir),
-        sampler=_sampler(params, grid),
-        pruner=_pruner(params),
-        direction=params.direction,
-        load_if_exists=True,
-    )
+    try:
+        yield optuna.create_study(
+            storage=storage,
+            study_name=study_key(params, study_dir),
+            sampler=_sampler(params, grid),
+            pruner=_pruner(params),
+            direction=params.direction,
+            load_if_exists=True,
+        )
+    finally:
+        storage.engine.dispose()
 
 
 def _sampler(params: TuneParams, grid: dict[str, list[Any]] | None) -> optuna.samplers.BaseSampler:
@@ -149,4 +156,4 @@ def _pruner(params: TuneParams) -> optuna.pruners.BasePruner:
     return optuna.pruners.NopPruner()
 
 
-__all__ = ["METRICS", "PRUNERS", "SAMPLERS", "STUDY_FILE", "TuneParams", "open_study", "storage_url", "study_key"]
+__all__ = ["METRICS", "PRUNERS", "SAMPLERS", "STUDY_FILE", "TuneParams", "opened_study", "storage_url", "study_key"]
