@@ -45,6 +45,7 @@ SLOW_MODULES = {
     "tests/components/training/test_pytorchjob_end_to_end.py": "torchrun workers behind a fake operator",
     "tests/test_packaging.py": "a wheel build and a fresh virtualenv",
     "tests/components/tuning/test_tuning_study.py": "tuning trials as torchrun jobs",
+    "tests/components/tuning/test_tuning_queue.py": "tuning trials as torchrun jobs through the queue",
 }
 """Modules whose every test is slow."""
 

@@ -23,11 +23,12 @@ import optuna
 from optuna.trial import TrialState
 
 from kubeforge.artifacts import upload_dir
-from kubeforge.errors import InputError, TrainingError
+from kubeforge.errors import InputError, KubeforgeError, TrainingError
 from kubeforge.launch import create_backend
 from kubeforge.launch.base import JobHandle, JobState, LaunchBackend, TrainingJob
 from kubeforge.launch.runner import submit_or_attach
 from kubeforge.launch.shared_filesystem import HANDLE_FILE, check_inputs
+from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.engine import METRICS_LOG
 from kubeforge.training.epoch_gate import STOP, answered, gate_file, open_gate
@@ -89,6 +90,7 @@ def run_study(inputs: TuneInputs, study_dir: Path, params: TuneParams, log: Any 
     fixed = _fixed_values(params, space)
     grid = space.grid() if params.sampler == "grid" else None
     budget = min(params.n_trials, _grid_size(grid)) if grid is not None else params.n_trials
+    _check_metric(params.metric, inputs.preprocessor)
     backend = create_backend(params.backend, params.json_object("backend_options"))
     with opened_study(params, study_dir, grid) as study:
         _Tuner(inputs, study_dir, params, space, fixed, backend, study, log or sys.stdout).run(budget)
@@ -132,18 +134,33 @@ class _Tuner:
             for t in trials
             if t.state is TrialState.RUNNING
         ]
-        while running or finished < budget:
-            while len(running) < self.params.parallel_trials and finished + len(running) < budget:
-                running.append(self._launch(self.study.ask(), set()))
-            for active in list(running):
-                state = self._advance(active)
-                if state is not None:
-                    running.remove(active)
-                    finished += 1
-                    self._say(f"trial {active.trial.number}: {state.name.lower()} after {len(active.reported)} epochs")
-            time.sleep(POLL_S)
+        try:
+            while running or finished < budget:
+                while len(running) < self.params.parallel_trials and finished + len(running) < budget:
+                    running.append(self._launch(self.study.ask(), set()))
+                for active in list(running):
+                    state = self._advance(active)
+                    if state is not None:
+                        running.remove(active)
+                        finished += 1
+                        self._say(
+                            f"trial {active.trial.number}: {state.name.lower()} after {len(active.reported)} epochs"
+                        )
+                time.sleep(POLL_S)
+        except KubeforgeError:  # a refused input: no trial can succeed, so none is left running (or to resume)
+            for active in running:
+                self.backend.cancel(active.handle)
+                self.study.tell(active.trial, state=TrialState.FAIL)
+            raise
 
     def _launch(self, trial: optuna.trial.Trial, reported: set[int]) -> _Trial:
+        try:
+            return self._submit(trial, reported)
+        except KubeforgeError:
+            self.study.tell(trial, state=TrialState.FAIL)
+            raise
+
+    def _submit(self, trial: optuna.trial.Trial, reported: set[int]) -> _Trial:
         run_dir = self.study_dir / f"trial-{trial.number}"
         values = {
             **self.fixed,
@@ -176,10 +193,6 @@ class _Tuner:
         gates = active.job.config.epoch_gate
         for row in _metric_rows(active.run_dir / METRICS_LOG):
             epoch = int(row["epoch"])
-            if self.params.metric not in row:
-                self.backend.cancel(active.handle)
-                recorded = ", ".join(sorted(key for key in row if key.startswith("val_")))
-                raise InputError(f"metric {self.params.metric!r} is not recorded for this task; recorded: {recorded}")
             if epoch not in active.reported:
                 active.trial.report(float(row[self.params.metric]), epoch)
                 active.reported.add(epoch)
@@ -190,7 +203,7 @@ class _Tuner:
             return None
         if status.state is JobState.SUCCEEDED:
             return self._tell(active, TrialState.COMPLETE, _final_value(active.run_dir / "model", self.params.metric))
-        if status.state is JobState.PREEMPTED and _pruned(gates, active.reported):
+        if _pruned(gates, active.reported):  # ended after the stop: preempted (local, slurm) or failed (queue)
             return self._tell(active, TrialState.PRUNED)
         if status.state is JobState.PREEMPTED:  # stopped for another reason: resume it from its checkpoint
             active.handle = submit_or_attach(self.backend, active.job, active.run_dir / HANDLE_FILE)
@@ -220,6 +233,16 @@ def _fixed_values(params: TuneParams, space: SearchSpace) -> dict[str, Any]:
     if set(values) & {"epochs", "epoch_gate", *placeholders}:
         raise InputError("fixed_params: places and the epoch budget are set by the study (use `epochs`)")
     return values
+
+
+def _check_metric(metric: str, preprocessor: str) -> None:
+    """The metric must be one training records for this task: val_accuracy (classification), val_rmse (regression)."""
+    task = FittedPreprocessor.load(preprocessor).task
+    recorded = ("val_loss", "val_accuracy") if task == "classification" else ("val_loss", "val_rmse")
+    if metric not in recorded:
+        raise InputError(
+            f"metric is {metric!r}, which a {task} training does not record; use one of {', '.join(recorded)}"
+        )
 
 
 def _grid_size(grid: dict[str, list[Any]] | None) -> int:

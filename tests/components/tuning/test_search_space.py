@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from prepared_data import PreparedData
 
 from kubeforge.components.tuning.optuna.core import TuneInputs, run_study
 from kubeforge.components.tuning.optuna.search_space import parse_search_space
@@ -86,8 +87,10 @@ def test_a_good_search_space_parses_and_expands_to_a_grid() -> None:
         ({"storage_url": "mysql://127.0.0.1/optuna"}, "storage_url: expected postgresql://"),
     ],
 )
-def test_bad_parameters_are_refused_before_any_trial(params: dict[str, object], named: str, tmp_path: Path) -> None:
-    inputs = TuneInputs(*(str(tmp_path / name) for name in ("train", "validation", "preprocessor")))
+def test_bad_parameters_are_refused_before_any_trial(
+    params: dict[str, object], named: str, prepared: PreparedData, tmp_path: Path
+) -> None:
+    inputs = TuneInputs(str(prepared.train), str(prepared.validation), str(prepared.preprocessor))
     with pytest.raises(InputError) as refused:
         run_study(
             inputs, tmp_path / "study", TuneParams(search_space=json.dumps({"learning_rate": LEARNING_RATE}), **params)
@@ -102,3 +105,11 @@ def test_the_default_storage_is_sqlite_beside_the_outputs(tmp_path: Path) -> Non
     assert storage_url(params, tmp_path / "best-study") == f"sqlite:///{tmp_path / 'best-study' / 'study.db'}"
     postgres = TuneParams(search_space="{}", storage_url="postgresql://tuner@127.0.0.1:5432/optuna")
     assert storage_url(postgres, tmp_path) == "postgresql+psycopg://tuner@127.0.0.1:5432/optuna"
+
+
+def test_a_metric_the_task_does_not_record_is_refused(prepared: PreparedData, tmp_path: Path) -> None:
+    inputs = TuneInputs(str(prepared.train), str(prepared.validation), str(prepared.preprocessor))
+    params = TuneParams(search_space=json.dumps({"learning_rate": LEARNING_RATE}), metric="val_rmse")
+    with pytest.raises(InputError, match="metric is 'val_rmse', which a classification training does not record"):
+        run_study(inputs, tmp_path / "study", params)
+    assert not (tmp_path / "study").exists()
