@@ -36,7 +36,8 @@ def tune_optuna(
     `search_space` is JSON: {"learning_rate": {"type": "float", "low": 1e-4, "high": 0.1, "log": true},
     "hidden_layers": {"type": "categorical", "choices": ["16", "64,32"]}} (int ranges and `step` too).
     `sampler`: tpe, random, grid (ranges need a `step`) or cmaes; `pruner`: median, hyperband or none,
-    fed after every epoch with the validation `metric`: a pruned trial trains no further epoch.
+    fed after every epoch with the validation `metric`: a pruned trial trains no further epoch; the median
+    pruner prunes nothing until `startup_trials` trials have completed (they also seed TPE and CMA-ES).
     `fixed_params` are TrainConfig fields every trial shares. `backend` local (default) or queue (the
     scheduler; `parallel_trials` at once). The study lives in SQLite beside the outputs, or in PostgreSQL
     (`storage_url` without a password: PGPASSWORD), so a retried task continues it and never re-runs a
