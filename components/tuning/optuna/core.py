@@ -17,7 +17,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import optuna
 from optuna.trial import TrialState
@@ -26,7 +26,7 @@ from kubeforge.artifacts import upload_dir
 from kubeforge.errors import InputError, KubeforgeError, TrainingError
 from kubeforge.launch import create_backend
 from kubeforge.launch.base import JobHandle, JobState, LaunchBackend, TrainingJob
-from kubeforge.launch.runner import submit_or_attach
+from kubeforge.launch.runner import recorded_handle, submit_or_attach
 from kubeforge.launch.shared_filesystem import HANDLE_FILE, check_inputs
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.config import TrainConfig
@@ -83,7 +83,7 @@ def study_dir_for(best_model_dir: str) -> Path:
     return Path(f"{best_model_dir.rstrip('/')}-study")
 
 
-def run_study(inputs: TuneInputs, study_dir: Path, params: TuneParams, log: Any = None) -> StudyResult:
+def run_study(inputs: TuneInputs, study_dir: Path, params: TuneParams, log: TextIO | None = None) -> StudyResult:
     """Run (or continue) the study until `n_trials` trials have finished; InputError before any trial
     starts for a bad search space or parameter, TrainingError when no trial completed."""
     space = parse_search_space(params.search_space)
@@ -94,10 +94,10 @@ def run_study(inputs: TuneInputs, study_dir: Path, params: TuneParams, log: Any 
     backend = create_backend(params.backend, params.json_object("backend_options"))
     with opened_study(params, study_dir, grid) as study:
         _Tuner(inputs, study_dir, params, space, fixed, backend, study, log or sys.stdout).run(budget)
-        complete = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    if not complete:
+        trials = study.get_trials(deepcopy=False)
+    if not any(trial.state is TrialState.COMPLETE for trial in trials):
         raise TrainingError(
-            f"no trial completed ({len(study.trials)} pruned or failed); see the trial logs under {study_dir}"
+            f"no trial completed ({len(trials)} pruned or failed); see the trial logs under {study_dir}"
         )
     return StudyResult(study, study_dir / f"trial-{study.best_trial.number}" / "model")
 
@@ -119,7 +119,7 @@ class _Tuner:
         fixed: dict[str, Any],
         backend: LaunchBackend,
         study: optuna.Study,
-        log: Any,
+        log: TextIO,
     ) -> None:
         self.inputs, self.study_dir, self.params, self.space = inputs, study_dir, params, space
         self.fixed, self.backend, self.study, self.log = fixed, backend, study, log
@@ -130,7 +130,7 @@ class _Tuner:
         trials = self.study.get_trials(deepcopy=False)
         finished = sum(trial.state in FINISHED for trial in trials)
         running = [
-            self._launch(optuna.trial.Trial(self.study, t._trial_id), set(t.intermediate_values))
+            self._launch(optuna.trial.Trial(self.study, t._trial_id), set(t.intermediate_values))  # no public id
             for t in trials
             if t.state is TrialState.RUNNING
         ]
@@ -184,7 +184,10 @@ class _Tuner:
             nproc_per_node=self.params.workers if local else 1,
             options=self.params.json_object("backend_options"),
         )
-        handle = submit_or_attach(self.backend, job, run_dir / HANDLE_FILE)
+        handle_path = run_dir / HANDLE_FILE
+        # a trial pruned just before a kill: its job stopped at the gate, and is not started again
+        stopped = recorded_handle(self.backend, job, str(handle_path)) if _pruned(config.epoch_gate, reported) else None
+        handle = stopped or submit_or_attach(self.backend, job, handle_path)
         self._say(f"trial {trial.number}: {json.dumps(trial.params)} as job {job.name}")
         return _Trial(trial, job, handle, reported)
 
