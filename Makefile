@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-fast test-resume test-tracking test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving bench-tuning clean tools check-infra infra-docs
+.PHONY: test-fast test-resume test-tracking test-tuning test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-serving bench-tuning clean tools check-infra infra-docs
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -40,7 +40,7 @@ demo: $(STAMP)
 	$(BIN)/kubeforge demo
 
 test: $(STAMP) system-deps check-infra
-	$(BIN)/pytest -m "not infra and not chaos and not local_equivalence and not tracking and not resume"
+	$(BIN)/pytest -m "not infra and not chaos and not local_equivalence and not tracking and not resume and not tuning"
 
 # the scheduler's outage drills at full length (the default lane runs short versions of them)
 test-chaos: $(STAMP) system-deps
@@ -54,6 +54,10 @@ test-tracking: $(STAMP)
 # workers, SLURM, PostgreSQL, Spark, containers, wheel build) are marked by tests/support/lanes.py.
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" -p no:cacheprovider
+
+# tuning: studies through the scheduler's queue, on PostgreSQL, and the sweep's optuna strategy through a pipeline
+test-tuning: $(STAMP) system-deps
+	$(BIN)/pytest -m tuning tests/components/tuning tests/pipelines/test_hyperparameter_sweep.py
 
 # training that resumes: the component SIGKILLed mid-run and retried, SIGTERM to a running job (a few minutes)
 test-resume: $(STAMP) system-deps

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
+
 from kubeforge.local_runner import run_pipeline_locally
 from kubeforge.model_format import load_model
 from kubeforge.pipelines.hyperparameter_sweep.pipeline import hyperparameter_sweep
@@ -34,6 +36,7 @@ def test_sweep_keeps_the_trial_with_the_best_validation_score(breast_cancer_csv:
     assert evaluation["metrics"]["accuracy"] >= 0.85
 
 
+@pytest.mark.tuning
 def test_optuna_strategy_tunes_and_evaluates_the_best_trial(breast_cancer_csv: Path, tmp_path: Path) -> None:
     space = {"learning_rate": {"type": "float", "low": 0.003, "high": 0.05, "log": True}}
     params = {

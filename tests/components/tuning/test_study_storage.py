@@ -44,7 +44,7 @@ def _one_finished_trial(study: optuna.Study) -> None:
     study.tell(trial, 0.5)
 
 
-@pytest.mark.parametrize("where", ["sqlite", "postgresql"])
+@pytest.mark.parametrize("where", ["sqlite", pytest.param("postgresql", marks=pytest.mark.tuning)])
 def test_a_reopened_study_keeps_its_trials(
     where: str, tmp_path: Path, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -62,6 +62,7 @@ def test_a_reopened_study_keeps_its_trials(
     assert (where == "postgresql") != (study_dir / "study.db").is_file()
 
 
+@pytest.mark.tuning
 def test_a_wrong_password_fails_naming_the_storage_not_the_secret(
     postgres_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -17,6 +17,7 @@ from kubeforge.components.tuning.optuna.study import TuneParams
 from kubeforge.scheduler.client import SchedulerClient
 
 
+@pytest.mark.tuning
 def test_parallel_trials_through_the_queue_and_a_pruned_one_stops(
     prepared: PreparedData, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
