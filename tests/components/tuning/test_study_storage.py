@@ -74,3 +74,39 @@ def test_a_wrong_password_fails_naming_the_storage_not_the_secret(
     ):
         pass
     assert "not-the-password" not in str(refused.value) and PASSWORD not in str(refused.value)
+
+
+@pytest.mark.parametrize(
+    ("sampler", "pruner"), [("tpe", "median"), ("random", "none"), ("grid", "hyperband"), ("cmaes", "median")]
+)
+def test_every_sampler_and_pruner_drives_an_ask_and_tell_study(sampler: str, pruner: str, tmp_path: Path) -> None:
+    from kubeforge.components.tuning.optuna.search_space import parse_search_space
+
+    text = json.dumps(
+        {
+            "learning_rate": {"type": "float", "low": 0.001, "high": 0.1, "step": 0.001},
+            "batch_size": {"type": "int", "low": 16, "high": 64, "step": 16},
+            "hidden_layers": {"type": "categorical", "choices": ["16", "64,32"]},
+        }
+    )
+    space = parse_search_space(text)
+    params = TuneParams(search_space=text, sampler=sampler, pruner=pruner, startup_trials=1, epochs=3, seed=0)
+    with opened_study(params, tmp_path, space.grid() if sampler == "grid" else None) as study:
+        for number in range(4):
+            trial = study.ask()
+            values = space.suggest(trial)
+            assert 0.001 <= values["learning_rate"] <= 0.1 and values["batch_size"] in (16, 32, 48, 64)
+            assert values["hidden_layers"] in ([16], [64, 32])
+            for epoch in (1, 2, 3):
+                trial.report(float(number) if number else 0.1, epoch)  # trial 0 best, the later ones worse
+                if trial.should_prune():
+                    study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                    break
+            else:
+                study.tell(trial, float(number))
+        states = [t.state for t in study.trials]
+    assert states[0] is optuna.trial.TrialState.COMPLETE and len(states) == 4
+    if pruner == "median":  # worse than trial 0 after epoch 1: pruned there
+        assert states[1:] == [optuna.trial.TrialState.PRUNED] * 3
+    if pruner == "none":
+        assert set(states) == {optuna.trial.TrialState.COMPLETE}
