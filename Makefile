@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TORCH_VERSION := 2.13.0
 
-.PHONY: test-fast test-resume test-tracking test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-scheduler-shards bench-serving clean tools check-infra infra-docs
+.PHONY: test-fast test-resume test-tracking test-local-equivalence test-chaos test-deploy test-containers bench-preprocess test-spark help install system-deps demo test lint format compile check-components bench bench-local-runner bench-training bench-scheduler bench-scheduler-shards bench-serving clean tools check-infra infra-docs test-tuning bench-tuning
 
 help:
 	@echo "make demo     run the tabular_classifier pipeline end to end on real data"
@@ -13,6 +13,7 @@ help:
 	@echo "make test-fast  unit and contract tests only (no pipelines, workers or services)"
 	@echo "make lint     ruff + mypy + the import contracts (docs/architecture.md)"
 	@echo "make compile  regenerate component.yaml files, READMEs and the golden pipeline YAML"
+	@echo "make bench-tuning  the optuna strategy with pruning against the grid sweep, in trial-epochs (minutes)"
 
 $(STAMP): pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +40,7 @@ demo: $(STAMP)
 	$(BIN)/kubeforge demo
 
 test: $(STAMP) system-deps check-infra
-	$(BIN)/pytest -m "not infra and not chaos and not local_equivalence and not tracking and not resume"
+	$(BIN)/pytest -m "not infra and not chaos and not local_equivalence and not tracking and not resume and not tuning"
 
 # the scheduler's outage drills at full length (the default lane runs short versions of them)
 test-chaos: $(STAMP) system-deps
@@ -54,9 +55,13 @@ test-tracking: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/pytest -m "not slow" -p no:cacheprovider
 
+# tuning: studies through the scheduler's queue, on PostgreSQL, and the sweep's optuna strategy through a pipeline
+test-tuning: $(STAMP) system-deps
+	$(BIN)/pytest -m tuning tests/components/tuning tests/pipelines/test_hyperparameter_sweep.py
+
 # training that resumes: the component SIGKILLed mid-run and retried, SIGTERM to a running job (a few minutes)
 test-resume: $(STAMP) system-deps
-	$(BIN)/pytest -m resume tests/components/training
+	$(BIN)/pytest -m resume tests/components/training tests/components/tuning
 
 lint: $(STAMP)
 	$(BIN)/ruff check .
@@ -74,10 +79,14 @@ compile: $(STAMP)
 check-components: $(STAMP)
 	$(BIN)/python scripts/compile_components.py --check
 
-bench: bench-local-runner bench-training bench-scheduler bench-serving bench-preprocess
+bench: bench-local-runner bench-training bench-scheduler bench-serving bench-preprocess bench-tuning
 
 bench-training: $(STAMP)
 	$(BIN)/python benchmarks/training.py
+
+# tuning: tuning/optuna (TPE + median pruning) against the grid sweep on one generated task (kept in .bench/tuning/)
+bench-tuning: $(STAMP)
+	$(BIN)/python benchmarks/tuning.py
 
 bench-local-runner: $(STAMP)
 	$(BIN)/python benchmarks/local_runner.py

@@ -28,8 +28,25 @@ def test_compiles_to_golden_file(name: str, tmp_path: Path) -> None:
 
 def test_sweep_limits_parallelism_and_collects_models() -> None:
     spec = yaml.safe_load((repository_root() / "pipelines" / "hyperparameter_sweep" / "pipeline.yaml").read_text())
-    loop = spec["root"]["dag"]["tasks"]["for-loop-1"]
+    branches = spec["components"]["comp-condition-branches-1"]["dag"]["tasks"]
+    grid = spec["components"][branches["condition-3"]["componentRef"]["name"]]["dag"]["tasks"]
+    loop = grid["for-loop-2"]
     assert loop["iteratorPolicy"]["parallelismLimit"] == 2
     assert loop["parameterIterator"]["items"]["inputParameter"] == "pipelinechannel--search_space"
-    selector = spec["root"]["dag"]["tasks"]["select-best-model"]
-    assert selector["inputs"]["artifacts"]["models"]["taskOutputArtifact"]["producerTask"] == "for-loop-1"
+    selector = grid["select-best-model"]
+    assert selector["inputs"]["artifacts"]["models"]["taskOutputArtifact"]["producerTask"] == "for-loop-2"
+
+
+def test_sweep_strategy_picks_the_grid_or_the_optuna_branch() -> None:
+    spec = yaml.safe_load((repository_root() / "pipelines" / "hyperparameter_sweep" / "pipeline.yaml").read_text())
+    assert spec["root"]["inputDefinitions"]["parameters"]["strategy"]["defaultValue"] == "grid"
+    branches = spec["components"]["comp-condition-branches-1"]["dag"]["tasks"]
+    grid_when = "inputs.parameter_values['pipelinechannel--strategy'] != 'optuna'"
+    assert branches["condition-3"]["triggerPolicy"]["condition"] == grid_when
+    assert branches["condition-4"]["triggerPolicy"]["condition"] == f"!({grid_when})"
+    tuned = spec["components"][branches["condition-4"]["componentRef"]["name"]]["dag"]["tasks"]
+    assert set(tuned) == {"tune-optuna", "evaluate-classifier-2"}
+    inputs = tuned["tune-optuna"]["inputs"]["parameters"]
+    assert inputs["search_space"]["componentInputParameter"] == "pipelinechannel--tuning_space"
+    evaluated = tuned["evaluate-classifier-2"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]
+    assert evaluated == {"outputArtifactKey": "best_model", "producerTask": "tune-optuna"}

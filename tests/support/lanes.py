@@ -27,7 +27,7 @@ SLOW_FIXTURES = {
 POSTGRES_PARAMETRIZED = ("store_url", "module_store_url")
 """Store fixtures parametrized over SQLite and PostgreSQL: their PostgreSQL cases are slow."""
 
-SLOW_MARKERS = ("spark", "infra", "containers", "browser", "tracking")
+SLOW_MARKERS = ("spark", "infra", "containers", "browser", "tracking", "tuning")
 """Lanes with their own make target: slow here too."""
 
 SLOW_MODULES = {
@@ -44,6 +44,8 @@ SLOW_MODULES = {
     "tests/scheduler/test_crash_safety.py": "scheduler processes killed and restarted",
     "tests/components/training/test_pytorchjob_end_to_end.py": "torchrun workers behind a fake operator",
     "tests/test_packaging.py": "a wheel build and a fresh virtualenv",
+    "tests/components/tuning/test_tuning_study.py": "tuning trials as torchrun jobs",
+    "tests/components/tuning/test_tuning_queue.py": "tuning trials as torchrun jobs through the queue",
 }
 """Modules whose every test is slow."""
 

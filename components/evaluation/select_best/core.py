@@ -14,8 +14,7 @@ from pathlib import Path
 from kubeforge.artifacts import upload_dir
 from kubeforge.errors import InputError
 from kubeforge.model_format import LoadedModel, load_model
-
-LOWER_IS_BETTER_SUFFIXES = ("loss", "rmse")
+from kubeforge.training.curves import LOWER_IS_BETTER_SUFFIXES, lower_is_better
 
 
 @dataclass(frozen=True)
@@ -34,11 +33,6 @@ class Selection:
     metric: str
     best: Trial
     ranking: list[Trial]
-
-
-def lower_is_better(metric: str) -> bool:
-    """Losses and errors are minimised; every other metric is maximised."""
-    return metric.endswith(LOWER_IS_BETTER_SUFFIXES)
 
 
 def select_best(model_dirs: list[str | Path], metric: str = "val_accuracy") -> Selection:

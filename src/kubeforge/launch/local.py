@@ -84,6 +84,8 @@ class LocalBackend:
             return JobStatus(JobState.FAILED, f"torchrun exited with code {code}; last output:\n{_tail(run_dir)}")
         if _alive(int(handle.id)):
             return JobStatus(JobState.RUNNING)
+        if exit_file.is_file():  # written just after the first look, as the job's shell ended
+            return self.status(handle)
         if (run_dir / CANCELLED_FILE).is_file():
             return JobStatus(JobState.CANCELLED)
         return JobStatus(JobState.FAILED, f"the job's process {handle.id} is gone without an exit code")

@@ -44,6 +44,8 @@ class TrainConfig:
     regression_loss: str = "mse"
     checkpoint_every_steps: int = 0
     """Also checkpoint every this many optimizer steps inside an epoch (0: at the end of each epoch only)."""
+    epoch_gate: str = ""
+    """A folder shared with a tuner: after each epoch but the last, wait for its go-on or stop (training.epoch_gate)."""
 
     def __post_init__(self) -> None:
         checks = {

@@ -7,6 +7,14 @@ from typing import Any
 
 from matplotlib.figure import Figure
 
+LOWER_IS_BETTER_SUFFIXES = ("loss", "rmse")
+"""Validation metrics (val_loss, val_rmse) minimised; every other one (val_accuracy) is maximised."""
+
+
+def lower_is_better(metric: str) -> bool:
+    """Losses and errors are minimised; every other metric is maximised."""
+    return metric.endswith(LOWER_IS_BETTER_SUFFIXES)
+
 
 def plot_training_curve(history: list[dict[str, Any]], path: Path) -> Path:
     """Plot train/validation loss and the validation metric over epochs into `path`."""
@@ -25,4 +33,4 @@ def plot_training_curve(history: list[dict[str, Any]], path: Path) -> Path:
     return path
 
 
-__all__ = ["plot_training_curve"]
+__all__ = ["LOWER_IS_BETTER_SUFFIXES", "lower_is_better", "plot_training_curve"]

@@ -2,9 +2,9 @@
 
 Every epoch ends with an atomic checkpoint (model, optimizer, history, step count) written
 by rank 0; so do every `checkpoint_every_steps` optimizer steps and a stop request
-(SIGTERM), which then raises Preempted. A restarted or re-run job resumes from it, mid-epoch
-included. Gradient accumulation, mixed precision and the strategy come from the
-configuration. At the end rank 0 writes the Model artifact, including a training-curve PNG;
+(SIGTERM, or a tuner's `stop` at the epoch gate), which then raises Preempted. A restarted
+or re-run job resumes from it, mid-epoch included. Gradient accumulation, mixed precision and
+the strategy come from the configuration. At the end rank 0 writes the Model artifact, including a training-curve PNG;
 every rank reports a checksum of its parameters so the summary shows that the replicas agree.
 """
 
@@ -41,6 +41,7 @@ from kubeforge.training.config import TrainConfig
 from kubeforge.training.curves import plot_training_curve
 from kubeforge.training.data import TensorSplit, load_split, shard_indices
 from kubeforge.training.distributed import DistContext, all_mean, any_rank, barrier, gather_floats, gather_strings
+from kubeforge.training.epoch_gate import wait_for_gate
 from kubeforge.training.models import build_model
 from kubeforge.training.precision import autocast, check_precision, grad_scaler
 from kubeforge.training.preemption import Preempted, StopRequest
@@ -145,6 +146,8 @@ def train(config: TrainConfig, context: DistContext, stop: StopRequest | None = 
             print(json.dumps(row), flush=True)
             _append_json(Path(config.run_dir) / METRICS_LOG, row)
         save(epoch + 1, global_step, None)
+        if config.epoch_gate and epoch + 1 < config.epochs and not wait_for_gate(config.epoch_gate, epoch + 1):
+            stop.requested = True  # a tuner pruned this trial: end checkpointed, as a preemption does
         if epoch + 1 < config.epochs and any_rank(stop.requested, context):
             raise preempted(epoch + 1, global_step)
 
