@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from kfp import local
 from prepared_data import PreparedData
 from sklearn.datasets import load_diabetes, load_digits
@@ -94,6 +95,8 @@ def _assert_same(relative: Path, theirs: Path, ours: Path, run_dirs: tuple[Path,
         assert _without_run_dir(theirs, run_dirs[0]) == _without_run_dir(ours, run_dirs[1]), relative
     elif relative.name == "job_handle":
         assert json.loads(theirs.read_text())["backend"] == json.loads(ours.read_text())["backend"], relative
+    elif relative.parent.name == "checkpoints":
+        assert _checkpoint_state(theirs) == _checkpoint_state(ours), relative
     elif zipfile.is_zipfile(theirs):
         assert _zip_members(theirs) == _zip_members(ours), relative
     elif relative.suffix == ".json":
@@ -107,6 +110,21 @@ def _assert_same(relative: Path, theirs: Path, ours: Path, run_dirs: tuple[Path,
 
 def _without_run_dir(path: Path, run_dir: Path) -> Any:
     return _timeless(json.loads(path.read_text().replace(str(run_dir), "RUN")))
+
+
+def _checkpoint_state(path: Path) -> Any:
+    """A training checkpoint's state: tensors byte for byte, its history without the wall times."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return (str(value.dtype), tuple(value.shape), value.numpy().tobytes())
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items() if not _TIME_KEY.search(str(key))}
+        if isinstance(value, list | tuple):
+            return [plain(item) for item in value]
+        return value
+
+    return plain(torch.load(path, weights_only=True, map_location="cpu"))
 
 
 def _zip_members(path: Path) -> dict[str, Any]:
