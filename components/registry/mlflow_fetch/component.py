@@ -22,4 +22,4 @@ def fetch_model_mlflow(
 
     fetched = core.fetch_model(tracking_uri, registered_model_name, alias, model.path)
     model.metadata.update(registered_model_name=fetched.name, alias=fetched.alias, version=fetched.version)
-    return fetched.version
+    return str(fetched.version)
