@@ -247,9 +247,7 @@ class ModelServer:
             if action == ["explain"]:  # the explain extension (explain_route.py)
                 require_method(method, "POST", path)
                 self._require_ready(model)
-                limit = self.options.max_body_bytes
-                body = decode_body(scope, await read_body(scope, receive, limit), limit)
-                return json_reply(await self._explain.answer(model, body))
+                return await self._explain.reply(model, scope, receive, self.options.max_body_bytes)
         raise HTTPError(404, f"no route {path!r}; see the Open Inference Protocol v2 REST endpoints")
 
     def model(self, name: Any) -> LoadedModel:

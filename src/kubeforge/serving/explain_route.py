@@ -34,7 +34,7 @@ import pandas as pd
 from kubeforge.errors import InputError
 from kubeforge.explain import DEFAULT_STEPS, Explanation, attribute, check_method
 from kubeforge.model_format import LoadedModel
-from kubeforge.serving.asgi import HTTPError
+from kubeforge.serving.asgi import HTTPError, Receive, Reply, Scope, decode_body, json_reply, read_body
 from kubeforge.serving.batching import Overloaded
 from kubeforge.serving.instances import instances_parameters, parse_instances
 from kubeforge.serving.outputs import MODEL_VERSION
@@ -125,6 +125,11 @@ class ExplainRoute:
         self.max_waiting = max_waiting
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kubeforge-explain")
         self._admitted = 0
+
+    async def reply(self, model: LoadedModel, scope: Scope, receive: Receive, max_body_bytes: int) -> Reply:
+        """Read the request body (at most `max_body_bytes`, inflated) and answer it as JSON."""
+        body = decode_body(scope, await read_body(scope, receive, max_body_bytes), max_body_bytes)
+        return json_reply(await self.answer(model, body))
 
     async def answer(self, model: LoadedModel, body: bytes) -> dict[str, Any]:
         """Parse, explain and answer `body` off the event loop; Overloaded (503) when too many wait."""
