@@ -99,12 +99,8 @@ def test_fetch_downloads_the_alias_version_and_names_a_missing_alias(
     with pytest.raises(InputError, match=r"alias: registered model 'cc-fetch' has no alias 'gold'"):
         fetch.fetch_model(mlflow_server, "cc-fetch", "gold", tmp_path / "gold")
     assert not (tmp_path / "gold").exists()  # nothing half-written
-    with pytest.raises(InputError, match="previous_alias"):
-        registry.register_model(
-            mlflow_server,
-            str(weak_champion),
-            "file:///fetch/1",
-            "cc-fetch",
-            aliases="champion",
-            previous_alias="champion",
-        )
+    for bad, message in (("latest", "'latest' is not a usable alias"), ("champion", "'champion' must be one alias")):
+        with pytest.raises(InputError, match=f"previous_alias: {message}"):
+            registry.register_model(
+                mlflow_server, str(weak_champion), "file:///f/1", "cc-fetch", aliases="champion", previous_alias=bad
+            )

@@ -33,13 +33,13 @@ class Registration:
     source: str
 
 
-def parse_aliases(aliases: str) -> tuple[str, ...]:
+def parse_aliases(aliases: str, field: str = "aliases") -> tuple[str, ...]:
     """Comma-separated aliases, checked against MLflow's rules ('latest' and 'v<N>' are reserved)."""
     parsed = tuple(dict.fromkeys(alias.strip() for alias in aliases.split(",") if alias.strip()))
     for alias in parsed:
         if not _ALIAS.match(alias) or _RESERVED_ALIAS.match(alias):
             raise InputError(
-                f"aliases: {alias!r} is not a usable alias; use letters, digits, '_' and '-' (not 'latest' or 'v<N>')"
+                f"{field}: {alias!r} is not a usable alias; use letters, digits, '_' and '-' (not 'latest' or 'v<N>')"
             )
     return parsed
 
@@ -81,9 +81,9 @@ def register_model(
 
 
 def _previous_alias(previous_alias: str, wanted: tuple[str, ...]) -> str:
-    if not previous_alias.strip():
+    parsed = parse_aliases(previous_alias, field="previous_alias")
+    if not parsed:
         return ""
-    parsed = parse_aliases(previous_alias)
     previous = parsed[0]
     if len(parsed) > 1 or not wanted or previous in wanted:
         raise InputError(
