@@ -46,7 +46,7 @@ test: $(STAMP) system-deps check-infra
 test-chaos: $(STAMP) system-deps
 	$(BIN)/pytest -m chaos tests/scheduler
 
-# tracking: MLflow tracking and registry against a real `mlflow server` (SQLite store) on loopback
+# tracking: MLflow tracking and registry against a real `mlflow server` (SQLite and PostgreSQL stores) on loopback
 test-tracking: $(STAMP)
 	$(BIN)/pytest -m tracking tests/tracking
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from kubeforge.errors import TrackingError
+from kubeforge.errors import InputError, TrackingError
 
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 ARTIFACT_TAG = "kubeforge.model_uri"
@@ -67,6 +67,27 @@ def require_reachable(tracking_uri: str) -> None:
             "start it (`mlflow server`), fix tracking_uri or MLFLOW_TRACKING_URI, or set tracking_required=false "
             "to continue without tracking"
         ) from None
+
+
+def connect_registry(tracking_uri: str) -> tuple[str, Any]:
+    """The tracking URI in use and an MlflowClient on it (tracking and registry), checked reachable.
+
+    `tracking_uri` '' falls back to `MLFLOW_TRACKING_URI`; neither set raises an InputError naming the field.
+    """
+    uri = resolve_tracking_uri(tracking_uri)
+    if not uri:
+        raise InputError(f"tracking_uri: empty and {TRACKING_URI_ENV} unset; give the MLflow server's URL")
+    require_reachable(uri)
+    from mlflow.tracking import MlflowClient
+
+    return uri, MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def mlflow_error() -> type[Exception]:
+    """MLflow's exception class (imported only when tracking is on)."""
+    from mlflow.exceptions import MlflowException
+
+    return MlflowException
 
 
 def log_training_run(
@@ -171,7 +192,9 @@ def _metadata(uri: str, experiment_id: str, run_id: str) -> dict[str, str]:
 __all__ = [
     "TRACKING_URI_ENV",
     "TrackingError",
+    "connect_registry",
     "log_training_run",
+    "mlflow_error",
     "redact",
     "require_reachable",
     "resolve_tracking_uri",

@@ -107,7 +107,7 @@ def test_metadata_over_http_and_grpc(server: Server, trained: TrainedModel) -> N
             assert client.is_model_ready(MODEL_NAME) and client.is_model_ready(MODEL_NAME, "1")
             meta = client.get_server_metadata(**as_json)
             assert (meta["name"], meta["version"]) == ("kubeforge", kubeforge.__version__)
-            assert meta["extensions"] == ["binary_tensor_data"]
+            assert meta["extensions"] == ["binary_tensor_data", "explain"]
             model = client.get_model_metadata(MODEL_NAME, **as_json)
             assert (model["name"], model["versions"], model["platform"]) == (MODEL_NAME, ["1"], "pytorch_torchscript")
             inputs = {tensor["name"]: tensor for tensor in model["inputs"]}

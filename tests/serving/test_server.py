@@ -54,7 +54,7 @@ def test_health_and_server_metadata(server: Server) -> None:
         assert meta.json() == {
             "name": "kubeforge",
             "version": kubeforge.__version__,
-            "extensions": ["binary_tensor_data"],
+            "extensions": ["binary_tensor_data", "explain"],
         }
     model_ready = server.session.get(f"{server.url}/v2/models/{MODEL_NAME}/ready", timeout=10)
     assert (model_ready.status_code, model_ready.json()) == (200, {"name": MODEL_NAME, "ready": True})
@@ -179,7 +179,7 @@ def test_unknown_model_and_path_are_404(server: Server, rows: pd.DataFrame) -> N
     status, body = _post(server, v2_request(rows), name="nope")
     assert status == 404
     assert "'nope'" in body["error"] and f"{MODEL_NAME}, {FLAKY_NAME}" in body["error"]
-    for path in ("/v1/models/x:predict", "/v2/models", f"/v2/models/{MODEL_NAME}/explain", "/v2/models/x/versions/1"):
+    for path in ("/v1/models/x:predict", "/v2/models", f"/v2/models/{MODEL_NAME}/explainer", "/v2/models/x/versions/1"):
         response = server.session.get(f"{server.url}{path}", timeout=10)
         assert response.status_code == 404, path
         assert response.json()["error"]

@@ -45,6 +45,19 @@ class PostgresServer:
             connection.execute(f"CREATE DATABASE {name}")
         return self.url(name)
 
+    def add_password_role(self, role: str, password: str) -> None:
+        """Create a login role that must give `password` over TCP (scram-sha-256); other roles stay trusted."""
+        import psycopg
+        from psycopg import sql
+
+        hba = self.root / "data" / "pg_hba.conf"
+        hba.write_text(f"host all {role} 127.0.0.1/32 scram-sha-256\n" + hba.read_text())
+        with psycopg.connect(self.url(), autocommit=True) as connection:
+            connection.execute(
+                sql.SQL("CREATE ROLE {} LOGIN PASSWORD {}").format(sql.Identifier(role), sql.Literal(password))
+            )
+            connection.execute("SELECT pg_reload_conf()")
+
     def restart(self, down_s: float = 0.0) -> None:
         """Stop the server (every client is disconnected), stay down `down_s` seconds, start it again."""
         _stop(self.root, self._process.pop())

@@ -22,6 +22,19 @@ def small_table(seed: int = 0, rows: int = 60) -> pd.DataFrame:
     return pd.DataFrame({"x": x, "noise": rng.normal(size=rows), "label": np.where(x > 0, "yes", "no")})
 
 
+def planted_table(rows: int = 240, seed: int = 0) -> pd.DataFrame:
+    """`color` alone decides the label; `size`, `shade` and `weight` are noise of similar scale."""
+    rng = np.random.default_rng(seed)
+    color = rng.choice(["red", "green", "blue"], size=rows)
+    return pd.DataFrame({
+        "size": rng.normal(size=rows),
+        "color": color,
+        "shade": rng.choice(["light", "dark"], size=rows),
+        "weight": rng.normal(size=rows),
+        "label": np.where(color == "red", "yes", "no"),
+    })  # fmt: skip
+
+
 def write_tiny_model(frame: pd.DataFrame, label: str, directory: Path, epochs: int = 2, seed: int = 0) -> Path:
     """Fit the preprocessor on `frame`, train an MLP for `epochs` full-batch epochs, write the Model directory."""
     preprocessor = fit_preprocessor(frame, infer_schema(frame, label), "classification", PreprocessOptions())
@@ -47,4 +60,4 @@ def write_tiny_model(frame: pd.DataFrame, label: str, directory: Path, epochs: i
     return directory
 
 
-__all__ = ["small_table", "write_tiny_model"]
+__all__ = ["planted_table", "small_table", "write_tiny_model"]

@@ -33,71 +33,76 @@ class Registration:
     source: str
 
 
-def parse_aliases(aliases: str) -> tuple[str, ...]:
+def parse_aliases(aliases: str, field: str = "aliases") -> tuple[str, ...]:
     """Comma-separated aliases, checked against MLflow's rules ('latest' and 'v<N>' are reserved)."""
     parsed = tuple(dict.fromkeys(alias.strip() for alias in aliases.split(",") if alias.strip()))
     for alias in parsed:
         if not _ALIAS.match(alias) or _RESERVED_ALIAS.match(alias):
             raise InputError(
-                f"aliases: {alias!r} is not a usable alias; use letters, digits, '_' and '-' (not 'latest' or 'v<N>')"
+                f"{field}: {alias!r} is not a usable alias; use letters, digits, '_' and '-' (not 'latest' or 'v<N>')"
             )
     return parsed
 
 
 def register_model(
-    tracking_uri: str, model_dir: str, model_uri: str, registered_model_name: str, aliases: str = "challenger"
+    tracking_uri: str,
+    model_dir: str,
+    model_uri: str,
+    registered_model_name: str,
+    aliases: str = "challenger",
+    previous_alias: str = "",
 ) -> Registration:
-    """Register the Model artifact at `model_dir` (stored at `model_uri`) as a version; point `aliases` at it."""
+    """Register the Model artifact at `model_dir` (stored at `model_uri`) as a version; point `aliases` at it.
+
+    With `previous_alias` (e.g. previous_champion), the version that held the first of `aliases` before keeps
+    that alias. A retry finds its version and, once the first alias is on it, moves nothing again.
+    """
     name = registered_model_name.strip()
     if not name:
         raise InputError("registered_model_name: empty; give the registry's model name, e.g. tabular-classifier")
     wanted = parse_aliases(aliases)
+    previous = _previous_alias(previous_alias, wanted)
     if not (Path(model_dir) / MANIFEST).is_file():
         raise InputError(f"model: {model_dir} is not a complete kubeforge Model artifact (no {MANIFEST})")
-    uri = _required_uri(tracking_uri)
+    uri, client = tracking.connect_registry(tracking_uri)
     run_id = tracking.log_training_run(uri, model_dir, model_uri, required=True)["mlflow_run_id"]
-    client = _client(uri)
     try:
         version = _existing_version(client, name, model_uri) or _new_version(client, name, run_id, model_uri)
+        if previous:
+            _keep_previous_holder(client, name, wanted[0], previous, str(version.version))
         for alias in wanted:
             client.set_registered_model_alias(name, alias, version.version)
         current = client.get_model_version(name, version.version)
-    except _mlflow_exception() as exc:
+    except tracking.mlflow_error() as exc:
         raise TrackingError(
             f"registered_model_name: the MLflow registry refused {name!r}: {getattr(exc, 'message', exc)}"
         ) from None
     return Registration(name, str(current.version), tuple(sorted(current.aliases)), run_id, str(current.source))
 
 
-def alias_version(tracking_uri: str, registered_model_name: str, alias: str) -> str:
-    """The version `alias` points at; InputError naming the alias when it points nowhere."""
-    uri = _required_uri(tracking_uri)
-    try:
-        return str(_client(uri).get_model_version_by_alias(registered_model_name, alias).version)
-    except _mlflow_exception():
+def _previous_alias(previous_alias: str, wanted: tuple[str, ...]) -> str:
+    parsed = parse_aliases(previous_alias, field="previous_alias")
+    if not parsed:
+        return ""
+    previous = parsed[0]
+    if len(parsed) > 1 or not wanted or previous in wanted:
         raise InputError(
-            f"champion_alias: {registered_model_name!r} has no alias {alias!r}; register a version with it first"
-        ) from None
+            f"previous_alias: {previous_alias!r} must be one alias, not among `aliases`, which must name the alias "
+            "to move; e.g. aliases='champion', previous_alias='previous_champion'"
+        )
+    return previous
 
 
-def _required_uri(tracking_uri: str) -> str:
-    uri = tracking.resolve_tracking_uri(tracking_uri)
-    if not uri:
-        raise InputError(f"tracking_uri: empty and {tracking.TRACKING_URI_ENV} unset; give the MLflow server's URL")
-    tracking.require_reachable(uri)
-    return uri
+def _keep_previous_holder(client: Any, name: str, alias: str, previous: str, version: str) -> None:
+    """Give `previous` to the version holding `alias`, unless that is `version` already (a finished retry)."""
+    holder = _alias_holder(client, name, alias)
+    if holder is not None and holder != version:
+        client.set_registered_model_alias(name, previous, holder)
 
 
-def _client(uri: str) -> Any:
-    from mlflow.tracking import MlflowClient
-
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
-
-
-def _mlflow_exception() -> type[Exception]:
-    from mlflow.exceptions import MlflowException
-
-    return MlflowException
+def _alias_holder(client: Any, name: str, alias: str) -> str | None:
+    aliases = client.get_registered_model(name).aliases
+    return str(aliases[alias]) if alias in aliases else None
 
 
 def _existing_version(client: Any, name: str, model_uri: str) -> Any:
@@ -119,4 +124,4 @@ def _quoted(value: str) -> str:
     return value.replace("'", "\\'")
 
 
-__all__ = ["Registration", "alias_version", "parse_aliases", "register_model"]
+__all__ = ["Registration", "parse_aliases", "register_model"]

@@ -43,6 +43,7 @@ from kubeforge.serving.asgi import (
     send_reply,
 )
 from kubeforge.serving.batching import BatchingOptions, ModelBatcher, Overloaded
+from kubeforge.serving.explain_route import ExplainRoute
 from kubeforge.serving.instances import (
     instances_parameters,
     parse_csv,
@@ -110,6 +111,7 @@ class ModelServer:
             name: ModelBatcher(model, self.options.batching, self.metrics, self._executor)
             for name, model in self.models.items()
         }
+        self._explain = ExplainRoute()
         self._ready: set[str] = set()
         self._stopping = False
         self._warmup: asyncio.Task[None] | None = None
@@ -149,6 +151,7 @@ class ModelServer:
         await self._draining
         await asyncio.gather(*(batcher.close() for batcher in self._batchers.values()))
         self._executor.shutdown(wait=True, cancel_futures=False)
+        self._explain.close()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point: lifespan events and HTTP requests."""
@@ -241,6 +244,10 @@ class ModelServer:
                 require_method(method, "POST", path)
                 served[:] = [model.name, "v2"]
                 return await self._infer_v2(model, scope, receive)
+            if action == ["explain"]:  # the explain extension (explain_route.py)
+                require_method(method, "POST", path)
+                self._require_ready(model)
+                return await self._explain.reply(model, scope, receive, self.options.max_body_bytes)
         raise HTTPError(404, f"no route {path!r}; see the Open Inference Protocol v2 REST endpoints")
 
     def model(self, name: Any) -> LoadedModel:

@@ -30,7 +30,7 @@ from kubeforge.serving.outputs import MODEL_VERSION, label_datatype
 DATATYPES = ("FP32", "FP64", "INT32", "INT64", "BYTES", "BOOL")
 PLATFORM = "pytorch_torchscript"
 OUTPUT_NAMES = ("predictions", "probabilities")
-EXTENSIONS = ("binary_tensor_data",)
+EXTENSIONS = ("binary_tensor_data", "explain")  # explain: POST /v2/models/{name}/explain (REST)
 _MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 
 _NONE = type(None)
@@ -338,7 +338,7 @@ def check_model_name(name: str, field: str = "model_name") -> str:
 
 
 def server_metadata() -> dict[str, Any]:
-    """The v2 server metadata: the binary tensor data extension is served (REST)."""
+    """The v2 server metadata: the binary tensor data and explain extensions are served (REST)."""
     return {"name": "kubeforge", "version": kubeforge.__version__, "extensions": list(EXTENSIONS)}
 
 

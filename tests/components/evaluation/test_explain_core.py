@@ -6,32 +6,19 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pytest
-from tiny_model import write_tiny_model
+from tiny_model import planted_table, write_tiny_model
 
 from kubeforge.components.evaluation.explain import core
 from kubeforge.errors import InputError
+from kubeforge.explain import fold_to_columns
 from kubeforge.preprocessor import FittedPreprocessor
-
-
-def _planted(rows: int = 240, seed: int = 0) -> pd.DataFrame:
-    """`color` alone decides the label; `size` and `shade` are noise of similar scale."""
-    rng = np.random.default_rng(seed)
-    color = rng.choice(["red", "green", "blue"], size=rows)
-    return pd.DataFrame({
-        "size": rng.normal(size=rows),
-        "color": color,
-        "shade": rng.choice(["light", "dark"], size=rows),
-        "weight": rng.normal(size=rows),
-        "label": np.where(color == "red", "yes", "no"),
-    })  # fmt: skip
 
 
 @pytest.fixture(scope="module")
 def planted(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     folder = tmp_path_factory.mktemp("planted")
-    frame = _planted()
+    frame = planted_table()
     table = folder / "rows.parquet"
     frame.to_parquet(table)
     return write_tiny_model(frame, "label", folder / "model", epochs=3), table
@@ -57,7 +44,7 @@ def test_a_one_hot_group_sums_to_its_column(planted: tuple[Path, Path]) -> None:
     model_dir, _ = planted
     preprocessor = FittedPreprocessor.load(model_dir / "preprocessor.json")
     encoded = np.arange(2 * len(preprocessor.output_columns), dtype=float).reshape(2, -1)
-    folded = core.fold_to_columns(preprocessor, encoded)
+    folded = fold_to_columns(preprocessor, encoded)
     by_column = {f.name: i for i, f in enumerate(preprocessor.features)}
     color_cells = [i for i, name in enumerate(preprocessor.output_columns) if name.startswith("color=")]
     assert len(color_cells) == 4  # red, green, blue and the reserved level for rare and unseen colours
