@@ -144,7 +144,9 @@ class LoadedModel:
             return Prediction(labels=values.tolist(), values=values)
         probabilities = _softmax(outputs)
         assert self.classes is not None
-        labels = [self.classes[i] for i in probabilities.argmax(axis=1)]
+        classes = np.empty(len(self.classes), dtype=object)
+        classes[:] = self.classes
+        labels = classes[probabilities.argmax(axis=1)].tolist()
         return Prediction(labels=labels, probabilities=probabilities)
 
     def predict_frame(self, frame: pd.DataFrame, source: str = "input") -> Prediction:

@@ -123,6 +123,7 @@ def _manifests(scheduler_port: int, model_port: int, model_uri: str, moto: str) 
         f"scheduler.port={scheduler_port}",
         "modelServer.enabled=true",
         f"modelServer.port={model_port}",
+        f"modelServer.grpcPort={_free_port()}",  # host network: gRPC on a free loopback port too
         f"modelServer.modelUri={model_uri}",
         "modelServer.modelName=cancer",
         *(f"modelServer.env[{i}].{key}={item[key]}" for i, item in enumerate(model_env) for key in ("name", "value")),

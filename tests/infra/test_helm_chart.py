@@ -129,6 +129,48 @@ def test_the_store_url_and_job_policy_reach_the_scheduler_through_its_environmen
     assert job_account["automountServiceAccountToken"] is False
 
 
+def _model_server(documents: list[dict[str, Any]], kind: str) -> dict[str, Any]:
+    return next(d for d in documents if d["kind"] == kind and d["metadata"]["name"] == "kf-kubeforge-model-server")
+
+
+@pytest.mark.parametrize("grpc_port", [8081, 9000])
+def test_the_model_server_serves_grpc_on_its_named_h2c_port(tmp_path: Path, grpc_port: int) -> None:
+    values = tmp_path / "grpc.yaml"
+    values.write_text(yaml.safe_dump({"modelServer": {"grpcPort": grpc_port}}))
+    documents = _render(str(ALL_ON), str(values))
+    container = _model_server(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert f"--grpc-port={grpc_port}" in container["args"] and "--port=8080" in container["args"]
+    assert {"name": "grpc", "containerPort": grpc_port, "protocol": "TCP"} in container["ports"]
+    assert container["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": "http"}
+    service_ports = {port["name"]: port for port in _model_server(documents, "Service")["spec"]["ports"]}
+    assert service_ports["grpc"] == {
+        "name": "grpc",
+        "port": grpc_port,
+        "targetPort": "grpc",
+        "protocol": "TCP",
+        "appProtocol": "kubernetes.io/h2c",
+    }
+    assert service_ports["http"]["nodePort"] == 30081
+    policy = _model_server(documents, "NetworkPolicy")
+    assert [port["port"] for port in policy["spec"]["ingress"][0]["ports"]] == ["http", "grpc"]
+
+
+def test_grpc_port_zero_serves_rest_only(tmp_path: Path) -> None:
+    values = tmp_path / "rest-only.yaml"
+    values.write_text(yaml.safe_dump({"modelServer": {"grpcPort": 0}}))
+    documents = _render(str(ALL_ON), str(values))
+    container = _model_server(documents, "Deployment")["spec"]["template"]["spec"]["containers"][0]
+    assert not any(arg.startswith("--grpc-port") for arg in container["args"])
+    assert [port["name"] for port in container["ports"]] == ["http"]
+    assert [port["name"] for port in _model_server(documents, "Service")["spec"]["ports"]] == ["http"]
+    policy = _model_server(documents, "NetworkPolicy")
+    assert [port["port"] for port in policy["spec"]["ingress"][0]["ports"]] == ["http"]
+    scheduler_policy = next(
+        d for d in documents if d["metadata"]["name"] == "kf-kubeforge-scheduler" and d["kind"] == "NetworkPolicy"
+    )
+    assert [port["port"] for port in scheduler_policy["spec"]["ingress"][0]["ports"]] == ["http"]
+
+
 def test_app_version_is_the_package_version() -> None:
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
     assert chart["appVersion"] == kubeforge.__version__
@@ -142,6 +184,8 @@ def test_app_version_is_the_package_version() -> None:
         ("image.tag=latest", "at '/image/tag': 'not' failed"),
         ("modelServer.enabled=true", "modelServer.modelUri: required when modelServer.enabled is true"),
         ("serviceMonitor.enabled=true", "set modelServer.enabled=true too"),
+        ("modelServer.grpcPort=8080", "modelServer.grpcPort: must differ from modelServer.port"),
+        ("modelServer.grpcPort=80", "at '/modelServer/grpcPort'"),
     ],
 )
 def test_bad_values_fail_the_render_with_a_clear_message(option: str, message: str) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
 import signal
@@ -11,15 +12,17 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import requests
 
-from kubeforge.model_format import load_model
+from kubeforge.model_format import Prediction, load_model
 from kubeforge.serving.app import ServerOptions, create_app
-from kubeforge.serving.batching import BatchingOptions
+from kubeforge.serving.batching import INLINE_FORWARD_ROWS, INLINE_FORWARD_S, BatchingOptions, ModelBatcher
+from kubeforge.serving.metrics import ServerMetrics
 from kubeforge.serving.server import quantize_model
 
 from .conftest import MODEL_NAME, TrainedModel, free_port, loopback_session, running, v2_request
@@ -165,3 +168,38 @@ def test_sigterm_finishes_requests_in_flight(trained: TrainedModel, tmp_path: Pa
             proc.kill()
             proc.wait()
         log.close()
+
+
+def test_large_passes_leave_the_event_loop_until_measured_short(trained: TrainedModel) -> None:
+    model = load_model(trained.directory, name=MODEL_NAME)
+    features = model.preprocessor.transform(trained.features.sample(1000, replace=True, random_state=0))
+    threads: list[str] = []
+    slow = SimpleNamespace(name=MODEL_NAME, predict_features=lambda rows: _slow_predict(model, rows, threads))
+
+    async def three_passes(batcher_model: Any) -> list[Prediction]:
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="infer-test") as executor:
+            batcher = ModelBatcher(batcher_model, BatchingOptions(), ServerMetrics(), executor)
+            answers = [await batcher.predict(features) for _ in range(3)]
+            await batcher.close()
+            return answers
+
+    answers = asyncio.run(three_passes(slow))
+    assert threads == ["infer-test"] * 3  # each pass took over INLINE_FORWARD_S: never on the event loop
+    expected = model.predict_features(features)
+    for answer in answers:
+        assert answer.labels == expected.labels
+        np.testing.assert_array_equal(answer.probabilities, expected.probabilities)
+
+    with ThreadPoolExecutor(max_workers=1) as unused:
+        batcher = ModelBatcher(model, BatchingOptions(), ServerMetrics(), unused)
+    assert batcher._inline(INLINE_FORWARD_ROWS) and not batcher._inline(1000)  # unmeasured: only small passes
+    batcher._learn(1000, INLINE_FORWARD_S / 4)
+    assert batcher._inline(4000) and not batcher._inline(4001)
+    batcher._learn(1000, INLINE_FORWARD_S * 10)  # slower passes move the estimate towards the thread
+    assert not batcher._inline(4000)
+
+
+def _slow_predict(model: Any, rows: np.ndarray, threads: list[str]) -> Prediction:
+    threads.append(threading.current_thread().name.split("_")[0])
+    time.sleep(INLINE_FORWARD_S * 2)
+    return model.predict_features(rows)  # type: ignore[no-any-return]

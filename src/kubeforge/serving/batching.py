@@ -4,8 +4,8 @@ Each request brings its rows already preprocessed. A collector task per model ta
 waiting requests, waits up to `max_wait_ms` for more while the batch is below `max_batch_size`
 rows (only when requests are arriving together: a lone request after a lone batch goes at once,
 so a single client never pays the wait), runs one forward pass (on the event loop up to 256
-rows, where a thread hop would cost more than the pass; in the inference thread beyond) and
-hands every request its own slice.
+rows, or while the passes measured so far say it takes under 2 ms, where a thread hop would cost
+about as much as the pass; in the inference thread beyond) and hands every request its own slice.
 While a batch runs, new requests queue up, so batches grow with the load. The queue is bounded:
 beyond `max_queue` waiting requests a request is refused at once (`Overloaded`), never parked.
 """
@@ -25,6 +25,8 @@ from kubeforge.model_format import LoadedModel, Prediction
 from kubeforge.serving.metrics import ServerMetrics
 
 INLINE_FORWARD_ROWS = 256
+INLINE_FORWARD_S = 0.002
+_RATE_WEIGHT = 0.2  # weight of the newest pass in the running seconds-per-row estimate
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,7 @@ class ModelBatcher:
         self._closing = False
         self._collector: asyncio.Task[None] | None = None
         self._last_batch_requests = 2  # until a lone batch shows otherwise, expect company
+        self._seconds_per_row: float | None = None  # running estimate from the forward passes so far
         self._depth = metrics.queue_depth.labels(model.name)
         self._batch_rows = metrics.batch_size.labels(model.name)
 
@@ -148,10 +151,10 @@ class ModelBatcher:
         features = live[0].features if len(live) == 1 else np.concatenate([w.features for w in live])
         self._batch_rows.observe(len(features))
         try:
-            if len(features) <= INLINE_FORWARD_ROWS:  # a thread hop costs more than a small forward pass
-                prediction = self.model.predict_features(features)
+            if self._inline(len(features)):  # a thread hop costs about as much as a short forward pass
+                prediction, seconds = _timed_predict(self.model, features)
             else:
-                prediction = await loop.run_in_executor(self._executor, self.model.predict_features, features)
+                prediction, seconds = await loop.run_in_executor(self._executor, _timed_predict, self.model, features)
         except Exception as exc:
             if len(live) == 1:
                 _settle(live[0].future, exc)
@@ -159,11 +162,29 @@ class ModelBatcher:
             for waiting in live:  # one request may carry what breaks the network: isolate it
                 await self._run([waiting])
             return
+        self._learn(len(features), seconds)
         start = 0
         for waiting in live:
             stop = start + len(waiting.features)
             _settle(waiting.future, _rows(prediction, start, stop))
             start = stop
+
+    def _inline(self, rows: int) -> bool:
+        """Whether a pass over `rows` rows should run on the event loop: few rows, or expected to be short."""
+        if rows <= INLINE_FORWARD_ROWS:
+            return True
+        return self._seconds_per_row is not None and rows * self._seconds_per_row <= INLINE_FORWARD_S
+
+    def _learn(self, rows: int, seconds: float) -> None:
+        rate = seconds / rows
+        estimate = self._seconds_per_row
+        self._seconds_per_row = rate if estimate is None else estimate + _RATE_WEIGHT * (rate - estimate)
+
+
+def _timed_predict(model: LoadedModel, features: np.ndarray) -> tuple[Prediction, float]:
+    started = time.perf_counter()
+    prediction = model.predict_features(features)
+    return prediction, time.perf_counter() - started
 
 
 def _settle(future: asyncio.Future[Prediction], outcome: Prediction | BaseException) -> None:

@@ -58,20 +58,28 @@ def decode_tensor(raw: bytes | memoryview, datatype: str, rows: int, path: str) 
 
 
 def _decode_strings(raw: bytes | memoryview, rows: int, path: str) -> list[str]:
-    view = memoryview(raw)
+    """Each element decoded once per distinct value (a categorical column repeats a few levels)."""
+    data = bytes(raw)
+    end = len(data)
     strings: list[str] = []
+    decoded: dict[bytes, str] = {}
+    unpack, append = _LENGTH.unpack_from, strings.append
     offset = 0
-    while offset < len(view):
-        if offset + 4 > len(view):
+    while offset < end:
+        if offset + 4 > end:
             raise InputError(f"{path}: BYTES element {len(strings)} is cut short in its 4-byte length prefix")
-        (size,) = _LENGTH.unpack_from(view, offset)
+        (size,) = unpack(data, offset)
         start, offset = offset + 4, offset + 4 + size
-        if offset > len(view):
+        if offset > end:
             raise InputError(f"{path}: BYTES element {len(strings)} declares {size} bytes past the end of the data")
-        try:
-            strings.append(str(view[start:offset], "utf-8"))
-        except UnicodeDecodeError:
-            raise InputError(f"{path}: BYTES element {len(strings)} is not valid UTF-8 text") from None
+        piece = data[start:offset]
+        text = decoded.get(piece)
+        if text is None:
+            try:
+                text = decoded[piece] = piece.decode("utf-8")
+            except UnicodeDecodeError:
+                raise InputError(f"{path}: BYTES element {len(strings)} is not valid UTF-8 text") from None
+        append(text)
     if len(strings) != rows:
         raise InputError(f"{path}: the shape declares {rows} value(s) but the binary data holds {len(strings)}")
     return strings
@@ -80,9 +88,14 @@ def _decode_strings(raw: bytes | memoryview, rows: int, path: str) -> list[str]:
 def encode_tensor(tensor: OutputTensor) -> bytes:
     """The raw bytes of an output tensor."""
     if tensor.datatype == "BYTES":
-        encoded = [str(value).encode() for value in tensor.values]
-        return b"".join(_LENGTH.pack(len(item)) + item for item in encoded)
+        texts = list(map(str, tensor.values.ravel().tolist()))
+        prefixed = {text: _prefixed(text.encode()) for text in set(texts)}  # each distinct value encoded once
+        return b"".join(map(prefixed.__getitem__, texts))
     return np.ascontiguousarray(tensor.values, dtype=NUMERIC_DTYPES[tensor.datatype]).tobytes()
+
+
+def _prefixed(item: bytes) -> bytes:
+    return _LENGTH.pack(len(item)) + item
 
 
 def json_values(tensor: OutputTensor) -> list[object]:

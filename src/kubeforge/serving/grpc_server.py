@@ -23,7 +23,7 @@ from grpc import aio
 import kubeforge
 from kubeforge.errors import InputError, ServingError
 from kubeforge.model_format import LoadedModel
-from kubeforge.serving.app import RETRY_AFTER_S, ModelServer
+from kubeforge.serving.app import RETRY_AFTER_S, ModelServer, parse_cost
 from kubeforge.serving.asgi import HTTPError
 from kubeforge.serving.batching import Overloaded
 from kubeforge.serving.binary import OutputTensor, decode_tensor, encode_tensor
@@ -146,7 +146,9 @@ class InferenceService:
         started = time.perf_counter()
         model = self._model(request.model_name, request.model_version)
         try:
-            parsed, prediction = await self.app.infer(model, request.ByteSize(), lambda: parse_grpc_request(request))
+            raw_bytes = sum(len(content) for content in request.raw_input_contents)
+            size = parse_cost(request.ByteSize(), raw_bytes)
+            parsed, prediction = await self.app.infer(model, size, lambda: parse_grpc_request(request))
             tensors = output_tensors(model, prediction, parsed.outputs)
             response = build_grpc_response(parsed, model, tensors, raw=bool(request.raw_input_contents))
         except Exception as exc:
