@@ -10,13 +10,13 @@ those files with the shared DuckDB summary.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from kubeforge import settings
 from kubeforge.categories import listed
 from kubeforge.errors import InputError
 from kubeforge.preprocess_engine.duckdb_source import csv_to_parquet, first_line, literal
@@ -49,10 +49,10 @@ def spark_session() -> Any:
     except ImportError as exc:
         raise InputError("engine 'spark' needs pyspark: pip install 'kubeforge[spark]' (and Java 17)") from exc
     return (
-        SparkSession.builder.master(os.environ.get("KUBEFORGE_SPARK_MASTER", "local[*]"))
+        SparkSession.builder.master(settings.SPARK_MASTER.read())
         .appName("kubeforge-preprocess")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", os.environ.get("KUBEFORGE_SPARK_SHUFFLE_PARTITIONS", "4"))
+        .config("spark.sql.shuffle.partitions", settings.SPARK_SHUFFLE_PARTITIONS.read())
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )
