@@ -38,7 +38,7 @@ PARAMS: dict[str, Any] = {
     "nproc_per_node": 2,  # slurm: both on the one node
     "epochs": EPOCHS,
     "batch_size": 4,
-    "hidden_layers": "16",
+    "hidden_layers": [16],
     "learning_rate": 0.01,
 }
 
