@@ -27,7 +27,7 @@ SLOW_FIXTURES = {
 POSTGRES_PARAMETRIZED = ("store_url", "module_store_url")
 """Store fixtures parametrized over SQLite and PostgreSQL: their PostgreSQL cases are slow."""
 
-SLOW_MARKERS = ("spark", "infra", "containers", "browser", "tracking")
+SLOW_MARKERS = ("spark", "infra", "containers", "browser", "tracking", "resume")
 """Lanes with their own make target: slow here too."""
 
 SLOW_MODULES = {
@@ -43,6 +43,7 @@ SLOW_MODULES = {
     "tests/scheduler/test_training_queue.py": "torchrun workers through the queue",
     "tests/scheduler/test_crash_safety.py": "scheduler processes killed and restarted",
     "tests/components/training/test_pytorchjob_end_to_end.py": "torchrun workers behind a fake operator",
+    "tests/components/evaluation/test_regression_core.py": "a regressor trained by a torchrun worker",
     "tests/test_packaging.py": "a wheel build and a fresh virtualenv",
 }
 """Modules whose every test is slow."""
