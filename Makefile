@@ -168,6 +168,6 @@ bench-preprocess: $(STAMP)
 test-local-equivalence: $(STAMP)
 	$(BIN)/pytest -m local_equivalence tests/local
 
-# preprocess: only the Spark backend's lane (pyspark on local[*], Java 17); it also runs in `make test`
+# preprocess: only the Spark engine's lane (pyspark on local[*], Java 17); it also runs in `make test`
 test-spark: $(STAMP)
-	$(BIN)/pytest -m spark tests/components/preprocess
+	$(BIN)/pytest -m spark tests/preprocess_engine

@@ -86,10 +86,10 @@ def run_baseline() -> None:
     """Import what a kubeforge run imports (the duckdb engine included) and do nothing: the fixed RSS cost."""
     import duckdb
 
-    from kubeforge.components.preprocess.tabular import core, engine_duckdb, statistics
-    from kubeforge.preprocess_engine import transform_arrow
+    from kubeforge.components.preprocess.tabular import core
+    from kubeforge.preprocess_engine import engine_duckdb, report, transform_arrow
 
-    assert duckdb and core and engine_duckdb and statistics and transform_arrow
+    assert duckdb and core and engine_duckdb and report and transform_arrow
 
 
 def run_pandas_sklearn(data: Path, out: Path) -> None:

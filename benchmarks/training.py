@@ -133,7 +133,7 @@ def recovery_seconds(data: PreprocessOutputs, work: Path) -> float:
 def _component_run(data: PreprocessOutputs, work: Path, tag: str, kill_job: bool | None) -> tuple[float, list[float]]:
     """Wall seconds of the component on `local` (killed in epoch 3 and retried unless `kill_job` is None)
     and the epoch times of its run."""
-    params = TrainParams(workers=2, epochs=RETRY_EPOCHS, batch_size=BATCH, hidden_layers="64,32")
+    params = TrainParams(workers=2, epochs=RETRY_EPOCHS, batch_size=BATCH, hidden_layers=[64, 32])
     inputs = TrainInputs(data.train, data.validation, data.preprocessor)
     model_dir = work / tag / "model"
     model_dir.parent.mkdir(parents=True)

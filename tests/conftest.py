@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,3 +117,12 @@ def gcs_bucket() -> Iterator[str]:
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark the slow tests (the rules: tests/support/lanes.py); `make test-fast` leaves them out."""
     mark_slow_tests(items, config.rootpath)
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Torch in this process (in-process training in tests) runs one intra-op thread: on a machine whose
+    cores are shared, its threads contend with every other process and a tiny model's step takes 4x longer.
+    Workers that tests start are separate processes and keep their own settings."""
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        torch.set_num_threads(1)

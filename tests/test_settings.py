@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import os
 import re
 from pathlib import Path
 
@@ -14,9 +15,6 @@ from kubeforge.home import state_dir_path
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "src" / "kubeforge"
 SETTINGS_MODULE = PACKAGE / "settings.py"
-MIGRATED = ["cli", "submit", "catalog", "infra", "artifacts", "deploy", "home.py", "errors.py"]
-"""The parts that read KUBEFORGE_* variables through kubeforge.settings only (the others: see settings.py)."""
-
 _NAME = re.compile(r"(?<![A-Z_])KUBEFORGE_[A-Z_]+")
 
 
@@ -37,21 +35,34 @@ def test_every_variable_the_code_names_is_declared() -> None:
     assert len(declared) == len(settings.READ) + len(settings.JOB_ENVIRONMENT)
 
 
-def _migrated_files() -> list[Path]:
-    files: list[Path] = []
-    for part in MIGRATED:
-        path = PACKAGE / part
-        files.extend(sorted(path.rglob("*.py")) if path.is_dir() else [path])
-    return files
-
-
-def test_migrated_modules_name_no_variable_themselves() -> None:
+def test_only_settings_names_a_variable_kubeforge_reads() -> None:
+    """Every read goes through `kubeforge.settings`: no other module spells a read variable's name
+    (the job identity the scheduler sets, `JOB_ENVIRONMENT`, is written where it is set)."""
+    read = {setting.name for setting in settings.READ}
     direct = []
-    for path in _migrated_files():
-        for node in ast.walk(ast.parse(path.read_text(), str(path))):
-            if isinstance(node, ast.Constant) and isinstance(node.value, str) and _NAME.fullmatch(node.value):
-                direct.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}")
+    for root in (PACKAGE, ROOT / "components", ROOT / "pipelines"):
+        for path in sorted(root.rglob("*.py")):
+            if path == SETTINGS_MODULE:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), str(path))):
+                if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in read:
+                    direct.append(f"{path.relative_to(ROOT)}:{node.lineno}: {node.value}")
     assert not direct, direct
+
+
+def test_a_taken_variable_leaves_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("KUBEFORGE_ADMIN_TOKEN", "s3cret")
+    assert settings.ADMIN_TOKEN.take() == "s3cret"
+    assert "KUBEFORGE_ADMIN_TOKEN" not in os.environ
+    assert settings.ADMIN_TOKEN.take() == ""
+
+
+def test_a_caller_may_require_a_variable_that_has_a_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("KUBEFORGE_SCHEDULER_URL", raising=False)
+    assert settings.SCHEDULER_URL.read() == "http://127.0.0.1:8765"
+    assert settings.SCHEDULER_URL.read(default="") == ""
+    monkeypatch.setenv("KUBEFORGE_SCHEDULER_URL", "https://queue:8765")
+    assert settings.SCHEDULER_URL.read(default="") == "https://queue:8765"
 
 
 def test_values_are_read_when_asked(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

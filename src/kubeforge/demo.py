@@ -19,6 +19,7 @@ from typing import Any
 import click
 import pandas as pd
 
+from kubeforge import settings
 from kubeforge.local.progress import Progress
 from kubeforge.local.runner import RunOptions
 from kubeforge.local_runner import LocalRun, run_pipeline_locally
@@ -45,7 +46,7 @@ def run_demo(workdir: Path, epochs: int = 30, sample_rows: int = 5) -> dict[str,
 
     started = time.perf_counter()
     state_dir = workdir / "home"
-    os.environ["KUBEFORGE_HOME"] = str(state_dir)
+    os.environ[settings.HOME.name] = str(state_dir)
     data = write_breast_cancer_csv(workdir / "data" / "breast_cancer.csv")
     _say(f"data: {data} (scikit-learn breast cancer, 569 rows x 30 features)")
     run = run_pipeline_locally(

@@ -19,10 +19,15 @@ class Setting:
     default: str
     description: str
 
-    def read(self, environ: Mapping[str, str] | None = None) -> str:
-        """The variable's value in `environ` (default: this process's environment), else the default."""
+    def read(self, environ: Mapping[str, str] | None = None, default: str | None = None) -> str:
+        """The variable's value in `environ` (default: this process's environment), else `default` (when
+        given: a caller that needs the variable set passes "") or the declared default."""
         env = os.environ if environ is None else environ
-        return env.get(self.name) or self.default
+        return env.get(self.name) or (self.default if default is None else default)
+
+    def take(self) -> str:
+        """`read()`, and the variable removed from this process's environment (nothing it starts inherits it)."""
+        return os.environ.pop(self.name, "") or self.default
 
 
 # --- read by kubeforge ---

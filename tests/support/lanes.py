@@ -27,7 +27,7 @@ SLOW_FIXTURES = {
 POSTGRES_PARAMETRIZED = ("store_url", "module_store_url")
 """Store fixtures parametrized over SQLite and PostgreSQL: their PostgreSQL cases are slow."""
 
-SLOW_MARKERS = ("spark", "infra", "containers", "browser", "tracking", "tuning")
+SLOW_MARKERS = ("spark", "infra", "containers", "browser", "tracking", "tuning", "resume", "chaos", "local_equivalence", "deploy")
 """Lanes with their own make target: slow here too."""
 
 SLOW_MODULES = {
@@ -36,6 +36,8 @@ SLOW_MODULES = {
     "tests/pipelines/test_hyperparameter_sweep.py": "whole pipelines through kfp.local",
     "tests/pipelines/test_image_classifier.py": "whole pipelines through kfp.local",
     "tests/pipelines/test_tabular_classifier.py": "whole pipelines through kfp.local",
+    "tests/pipelines/test_tabular_regressor.py": "whole pipelines through kfp.local",
+    "tests/local/test_retry_resume_parallel.py": "runs retried, killed and resumed, tasks in parallel",
     "tests/training/test_local_ddp.py": "DDP workers",
     "tests/training/test_elastic_restart.py": "DDP workers killed and restarted",
     "tests/training/test_engine_options.py": "FSDP and DDP workers",
@@ -43,6 +45,7 @@ SLOW_MODULES = {
     "tests/scheduler/test_training_queue.py": "torchrun workers through the queue",
     "tests/scheduler/test_crash_safety.py": "scheduler processes killed and restarted",
     "tests/components/training/test_pytorchjob_end_to_end.py": "torchrun workers behind a fake operator",
+    "tests/components/evaluation/test_regression_core.py": "a regressor trained by a torchrun worker",
     "tests/test_packaging.py": "a wheel build and a fresh virtualenv",
     "tests/components/tuning/test_tuning_study.py": "tuning trials as torchrun jobs",
     "tests/components/tuning/test_tuning_queue.py": "tuning trials as torchrun jobs through the queue",
@@ -65,6 +68,8 @@ SLOW_TESTS = {
     "tests/serving/test_deploy_local.py::test_bad_model_dir_fails_fast_with_the_logged_reason": "a server process",
     "tests/serving/test_deploy_local.py::test_model_that_cannot_predict_fails_at_warm_up": "a server process",
     "tests/serving/test_batching.py::test_sigterm_finishes_requests_in_flight": "a server process",
+    "tests/serving/test_fuzz.py::test_fuzzed_bodies_never_get_a_5xx": "1,200 fuzzed requests over HTTP",
+    "tests/local/test_caching.py::test_same_content_hits_and_a_changed_byte_misses": "pipelines run four times",
 }
 """Single slow tests in otherwise quick modules (node ids without parameters)."""
 

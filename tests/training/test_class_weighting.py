@@ -17,10 +17,10 @@ import pytest
 from prepared_data import train_model
 
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, SplitFractions, preprocess
-from kubeforge.components.preprocess.tabular.imbalance import ClassBalance
 from kubeforge.components.training.pytorch import core
 from kubeforge.errors import InputError
 from kubeforge.model_format import load_model
+from kubeforge.preprocess_engine.imbalance import ClassBalance
 from kubeforge.training.engine import SUMMARY_FILE
 
 OUTPUT_NAMES = ("train.parquet", "validation.parquet", "test.parquet", "preprocessor.json", "statistics.md")

@@ -48,7 +48,6 @@ def preprocess_tabular(
     """
     from kubeforge.categories import parse_column_policies
     from kubeforge.components.preprocess.tabular import core
-    from kubeforge.components.preprocess.tabular.imbalance import ClassBalance
     from kubeforge.preprocessor import PreprocessOptions
 
     result = core.preprocess(
@@ -76,7 +75,7 @@ def preprocess_tabular(
         seed=seed,
         engine=engine,
         memory_limit_mb=memory_limit_mb,
-        balance=ClassBalance(sampling=sampling, class_weights=class_weights),
+        balance=core.ClassBalance(sampling=sampling, class_weights=class_weights),
     )
     for artifact, split in ((train_data, "train"), (validation_data, "validation"), (test_data, "test")):
         artifact.metadata["rows"] = result.rows[split]

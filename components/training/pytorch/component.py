@@ -60,6 +60,7 @@ def train_pytorch(
 
     from kubeforge import tracking
     from kubeforge.components.training.pytorch import core
+    from kubeforge.training.config import parse_hidden_layers
 
     shared = backend in ("local", "slurm", "queue")  # queue: the kubeforge scheduler on this filesystem
     result = core.train_model(
@@ -80,7 +81,7 @@ def train_pytorch(
                 learning_rate=learning_rate,
                 weight_decay=weight_decay,
                 model=model_type,
-                hidden_layers=hidden_layers,
+                hidden_layers=parse_hidden_layers(hidden_layers),
                 dropout=dropout,
                 mixed_precision=mixed_precision,
                 strategy=strategy,

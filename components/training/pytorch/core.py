@@ -24,8 +24,7 @@ from kubeforge.launch.runner import run_job
 from kubeforge.launch.shared_filesystem import HANDLE_FILE, run_on_shared_filesystem
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.class_weighting import check_class_weighting
-from kubeforge.training.config import TrainConfig
-from kubeforge.training.models import parse_hidden_layers
+from kubeforge.training.config import Hyperparameters, TrainConfig
 
 CONTAINER_RUN_DIR = "/tmp/kubeforge-run"
 """The run folder inside a cluster worker's container (its durable state lives under the staging URI)."""
@@ -41,23 +40,12 @@ class TrainInputs:
 
 
 @dataclass(frozen=True)
-class TrainParams:
-    """The component's parameters, identical across backends."""
+class TrainParams(Hyperparameters):
+    """The component's parameters, identical across backends: the `Hyperparameters`, then the launch's."""
 
     backend: str = "local"
     workers: int = 2
     nproc_per_node: int = 0
-    epochs: int = 20
-    batch_size: int = 32
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-3
-    weight_decay: float = 0.0
-    model: str = "mlp"
-    hidden_layers: str = "64,32"
-    dropout: float = 0.1
-    mixed_precision: str = "no"
-    strategy: str = "ddp"
-    seed: int = 42
     checkpoint_dir: str = ""
     max_restarts: int = 0
     image: str = kubeforge.IMAGE
@@ -66,12 +54,10 @@ class TrainParams:
     gpus: int = 0
     backend_options: str = "{}"
     job_name: str = ""
-    class_weighting: str = "none"
-    regression_loss: str = "mse"
     run_id: str = ""
-    checkpoint_every_steps: int = 0
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         if self.backend not in BACKENDS:
             raise InputError(f"backend is {self.backend!r}; valid backends: {', '.join(BACKENDS)}")
         limit = MAX_WORKERS[self.backend]
@@ -139,20 +125,7 @@ def train_model(
         model_dir=f"{place}/model",
         run_dir=place if shared else CONTAINER_RUN_DIR,
         checkpoint_dir=params.checkpoint_dir or f"{place}/checkpoints",
-        model=params.model,
-        hidden_layers=parse_hidden_layers(params.hidden_layers),
-        dropout=params.dropout,
-        epochs=params.epochs,
-        batch_size=params.batch_size,
-        gradient_accumulation_steps=params.gradient_accumulation_steps,
-        learning_rate=params.learning_rate,
-        weight_decay=params.weight_decay,
-        mixed_precision=params.mixed_precision,
-        strategy=params.strategy,
-        seed=params.seed,
-        class_weighting=params.class_weighting,
-        regression_loss=params.regression_loss,
-        checkpoint_every_steps=params.checkpoint_every_steps,
+        **params.hyperparameters(),
     )
     job = TrainingJob(
         name=params.job_name or job_name(params.run_id or staging_uri or model_dir, config),

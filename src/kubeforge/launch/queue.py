@@ -19,13 +19,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, ClassVar
 
+from kubeforge import settings
 from kubeforge.errors import InputError, TrainingError
 from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
 from kubeforge.scheduler.client import SchedulerClient, SchedulerError
 
-URL_ENV = "KUBEFORGE_SCHEDULER_URL"
-TOKEN_ENV = "KUBEFORGE_TOKEN"
-TOKEN_FILE_ENV = "KUBEFORGE_TOKEN_FILE"
+URL_ENV = settings.SCHEDULER_URL.name
+TOKEN_ENV = settings.TOKEN.name
+TOKEN_FILE_ENV = settings.TOKEN_FILE.name
 _STATES = {
     "pending": JobState.PENDING,
     "admitted": JobState.PENDING,
@@ -49,7 +50,7 @@ class QueueBackend:
                 f"plain text with the run); set ${TOKEN_ENV}, mount it as a file named by ${TOKEN_FILE_ENV}, or name "
                 "the variable holding it with backend_options.token_env"
             )
-        url = str(options.get("url") or os.environ.get(URL_ENV, ""))
+        url = str(options.get("url") or settings.SCHEDULER_URL.read(default=""))
         token = _token(str(options.get("token_env") or TOKEN_ENV))
         missing = [
             what
@@ -144,7 +145,7 @@ class QueueBackend:
 def _token(variable: str) -> str:
     """The token from `variable`, else from the file named by $KUBEFORGE_TOKEN_FILE; '' when neither is set."""
     found = os.environ.get(variable, "").strip()
-    path = os.environ.get(TOKEN_FILE_ENV, "")
+    path = settings.TOKEN_FILE.read()
     if found or not path:
         return found
     try:

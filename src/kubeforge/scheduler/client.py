@@ -6,7 +6,6 @@ $KUBEFORGE_SCHEDULER_CA for a private certificate authority)."""
 from __future__ import annotations
 
 import json
-import os
 import select
 import socket
 import ssl
@@ -16,9 +15,10 @@ from dataclasses import dataclass
 from typing import Any, BinaryIO
 from urllib.parse import urlencode, urlsplit
 
+from kubeforge import settings
 from kubeforge.errors import InputError, SchedulerError
 
-CA_ENV = "KUBEFORGE_SCHEDULER_CA"
+CA_ENV = settings.SCHEDULER_CA.name
 
 
 class SchedulerClient:
@@ -33,7 +33,7 @@ class SchedulerClient:
         self.timeout_s = timeout_s
         self._tls: ssl.SSLContext | None = None
         if parts.scheme == "https":
-            self._tls = ssl.create_default_context(cafile=ca_file or os.environ.get(CA_ENV) or None)
+            self._tls = ssl.create_default_context(cafile=ca_file or settings.SCHEDULER_CA.read() or None)
         self._local = threading.local()
 
     def __repr__(self) -> str:

@@ -20,6 +20,7 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from kubeforge import settings
 from kubeforge.errors import InputError, KubeforgeError
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.base import Backend
@@ -29,8 +30,8 @@ from kubeforge.scheduler.resources import Resources, parse_cpu, parse_memory
 from kubeforge.scheduler.store import open_store, redact
 
 BACKEND_NAMES = ("local", "slurm", "kubernetes")
-ADMIN_TOKEN_ENV = "KUBEFORGE_ADMIN_TOKEN"
-STORE_URL_ENV = "KUBEFORGE_STORE_URL"
+ADMIN_TOKEN_ENV = settings.ADMIN_TOKEN.name
+STORE_URL_ENV = settings.STORE_URL.name
 
 
 @dataclass(frozen=True)
@@ -72,7 +73,7 @@ def store_url(store: str = "", store_file: str = "") -> str:
                 f"put the URL in ${STORE_URL_ENV} or a file given to --store-file"
             )
         return store
-    found = os.environ.get(STORE_URL_ENV, "")
+    found = settings.STORE_URL.read()
     if not found:
         raise InputError(f"no store: give --store PATH|URL, --store-file FILE or set ${STORE_URL_ENV}")
     return found
@@ -80,7 +81,7 @@ def store_url(store: str = "", store_file: str = "") -> str:
 
 def take_admin_token() -> str:
     """$KUBEFORGE_ADMIN_TOKEN, removed from this process's environment so that nothing it starts inherits it."""
-    return os.environ.pop(ADMIN_TOKEN_ENV, "")
+    return settings.ADMIN_TOKEN.take()
 
 
 def make_backend(options: ServeOptions) -> Backend:

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 import uvicorn
 
+from kubeforge import settings
 from kubeforge.errors import InputError, KubeforgeError, ServingError
 from kubeforge.model_format import LoadedModel, load_model
 from kubeforge.serving.app import DEFAULT_MAX_BODY_BYTES, ModelServer, ServerOptions, create_app
@@ -162,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
     """Command-line entry point: `python -m kubeforge.serving.server --model NAME=DIR --port N`."""
     parser = argparse.ArgumentParser(prog="python -m kubeforge.serving.server", description=__doc__.splitlines()[0])
     parser.add_argument("--model", action="append", type=_parse_model_arg, required=True, metavar="NAME=DIR")
-    parser.add_argument("--host", default=os.environ.get("KUBEFORGE_HOST", "127.0.0.1"))
+    parser.add_argument("--host", default=settings.HOST.read())
     parser.add_argument("--port", type=int, default=None, help="default: AIP_HTTP_PORT, else 8080")
     parser.add_argument("--grpc-port", type=int, default=None, help="also serve OIP v2 over gRPC on this port")
     parser.add_argument("--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES)

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Mapping
 from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any
 
 from kubeforge.errors import InputError
 
@@ -16,18 +17,14 @@ REGRESSION_LOSSES = ("mse", "huber")
 
 
 @dataclass(frozen=True)
-class TrainConfig:
-    """Everything a worker needs; identical on every rank.
+class Hyperparameters:
+    """The training hyper-parameters: the one table of their names, types, defaults and checks.
 
-    Data, preprocessor, model_dir and checkpoint_dir may be local paths or s3:// / gs:// URIs.
+    `TrainConfig` (what every worker reads) is these plus the run's places; the training
+    component's parameters are these plus the launch's (`components/training/pytorch`, whose
+    signature a test keeps equal to this table).
     """
 
-    train_data: str
-    validation_data: str
-    preprocessor: str
-    model_dir: str
-    run_dir: str
-    checkpoint_dir: str
     model: str = "mlp"
     hidden_layers: list[int] = field(default_factory=lambda: [64, 32])
     dropout: float = 0.1
@@ -39,7 +36,6 @@ class TrainConfig:
     mixed_precision: str = "no"
     strategy: str = "ddp"
     seed: int = 42
-    process_group_timeout_s: float = 60.0
     class_weighting: str = "none"
     regression_loss: str = "mse"
     checkpoint_every_steps: int = 0
@@ -55,7 +51,6 @@ class TrainConfig:
             "learning_rate": (self.learning_rate > 0, "positive"),
             "weight_decay": (self.weight_decay >= 0, "0 or more"),
             "dropout": (0.0 <= self.dropout < 1.0, "in [0, 1)"),
-            "process_group_timeout_s": (self.process_group_timeout_s > 0, "positive"),
             "checkpoint_every_steps": (self.checkpoint_every_steps >= 0, "0 (per epoch only) or more"),
             "mixed_precision": (self.mixed_precision in MIXED_PRECISION, f"one of {', '.join(MIXED_PRECISION)}"),
             "strategy": (self.strategy in STRATEGIES, f"one of {', '.join(STRATEGIES)}"),
@@ -65,6 +60,34 @@ class TrainConfig:
         for name, (ok, valid) in checks.items():
             if not ok:
                 raise InputError(f"{name} is {getattr(self, name)!r}; it must be {valid}")
+
+    def hyperparameters(self) -> dict[str, Any]:
+        """These hyper-parameters by name (of this object or of any class built on this table)."""
+        return {item.name: getattr(self, item.name) for item in fields(Hyperparameters)}
+
+
+@dataclass(frozen=True)
+class RunPlaces:
+    """Where a run reads and writes: local paths or s3:// / gs:// URIs."""
+
+    train_data: str
+    validation_data: str
+    preprocessor: str
+    model_dir: str
+    run_dir: str
+    checkpoint_dir: str
+
+
+@dataclass(frozen=True)
+class TrainConfig(Hyperparameters, RunPlaces):
+    """Everything a worker needs, identical on every rank: the run's places, then its `Hyperparameters`."""
+
+    process_group_timeout_s: float = 60.0
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.process_group_timeout_s <= 0:
+            raise InputError(f"process_group_timeout_s is {self.process_group_timeout_s!r}; it must be positive")
 
     def to_json(self, indent: int | None = 2) -> str:
         """The configuration as a JSON document (`indent=None`: one compact line)."""
@@ -126,4 +149,23 @@ _TYPE_NAMES = {
     "float": "a finite number",
 }
 
-__all__ = ["CLASS_WEIGHTINGS", "MIXED_PRECISION", "REGRESSION_LOSSES", "STRATEGIES", "TrainConfig"]
+
+def parse_hidden_layers(text: str) -> list[int]:
+    """Parse hidden layer widths written as `64,32` (the training component's form); an empty string means no
+    hidden layer."""
+    try:
+        return [int(part) for part in text.split(",") if part.strip()]
+    except ValueError as exc:
+        raise InputError(f"hidden_layers: expected comma-separated integers such as '64,32', got {text!r}") from exc
+
+
+__all__ = [
+    "CLASS_WEIGHTINGS",
+    "MIXED_PRECISION",
+    "REGRESSION_LOSSES",
+    "STRATEGIES",
+    "Hyperparameters",
+    "RunPlaces",
+    "TrainConfig",
+    "parse_hidden_layers",
+]

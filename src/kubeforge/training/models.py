@@ -103,12 +103,4 @@ def build_model(
     return model
 
 
-def parse_hidden_layers(text: str) -> list[int]:
-    """Parse hidden layer widths written as `64,32`; an empty string means no hidden layer."""
-    try:
-        return [int(part) for part in text.split(",") if part.strip()]
-    except ValueError as exc:
-        raise InputError(f"hidden_layers: expected comma-separated integers such as '64,32', got {text!r}") from exc
-
-
-__all__ = ["BUILTIN_MODELS", "SmallCNN", "TabularMLP", "build_model", "parse_hidden_layers"]
+__all__ = ["BUILTIN_MODELS", "SmallCNN", "TabularMLP", "build_model"]

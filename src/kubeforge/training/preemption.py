@@ -8,14 +8,15 @@ with PREEMPTED_EXIT_CODE, which the launch backends map to "preempted: requeue a
 
 from __future__ import annotations
 
-import os
 import signal
 from pathlib import Path
 from types import FrameType
 
+from kubeforge import settings
+
 PREEMPTED_EXIT_CODE = 143
 """128 + SIGTERM: what a terminated process reports, and what the Kubeflow operators' ExitCode policy retries."""
-PREEMPTED_FILE_ENV = "KUBEFORGE_PREEMPTED_FILE"
+PREEMPTED_FILE_ENV = settings.PREEMPTED_FILE.name
 
 
 class Preempted(Exception):
@@ -45,7 +46,7 @@ class StopRequest:
 
 def report_preempted(message: str) -> None:
     """Tell the node supervisor that this worker stopped for a preemption (no-op outside one)."""
-    path = os.environ.get(PREEMPTED_FILE_ENV)
+    path = settings.PREEMPTED_FILE.read()
     if path:
         Path(path).write_text(message + "\n")
 

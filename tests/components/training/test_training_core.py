@@ -63,7 +63,7 @@ def test_user_model_factory_trains(inputs: TrainInputs, tmp_path: Path, monkeypa
     result = train_model(
         inputs,
         str(tmp_path / "model"),
-        TrainParams(model="tiny_models:linear", workers=1, epochs=3, hidden_layers=""),
+        TrainParams(model="tiny_models:linear", workers=1, epochs=3, hidden_layers=[]),
         handle_path=str(handle),
     )
     assert result.summary["architecture"]["model"] == "tiny_models:linear"
@@ -82,7 +82,7 @@ def test_cnn_on_digits(tmp_path: Path) -> None:
     result = train_model(
         TrainInputs(out.train, out.validation, out.preprocessor),
         str(tmp_path / "model"),
-        TrainParams(model="cnn", hidden_layers="8,16", workers=2, epochs=6, learning_rate=0.003),
+        TrainParams(model="cnn", hidden_layers=[8, 16], workers=2, epochs=6, learning_rate=0.003),
     )
     model = load_model(tmp_path / "model")
     test = pd.read_parquet(out.test)

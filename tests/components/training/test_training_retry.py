@@ -10,6 +10,7 @@ uninterrupted run's, and exactly one job ran on the backend.
 from __future__ import annotations
 
 import json
+import os
 import signal
 import threading
 import time
@@ -38,7 +39,7 @@ PARAMS: dict[str, Any] = {
     "nproc_per_node": 2,  # slurm: both on the one node
     "epochs": EPOCHS,
     "batch_size": 4,
-    "hidden_layers": "16",
+    "hidden_layers": [16],
     "learning_rate": 0.01,
 }
 
@@ -64,10 +65,12 @@ def straight(inputs: TrainInputs, tmp_path_factory: pytest.TempPathFactory) -> d
 
 
 @pytest.fixture
-def queue_options(tmp_path: Path) -> Iterator[dict[str, str]]:
-    """A real scheduler (REST API + dispatcher with its local backend) and a team token for it."""
+def queue_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
+    """A real scheduler (REST API + dispatcher with its local backend); a team token for it in $KUBEFORGE_TOKEN
+    (the queue backend refuses one in backend_options), which the task processes inherit."""
     with training_scheduler(tmp_path / "scheduler") as url, SchedulerClient(url, ADMIN_TOKEN) as admin:
-        yield {"url": url, "token": admin.create_token("ml-team"), "queue": "train"}
+        monkeypatch.setenv("KUBEFORGE_TOKEN", admin.create_token("ml-team"))
+        yield {"url": url, "queue": "train"}
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -121,7 +124,7 @@ def test_killed_task_reattaches_to_its_job(
     if backend == "slurm":
         assert [path.name for path in run_dir.glob("slurm-*.out")] == [f"slurm-{first.id}.out"]
     if backend == "queue":
-        with SchedulerClient(options["url"], options["token"]) as team:
+        with SchedulerClient(options["url"], os.environ["KUBEFORGE_TOKEN"]) as team:
             assert [(job["id"], job["state"], job["attempt"]) for job in team.jobs()] == [
                 (int(first.id), "succeeded", 0)
             ]

@@ -24,6 +24,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 import kubeforge
+from kubeforge import settings
 from kubeforge.errors import InputError, KubernetesBackendError
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment, training_config
 from kubeforge.scheduler.logs import LogSlice, slice_of
@@ -37,9 +38,9 @@ STOPPED_EXIT_CODE = -15
 """Reported for a launch that ended because it was suspended (as SIGTERM would)."""
 _KUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 _TRAINING_GROUP, _TRAINING_VERSION, _TRAINING_PLURAL = "kubeflow.org", "v1", "pytorchjobs"
-JOB_SERVICE_ACCOUNT_ENV = "KUBEFORGE_JOB_SERVICE_ACCOUNT"
-JOB_GPU_TOLERATION_ENV = "KUBEFORGE_JOB_GPU_TOLERATION"
-JOB_ALLOWED_IMAGES_ENV = "KUBEFORGE_JOB_ALLOWED_IMAGES"
+JOB_SERVICE_ACCOUNT_ENV = settings.JOB_SERVICE_ACCOUNT.name
+JOB_GPU_TOLERATION_ENV = settings.JOB_GPU_TOLERATION.name
+JOB_ALLOWED_IMAGES_ENV = settings.JOB_ALLOWED_IMAGES.name
 JOB_UID = 10001
 """The image's user (see the Dockerfile); job pods run as it."""
 ANY_QUEUE = "*"
@@ -60,15 +61,15 @@ class JobPodPolicy:
     def from_environment(cls, environ: Mapping[str, str]) -> JobPodPolicy:
         """The policy the chart sets in the job-pod variables of `kubeforge.settings`; unset parts keep defaults."""
         try:
-            toleration = json.loads(environ.get(JOB_GPU_TOLERATION_ENV) or "{}")
-            images = json.loads(environ.get(JOB_ALLOWED_IMAGES_ENV) or "{}")
+            toleration = json.loads(settings.JOB_GPU_TOLERATION.read(environ) or "{}")
+            images = json.loads(settings.JOB_ALLOWED_IMAGES.read(environ) or "{}")
         except json.JSONDecodeError as exc:
             raise InputError(f"{JOB_GPU_TOLERATION_ENV} / {JOB_ALLOWED_IMAGES_ENV}: not valid JSON ({exc})") from exc
         if not isinstance(images, dict) or not all(isinstance(v, list) for v in images.values()):
             raise InputError(f'{JOB_ALLOWED_IMAGES_ENV}: expected {{"QUEUE or *": ["IMAGE", ...]}}')
         allowed = {str(queue): tuple(map(str, names)) for queue, names in images.items()}
         return cls(
-            service_account=environ.get(JOB_SERVICE_ACCOUNT_ENV, ""),
+            service_account=settings.JOB_SERVICE_ACCOUNT.read(environ),
             gpu_toleration={str(k): str(v) for k, v in dict(toleration).items()},
             allowed_images=allowed or {ANY_QUEUE: (kubeforge.IMAGE,)},
         )

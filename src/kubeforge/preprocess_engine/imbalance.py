@@ -33,10 +33,9 @@ import pandas as pd
 from kubeforge.class_weights import balanced_class_weights
 from kubeforge.errors import InputError
 from kubeforge.preprocess_engine.duckdb_source import literal
+from kubeforge.preprocess_engine.options import SplitFractions
 from kubeforge.preprocess_engine.split_assign import held_out_counts, split_key_sql, split_keys
 from kubeforge.preprocessor import FittedPreprocessor, Task
-
-from .options import SplitFractions
 
 Sampling = Literal["none", "undersample", "oversample"]
 ClassWeights = Literal["none", "balanced"]

@@ -10,23 +10,33 @@ those files with the shared DuckDB summary.
 
 from __future__ import annotations
 
-import os
 import tempfile
 from pathlib import Path
 from typing import Any
 
 import pyarrow.parquet as pq
 
+from kubeforge import settings
 from kubeforge.categories import listed
 from kubeforge.errors import InputError
 from kubeforge.preprocess_engine.duckdb_source import csv_to_parquet, first_line, literal
+from kubeforge.preprocess_engine.engine_duckdb import summarize
 from kubeforge.preprocess_engine.fitting import class_list, numeric_bounds, numeric_feature
+from kubeforge.preprocess_engine.imbalance import train_class_rows
+from kubeforge.preprocess_engine.options import (
+    SPLITS,
+    PreprocessResult,
+    SplitFractions,
+    class_size_problem,
+    staged_outputs,
+    write_fitted,
+)
+from kubeforge.preprocess_engine.report import describe_splits
+from kubeforge.preprocess_engine.request import PreprocessRequest
 from kubeforge.preprocess_engine.split_assign import held_out_counts, split_code_sql, split_key_sql
+from kubeforge.preprocess_engine.task_choice import TaskChoice
 from kubeforge.preprocessor import FittedPreprocessor, PreprocessOptions, Task, fit_categorical, target_scaler
 from kubeforge.tabular import FeatureKind, TableSchema, parse_declared_schema
-
-from .imbalance import NO_BALANCE, ClassBalance, train_class_rows
-from .options import SPLITS, PreprocessOutputs, PreprocessResult, SplitFractions, class_size_problem
 
 ROW = "__row"
 _NUMERIC_TYPES = ("tinyint", "smallint", "int", "bigint", "float", "double", "decimal")
@@ -39,37 +49,23 @@ def spark_session() -> Any:
     except ImportError as exc:
         raise InputError("engine 'spark' needs pyspark: pip install 'kubeforge[spark]' (and Java 17)") from exc
     return (
-        SparkSession.builder.master(os.environ.get("KUBEFORGE_SPARK_MASTER", "local[*]"))
+        SparkSession.builder.master(settings.SPARK_MASTER.read())
         .appName("kubeforge-preprocess")
         .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", os.environ.get("KUBEFORGE_SPARK_SHUFFLE_PARTITIONS", "4"))
+        .config("spark.sql.shuffle.partitions", settings.SPARK_SHUFFLE_PARTITIONS.read())
         .config("spark.sql.session.timeZone", "UTC")
         .getOrCreate()
     )
 
 
-def preprocess_spark(
-    path: Path,
-    outputs: PreprocessOutputs,
-    label: str,
-    task: Task,
-    schema_json: str,
-    options: PreprocessOptions,
-    fractions: SplitFractions,
-    seed: int,
-    shown: str,
-    balance: ClassBalance = NO_BALANCE,
-    task_reason: str = "given",
-) -> PreprocessResult:
-    """Check, split and fit with Spark; writes every output or none (see `core.preprocess`)."""
+def preprocess_spark(request: PreprocessRequest, table: Path, task: TaskChoice) -> PreprocessResult:
+    """Check, split and fit with Spark; writes every output or none."""
+    path, shown, label, seed = table, request.source, request.label, request.seed
+    fractions, balance = request.fractions, request.balance
     import duckdb
     from pyspark.errors import PySparkException
 
-    from .core import staged_outputs, write_fitted
-    from .engine_duckdb import summarize
-    from .statistics import describe_splits
-
-    declared = parse_declared_schema(schema_json)
+    declared = parse_declared_schema(request.schema_json)
     spark = spark_session()
     with tempfile.TemporaryDirectory(prefix="kubeforge-spark-") as scratch:
         try:
@@ -88,11 +84,11 @@ def preprocess_spark(
             for name, kind in schema.features.items():
                 if kind == "numeric":
                     _check_numeric(spark, types, name, shown)
-            class_rows = _check_labels(spark, types, label, task, shown)
+            class_rows = _check_labels(spark, types, label, task.task, shown)
             typed = spark.sql(f"SELECT {ROW}, {', '.join(_typed(types, schema))} FROM source")
-            coded = _assign_splits(spark, typed, label, task, fractions, seed, class_rows)
+            coded = _assign_splits(spark, typed, label, task.task, fractions, seed, class_rows)
             sampling = balance.plan(train_class_rows(class_rows, fractions), seed)
-            with staged_outputs(outputs) as staged:
+            with staged_outputs(request.outputs) as staged:
                 for code, name in enumerate(SPLITS):
                     part_dir = Path(scratch) / name
                     rows = coded.where(f"__split = {code}")
@@ -101,7 +97,8 @@ def preprocess_spark(
                         rows = spark.sql(sampling.resample_sql("train_rows", ROW, _q(label)))
                     rows.orderBy(ROW).drop(ROW, "__split").write.parquet(str(part_dir))
                     _merge_parts(part_dir, staged[name])
-                fitted = _fit(spark, spark.read.parquet(str(Path(scratch) / "train")), schema, task, options)
+                train = spark.read.parquet(str(Path(scratch) / "train"))
+                fitted = _fit(spark, train, schema, task.task, request.options)
                 preprocessor = balance.weigh_file(fitted, staged["train"])
                 with duckdb.connect() as connection:
                     statistics = summarize(
@@ -115,7 +112,7 @@ def preprocess_spark(
                         preprocessor,
                         source=shown,
                         schema_inferred=declared is None,
-                        task_reason=task_reason,
+                        task_reason=task.reason,
                     ),
                 )
         except PySparkException as exc:

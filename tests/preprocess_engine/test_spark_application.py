@@ -6,7 +6,7 @@ import json
 
 from crd_schema import schema_errors
 
-from kubeforge.components.preprocess.tabular.spark_application import SparkResources, spark_application
+from kubeforge.preprocess_engine.spark_application import SparkResources, spark_application
 
 CRD = "sparkoperator.k8s.io_sparkapplications.yaml"
 

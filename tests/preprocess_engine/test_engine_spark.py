@@ -15,8 +15,8 @@ import pandas as pd
 import pytest
 
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, preprocess
-from kubeforge.components.preprocess.tabular.imbalance import ClassBalance
 from kubeforge.errors import InputError
+from kubeforge.preprocess_engine.imbalance import ClassBalance
 from kubeforge.preprocessor import PreprocessOptions
 
 _spec = importlib.util.spec_from_file_location("engine_equality", Path(__file__).parent / "test_engine_equality.py")
@@ -30,7 +30,7 @@ pytestmark = pytest.mark.spark
 @pytest.fixture(scope="module", autouse=True)
 def spark_session() -> Iterator[None]:
     pytest.importorskip("pyspark", reason="pip install 'kubeforge[spark]'")
-    from kubeforge.components.preprocess.tabular.engine_spark import spark_session
+    from kubeforge.preprocess_engine.engine_spark import spark_session
 
     session = spark_session()
     yield

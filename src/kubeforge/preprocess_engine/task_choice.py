@@ -16,9 +16,8 @@ import pyarrow.parquet as pq
 
 from kubeforge.categories import listed
 from kubeforge.errors import InputError
+from kubeforge.preprocess_engine.options import MAX_INFERRED_CLASSES
 from kubeforge.preprocessor import TASKS, Task
-
-from .options import MAX_INFERRED_CLASSES
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,22 @@ from kubeforge.preprocess_engine.duckdb_source import (
     typed_columns,
 )
 from kubeforge.preprocess_engine.fitting import class_list, fit_numeric_column
+from kubeforge.preprocess_engine.imbalance import train_class_rows
+from kubeforge.preprocess_engine.options import (
+    SPLITS,
+    PreprocessResult,
+    SplitFractions,
+    class_size_problem,
+    staged_outputs,
+    write_fitted,
+)
 from kubeforge.preprocess_engine.ranked_keys import keys_at_ranks
+from kubeforge.preprocess_engine.report import describe_splits
+from kubeforge.preprocess_engine.request import PreprocessRequest
 from kubeforge.preprocess_engine.split_assign import held_out_counts, split_key_sql
 from kubeforge.preprocess_engine.split_writer import batch_rows, write_splits
 from kubeforge.preprocess_engine.summary import ColumnSummary, SplitStatistics, label_text, top_categories
+from kubeforge.preprocess_engine.task_choice import TaskChoice
 from kubeforge.preprocessor import (
     FittedPreprocessor,
     NumericFeature,
@@ -49,9 +61,6 @@ from kubeforge.preprocessor import (
     target_scaler,
 )
 from kubeforge.tabular import TableSchema, parse_declared_schema
-
-from .imbalance import NO_BALANCE, ClassBalance, train_class_rows
-from .options import SPLITS, PreprocessOutputs, PreprocessResult, SplitFractions, class_size_problem
 
 _SPLIT = "__split"  # the split code column of the one pass that writes the splits
 
@@ -66,25 +75,11 @@ def connect(memory_limit_mb: int, scratch: Path) -> duckdb.DuckDBPyConnection:
     return connection
 
 
-def preprocess_duckdb(
-    path: Path,
-    outputs: PreprocessOutputs,
-    label: str,
-    task: Task,
-    schema_json: str,
-    options: PreprocessOptions,
-    fractions: SplitFractions,
-    seed: int,
-    memory_limit_mb: int,
-    shown: str,
-    balance: ClassBalance = NO_BALANCE,
-    task_reason: str = "given",
-) -> PreprocessResult:
-    """Check, split and fit with DuckDB; writes every output or none (see `core.preprocess`)."""
-    from .core import staged_outputs, write_fitted
-    from .statistics import describe_splits
-
-    declared = parse_declared_schema(schema_json)
+def preprocess_duckdb(request: PreprocessRequest, table: Path, task: TaskChoice) -> PreprocessResult:
+    """Check, split and fit with DuckDB, streaming under `request.memory_limit_mb`; writes every output or none."""
+    path, shown, label, seed = table, request.source, request.label, request.seed
+    fractions, balance, memory_limit_mb = request.fractions, request.balance, request.memory_limit_mb
+    declared = parse_declared_schema(request.schema_json)
     budget = MemoryBudget(memory_limit_mb)
     text_columns = [name for name, kind in (declared or {}).items() if kind == "categorical"]
     with tempfile.TemporaryDirectory(prefix="kubeforge-duckdb-") as scratch:
@@ -96,11 +91,11 @@ def preprocess_duckdb(
             for name, kind in schema.features.items():
                 if kind == "numeric":
                     check_numeric(connection, source, name)
-            class_rows = _check_labels(connection, source, label, task)
-            split_code = _split_code(connection, source, label, task, fractions, seed, class_rows)
+            class_rows = _check_labels(connection, source, label, task.task)
+            split_code = _split_code(connection, source, label, task.task, fractions, seed, class_rows)
             selected = ", ".join(typed_columns(source, schema))
             sampling = balance.plan(train_class_rows(class_rows, fractions), seed)
-            with staged_outputs(outputs) as staged:
+            with staged_outputs(request.outputs) as staged:
                 streamed = {code: staged[name] for code, name in enumerate(SPLITS)}
                 if sampling is not None:  # the resampled training split takes its own query
                     where = f"FROM {source.relation} WHERE {split_code} = 0"
@@ -111,7 +106,7 @@ def preprocess_duckdb(
                 write_splits(connection, query, _SPLIT, streamed, batch_rows(budget, len(schema.features) + 1))
                 budget.release()
                 splits = {name: f"read_parquet({literal(str(staged[name]))})" for name in SPLITS}
-                fitted = fit_on(connection, staged["train"], schema, task, options, budget=budget)
+                fitted = fit_on(connection, staged["train"], schema, task.task, request.options, budget=budget)
                 budget.release()
                 preprocessor = balance.weigh_file(fitted, staged["train"])
                 statistics = summarize(connection, splits, preprocessor)
@@ -123,7 +118,7 @@ def preprocess_duckdb(
                         preprocessor,
                         source=shown,
                         schema_inferred=declared is None,
-                        task_reason=task_reason,
+                        task_reason=task.reason,
                     ),
                 )
         except duckdb.Error as exc:

@@ -1,18 +1,22 @@
-"""What every preprocessing backend takes and returns: split fractions, output locations, the result."""
+"""What every preprocessing engine shares: split fractions, output locations (staged, published all or
+none), the result."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any, Literal
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
 
+from kubeforge.artifacts import atomic_output
 from kubeforge.categories import listed
 from kubeforge.errors import InputError
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.tabular import TableSchema
 
 SPLITS = ("train", "validation", "test")
-Engine = Literal["pandas", "duckdb", "spark"]
-ENGINES: tuple[Engine, ...] = ("pandas", "duckdb", "spark")
 MAX_INFERRED_CLASSES = 20
 
 
@@ -71,12 +75,29 @@ def class_size_problem(counts: dict[Any, int], label: str, fractions: SplitFract
     )
 
 
+@contextlib.contextmanager
+def staged_outputs(outputs: PreprocessOutputs) -> Iterator[dict[str, Path]]:
+    """Yield a staged local path per output (keyed by `PreprocessOutputs` field); all are published
+    only if the block succeeds, none otherwise."""
+    with contextlib.ExitStack() as stack:
+        yield {
+            field.name: stack.enter_context(atomic_output(getattr(outputs, field.name))) for field in fields(outputs)
+        }
+
+
+def write_fitted(staged: dict[str, Path], preprocessor: FittedPreprocessor, report: str) -> None:
+    """Write the preprocessor JSON and the statistics report into their staged paths."""
+    staged["preprocessor"].write_text(json.dumps(preprocessor.to_json(), indent=2, allow_nan=False))
+    staged["statistics"].write_text(report)
+
+
 __all__ = [
-    "ENGINES",
+    "MAX_INFERRED_CLASSES",
     "SPLITS",
-    "Engine",
     "PreprocessOutputs",
     "PreprocessResult",
     "SplitFractions",
     "class_size_problem",
+    "staged_outputs",
+    "write_fitted",
 ]

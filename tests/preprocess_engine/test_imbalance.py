@@ -18,8 +18,8 @@ import pytest
 from sklearn.utils.class_weight import compute_class_weight
 
 from kubeforge.components.preprocess.tabular.core import PreprocessOutputs, preprocess
-from kubeforge.components.preprocess.tabular.imbalance import ClassBalance
 from kubeforge.errors import InputError
+from kubeforge.preprocess_engine.imbalance import ClassBalance
 from kubeforge.preprocessor import FittedPreprocessor
 
 _spec = importlib.util.spec_from_file_location("engine_equality", Path(__file__).parent / "test_engine_equality.py")

@@ -1,8 +1,9 @@
-"""Run the spark backend on Kubernetes: a SparkApplication for the Kubeflow Spark Operator, and its driver.
+"""Run the spark engine on Kubernetes: a SparkApplication for the Kubeflow Spark Operator, and its driver.
 
 `spark_application` builds the custom resource (sparkoperator.k8s.io/v1beta2); its driver runs this
-module (`python -m ...spark_application <args>`), which calls `core.preprocess(engine="spark")`
-against the cluster's executors. Inputs and outputs are s3:// or gs:// URIs the pods can reach.
+module (`python -m kubeforge.preprocess_engine.spark_application <args>`), which runs a
+`PreprocessRequest` on the spark engine against the cluster's executors.
+Inputs and outputs are s3:// or gs:// URIs the pods can reach.
 """
 
 from __future__ import annotations
@@ -71,8 +72,10 @@ def spark_application(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """The driver: preprocess with the spark backend; outputs are given as one JSON object of URIs."""
-    from .core import PreprocessOutputs, preprocess
+    """The driver: preprocess with the spark engine; outputs are given as one JSON object of URIs."""
+    from kubeforge.preprocess_engine.engines import preprocess
+    from kubeforge.preprocess_engine.options import PreprocessOutputs
+    from kubeforge.preprocess_engine.request import PreprocessRequest
 
     parser = argparse.ArgumentParser(description="kubeforge preprocess driver (spark backend)")
     parser.add_argument("--data", required=True)
@@ -81,14 +84,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--task", default="", help="classification, regression, or empty to infer it from the label")
     parser.add_argument("--seed", type=int, default=42)
     args = parser.parse_args(argv)
-    preprocess(
-        args.data,
-        PreprocessOutputs(**json.loads(args.outputs)),
-        label=args.label,
-        task=args.task,
-        seed=args.seed,
-        engine="spark",
-    )
+    outputs = PreprocessOutputs(**json.loads(args.outputs))
+    preprocess(PreprocessRequest(args.data, outputs, label=args.label, task=args.task, seed=args.seed), "spark")
 
 
 if __name__ == "__main__":
