@@ -27,7 +27,18 @@ SLOW_FIXTURES = {
 POSTGRES_PARAMETRIZED = ("store_url", "module_store_url")
 """Store fixtures parametrized over SQLite and PostgreSQL: their PostgreSQL cases are slow."""
 
-SLOW_MARKERS = ("spark", "infra", "containers", "browser", "tracking", "tuning", "resume", "chaos", "local_equivalence", "deploy")
+SLOW_MARKERS = (
+    "spark",
+    "infra",
+    "containers",
+    "browser",
+    "tracking",
+    "tuning",
+    "resume",
+    "chaos",
+    "local_equivalence",
+    "deploy",
+)
 """Lanes with their own make target: slow here too."""
 
 SLOW_MODULES = {
