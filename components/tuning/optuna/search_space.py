@@ -19,8 +19,7 @@ from typing import Any
 import optuna
 
 from kubeforge.errors import InputError
-from kubeforge.training.config import TrainConfig
-from kubeforge.training.models import parse_hidden_layers
+from kubeforge.training.config import TrainConfig, parse_hidden_layers
 
 NOT_TUNABLE = (
     "train_data",

@@ -40,8 +40,6 @@ class Hyperparameters:
     regression_loss: str = "mse"
     checkpoint_every_steps: int = 0
     """Also checkpoint every this many optimizer steps inside an epoch (0: at the end of each epoch only)."""
-    epoch_gate: str = ""
-    """A folder shared with a tuner: after each epoch but the last, wait for its go-on or stop (training.epoch_gate)."""
 
     def __post_init__(self) -> None:
         checks = {
@@ -83,6 +81,8 @@ class TrainConfig(Hyperparameters, RunPlaces):
     """Everything a worker needs, identical on every rank: the run's places, then its `Hyperparameters`."""
 
     process_group_timeout_s: float = 60.0
+    epoch_gate: str = ""
+    """A folder shared with a tuner: after each epoch but the last, wait for its go-on or stop (training.epoch_gate)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()

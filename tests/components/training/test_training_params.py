@@ -51,7 +51,7 @@ def test_params_and_config_are_the_hyperparameters_plus_their_own_fields() -> No
     params = [item.name for item in fields(TrainParams)]
     config = [item.name for item in fields(TrainConfig)]
     assert params[: len(hyper)] == hyper
-    assert config == [item.name for item in fields(RunPlaces)] + hyper + ["process_group_timeout_s"]
+    assert config == [item.name for item in fields(RunPlaces)] + hyper + ["process_group_timeout_s", "epoch_gate"]
     assert get_type_hints(TrainConfig)["hidden_layers"] == get_type_hints(TrainParams)["hidden_layers"] == list[int]
 
 
