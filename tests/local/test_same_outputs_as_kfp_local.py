@@ -96,19 +96,27 @@ def _compare_runs(theirs: LocalRun, ours: LocalRun) -> int:
 def _assert_same(relative: Path, theirs: Path, ours: Path, run_dirs: tuple[Path, Path]) -> None:
     if relative.name == "executor_output.json":
         assert _without_run_dir(theirs, run_dirs[0]) == _without_run_dir(ours, run_dirs[1]), relative
-    elif relative.name in ("job_handle", "handle.json"):  # a job handle names its own process and run folder
+    elif relative.name == "job_handle" or _is_job_handle(theirs):  # names its own process and run folder
         assert json.loads(theirs.read_text())["backend"] == json.loads(ours.read_text())["backend"], relative
     elif relative.parent.name == "checkpoints":
         assert _checkpoint_state(theirs) == _checkpoint_state(ours), relative
     elif zipfile.is_zipfile(theirs):
         assert _zip_members(theirs) == _zip_members(ours), relative
-    elif relative.suffix == ".json":
-        assert _timeless(json.loads(theirs.read_text())) == _timeless(json.loads(ours.read_text())), relative
-    elif relative.suffix == ".jsonl":
-        assert _json_lines(theirs) == _json_lines(ours), relative
+    elif relative.suffix == ".json":  # a run's config names its places inside the run folder
+        assert _without_run_dir(theirs, run_dirs[0]) == _without_run_dir(ours, run_dirs[1]), relative
+    elif relative.suffix in (".jsonl", ".log"):  # a job's log: its progress lines, each with its own seconds
+        assert _json_lines(theirs, run_dirs[0]) == _json_lines(ours, run_dirs[1]), relative
     else:  # a leaderboard names the models it ranks by path: their run folders differ
         mine, other = (str(run_dir).encode() for run_dir in run_dirs)
         assert theirs.read_bytes().replace(mine, b"RUN") == ours.read_bytes().replace(other, b"RUN"), relative
+
+
+def _is_job_handle(path: Path) -> bool:
+    """The launch layer's record of a job (handle.json, local_job.json): backend, id, name, details."""
+    if path.suffix != ".json":
+        return False
+    document = json.loads(path.read_text())
+    return isinstance(document, dict) and {"backend", "id", "name"} <= document.keys()
 
 
 def _without_run_dir(path: Path, run_dir: Path) -> Any:
@@ -146,8 +154,16 @@ def _zip_members(path: Path) -> dict[str, Any]:
         return members
 
 
-def _json_lines(path: Path) -> list[Any]:
-    return [_timeless(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+def _json_lines(path: Path, run_dir: Path) -> list[Any]:
+    text = path.read_text().replace(str(run_dir), "RUN")
+    return [_timeless(_json_or_text(line)) for line in text.splitlines() if line.strip()]
+
+
+def _json_or_text(line: str) -> Any:
+    try:
+        return json.loads(line)
+    except json.JSONDecodeError:
+        return line
 
 
 def _timeless(value: Any) -> Any:
