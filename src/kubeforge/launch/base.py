@@ -13,13 +13,22 @@ import kubeforge
 from kubeforge.errors import InputError
 from kubeforge.launch.torchrun import torchrun_command
 from kubeforge.training.config import TrainConfig
+from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
+MAX_REQUEUES = 20
+"""Preemptions a job absorbs before it counts as failed (each one resumes from a checkpoint)."""
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
 class Resources:
-    """Per-worker resource requests; `gpu` counts accelerators of `gpu_type`."""
+    """What one worker asks a platform for, as the platform spells it (cpu "500m", memory "2Gi"),
+    and which accelerator: `gpu` counts devices of `gpu_type`.
+
+    Not the scheduler's `kubeforge.scheduler.resources.Resources`, which is an amount for quota
+    arithmetic (millicores, MiB, whole GPUs); the scheduler turns its amount into this request in
+    one place, `kubeforge.scheduler.backends.base.worker_resources`.
+    """
 
     cpu: str = "1"
     memory: str = "2Gi"
@@ -89,7 +98,12 @@ class JobHandle:
 
 
 class JobState(enum.Enum):
-    """Where a job is in its life."""
+    """Where one launch of a job is on its backend: the one state enum of every backend.
+
+    The scheduler's `kubeforge.scheduler.model.JobState` is its queue's record of a job across
+    launches (admitted, stopping, retried...); its backends report a launch's end as an exit code,
+    which `state_of_exit_code` reads into this enum.
+    """
 
     PENDING = "pending"
     RUNNING = "running"
@@ -108,6 +122,14 @@ class JobState(enum.Enum):
     def live(self) -> bool:
         """True while the job is queued or running: a re-run launcher attaches to it."""
         return self in (JobState.PENDING, JobState.RUNNING)
+
+
+def state_of_exit_code(code: int) -> JobState:
+    """How every backend reads a launch's exit code: 0 succeeded; PREEMPTED_EXIT_CODE preempted (it
+    checkpointed on SIGTERM: requeue it and it resumes); anything else failed."""
+    if code == 0:
+        return JobState.SUCCEEDED
+    return JobState.PREEMPTED if code == PREEMPTED_EXIT_CODE else JobState.FAILED
 
 
 @dataclass(frozen=True)
@@ -144,4 +166,13 @@ class LaunchBackend(Protocol):
         ...
 
 
-__all__ = ["JobHandle", "JobState", "JobStatus", "LaunchBackend", "Resources", "TrainingJob"]
+__all__ = [
+    "MAX_REQUEUES",
+    "JobHandle",
+    "JobState",
+    "JobStatus",
+    "LaunchBackend",
+    "Resources",
+    "TrainingJob",
+    "state_of_exit_code",
+]
