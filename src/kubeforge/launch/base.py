@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -17,6 +18,7 @@ from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
 MAX_REQUEUES = 20
 """Preemptions a job absorbs before it counts as failed (each one resumes from a checkpoint)."""
+_CPU_QUANTITY = re.compile(r"^\s*(\d{1,9}(?:\.\d{1,6})?)\s*(m?)\s*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -34,6 +36,15 @@ class Resources:
     memory: str = "2Gi"
     gpu: int = 0
     gpu_type: str = "nvidia.com/gpu"
+
+    def whole_cpus(self) -> int:
+        """`cpu` rounded up to whole cores, at least 1 ("2" -> 2, "0.5" and "500m" -> 1), for platforms
+        that count cores; anything else raises InputError naming the parameter."""
+        match = _CPU_QUANTITY.match(self.cpu)
+        if not match:
+            raise InputError(f"cpu is {self.cpu!r}; write cores ('2', '0.5') or millicores ('500m')")
+        cores = float(match.group(1)) / (1000 if match.group(2) else 1)
+        return max(1, math.ceil(cores))
 
 
 @dataclass(frozen=True)
@@ -65,6 +76,7 @@ class TrainingJob:
             raise InputError(f"nodes ({self.nodes}) and nproc_per_node ({self.nproc_per_node}) must be at least 1")
         if self.max_restarts < 0:
             raise InputError(f"max_restarts is {self.max_restarts}; it must be 0 or more")
+        self.resources.whole_cpus()  # a cpu no platform reads is refused before anything is written
 
     @property
     def world_size(self) -> int:

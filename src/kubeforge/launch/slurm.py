@@ -64,7 +64,7 @@ class SlurmBackend:
             f"--job-name={job.name}",
             f"--nodes={job.nodes}",
             "--ntasks-per-node=1",
-            f"--cpus-per-task={max(1, int(float(job.resources.cpu)))}",
+            f"--cpus-per-task={job.resources.whole_cpus()}",
             f"--output={run_dir}/slurm-%j.out",
             f"--chdir={run_dir}",
             "--requeue",

@@ -319,6 +319,7 @@ def _export(
     """Rank 0: rebuild a plain model from the full state, script it, write the Model directory."""
     from kubeforge.model_format import script_module, write_model_dir  # imported at the end: a start is faster
     from kubeforge.training.curves import plot_training_curve
+
     plain = _new_model(config, architecture)
     plain.load_state_dict({name: tensor.cpu() for name, tensor in state.items()})
     facts = {key: value for key, value in summary.items() if key != "history"}
