@@ -12,7 +12,7 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from kubeforge.errors import InputError
 from kubeforge.launch.base import Resources as WorkerResources
@@ -20,9 +20,7 @@ from kubeforge.launch.torchrun import STANDALONE, torchrun_command
 from kubeforge.scheduler.logs import LogSlice
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
-
-if TYPE_CHECKING:
-    from kubeforge.training.config import TrainConfig
+from kubeforge.training.config import TrainConfig
 
 LOST_EXIT_CODE = -1
 """Reported for a launch that ended without recording an exit code (killed, or vanished)."""
@@ -86,8 +84,6 @@ def worker_resources(per_worker: Resources) -> WorkerResources:
 
 def training_config(job: Job) -> TrainConfig:
     """The job's training spec as a TrainConfig; a spec the engine cannot take raises InputError naming the field."""
-    from kubeforge.training.config import TrainConfig
-
     try:
         return TrainConfig.from_dict(dict(job.spec.training or {}), prefix="training.")
     except (TypeError, ValueError) as exc:  # a check of the engine's own, past the field checks
