@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 import pytest
 from scheduler_builders import job, queue, scheduler
 
-from kubeforge.scheduler.model import Job, JobState, QueueSpec
+from kubeforge.launch.base import MAX_REQUEUES
+from kubeforge.scheduler.model import Job, JobState, QueueSpec, RequeueReason
 from kubeforge.scheduler.scheduler import Scheduler
+from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
 
 @dataclass
@@ -216,6 +218,32 @@ def test_maximum_runtime_stops_the_job_and_fails_it() -> None:
     assert sched.schedule_once(60.0).stop == [slow]
     sched.exited(slow.id, -15, 61.0)
     assert slow.state is JobState.FAILED and "maximum runtime" in slow.reason
+
+
+def test_a_launch_preempted_by_its_platform_is_requeued_without_spending_a_retry() -> None:
+    # exit 143: the launch layer's node caught a SIGTERM the scheduler did not send (a drained node,
+    # SLURM's --signal) and checkpointed; the job goes back to its queue at once, a bounded number of times
+    sched = scheduler(1, queue("q", 1))
+    drained = job("q", retries=0)
+    sched.add(drained, 0.0)
+    for number in range(MAX_REQUEUES):
+        assert sched.schedule_once(float(number)).admitted == [drained]
+        sched.exited(drained.id, PREEMPTED_EXIT_CODE, number + 0.5)
+        assert drained.state is JobState.PENDING and drained.reason == RequeueReason.PREEMPTED.value
+        assert drained.preemptions == number + 1 and drained.not_before == 0.0
+    assert sched.schedule_once(100.0).admitted == [drained]
+    sched.exited(drained.id, PREEMPTED_EXIT_CODE, 101.0)
+    assert drained.state is JobState.FAILED and "143" in drained.reason
+
+
+def test_a_cancelled_launch_that_checkpointed_stays_cancelled() -> None:
+    sched = scheduler(1, queue("q", 1))
+    cancelled = job("q")
+    sched.add(cancelled, 0.0)
+    sched.schedule_once(0.0)
+    sched.cancel(cancelled.id, 1.0)
+    sched.exited(cancelled.id, PREEMPTED_EXIT_CODE, 2.0)
+    assert cancelled.state is JobState.CANCELLED and cancelled.preemptions == 0
 
 
 def test_dependencies_start_after_success_and_fail_after_failure() -> None:

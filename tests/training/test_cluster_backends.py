@@ -279,8 +279,14 @@ def test_vertex_cluster_spec_becomes_torchrun_rendezvous() -> None:
         ({"name": "Bad_Name"}, "job name 'Bad_Name'"),
         ({"nodes": 0}, "nodes"),
         ({"max_restarts": -1}, "max_restarts"),
+        ({"resources": Resources(cpu="2 cores")}, "cpu is '2 cores'"),
     ],
 )
 def test_bad_job_descriptions_name_the_parameter(overrides: dict[str, Any], message: str) -> None:
     with pytest.raises(InputError, match=message):
         _job(**overrides)
+
+
+@pytest.mark.parametrize(("cpu", "cores"), [("2", 2), ("0.5", 1), ("500m", 1), ("2500m", 3)])
+def test_cpu_quantities_become_whole_cores_for_slurm(cpu: str, cores: int) -> None:
+    assert Resources(cpu=cpu).whole_cpus() == cores

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import json
+import math
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
@@ -13,18 +14,37 @@ import kubeforge
 from kubeforge.errors import InputError
 from kubeforge.launch.torchrun import torchrun_command
 from kubeforge.training.config import TrainConfig
+from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
+MAX_REQUEUES = 20
+"""Preemptions a job absorbs before it counts as failed (each one resumes from a checkpoint)."""
+_CPU_QUANTITY = re.compile(r"^\s*(\d{1,9}(?:\.\d{1,6})?)\s*(m?)\s*$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
 class Resources:
-    """Per-worker resource requests; `gpu` counts accelerators of `gpu_type`."""
+    """What one worker asks a platform for, as the platform spells it (cpu "500m", memory "2Gi"),
+    and which accelerator: `gpu` counts devices of `gpu_type`.
+
+    Not the scheduler's `kubeforge.scheduler.resources.Resources`, which is an amount for quota
+    arithmetic (millicores, MiB, whole GPUs); the scheduler turns its amount into this request in
+    one place, `kubeforge.scheduler.backends.base.worker_resources`.
+    """
 
     cpu: str = "1"
     memory: str = "2Gi"
     gpu: int = 0
     gpu_type: str = "nvidia.com/gpu"
+
+    def whole_cpus(self) -> int:
+        """`cpu` rounded up to whole cores, at least 1 ("2" -> 2, "0.5" and "500m" -> 1), for platforms
+        that count cores; anything else raises InputError naming the parameter."""
+        match = _CPU_QUANTITY.match(self.cpu)
+        if not match:
+            raise InputError(f"cpu is {self.cpu!r}; write cores ('2', '0.5') or millicores ('500m')")
+        cores = float(match.group(1)) / (1000 if match.group(2) else 1)
+        return max(1, math.ceil(cores))
 
 
 @dataclass(frozen=True)
@@ -56,6 +76,7 @@ class TrainingJob:
             raise InputError(f"nodes ({self.nodes}) and nproc_per_node ({self.nproc_per_node}) must be at least 1")
         if self.max_restarts < 0:
             raise InputError(f"max_restarts is {self.max_restarts}; it must be 0 or more")
+        self.resources.whole_cpus()  # a cpu no platform reads is refused before anything is written
 
     @property
     def world_size(self) -> int:
@@ -89,7 +110,12 @@ class JobHandle:
 
 
 class JobState(enum.Enum):
-    """Where a job is in its life."""
+    """Where one launch of a job is on its backend: the one state enum of every backend.
+
+    The scheduler's `kubeforge.scheduler.model.JobState` is its queue's record of a job across
+    launches (admitted, stopping, retried...); its backends report a launch's end as an exit code,
+    which `state_of_exit_code` reads into this enum.
+    """
 
     PENDING = "pending"
     RUNNING = "running"
@@ -108,6 +134,14 @@ class JobState(enum.Enum):
     def live(self) -> bool:
         """True while the job is queued or running: a re-run launcher attaches to it."""
         return self in (JobState.PENDING, JobState.RUNNING)
+
+
+def state_of_exit_code(code: int) -> JobState:
+    """How every backend reads a launch's exit code: 0 succeeded; PREEMPTED_EXIT_CODE preempted (it
+    checkpointed on SIGTERM: requeue it and it resumes); anything else failed."""
+    if code == 0:
+        return JobState.SUCCEEDED
+    return JobState.PREEMPTED if code == PREEMPTED_EXIT_CODE else JobState.FAILED
 
 
 @dataclass(frozen=True)
@@ -144,4 +178,13 @@ class LaunchBackend(Protocol):
         ...
 
 
-__all__ = ["JobHandle", "JobState", "JobStatus", "LaunchBackend", "Resources", "TrainingJob"]
+__all__ = [
+    "MAX_REQUEUES",
+    "JobHandle",
+    "JobState",
+    "JobStatus",
+    "LaunchBackend",
+    "Resources",
+    "TrainingJob",
+    "state_of_exit_code",
+]

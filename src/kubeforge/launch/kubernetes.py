@@ -11,7 +11,7 @@ from kubernetes.client.rest import ApiException
 
 from kubeforge.errors import TrainingError
 from kubeforge.kube_client import default_api_client
-from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, Resources, TrainingJob
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -26,12 +26,12 @@ def job_labels(job: TrainingJob) -> dict[str, str]:
     return labels
 
 
-def container_resources(job: TrainingJob) -> client.V1ResourceRequirements:
-    """Requests and limits per worker; GPUs go into limits under their resource name."""
-    requests: dict[str, str] = {"cpu": job.resources.cpu, "memory": job.resources.memory}
+def container_resources(per_worker: Resources) -> client.V1ResourceRequirements:
+    """Requests and limits of one worker's container; GPUs go into limits under their resource name."""
+    requests: dict[str, str] = {"cpu": per_worker.cpu, "memory": per_worker.memory}
     limits = dict(requests)
-    if job.resources.gpu:
-        limits[job.resources.gpu_type] = str(job.resources.gpu)
+    if per_worker.gpu:
+        limits[per_worker.gpu_type] = str(per_worker.gpu)
     return client.V1ResourceRequirements(requests=requests, limits=limits)
 
 

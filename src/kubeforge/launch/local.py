@@ -17,9 +17,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
-from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob, state_of_exit_code
 from kubeforge.launch.torchrun import STANDALONE, torchrun_command
-from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
 LOG_FILE = "job.log"
 EXIT_CODE_FILE = "exit_code"
@@ -75,13 +74,14 @@ class LocalBackend:
         exit_file = run_dir / EXIT_CODE_FILE
         if exit_file.is_file():
             code = int(exit_file.read_text().strip() or "1")
-            if code == 0:
-                return JobStatus(JobState.SUCCEEDED)
+            state = state_of_exit_code(code)
+            if state is JobState.SUCCEEDED:
+                return JobStatus(state)
             if (run_dir / CANCELLED_FILE).is_file():
                 return JobStatus(JobState.CANCELLED)
-            if code == PREEMPTED_EXIT_CODE:
-                return JobStatus(JobState.PREEMPTED, "stopped by SIGTERM after checkpointing")
-            return JobStatus(JobState.FAILED, f"torchrun exited with code {code}; last output:\n{_tail(run_dir)}")
+            if state is JobState.PREEMPTED:
+                return JobStatus(state, "stopped by SIGTERM after checkpointing")
+            return JobStatus(state, f"torchrun exited with code {code}; last output:\n{_tail(run_dir)}")
         if _alive(int(handle.id)):
             return JobStatus(JobState.RUNNING)
         if exit_file.is_file():  # written just after the first look, as the job's shell ended

@@ -17,10 +17,7 @@ from typing import TextIO
 
 from kubeforge.artifacts import exists, read_text, write_text
 from kubeforge.errors import TrainingError
-from kubeforge.launch.base import JobHandle, JobState, JobStatus, LaunchBackend, TrainingJob
-
-MAX_REQUEUES = 20
-"""Preemptions one launcher run absorbs before it gives up (each one resumes from a checkpoint)."""
+from kubeforge.launch.base import MAX_REQUEUES, JobHandle, JobState, JobStatus, LaunchBackend, TrainingJob
 
 
 def recorded_handle(backend: LaunchBackend, job: TrainingJob, handle_path: str | None) -> JobHandle | None:
@@ -99,4 +96,4 @@ def run_job(
     )
 
 
-__all__ = ["MAX_REQUEUES", "follow", "recorded_handle", "run_job", "submit_or_attach"]
+__all__ = ["follow", "recorded_handle", "run_job", "submit_or_attach"]

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from kubeforge.errors import TrainingError
-from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob, state_of_exit_code
 from kubeforge.launch.torchrun import torchrun_command
 from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
@@ -64,7 +64,7 @@ class SlurmBackend:
             f"--job-name={job.name}",
             f"--nodes={job.nodes}",
             "--ntasks-per-node=1",
-            f"--cpus-per-task={max(1, int(float(job.resources.cpu)))}",
+            f"--cpus-per-task={job.resources.whole_cpus()}",
             f"--output={run_dir}/slurm-%j.out",
             f"--chdir={run_dir}",
             "--requeue",
@@ -91,7 +91,7 @@ class SlurmBackend:
             if not exit_file.is_file():
                 return JobStatus(JobState.FAILED, f"SLURM job {handle.id} is unknown and left no exit code")
             code = int(exit_file.read_text().strip() or "1")
-            state = JobState.SUCCEEDED if code == 0 else JobState.FAILED
+            state = state_of_exit_code(code)
             return JobStatus(state, "" if code == 0 else f"exit code {code}; last output:\n{self._tail(handle)}")
         slurm_state = fields.get("JobState", "UNKNOWN")
         state = _STATES.get(slurm_state, JobState.FAILED)

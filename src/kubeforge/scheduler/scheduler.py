@@ -17,6 +17,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from kubeforge.launch.base import MAX_REQUEUES, state_of_exit_code
+from kubeforge.launch.base import JobState as LaunchState
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
@@ -124,7 +126,14 @@ class Scheduler:
         if self._stopping.pop(job.id, None) is not None:
             self._stopping_total = self._stopping_total - job.spec.total
         job.exit_code, job.stop_deadline = exit_code, None
-        if job.reason_code is Reason.PREEMPTED and not job.cancel_requested:
+        # preempted by the scheduler, or by the platform (a drained node, SLURM's signal): the launch
+        # checkpointed on SIGTERM and said so with its exit code; a bounded number of times, then it fails
+        preempted_itself = (
+            state_of_exit_code(exit_code) is LaunchState.PREEMPTED
+            and job.reason_code not in (Reason.CANCELLED, Reason.MAX_RUNTIME)
+            and job.preemptions < MAX_REQUEUES
+        )
+        if (job.reason_code is Reason.PREEMPTED or preempted_itself) and not job.cancel_requested:
             job.attempt += 1
             job.preemptions += 1
             job.not_before = 0.0

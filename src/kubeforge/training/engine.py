@@ -19,26 +19,19 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.distributed.checkpoint.state_dict import (
-    StateDictOptions,
-    get_model_state_dict,
-    get_optimizer_state_dict,
-    set_optimizer_state_dict,
-)
 from torch.nn.parallel import DistributedDataParallel
 
 from kubeforge.artifacts import atomic_output_dir
-from kubeforge.model_format import script_module, write_model_dir
 from kubeforge.preprocessor import FittedPreprocessor
 from kubeforge.training.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from kubeforge.training.class_weighting import loss_class_weights
 from kubeforge.training.config import TrainConfig
-from kubeforge.training.curves import plot_training_curve
 from kubeforge.training.data import TensorSplit, load_split, shard_indices
 from kubeforge.training.distributed import DistContext, all_mean, any_rank, barrier, gather_floats, gather_strings
 from kubeforge.training.epoch_gate import wait_for_gate
@@ -50,7 +43,6 @@ SUMMARY_FILE = "summary.json"
 METRICS_LOG = "metrics.jsonl"
 EVENTS_LOG = "events.jsonl"
 CURVE_FILE = "training_curve.png"
-_FULL = StateDictOptions(full_state_dict=True, cpu_offload=True)
 _STOP_CHECK_STEPS = 32
 """Ranks agree on a stop request every this many optimizer steps (one tiny all-reduce), and at epoch ends."""
 
@@ -78,7 +70,8 @@ def train(config: TrainConfig, context: DistContext, stop: StopRequest | None = 
     start_epoch, global_step = 0, 0
     position = _Position(0, 0.0)
     if resumed is not None:
-        set_optimizer_state_dict(model, optimizer, resumed.optimizer, options=_FULL)
+        state_dicts = _state_dict_api()
+        state_dicts.set_optimizer_state_dict(model, optimizer, resumed.optimizer, options=_full_state())
         history, start_epoch, global_step = list(resumed.history), resumed.epoch, resumed.global_step
         partial = resumed.partial_loss  # one running loss sum per rank; none after a change of world size
         loss_sum = partial[context.rank] if len(partial) == context.world_size else 0.0
@@ -90,8 +83,9 @@ def train(config: TrainConfig, context: DistContext, stop: StopRequest | None = 
 
     def save(epoch: int, step: int, at: _Position | None) -> None:
         """Every rank takes part (full state dicts, loss sums); rank 0 writes."""
-        model_state = get_model_state_dict(model, options=_FULL)
-        optimizer_state = get_optimizer_state_dict(model, optimizer, options=_FULL)
+        state_dicts = _state_dict_api()
+        model_state = state_dicts.get_model_state_dict(model, options=_full_state())
+        optimizer_state = state_dicts.get_optimizer_state_dict(model, optimizer, options=_full_state())
         partial = gather_floats(at.loss_sum, context) if at is not None else []
         if context.is_main:
             save_checkpoint(
@@ -151,7 +145,8 @@ def train(config: TrainConfig, context: DistContext, stop: StopRequest | None = 
         if epoch + 1 < config.epochs and any_rank(stop.requested, context):
             raise preempted(epoch + 1, global_step)
 
-    full_state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True))
+    state_dicts = _state_dict_api()
+    full_state = state_dicts.get_model_state_dict(model, options=state_dicts.StateDictOptions(full_state_dict=True))
     checksums = gather_strings(state_checksum(full_state), context)
     summary = {
         "world_size": context.world_size,
@@ -325,6 +320,9 @@ def _export(
     summary: dict[str, Any],
 ) -> None:
     """Rank 0: rebuild a plain model from the full state, script it, write the Model directory."""
+    from kubeforge.model_format import script_module, write_model_dir  # imported at the end: a start is faster
+    from kubeforge.training.curves import plot_training_curve
+
     plain = _new_model(config, architecture)
     plain.load_state_dict({name: tensor.cpu() for name, tensor in state.items()})
     facts = {key: value for key, value in summary.items() if key != "history"}
@@ -334,6 +332,19 @@ def _export(
     run_dir = Path(config.run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
     (run_dir / SUMMARY_FILE).write_text(json.dumps(summary, indent=2))
+
+
+def _state_dict_api() -> ModuleType:
+    """torch's state-dict API for every strategy (DDP, FSDP); it takes seconds to import, so a
+    launcher that only checks inputs, and a fresh start until its first checkpoint, go without."""
+    import torch.distributed.checkpoint.state_dict as api
+
+    return api
+
+
+def _full_state() -> Any:
+    """Options for whole (unsharded) state dicts on the CPU: what a checkpoint holds."""
+    return _state_dict_api().StateDictOptions(full_state_dict=True, cpu_offload=True)
 
 
 def _event(config: TrainConfig, context: DistContext, event: str, **fields: Any) -> None:

@@ -33,6 +33,7 @@ from kubeforge.scheduler.client import SchedulerClient
 from kubeforge.training.engine import EVENTS_LOG, METRICS_LOG
 
 EPOCHS, ROWS = 5, 1_000
+QUEUE_TOKEN_ENV = "KUBEFORGE_TEST_QUEUE_TOKEN"
 pytestmark = pytest.mark.resume
 PARAMS: dict[str, Any] = {
     "workers": 2,
@@ -66,11 +67,15 @@ def straight(inputs: TrainInputs, tmp_path_factory: pytest.TempPathFactory) -> d
 
 @pytest.fixture
 def queue_options(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[dict[str, str]]:
-    """A real scheduler (REST API + dispatcher with its local backend); a team token for it in $KUBEFORGE_TOKEN
-    (the queue backend refuses one in backend_options), which the task processes inherit."""
+    """A real scheduler (REST API + dispatcher with its local backend) and a team token for it, in the
+    variable the options name (a token is never a pipeline parameter); the task processes inherit it."""
     with training_scheduler(tmp_path / "scheduler") as url, SchedulerClient(url, ADMIN_TOKEN) as admin:
-        monkeypatch.setenv("KUBEFORGE_TOKEN", admin.create_token("ml-team"))
-        yield {"url": url, "queue": "train"}
+        monkeypatch.setenv(QUEUE_TOKEN_ENV, admin.create_token("ml-team"))
+        yield {"url": url, "token_env": QUEUE_TOKEN_ENV, "queue": "train"}
+
+
+def _team(options: dict[str, str]) -> SchedulerClient:
+    return SchedulerClient(options["url"], os.environ[options["token_env"]])
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -124,7 +129,7 @@ def test_killed_task_reattaches_to_its_job(
     if backend == "slurm":
         assert [path.name for path in run_dir.glob("slurm-*.out")] == [f"slurm-{first.id}.out"]
     if backend == "queue":
-        with SchedulerClient(options["url"], os.environ["KUBEFORGE_TOKEN"]) as team:
+        with _team(options) as team:
             assert [(job["id"], job["state"], job["attempt"]) for job in team.jobs()] == [
                 (int(first.id), "succeeded", 0)
             ]
@@ -149,13 +154,16 @@ def test_killed_task_and_job_resume_from_the_checkpoint(
     assert JobHandle.from_json(handle_path.read_text()).id != first.id
 
 
-@pytest.mark.parametrize("backend", ["local", "slurm"])
+@pytest.mark.parametrize("backend", ["local", "slurm", "queue"])
 def test_sigterm_checkpoints_the_current_step_requeues_and_resumes(
     backend: str, inputs: TrainInputs, straight: dict[str, Any], tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
+    options: dict[str, str] = {}
     if backend == "slurm":
         request.getfixturevalue("slurm")
-    params = TrainParams(backend=backend, **PARAMS)
+    if backend == "queue":
+        options = request.getfixturevalue("queue_options")
+    params = TrainParams(backend=backend, backend_options=json.dumps(options), **PARAMS)
     model_dir = tmp_path / "model"
     run_dir = Path(run_place(str(model_dir), "", shared=True))
     results: list[TrainResult] = []
@@ -164,7 +172,11 @@ def test_sigterm_checkpoints_the_current_step_requeues_and_resumes(
     _wait_for_epochs(run_dir, 2)
     time.sleep(0.1)  # usually inside epoch 3; wherever it lands, the stop is at the step it found
     handle = JobHandle.from_json((run_dir / "handle.json").read_text())
-    (SlurmBackend() if backend == "slurm" else LocalBackend()).suspend(handle)
+    if backend == "queue":  # a drained node: SIGTERM to the whole launch, which the scheduler did not send
+        launch = tmp_path / "scheduler" / "launches" / f"kf-{handle.id}-0"
+        os.killpg(int((launch / "pid").read_text()), signal.SIGTERM)
+    else:
+        (SlurmBackend() if backend == "slurm" else LocalBackend()).suspend(handle)
     task.join(timeout=300)
 
     [result] = results
@@ -177,3 +189,8 @@ def test_sigterm_checkpoints_the_current_step_requeues_and_resumes(
     assert restart["resumed_at_step"] == stopped["global_step"]
     if backend == "slurm":  # requeued: the same SLURM job ran again
         assert JobHandle.from_json((run_dir / "handle.json").read_text()).id == handle.id
+    if backend == "queue":  # requeued as preempted (no retry was allowed): the same scheduler job, launched again
+        with _team(options) as team:
+            assert [(job["id"], job["state"], job["attempt"]) for job in team.jobs()] == [
+                (int(handle.id), "succeeded", 1)
+            ]

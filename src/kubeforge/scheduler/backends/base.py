@@ -1,4 +1,10 @@
-"""The small protocol every scheduler backend implements, and how a job becomes a command."""
+"""The small protocol every scheduler backend implements, and how a job becomes a command.
+
+The scheduler's backends are adapters onto the launch layer (`kubeforge.launch`): a training spec
+runs the launch layer's torchrun command, a per-worker amount becomes its resources request in
+`worker_resources`, and an exit code reads as its state through `kubeforge.launch.base.state_of_exit_code`.
+They keep their own protocol because the scheduler launches gangs by launch key and polls many at once.
+"""
 
 from __future__ import annotations
 
@@ -6,15 +12,15 @@ import os
 import re
 import sys
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, ClassVar, Protocol
+from typing import ClassVar, Protocol
 
 from kubeforge.errors import InputError
+from kubeforge.launch.base import Resources as WorkerResources
+from kubeforge.launch.torchrun import STANDALONE, torchrun_command
 from kubeforge.scheduler.logs import LogSlice
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
-
-if TYPE_CHECKING:
-    from kubeforge.training.config import TrainConfig
+from kubeforge.training.config import TrainConfig
 
 LOST_EXIT_CODE = -1
 """Reported for a launch that ended without recording an exit code (killed, or vanished)."""
@@ -60,31 +66,24 @@ class Backend(Protocol):
 
 
 def job_command(job: Job, nproc_per_node: int | None = None) -> list[str]:
-    """The command one node runs: the job's own command, or torchrun around the kubeforge worker."""
+    """The command one node runs: the job's own command, or the launch layer's torchrun command (one
+    node, a private rendezvous) around the kubeforge worker, which turns SIGTERM into a checkpoint."""
     if job.spec.command:
         return list(job.spec.command)
     if job.spec.training is None:
         raise InputError(f"job {job.id}: it has neither a command nor a training spec")
-    config = training_config(job)
-    return [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",  # one node: a private rendezvous, so concurrent jobs never share a port
-        "--nnodes=1",
-        f"--nproc-per-node={nproc_per_node or job.spec.workers}",
-        "--monitor-interval=0.5",
-        "-m",
-        "kubeforge.training.worker",
-        "--config-json",
-        config.to_json(indent=None),
-    ]
+    config = ["--config-json", training_config(job).to_json(indent=None)]
+    return torchrun_command(config, nproc_per_node or job.spec.workers, rendezvous=STANDALONE, python=sys.executable)
+
+
+def worker_resources(per_worker: Resources) -> WorkerResources:
+    """The scheduler's per-worker amount (quota arithmetic: millicores, MiB) as the launch layer's
+    request (Kubernetes quantities): the one place where one becomes the other."""
+    return WorkerResources(cpu=f"{per_worker.cpu_m}m", memory=f"{per_worker.memory_mb}Mi", gpu=per_worker.gpu)
 
 
 def training_config(job: Job) -> TrainConfig:
     """The job's training spec as a TrainConfig; a spec the engine cannot take raises InputError naming the field."""
-    from kubeforge.training.config import TrainConfig
-
     try:
         return TrainConfig.from_dict(dict(job.spec.training or {}), prefix="training.")
     except (TypeError, ValueError) as exc:  # a check of the engine's own, past the field checks
@@ -129,4 +128,5 @@ __all__ = [
     "job_environment",
     "passthrough_environment",
     "training_config",
+    "worker_resources",
 ]

@@ -26,7 +26,14 @@ from kubernetes.client.rest import ApiException
 import kubeforge
 from kubeforge import settings
 from kubeforge.errors import InputError, KubernetesBackendError
-from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, job_command, job_environment, training_config
+from kubeforge.launch.kubernetes import container_resources
+from kubeforge.scheduler.backends.base import (
+    LOST_EXIT_CODE,
+    job_command,
+    job_environment,
+    training_config,
+    worker_resources,
+)
 from kubeforge.scheduler.logs import LogSlice, slice_of
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.resources import Resources
@@ -154,7 +161,7 @@ class KubernetesBackend:
         return labels
 
     def _batch_job(self, job: Job) -> dict[str, Any]:
-        resources = _requirements(job.spec.resources)
+        resources = container_resources(worker_resources(job.spec.resources))
         container = client.V1Container(
             name="job",
             image=self.pod_policy.image(job),
@@ -184,7 +191,6 @@ class KubernetesBackend:
         return built
 
     def _pytorch_job(self, job: Job) -> dict[str, Any]:
-        from kubeforge.launch.base import Resources as WorkerResources
         from kubeforge.launch.base import TrainingJob
         from kubeforge.launch.pytorchjob import PyTorchJobBackend
 
@@ -194,7 +200,7 @@ class KubernetesBackend:
             config=training_config(job),
             nodes=job.spec.workers,
             image=self.pod_policy.image(job),
-            resources=WorkerResources(f"{per_worker.cpu_m}m", f"{per_worker.memory_mb}Mi", per_worker.gpu),
+            resources=worker_resources(per_worker),
             env=job_environment(job),
             options={
                 "queue": self.kueue_queue,
@@ -361,14 +367,6 @@ def cluster_capacity(api_client: client.ApiClient) -> Resources:
             int(allocatable.get("nvidia.com/gpu", "0")),
         )
     return total
-
-
-def _requirements(per_worker: Resources) -> client.V1ResourceRequirements:
-    requests = {"cpu": f"{per_worker.cpu_m}m", "memory": f"{per_worker.memory_mb}Mi"}
-    limits = dict(requests)
-    if per_worker.gpu:
-        limits["nvidia.com/gpu"] = str(per_worker.gpu)
-    return client.V1ResourceRequirements(requests=requests, limits=limits)
 
 
 def _exit_code(obj: dict[str, Any]) -> int | None:
