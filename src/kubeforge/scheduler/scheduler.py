@@ -74,8 +74,9 @@ class Scheduler:
         self._backfill_budget = backfill_window
         self._parked_on_quota: dict[str, tuple[int, tuple[int, int, int]]] = {}
         """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
-        self._parked_on_capacity: dict[str, tuple[int, tuple[int, int, int]]] = {}
-        """Per queue: a head blocked by capacity with nothing to preempt, and the capacity generation it saw."""
+        self._parked_on_capacity: dict[str, tuple[int, tuple[int, int, int], Resources]] = {}
+        """Per queue: a head blocked by capacity that preempting could not help, the capacity generation it
+        saw, and what its preemption candidates held then (see `_still_waiting`)."""
 
     # -- events ---------------------------------------------------------------------------
 
@@ -242,11 +243,14 @@ class Scheduler:
     def _still_waiting(self, job: Job, snapshot: Snapshot) -> bool:
         """True for a head parked on capacity that stays blocked with nothing to preempt."""
         queue = job.spec.queue
-        if self._parked_on_capacity.get(queue) != (job.id, self.cache.capacity_generation(queue)):
+        parked = self._parked_on_capacity.get(queue)
+        if parked is None or parked[:2] != (job.id, self.cache.capacity_generation(queue)):
             return False
-        total = job.spec.total
-        if (snapshot.used - self._stopping_total).fits_with(total, snapshot.capacity):
-            return False  # enough capacity is free, or will be once the stopping jobs end
+        # Its candidates are still the same jobs (the generation), less those stopping since: stopping all
+        # of them and every stopping job frees at most what this subtracts.
+        total, candidates_held = job.spec.total, parked[2]
+        if (snapshot.used - self._stopping_total - candidates_held).fits_with(total, snapshot.capacity):
+            return False  # enough capacity is free, or could be freed by preempting or stopping jobs ending
         spec = snapshot.queues[queue]
         return not spec.cohort or snapshot.cohort_usage[spec.cohort].fits_with(total, snapshot.cohort_pool[spec.cohort])
 
@@ -300,9 +304,10 @@ class Scheduler:
         if victims is None and verdict in (Verdict.NO_QUOTA, Verdict.RECLAIM):
             # blocked until its queue's or cohort's usage changes: later cycles skip it until then
             self._parked_on_quota[queue] = (job.id, self.cache.quota_generation(queue))
-        elif victims is None and verdict is Verdict.NO_CAPACITY and not candidates:
-            # blocked until capacity frees or preemption candidates appear (see `_still_waiting`)
-            self._parked_on_capacity[queue] = (job.id, self.cache.capacity_generation(queue))
+        elif victims is None and verdict is Verdict.NO_CAPACITY:
+            # stopping every candidate would not do: blocked until capacity frees or the candidates change
+            held = sum((candidate.spec.total for candidate in candidates), Resources())
+            self._parked_on_capacity[queue] = (job.id, self.cache.capacity_generation(queue), held)
         if victims is None:
             pass
         elif not victims:
