@@ -11,6 +11,7 @@ from scheduler_builders import job, queue, scheduler
 
 from kubeforge.scheduler.cache import Snapshot
 from kubeforge.scheduler.model import Job, JobState, QueueSpec
+from kubeforge.scheduler.parking import CapacityWaiters
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 
@@ -336,16 +337,17 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     still_waiting = Scheduler._still_waiting
     passed_over_with_candidates = 0
 
-    def counting(sched: Scheduler, head: Job, snapshot: Snapshot) -> bool:
+    def counting(sched: Scheduler, head: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
         nonlocal passed_over_with_candidates
-        waiting = still_waiting(sched, head, snapshot)
-        parked = sched._parked_on_capacity.get(head.spec.queue)
-        passed_over_with_candidates += waiting and parked is not None and parked[2] != Resources()
+        waiting = still_waiting(sched, head, snapshot, pressure)
+        parked = sched._waiters.parked.get(head.spec.queue)
+        passed_over_with_candidates += waiting and parked is not None and parked.need != head.spec.total
         return waiting
 
     monkeypatch.setattr(Scheduler, "_still_waiting", counting)
     incremental = _random_workload(seed, cycles=120, capacity=capacity, queues_count=queues_count)
-    monkeypatch.setattr(Scheduler, "_still_waiting", lambda *_: False)  # every head re-evaluated every cycle
+    # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle
+    monkeypatch.setattr(CapacityWaiters, "park", lambda *_: None)
     assert _random_workload(seed, cycles=120, capacity=capacity, queues_count=queues_count) == incremental
     assert any(admitted for admitted, _, _, _ in incremental) and any(stop for _, stop, _, _ in incremental)
     if queues_count > 24:  # many queues on little capacity: heads blocked by capacity, with lower-priority jobs
