@@ -81,7 +81,9 @@ class Scheduler:
         """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
         self._waiters = CapacityWaiters()
         """Heads blocked by capacity that preempting could not help (see `_still_waiting`)."""
-        self._waiters_config = self.cache.config_generation
+        self._waiters_config = -1
+        self._active: set[str] = set()
+        """Queues whose head the last cycle looked at (unless parked since): the next cycle looks again."""
 
     # -- events ---------------------------------------------------------------------------
 
@@ -222,6 +224,7 @@ class Scheduler:
             if waiting:
                 continue  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
             self._waiters.unpark(job.spec.queue)  # looked at again: parked anew if still blocked
+            self._active.add(job.spec.queue)
             if self._at_team_cap(job, now):  # the queue's next job (another team's, maybe) gets its turn
                 self._push_following(job, candidates, snapshot)
                 continue
@@ -237,25 +240,36 @@ class Scheduler:
         return result
 
     def _heads(self) -> list[Job]:
-        """The heads a cycle keys: every queue's, less those parked on quota or capacity whose generation
-        has not moved (a parked head whose generation moved is unparked here)."""
+        """The heads a cycle keys: those of the queues where something happened since the last cycle (or
+        whose head it looked at), less those parked on quota or capacity whose generation has not moved (a
+        parked head whose generation moved is unparked here). Every other queue's head is still parked."""
+        queues = self.cache.queues
         if self._waiters_config != self.cache.config_generation:
             self._waiters.clear()
             self._waiters_config = self.cache.config_generation
+            looked_at: set[str] = set(queues)
+        else:
+            looked_at = self._active | self.queues.touched | self.cache.touched_queues
+            for cohort in self.cache.touched_cohorts:
+                looked_at.update(self.cache.cohort_members.get(cohort, ()))
+        self.queues.touched.clear()
+        self.cache.touched_queues.clear()
+        self.cache.touched_cohorts.clear()
         parked_on_capacity = self._waiters.parked
         heads = []
-        for name in self.cache.queues:
+        for name in looked_at:
             head = self.queues.head(name)
             park = parked_on_capacity.get(name)
             if park is not None:
                 if park.job is head and park.generation == self.cache.capacity_generation(name):
                     continue
                 self._waiters.unpark(name)
-            if head is None:
+            if head is None or name not in queues:
                 continue
             parked = self._parked_on_quota.get(name)
             if parked is None or parked != (head.id, self.cache.quota_generation(name)):
                 heads.append(head)
+        self._active = {head.spec.queue for head in heads}
         return heads
 
     def _push_next_waiter(
