@@ -11,7 +11,7 @@ from scheduler_builders import job, queue, scheduler
 
 from kubeforge.scheduler.cache import Snapshot
 from kubeforge.scheduler.model import Job, JobState, QueueSpec
-from kubeforge.scheduler.parking import CapacityWaiters
+from kubeforge.scheduler.parking import CapacityWaiters, Parking
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 
@@ -349,8 +349,8 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle,
     # and every queue is looked at every cycle, not only those where something happened
     monkeypatch.setattr(CapacityWaiters, "park", lambda *_: None)
-    every_queue = property(lambda sched: set(sched.cache.queues), lambda sched, _: None)
-    monkeypatch.setattr(Scheduler, "_active", every_queue, raising=False)
+    always_new = property(lambda _: -1, lambda *_: None)  # as if a queue definition changed every cycle
+    monkeypatch.setattr(Parking, "_config", always_new, raising=False)
     assert _random_workload(seed, cycles=120, capacity=capacity, queues_count=queues_count) == incremental
     assert any(admitted for admitted, _, _, _ in incremental) and any(stop for _, stop, _, _ in incremental)
     if queues_count > 24:  # many queues on little capacity: heads blocked by capacity, with lower-priority jobs

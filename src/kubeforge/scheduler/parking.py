@@ -15,7 +15,9 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from kubeforge.scheduler.cache import Cache
 from kubeforge.scheduler.model import Job
+from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
 
 WaiterEntry = tuple[bool, int, float, int, str]
@@ -86,4 +88,50 @@ class CapacityWaiters:
         self._stale = 0
 
 
-__all__ = ["CapacityPark", "CapacityWaiters", "WaiterEntry"]
+class Parking:
+    """Which heads a cycle passes over: those parked on quota or on capacity, and the queues where nothing
+    happened since their head was parked."""
+
+    def __init__(self) -> None:
+        self.on_quota: dict[str, tuple[int, tuple[int, int, int]]] = {}
+        """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
+        self.on_capacity = CapacityWaiters()
+        self.active: set[str] = set()
+        """Queues whose head the last cycle looked at (unless parked since): the next cycle looks again."""
+        self._config = -1
+        """The queue definitions' generation the parked heads were parked under."""
+
+    def heads(self, cache: Cache, queues: QueueManager) -> list[Job]:
+        """The heads a cycle keys: those of the queues where something happened since the last cycle (or
+        whose head it looked at), less those parked on quota or capacity whose generation has not moved (a
+        parked head whose generation moved is unparked here). Every other queue's head is still parked."""
+        if self._config != cache.config_generation:
+            self.on_capacity.clear()
+            self._config = cache.config_generation
+            looked_at: set[str] = set(cache.queues)
+        else:
+            looked_at = self.active | queues.touched | cache.touched_queues
+            for cohort in cache.touched_cohorts:
+                looked_at.update(cache.cohort_members.get(cohort, ()))
+        queues.touched.clear()
+        cache.touched_queues.clear()
+        cache.touched_cohorts.clear()
+        parked_on_capacity = self.on_capacity.parked
+        heads = []
+        for name in looked_at:
+            head = queues.head(name)
+            park = parked_on_capacity.get(name)
+            if park is not None:
+                if park.job is head and park.generation == cache.capacity_generation(name):
+                    continue
+                self.on_capacity.unpark(name)
+            if head is None or name not in cache.queues:
+                continue
+            parked = self.on_quota.get(name)
+            if parked is None or parked != (head.id, cache.quota_generation(name)):
+                heads.append(head)
+        self.active = {head.spec.queue for head in heads}
+        return heads
+
+
+__all__ = ["CapacityPark", "CapacityWaiters", "Parking", "WaiterEntry"]

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
-from kubeforge.scheduler.parking import CapacityWaiters
+from kubeforge.scheduler.parking import Parking
 from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
@@ -77,13 +77,9 @@ class Scheduler:
         self._dependents: dict[int, set[int]] = {}
         self._done: OrderedDict[int, JobState] = OrderedDict()
         self._backfill_budget = backfill_window
-        self._parked_on_quota: dict[str, tuple[int, tuple[int, int, int]]] = {}
-        """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
-        self._waiters = CapacityWaiters()
+        self._parking = Parking()
+        self._waiters = self._parking.on_capacity
         """Heads blocked by capacity that preempting could not help (see `_still_waiting`)."""
-        self._waiters_config = -1
-        self._active: set[str] = set()
-        """Queues whose head the last cycle looked at (unless parked since): the next cycle looks again."""
 
     # -- events ---------------------------------------------------------------------------
 
@@ -197,7 +193,7 @@ class Scheduler:
         self._enforce_deadlines(now, result)
         # 1. heads: the first eligible job of every queue, less those parked (on capacity: merged per team below)
         self.queues.release_due(now)
-        heads = self._heads()
+        heads = self._parking.heads(self.cache, self.queues)
         if not heads and not self._waiters.parked:
             return result
         # 2. snapshot
@@ -224,7 +220,7 @@ class Scheduler:
             if waiting:
                 continue  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
             self._waiters.unpark(job.spec.queue)  # looked at again: parked anew if still blocked
-            self._active.add(job.spec.queue)
+            self._parking.active.add(job.spec.queue)
             if self._at_team_cap(job, now):  # the queue's next job (another team's, maybe) gets its turn
                 self._push_following(job, candidates, snapshot)
                 continue
@@ -238,39 +234,6 @@ class Scheduler:
             self._backfill(job, now, snapshot, reservation, result)
         self._waiters.settle(self._would_borrow)
         return result
-
-    def _heads(self) -> list[Job]:
-        """The heads a cycle keys: those of the queues where something happened since the last cycle (or
-        whose head it looked at), less those parked on quota or capacity whose generation has not moved (a
-        parked head whose generation moved is unparked here). Every other queue's head is still parked."""
-        queues = self.cache.queues
-        if self._waiters_config != self.cache.config_generation:
-            self._waiters.clear()
-            self._waiters_config = self.cache.config_generation
-            looked_at: set[str] = set(queues)
-        else:
-            looked_at = self._active | self.queues.touched | self.cache.touched_queues
-            for cohort in self.cache.touched_cohorts:
-                looked_at.update(self.cache.cohort_members.get(cohort, ()))
-        self.queues.touched.clear()
-        self.cache.touched_queues.clear()
-        self.cache.touched_cohorts.clear()
-        parked_on_capacity = self._waiters.parked
-        heads = []
-        for name in looked_at:
-            head = self.queues.head(name)
-            park = parked_on_capacity.get(name)
-            if park is not None:
-                if park.job is head and park.generation == self.cache.capacity_generation(name):
-                    continue
-                self._waiters.unpark(name)
-            if head is None or name not in queues:
-                continue
-            parked = self._parked_on_quota.get(name)
-            if parked is None or parked != (head.id, self.cache.quota_generation(name)):
-                heads.append(head)
-        self._active = {head.spec.queue for head in heads}
-        return heads
 
     def _push_next_waiter(
         self, team: str, cursors: dict[str, int], candidates: list[_Candidate], snapshot: Snapshot, skip_waiting: bool
@@ -381,7 +344,7 @@ class Scheduler:
         queue = job.spec.queue
         if victims is None and verdict in (Verdict.NO_QUOTA, Verdict.RECLAIM):
             # blocked until its queue's or cohort's usage changes: later cycles skip it until then
-            self._parked_on_quota[queue] = (job.id, self.cache.quota_generation(queue))
+            self._parking.on_quota[queue] = (job.id, self.cache.quota_generation(queue))
         elif victims is None and verdict is Verdict.NO_CAPACITY:
             # stopping every candidate would not do: blocked until capacity frees or the candidates change
             held = sum((candidate.spec.total for candidate in candidates), Resources())
