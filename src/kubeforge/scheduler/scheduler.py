@@ -3,11 +3,12 @@
 The scheduler is pure and in memory: it decides and records in its own state, and returns
 what the dispatcher must persist and do (launch, signal, kill). The clock is passed in.
 
-A cycle is incremental: a head blocked with nothing to preempt is parked with the
-generations of what could change its verdict, and later cycles pass over it without
-re-evaluating it until one of them changes (its queue's or cohort's usage, a queue
-definition) or, for a head waiting for capacity, until enough capacity could be free.
-Heads are ordered with one heap built in linear time; no cycle sorts every pending job.
+A cycle is incremental: a head that preempting cannot help is parked with the generations of
+what could change its verdict, and later cycles pass over it without re-evaluating it until one
+of them changes (its queue's or cohort's usage, a queue definition) or, for a head waiting for
+capacity, until enough capacity could be free. A cycle looks only at the queues where something
+happened (`parking.Parking`); heads parked on capacity wait in per-team lists kept in order
+between cycles and are merged one per team into the cycle's heap. No cycle sorts every pending job.
 """
 
 from __future__ import annotations
