@@ -10,7 +10,10 @@ import pytest
 from scheduler_builders import job, queue, scheduler
 
 from kubeforge.launch.base import MAX_REQUEUES
-from kubeforge.scheduler.model import Job, JobState, QueueSpec, RequeueReason
+from kubeforge.scheduler.cache import Snapshot
+from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
+from kubeforge.scheduler.parking import CapacityWaiters, Parking
+from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
@@ -229,7 +232,7 @@ def test_a_launch_preempted_by_its_platform_is_requeued_without_spending_a_retry
     for number in range(MAX_REQUEUES):
         assert sched.schedule_once(float(number)).admitted == [drained]
         sched.exited(drained.id, PREEMPTED_EXIT_CODE, number + 0.5)
-        assert drained.state is JobState.PENDING and drained.reason == RequeueReason.PREEMPTED.value
+        assert drained.state is JobState.PENDING and drained.reason_code is Reason.PREEMPTED
         assert drained.preemptions == number + 1 and drained.not_before == 0.0
     assert sched.schedule_once(100.0).admitted == [drained]
     sched.exited(drained.id, PREEMPTED_EXIT_CODE, 101.0)
@@ -312,15 +315,17 @@ def test_a_head_blocked_by_capacity_is_reconsidered_when_capacity_frees_or_it_ca
     assert sched.schedule_once(4.0).stop == [big]  # a lower-priority job of its queue is now a candidate
 
 
-def _random_workload(seed: int, cycles: int) -> list[tuple[list[int], list[int], list[int], list[tuple[int, str]]]]:
+def _random_workload(
+    seed: int, cycles: int, capacity: float = 40, queues_count: int = 24
+) -> list[tuple[list[int], list[int], list[int], list[tuple[int, str]]]]:
     """Decisions and pending reasons of every cycle of a random workload with cohorts, gangs and preemption."""
     rng = random.Random(seed)
-    names = [f"q{index}" for index in range(24)]
+    names = [f"q{index}" for index in range(queues_count)]
     queues = [
         queue(name, rng.choice((2, 4, 8)), cohort=rng.choice(("", "c1", "c2")), borrow=rng.choice((0, 2, 4)))
         for name in names
     ]
-    sched = scheduler(40, *queues, grace_s=3, backfill_window=2)
+    sched = scheduler(capacity, *queues, grace_s=3, backfill_window=2)
     decisions = []
     ids = itertools.count(1)
     for cycle in range(cycles):
@@ -351,11 +356,30 @@ def _random_workload(seed: int, cycles: int) -> list[tuple[list[int], list[int],
     return decisions
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize(
+    ("seed", "capacity", "queues_count"), [(1, 40, 24), (2, 40, 24), (3, 40, 24), (4, 16, 80), (5, 24, 80), (6, 32, 80)]
+)
 def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothing(
-    seed: int, monkeypatch: pytest.MonkeyPatch
+    seed: int, capacity: float, queues_count: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    incremental = _random_workload(seed, cycles=120)
-    monkeypatch.setattr(Scheduler, "_still_waiting", lambda *_: False)  # every head re-evaluated every cycle
-    assert _random_workload(seed, cycles=120) == incremental
+    still_waiting = Scheduler._still_waiting
+    passed_over_with_candidates = 0
+
+    def counting(sched: Scheduler, head: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
+        nonlocal passed_over_with_candidates
+        waiting = still_waiting(sched, head, snapshot, pressure)
+        parked = sched._waiters.parked.get(head.spec.queue)
+        passed_over_with_candidates += waiting and parked is not None and parked.need != head.spec.total
+        return waiting
+
+    monkeypatch.setattr(Scheduler, "_still_waiting", counting)
+    incremental = _random_workload(seed, cycles=120, capacity=capacity, queues_count=queues_count)
+    # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle,
+    # and every queue is looked at every cycle, not only those where something happened
+    monkeypatch.setattr(CapacityWaiters, "park", lambda *_: None)
+    always_new = property(lambda _: -1, lambda *_: None)  # as if a queue definition changed every cycle
+    monkeypatch.setattr(Parking, "_config", always_new, raising=False)
+    assert _random_workload(seed, cycles=120, capacity=capacity, queues_count=queues_count) == incremental
     assert any(admitted for admitted, _, _, _ in incremental) and any(stop for _, stop, _, _ in incremental)
+    if queues_count > 24:  # many queues on little capacity: heads blocked by capacity, with lower-priority jobs
+        assert passed_over_with_candidates > 0  # they could not preempt enough of, were passed over

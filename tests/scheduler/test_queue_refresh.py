@@ -135,7 +135,7 @@ def test_an_unchanged_refresh_moves_no_generation_and_parked_heads_stay_parked(t
         assert store.get(running).state is JobState.RUNNING  # type: ignore[union-attr]
         scheduler = dispatcher.scheduler
         generation = scheduler.cache.config_generation
-        parked = dict(scheduler._parked_on_quota)
+        parked = dict(scheduler._parking.on_quota)
         assert parked["small"][0] == blocked
         dispatcher.queues_changed()
         dispatcher.step()  # a refresh with nothing changed
@@ -143,7 +143,7 @@ def test_an_unchanged_refresh_moves_no_generation_and_parked_heads_stay_parked(t
         dispatcher.queues_changed()
         dispatcher.step()
         assert scheduler.cache.config_generation == generation
-        assert scheduler._parked_on_quota == parked
+        assert scheduler._parking.on_quota == parked
         store.put_queue(QueueSpec("small", Resources(2000, 1024)))  # room for the blocked job
         dispatcher.queues_changed()
         dispatcher.step()

@@ -12,6 +12,7 @@ from kubeforge.scheduler import scheduler as scheduler_module
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
+from kubeforge.scheduler.sharing import SharedValues
 from kubeforge.scheduler.store import open_store
 
 
@@ -45,6 +46,22 @@ def test_parsed_specs_share_names_an_empty_environment_and_a_single_workers_tota
     gang = JobSpec.from_dict({"team": "t", "queue": "q", "command": ["a"], "workers": 3, "env": {"A": "1"}})
     assert gang.total == gang.resources.times(3) and gang.total is not gang.resources
     assert dict(gang.env) == {"A": "1"} and gang.to_dict()["env"] == {"A": "1"}
+
+
+def test_specs_asking_for_the_same_resources_and_command_share_one_object_each() -> None:
+    ask = '{"team": "t", "queue": "q", "command": ["a"], "resources": {"cpu": "1500m", "memory": "3Gi"}, "workers": 2}'
+    first, second = JobSpec.from_dict(json.loads(ask)), JobSpec.from_dict(json.loads(ask))
+    assert first.resources is second.resources and first.total is second.total and first.command is second.command
+    assert first.total == Resources(3000, 6144, 0) and first.resources == Resources(1500, 3072, 0)
+    other = JobSpec.from_dict({"team": "t", "queue": "q", "command": ["a"], "resources": {"cpu": 1, "memory": 1}})
+    assert other.resources == Resources(1000, 1, 0) and other.resources is not first.resources
+
+
+def test_shared_values_stop_growing_at_their_limit() -> None:
+    share: SharedValues[tuple[str, ...]] = SharedValues(limit=2)
+    kept = [share(("run", str(n))) for n in range(5)]
+    assert len(share) == 2 and kept == [("run", str(n)) for n in range(5)]
+    assert share(("run", "1")) is kept[1] and share(("run", "4")) is not kept[4]  # past the limit: not kept
 
 
 def test_finished_jobs_remembered_are_bounded_and_older_ones_are_asked_of_the_store(

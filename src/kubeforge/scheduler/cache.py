@@ -65,6 +65,9 @@ class Cache:
         """Per cohort: bumped when the jobs of its borrowing queues change (what a reclaim may preempt)."""
         self.config_generation = 0
         """Bumped whenever a queue is added, changed or removed."""
+        self.touched_queues: set[str] = set()
+        self.touched_cohorts: set[str] = set()
+        """The queues and cohorts whose generations moved since the scheduler last took these sets."""
         self.set_queues(queues)
 
     def set_queue(self, spec: QueueSpec) -> bool:
@@ -122,9 +125,11 @@ class Cache:
         self.team_usage[job.spec.team] = self.team_usage.get(job.spec.team, Resources()) + amount
         self.used = self.used + amount
         self.queue_generations[queue] = self.queue_generations.get(queue, 0) + 1
+        self.touched_queues.add(queue)
         spec = self.queues.get(queue)
         if spec is not None and spec.cohort:
             cohort = spec.cohort
+            self.touched_cohorts.add(cohort)
             self.cohort_usage[cohort] = self.cohort_usage[cohort] + amount
             self.cohort_generations[cohort] = self.cohort_generations.get(cohort, 0) + 1
             if not (before.fits_in(spec.nominal) and after.fits_in(spec.nominal)):

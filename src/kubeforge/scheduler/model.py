@@ -13,6 +13,7 @@ from typing import Any
 
 from kubeforge.errors import InputError
 from kubeforge.scheduler.resources import Resources
+from kubeforge.scheduler.sharing import SharedValues
 
 PRIORITY_CLASSES: dict[str, int] = {"low": 100, "normal": 500, "high": 1000, "critical": 10000}
 """Named priority classes; a job may also give a number."""
@@ -129,6 +130,10 @@ _REASON_TEMPLATES: list[tuple[Reason, str, str]] = [
 _REASONS_BY_LENGTH = sorted(_REASON_TEXTS.values(), key=lambda reason: -len(reason.value))
 
 
+_SHARED_AMOUNTS: SharedValues[Resources] = SharedValues()
+_SHARED_COMMANDS: SharedValues[tuple[str, ...]] = SharedValues()
+
+
 @dataclass(frozen=True, slots=True)
 class JobSpec:
     """What a user submits: a command (in an image) or a training spec, with per-worker resources."""
@@ -151,7 +156,10 @@ class JobSpec:
     """What the whole gang takes: per-worker resources times the worker count (computed once)."""
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "total", self.resources.times(self.workers))
+        # equal amounts are one object, shared by every spec that asks for them
+        object.__setattr__(self, "resources", _SHARED_AMOUNTS(self.resources))
+        object.__setattr__(self, "total", _SHARED_AMOUNTS(self.resources.times(self.workers)))
+        object.__setattr__(self, "command", _SHARED_COMMANDS(self.command))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as accepted by `from_dict`."""

@@ -25,6 +25,8 @@ class QueueManager:
         self._backoff: list[tuple[float, int, Job]] = []
         self._waiting: dict[int, Job] = {}
         self._dead: dict[str, int] = {}
+        self.touched: set[str] = set()
+        """The queues whose head may have changed since the scheduler last took this set."""
 
     def __len__(self) -> int:
         return len(self._pending) + len(self._waiting)
@@ -58,6 +60,7 @@ class QueueManager:
         job = self._pending.pop(job_id, None)
         if job is None:
             return self._waiting.pop(job_id, None)
+        self.touched.add(job.spec.queue)
         self._dead[job.spec.queue] = dead = self._dead.get(job.spec.queue, 0) + 1
         if dead > 64 and dead > len(self._heaps.get(job.spec.queue, ())) // 2:
             self._compact(job.spec.queue)
@@ -88,6 +91,7 @@ class QueueManager:
         """Remove and return the head of `queue` (call `head` first)."""
         job = heapq.heappop(self._heaps[queue])
         del self._pending[job.id]
+        self.touched.add(queue)
         return job
 
     def ordered(self, queue: str, limit: int) -> list[Job]:
@@ -119,6 +123,7 @@ class QueueManager:
             self._unordered = None
 
     def _push_active(self, job: Job) -> None:
+        self.touched.add(job.spec.queue)
         heap = self._heaps.setdefault(job.spec.queue, [])
         if self._unordered is None:
             heapq.heappush(heap, job)

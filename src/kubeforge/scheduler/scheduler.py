@@ -3,11 +3,12 @@
 The scheduler is pure and in memory: it decides and records in its own state, and returns
 what the dispatcher must persist and do (launch, signal, kill). The clock is passed in.
 
-A cycle is incremental: a head blocked with nothing to preempt is parked with the
-generations of what could change its verdict, and later cycles pass over it without
-re-evaluating it until one of them changes (its queue's or cohort's usage, a queue
-definition) or, for a head waiting for capacity, until enough capacity could be free.
-Heads are ordered with one heap built in linear time; no cycle sorts every pending job.
+A cycle is incremental: a head that preempting cannot help is parked with the generations of
+what could change its verdict, and later cycles pass over it without re-evaluating it until one
+of them changes (its queue's or cohort's usage, a queue definition) or, for a head waiting for
+capacity, until enough capacity could be free. A cycle looks only at the queues where something
+happened (`parking.Parking`); heads parked on capacity wait in per-team lists kept in order
+between cycles and are merged one per team into the cycle's heap. No cycle sorts every pending job.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from kubeforge.launch.base import JobState as LaunchState
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
+from kubeforge.scheduler.parking import Parking
 from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
@@ -41,6 +43,10 @@ class CycleResult:
     stop: list[Job] = field(default_factory=list)
     kill: list[Job] = field(default_factory=list)
     changed: list[Job] = field(default_factory=list)
+
+
+_Candidate = tuple[tuple[bool, float, int, float, int], Job, str | None]
+"""A head in the cycle's merge: its ordering key, the job, and its team when it is a parked head."""
 
 
 @dataclass
@@ -74,10 +80,9 @@ class Scheduler:
         self._dependents: dict[int, set[int]] = {}
         self._done: OrderedDict[int, JobState] = OrderedDict()
         self._backfill_budget = backfill_window
-        self._parked_on_quota: dict[str, tuple[int, tuple[int, int, int]]] = {}
-        """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
-        self._parked_on_capacity: dict[str, tuple[int, tuple[int, int, int]]] = {}
-        """Per queue: a head blocked by capacity with nothing to preempt, and the capacity generation it saw."""
+        self._parking = Parking()
+        self._waiters = self._parking.on_capacity
+        """Heads blocked by capacity that preempting could not help (see `_still_waiting`)."""
 
     # -- events ---------------------------------------------------------------------------
 
@@ -196,67 +201,108 @@ class Scheduler:
         result = CycleResult()
         self.fair_share.advance(now, self.cache.team_usage, self.cache.capacity)
         self._enforce_deadlines(now, result)
-        # 1. heads: the first eligible job of every queue, less those parked on quota
+        # 1. heads: the first eligible job of every queue, less those parked (on capacity: merged per team below)
         self.queues.release_due(now)
-        heads = [
-            head
-            for name in self.cache.queues
-            if (head := self.queues.head(name)) is not None
-            and (
-                (parked := self._parked_on_quota.get(name)) is None
-                or parked != (head.id, self.cache.quota_generation(name))
-            )
-        ]
-        if not heads:
+        heads = self._parking.heads(self.cache, self.queues)
+        if not heads and not self._waiters.parked:
             return result
         # 2. snapshot
         snapshot = self.cache.snapshot()
         # 3. nominate and 4. order: non-borrowing first, then the team's fair share, priority, age
-        candidates = [(self._order_key(job, snapshot), job) for job in heads]
+        candidates: list[_Candidate] = [(self._order_key(job, snapshot), job, None) for job in heads]
+        cursors = dict.fromkeys(self._waiters.by_team, 0)
+        for waiters_team in cursors:
+            self._push_next_waiter(waiters_team, cursors, candidates, snapshot, skip_waiting=False)
         heapq.heapify(candidates)
         reservation: _Reservation | None = None
         self._backfill_budget = self.backfill_window
         # 5. admit, re-ordering lazily as usage changes
         while candidates:
-            key, job = heapq.heappop(candidates)
+            key, job, team = heapq.heappop(candidates)
             fresh = self._order_key(job, snapshot)
             if fresh > key and candidates and fresh > candidates[0][0]:
-                heapq.heappush(candidates, (fresh, job))
+                heapq.heappush(candidates, (fresh, job, team))
                 continue
-            if reservation is not None and self._backfill_budget <= 0 and self._still_waiting(job, snapshot):
+            saturated = reservation is not None and self._backfill_budget <= 0
+            waiting = saturated and self._still_waiting(job, snapshot)
+            if team is not None:  # a team's parked head: the next one of that team joins the merge
+                self._push_next_waiter(team, cursors, candidates, snapshot, skip_waiting=waiting)
+            if waiting:
                 continue  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
-            self._parked_on_capacity.pop(job.spec.queue, None)  # looked at again: parked anew if still blocked
+            self._waiters.unpark(job.spec.queue)  # looked at again: parked anew if still blocked
+            self._parking.active.add(job.spec.queue)
             if self._at_team_cap(job, now):  # the queue's next job (another team's, maybe) gets its turn
-                following = self.queues.head(job.spec.queue)
-                if following is not None:
-                    heapq.heappush(candidates, (self._order_key(following, snapshot), following))
+                self._push_following(job, candidates, snapshot)
                 continue
             verdict = snapshot.check(job)
             if verdict.fits and self._allowed(job, now, reservation):
                 self._admit(job, now, snapshot, result)
-                following = self.queues.head(job.spec.queue)
-                if following is not None:
-                    heapq.heappush(candidates, (self._order_key(following, snapshot), following))
+                self._push_following(job, candidates, snapshot)
                 continue
             # 6. requeue: keep the head, say why, preempt or reserve, and try backfill behind it
             reservation = self._handle_blocked(job, verdict, now, snapshot, reservation, result)
             self._backfill(job, now, snapshot, reservation, result)
+        self._waiters.settle(self._would_borrow)
         return result
+
+    def _push_next_waiter(
+        self, team: str, cursors: dict[str, int], candidates: list[_Candidate], snapshot: Snapshot, skip_waiting: bool
+    ) -> None:
+        """Put the team's next parked head into the merge. With `skip_waiting`, the heads that would come
+        next anyway and are still waiting are passed over here, as the cycle would one by one."""
+        entries = self._waiters.by_team[team]
+        at = cursors[team]
+        share = round(self.fair_share.key(team, snapshot.team_share(team)), 9)
+        pressure = snapshot.used - self._stopping_total
+        while at < len(entries):
+            entry = entries[at]
+            at += 1
+            park = self._waiters.live(entry)
+            if park is None:
+                continue
+            borrowing, priority, created_at, job_id, _ = entry
+            key = (borrowing, share, priority, created_at, job_id)  # its `_order_key`, from what stays put
+            if (
+                skip_waiting
+                and (not candidates or key < candidates[0][0])
+                and self._still_waiting(park.job, snapshot, pressure)
+            ):
+                continue
+            cursors[team] = at
+            heapq.heappush(candidates, (key, park.job, team))
+            return
+        cursors[team] = at
+
+    def _push_following(self, job: Job, candidates: list[_Candidate], snapshot: Snapshot) -> None:
+        following = self.queues.head(job.spec.queue)
+        if following is not None:
+            heapq.heappush(candidates, (self._order_key(following, snapshot), following, None))
+
+    def _would_borrow(self, job: Job) -> bool:
+        spec = self.cache.queues.get(job.spec.queue)
+        usage = self.cache.usage.get(job.spec.queue, Resources())
+        return spec is not None and not usage.fits_with(job.spec.total, spec.nominal)
 
     def _order_key(self, job: Job, snapshot: Snapshot) -> tuple[bool, float, int, float, int]:
         borrowing = snapshot.would_borrow(job)
         share = self.fair_share.key(job.spec.team, snapshot.team_share(job.spec.team))
         return (borrowing, round(share, 9), -job.spec.priority, job.created_at, job.id)
 
-    def _still_waiting(self, job: Job, snapshot: Snapshot) -> bool:
-        """True for a head parked on capacity that stays blocked with nothing to preempt."""
+    def _still_waiting(self, job: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
+        """True for a head parked on capacity that stays blocked with nothing to preempt (`pressure`: what
+        is used less what is stopping, when the caller has it)."""
         queue = job.spec.queue
-        if self._parked_on_capacity.get(queue) != (job.id, self.cache.capacity_generation(queue)):
+        park = self._waiters.parked.get(queue)
+        if park is None or park.job is not job or park.generation != self.cache.capacity_generation(queue):
             return False
-        total = job.spec.total
-        if (snapshot.used - self._stopping_total).fits_with(total, snapshot.capacity):
-            return False  # enough capacity is free, or will be once the stopping jobs end
+        # Its candidates are still the same jobs (the generation), less those stopping since: stopping all
+        # of them and every stopping job frees at most what they held then (`park.need` counts it off).
+        if pressure is None:
+            pressure = snapshot.used - self._stopping_total
+        if pressure.fits_with(park.need, snapshot.capacity):
+            return False  # enough capacity is free, or could be freed by preempting or stopping jobs ending
         spec = snapshot.queues[queue]
+        total = job.spec.total
         return not spec.cohort or snapshot.cohort_usage[spec.cohort].fits_with(total, snapshot.cohort_pool[spec.cohort])
 
     def _at_team_cap(self, job: Job, now: float) -> bool:
@@ -308,10 +354,11 @@ class Scheduler:
         queue = job.spec.queue
         if victims is None and verdict in (Verdict.NO_QUOTA, Verdict.RECLAIM):
             # blocked until its queue's or cohort's usage changes: later cycles skip it until then
-            self._parked_on_quota[queue] = (job.id, self.cache.quota_generation(queue))
-        elif victims is None and verdict is Verdict.NO_CAPACITY and not candidates:
-            # blocked until capacity frees or preemption candidates appear (see `_still_waiting`)
-            self._parked_on_capacity[queue] = (job.id, self.cache.capacity_generation(queue))
+            self._parking.on_quota[queue] = (job.id, self.cache.quota_generation(queue))
+        elif victims is None and verdict is Verdict.NO_CAPACITY:
+            # stopping every candidate would not do: blocked until capacity frees or the candidates change
+            held = sum((candidate.spec.total for candidate in candidates), Resources())
+            self._waiters.park(job, self.cache.capacity_generation(queue), job.spec.total - held)
         if victims is None:
             pass
         elif not victims:

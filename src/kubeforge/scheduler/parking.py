@@ -1,0 +1,137 @@
+"""Heads parked on capacity, kept between cycles in each team's scheduling order.
+
+A head blocked by capacity that preempting cannot help is parked with the capacity generation of its
+queue (what decides its preemption candidates) and what those candidates held. Each team's parked
+heads stay in one list sorted by the part of the cycle's ordering key that does not move while they
+stay parked (borrowing, priority, age, id): within a team the fair-share part is common, so a cycle
+merges the teams' lists instead of giving every parked head a key and a heap slot every cycle.
+
+Entries are dropped lazily: an entry is live while its queue's record is the one that made it.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kubeforge.scheduler.cache import Cache
+from kubeforge.scheduler.model import Job
+from kubeforge.scheduler.queues import QueueManager
+from kubeforge.scheduler.resources import Resources
+
+WaiterEntry = tuple[bool, int, float, int, str]
+"""(borrowing, -priority, created_at, id, queue): a parked head's place in its team's order."""
+
+
+@dataclass(slots=True)
+class CapacityPark:
+    """Why a queue's head is parked: the head, the capacity generation it saw, and `need`: its gang less
+    what its preemption candidates held (what must fit beside the capacity used less the stopping jobs)."""
+
+    job: Job
+    generation: tuple[int, int, int]
+    need: Resources
+    entry: WaiterEntry | None = None
+
+
+class CapacityWaiters:
+    """The parked heads by queue, and per team in scheduling order."""
+
+    def __init__(self) -> None:
+        self.parked: dict[str, CapacityPark] = {}
+        self.by_team: dict[str, list[WaiterEntry]] = {}
+        self._new: list[CapacityPark] = []
+        self._stale = 0
+
+    def park(self, job: Job, generation: tuple[int, int, int], need: Resources) -> None:
+        """Park `job` (its queue's head); it joins its team's list at `settle`, after the cycle."""
+        self.unpark(job.spec.queue)
+        park = CapacityPark(job, generation, need)
+        self.parked[job.spec.queue] = park
+        self._new.append(park)
+
+    def unpark(self, queue: str) -> None:
+        """Forget the queue's parked head (its list entry goes stale)."""
+        if self.parked.pop(queue, None) is not None:
+            self._stale += 1
+
+    def live(self, entry: WaiterEntry) -> CapacityPark | None:
+        """The record behind a list entry, or None when the entry is stale."""
+        park = self.parked.get(entry[4])
+        return park if park is not None and park.entry is entry else None
+
+    def settle(self, borrows: Callable[[Job], bool]) -> None:
+        """After a cycle: place the heads parked in it (`borrows`: whether a head would borrow, as usage now
+        stands), and rebuild the lists once stale entries outnumber live ones."""
+        for park in self._new:
+            job = park.job
+            if self.parked.get(job.spec.queue) is not park:
+                continue
+            park.entry = (borrows(job), -job.spec.priority, job.created_at, job.id, job.spec.queue)
+            bisect.insort(self.by_team.setdefault(job.spec.team, []), park.entry)
+        self._new.clear()
+        if self._stale > 64 and self._stale > len(self.parked):
+            self.by_team = {}
+            for park in self.parked.values():
+                if park.entry is not None:
+                    self.by_team.setdefault(park.job.spec.team, []).append(park.entry)
+            for entries in self.by_team.values():
+                entries.sort()
+            self._stale = 0
+
+    def clear(self) -> None:
+        """Forget every parked head (a queue definition changed: every verdict may have)."""
+        self.parked.clear()
+        self.by_team.clear()
+        self._new.clear()
+        self._stale = 0
+
+
+class Parking:
+    """Which heads a cycle passes over: those parked on quota or on capacity, and the queues where nothing
+    happened since their head was parked."""
+
+    def __init__(self) -> None:
+        self.on_quota: dict[str, tuple[int, tuple[int, int, int]]] = {}
+        """Per queue: a head blocked by quota with nothing to preempt, and the quota generation it saw."""
+        self.on_capacity = CapacityWaiters()
+        self.active: set[str] = set()
+        """Queues whose head the last cycle looked at (unless parked since): the next cycle looks again."""
+        self._config = -1
+        """The queue definitions' generation the parked heads were parked under."""
+
+    def heads(self, cache: Cache, queues: QueueManager) -> list[Job]:
+        """The heads a cycle keys: those of the queues where something happened since the last cycle (or
+        whose head it looked at), less those parked on quota or capacity whose generation has not moved (a
+        parked head whose generation moved is unparked here). Every other queue's head is still parked."""
+        if self._config != cache.config_generation:
+            self.on_capacity.clear()
+            self._config = cache.config_generation
+            looked_at: set[str] = set(cache.queues)
+        else:
+            looked_at = self.active | queues.touched | cache.touched_queues
+            for cohort in cache.touched_cohorts:
+                looked_at.update(cache.cohort_members.get(cohort, ()))
+        queues.touched.clear()
+        cache.touched_queues.clear()
+        cache.touched_cohorts.clear()
+        parked_on_capacity = self.on_capacity.parked
+        heads = []
+        for name in looked_at:
+            head = queues.head(name)
+            park = parked_on_capacity.get(name)
+            if park is not None:
+                if park.job is head and park.generation == cache.capacity_generation(name):
+                    continue
+                self.on_capacity.unpark(name)
+            if head is None or name not in cache.queues:
+                continue
+            parked = self.on_quota.get(name)
+            if parked is None or parked != (head.id, cache.quota_generation(name)):
+                heads.append(head)
+        self.active = {head.spec.queue for head in heads}
+        return heads
+
+
+__all__ = ["CapacityPark", "CapacityWaiters", "Parking", "WaiterEntry"]
