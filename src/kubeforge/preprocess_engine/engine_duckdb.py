@@ -41,7 +41,7 @@ from kubeforge.preprocess_engine.options import (
     SPLITS,
     PreprocessResult,
     SplitFractions,
-    class_size_problem,
+    check_splittable,
     staged_outputs,
     write_fitted,
 )
@@ -164,20 +164,7 @@ def _split_code(
     class_rows: dict[Any, int],
 ) -> str:
     """An SQL expression giving each source row its split code (0 train, 1 validation, 2 test)."""
-    if task == "classification":
-        problem = class_size_problem(class_rows, label, fractions)
-        if problem is not None:
-            raise problem
-    totals = [0, 0, 0]
-    for rows in class_rows.values():
-        validation, test = held_out_counts(rows, fractions.validation, fractions.test)
-        totals = [totals[0] + rows - validation - test, totals[1] + validation, totals[2] + test]
-    if 0 in totals:
-        sizes = ", ".join(f"{name} {count}" for name, count in zip(SPLITS, totals, strict=True))
-        raise InputError(
-            f"cannot split {sum(class_rows.values())} rows with the requested fractions ({sizes} rows); "
-            "every split needs rows: add data or raise the fractions"
-        )
+    check_splittable(class_rows, label, task, fractions)
     key = split_key_sql(ROW, seed, "duckdb")
     group = f"CAST({quote(label)} AS VARCHAR)" if task == "classification" else "''"
 

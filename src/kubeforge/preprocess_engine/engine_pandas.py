@@ -9,10 +9,10 @@ import pandas as pd
 
 from kubeforge.errors import InputError
 from kubeforge.preprocess_engine.options import (
-    SPLITS,
     PreprocessResult,
     SplitFractions,
     class_size_problem,
+    empty_split_error,
     staged_outputs,
     write_fitted,
 )
@@ -91,11 +91,7 @@ def split_rows(
     codes = split_codes(ranks, class_rows, fractions.validation, fractions.test)
     parts = tuple(frame[codes == code] for code in (0, 1, 2))
     if any(part.empty for part in parts):
-        sizes = ", ".join(f"{name} {len(part)}" for name, part in zip(SPLITS, parts, strict=True))
-        raise InputError(
-            f"cannot split {len(frame)} rows with the requested fractions ({sizes} rows); "
-            "every split needs rows: add data or raise the fractions"
-        )
+        raise empty_split_error([len(part) for part in parts])
     return parts[0], parts[1], parts[2]
 
 

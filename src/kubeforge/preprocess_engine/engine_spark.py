@@ -27,13 +27,13 @@ from kubeforge.preprocess_engine.options import (
     SPLITS,
     PreprocessResult,
     SplitFractions,
-    class_size_problem,
+    check_splittable,
     staged_outputs,
     write_fitted,
 )
 from kubeforge.preprocess_engine.report import describe_splits
 from kubeforge.preprocess_engine.request import PreprocessRequest
-from kubeforge.preprocess_engine.split_assign import held_out_counts, split_code_sql, split_key_sql
+from kubeforge.preprocess_engine.split_assign import split_code_sql, split_key_sql
 from kubeforge.preprocess_engine.task_choice import TaskChoice
 from kubeforge.preprocessor import FittedPreprocessor, PreprocessOptions, Task, fit_categorical, target_scaler
 from kubeforge.tabular import FeatureKind, TableSchema, parse_declared_schema
@@ -236,20 +236,7 @@ def _check_labels(spark: Any, types: dict[str, str], label: str, task: Task, sho
 def _assign_splits(
     spark: Any, typed: Any, label: str, task: Task, fractions: SplitFractions, seed: int, class_rows: dict[Any, int]
 ) -> Any:
-    if task == "classification":
-        problem = class_size_problem(class_rows, label, fractions)
-        if problem is not None:
-            raise problem
-    totals = [0, 0, 0]
-    for rows in class_rows.values():
-        validation, test = held_out_counts(rows, fractions.validation, fractions.test)
-        totals = [totals[0] + rows - validation - test, totals[1] + validation, totals[2] + test]
-    if 0 in totals:
-        sizes = ", ".join(f"{name} {count}" for name, count in zip(SPLITS, totals, strict=True))
-        raise InputError(
-            f"cannot split {sum(class_rows.values())} rows with the requested fractions ({sizes} rows); "
-            "every split needs rows: add data or raise the fractions"
-        )
+    check_splittable(class_rows, label, task, fractions)
     typed.createOrReplaceTempView("typed")
     group = _q(label) if task == "classification" else "0"
     code = split_code_sql(

@@ -13,7 +13,8 @@ from typing import Any
 from kubeforge.artifacts import atomic_output
 from kubeforge.categories import listed
 from kubeforge.errors import InputError
-from kubeforge.preprocessor import FittedPreprocessor
+from kubeforge.preprocess_engine.split_assign import held_out_counts
+from kubeforge.preprocessor import FittedPreprocessor, Task
 from kubeforge.tabular import TableSchema
 
 SPLITS = ("train", "validation", "test")
@@ -72,6 +73,31 @@ def class_size_problem(counts: dict[Any, int], label: str, fractions: SplitFract
     return InputError(
         f"label column '{label}': {len(rare)} class(es) have too few rows for a stratified split "
         f"(need at least {needed} each): {shown}; {hint}"
+    )
+
+
+def check_splittable(class_rows: dict[Any, int], label: str, task: Task, fractions: SplitFractions) -> None:
+    """Refuse a table that cannot be split: classes too small to stratify, or a split left empty.
+
+    `class_rows` maps each class (one group for regression) to its rows, as every engine counts them."""
+    if task == "classification":
+        problem = class_size_problem(class_rows, label, fractions)
+        if problem is not None:
+            raise problem
+    totals = [0, 0, 0]
+    for rows in class_rows.values():
+        validation, test = held_out_counts(rows, fractions.validation, fractions.test)
+        totals = [totals[0] + rows - validation - test, totals[1] + validation, totals[2] + test]
+    if 0 in totals:
+        raise empty_split_error(totals)
+
+
+def empty_split_error(split_rows: list[int]) -> InputError:
+    """The error for a split with no rows; `split_rows` holds train, validation and test rows in order."""
+    sizes = ", ".join(f"{name} {count}" for name, count in zip(SPLITS, split_rows, strict=True))
+    return InputError(
+        f"cannot split {sum(split_rows)} rows with the requested fractions ({sizes} rows); "
+        "every split needs rows: add data or raise the fractions"
     )
 
 
