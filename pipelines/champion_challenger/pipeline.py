@@ -67,7 +67,8 @@ def champion_challenger(
         dsl.If(challenger_review.outputs["Output"] == True, name="challenger-not-worse"),  # noqa: E712
         dsl.If(champion_review.outputs["Output"] == False, name="champion-beaten"),  # noqa: E712
     ):
-        deploy_op(model=challenger.outputs["model"], model_name=model_name, target=deploy_target)
+        deployed = deploy_op(model=challenger.outputs["model"], model_name=model_name, target=deploy_target)
+        deployed.set_caching_options(False)  # served from the cache, a deploy would start no server
 
 
 __all__ = ["champion_challenger"]
