@@ -35,6 +35,7 @@ from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
 from kubeforge.errors import InputError
 from kubeforge.local import dag
 from kubeforge.local.cache import ContentCache
+from kubeforge.local.forkserver import retry_failed_start
 from kubeforge.local.handler import WarmTaskHandler
 from kubeforge.local.journal import RunRecord, load_record, new_record, state_root
 from kubeforge.local.progress import Progress
@@ -129,6 +130,7 @@ def _kfp_local_for(run: _Run, options: RunOptions, root: Path, cache_root: Path,
         patches.enter_context(mock.patch.object(dag_orchestrator, "run_dag", dag.run_dag))
         patches.enter_context(mock.patch.object(enhanced_dag_orchestrator, "run_enhanced_dag", dag.run_enhanced_dag))
         if options.warm_workers:
+            retry_failed_start()  # a worker that could not start for an earlier run gets another chance
             patches.enter_context(mock.patch.object(subprocess_task_handler, "SubprocessTaskHandler", WarmTaskHandler))
         try:
             yield
