@@ -186,3 +186,26 @@ def test_a_start_timeout_that_is_not_a_positive_number_is_refused(value: str, mo
     monkeypatch.setenv(WARM_WORKER_START_TIMEOUT.name, value)
     with pytest.raises(InputError, match=f"{WARM_WORKER_START_TIMEOUT.name}='{value}'.*number above 0"):
         start_timeout_s()
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def blas_threads(report: Output[Artifact]) -> None:
+    """Report how many threads each loaded BLAS library will use."""
+    import json
+
+    from threadpoolctl import threadpool_info
+
+    with open(report.path, "w") as handle:
+        json.dump([library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas"], handle)
+
+
+@dsl.pipeline(name="blas-threads")
+def blas_threads_pipeline() -> None:
+    blas_threads()
+
+
+def test_a_task_gets_the_blas_threads_its_environment_asks_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the warm worker itself imported with 1
+    run = run_pipeline_locally(blas_threads_pipeline, {}, tmp_path / "root", options=RunOptions(cache=False))
+    threads = json.loads((run.task_dir("blas-threads") / "report").read_text())
+    assert threads and set(threads) == {3}

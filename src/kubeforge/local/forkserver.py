@@ -184,7 +184,7 @@ def _follow(conn: socket.socket, output: int, on_output: Callable[[str], None]) 
         if conn in readable:
             data = conn.recv(4096)
             if not data:
-                raise ForkServerError("the warm worker's supervisor died before reporting the task's status")
+                raise ForkServerError("the warm worker died before reporting the task's status")
             replies += data
             *lines, replies = replies.split(b"\n")
             for line in lines:
