@@ -287,3 +287,35 @@ def test_a_failure_in_a_plain_dag_starts_no_further_task_as_kfp_local(tmp_path: 
         ("task-failed", "fail-now"), ("task-finished", "outlast-failure")
     }  # fmt: skip
     assert not marker.exists()
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def on_exit(status: dsl.PipelineTaskFinalStatus, marker: str) -> None:
+    """The exit task: leave a marker that it ran."""
+    with open(marker, "w") as handle:
+        handle.write("exit ran")
+
+
+def test_with_control_flow_a_failure_skips_only_its_dependants_and_the_exit_task_runs(tmp_path: Path) -> None:
+    @dsl.pipeline(name="failing-branch-with-exit")
+    def failing_branch_with_exit(events: str, marker: str, skipped_marker: str, exit_marker: str) -> None:
+        with dsl.ExitHandler(on_exit(marker=exit_marker).set_caching_options(False)):
+            failed = fail_now().set_caching_options(False)
+            after(value="never", marker=skipped_marker).after(failed).set_caching_options(False)
+            slow = outlast_failure(events=events).set_caching_options(False)
+            after(value=slow.output, marker=marker).set_caching_options(False)
+
+    events, marker, exit_marker = tmp_path / "events.jsonl", tmp_path / "after-ran", tmp_path / "exit-ran"
+    skipped_marker = tmp_path / "after-failure-ran"
+    arguments = {"events": str(events), "marker": str(marker), "skipped_marker": str(skipped_marker)}
+    arguments["exit_marker"] = str(exit_marker)
+    with events.open("w") as stream, pytest.raises(KubeforgeError, match="fail-now"):
+        run_pipeline_locally(
+            failing_branch_with_exit,
+            arguments,
+            tmp_path / "root",
+            options=RunOptions(cpus=2, progress=Progress(stream=stream, mode="json")),
+        )
+    assert marker.read_text() == "outlasted"  # independent of the failure: it goes on, as in kfp.local
+    assert not skipped_marker.exists()  # downstream of the failure: skipped
+    assert exit_marker.read_text() == "exit ran"
