@@ -105,22 +105,27 @@ def recv_request(conn: socket.socket) -> tuple[dict[str, Any], int]:
 
 
 def serve(path: str) -> None:
-    """Accept requests on the Unix socket at `path` until stdin closes (the parent went away)."""
+    """Accept requests on the Unix socket at `path` until stdin closes (the parent stops the worker or
+    went away), then see the running tasks out: each ends on its own, or is killed if its client left."""
     server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     server.bind(path)
     os.chmod(path, 0o600)
     server.listen(64)
     print(json.dumps({"ready": True, "threads": thread_count()}), flush=True)
     tasks = _Tasks()
-    while True:
-        readable, _, _ = select.select([server, sys.stdin, *tasks.watched()], [], [])
-        if sys.stdin in readable and not os.read(sys.stdin.fileno(), 1):
-            return
+    accepting = True
+    while accepting or tasks.by_pidfd:
+        listening: list[Any] = [server, sys.stdin] if accepting else []
+        readable, _, _ = select.select([*listening, *tasks.watched()], [], [])
         for ready in readable:
-            if ready is server:
-                _start_task(server, tasks)
+            if ready is sys.stdin:
+                accepting = accepting and bool(os.read(sys.stdin.fileno(), 1))
+            elif ready is server:
+                if accepting:
+                    _start_task(server, tasks)
             elif isinstance(ready, (socket.socket, int)):
                 tasks.on_ready(ready)
+    server.close()
 
 
 @dataclass
