@@ -4,9 +4,11 @@ Each pipeline runs once through kfp.local's SubprocessRunner and once through ku
 on the smallest settings that still exercise every task (one worker, one epoch, gates set so
 nothing is deployed), seeded as the components seed themselves. Every file of every task is
 compared: datasets, predictions and reports byte for byte; JSON without the keys that hold a
-wall-clock reading; TorchScript archives member by member (see _zip_members);
+wall-clock reading; TorchScript archives member by member (see _zip_members); training checkpoints
+by content, without their epoch history's timings;
 executor outputs and reports with the run folder's name taken out (and the metrics' timings);
-a training job's handle (the process id and scratch folder of that run) by its backend only.
+a training job's handle and the launcher's copy of it (the process id and scratch folder of that run)
+by its backend only.
 """
 
 import json
@@ -21,6 +23,7 @@ from prepared_data import PreparedData
 from sklearn.datasets import load_diabetes, load_digits
 
 from kubeforge.catalog.pipelines import builtin_pipelines, load_pipeline
+from kubeforge.launch.shared_filesystem import HANDLE_FILE
 from kubeforge.local.runner import RunOptions
 from kubeforge.local_runner import LocalRun, run_pipeline_locally
 
@@ -92,8 +95,10 @@ def _compare_runs(theirs: LocalRun, ours: LocalRun) -> int:
 def _assert_same(relative: Path, theirs: Path, ours: Path, run_dirs: tuple[Path, Path]) -> None:
     if relative.name == "executor_output.json":
         assert _without_run_dir(theirs, run_dirs[0]) == _without_run_dir(ours, run_dirs[1]), relative
-    elif relative.name == "job_handle":
+    elif relative.name in ("job_handle", HANDLE_FILE):  # the job handle output, and the launcher's copy
         assert json.loads(theirs.read_text())["backend"] == json.loads(ours.read_text())["backend"], relative
+    elif relative.name == "checkpoint.pt":
+        assert _checkpoint(theirs) == _checkpoint(ours), relative
     elif zipfile.is_zipfile(theirs):
         assert _zip_members(theirs) == _zip_members(ours), relative
     elif relative.suffix == ".json":
@@ -123,6 +128,22 @@ def _zip_members(path: Path) -> dict[str, Any]:
             data = archive.read(info)
             members[name] = sorted(data.decode().splitlines()) if name.startswith("code/") else data
         return members
+
+
+def _checkpoint(path: Path) -> Any:
+    """A training checkpoint's contents, tensors as bytes, without the timings its epoch history records."""
+    import torch
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, torch.Tensor):
+            return (str(value.dtype), tuple(value.shape), value.cpu().numpy().tobytes())
+        if isinstance(value, dict):
+            return {key: plain(item) for key, item in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [plain(item) for item in value]
+        return value
+
+    return _timeless(plain(torch.load(path, weights_only=True, map_location="cpu")))
 
 
 def _json_lines(path: Path) -> list[Any]:
