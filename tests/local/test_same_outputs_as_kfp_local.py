@@ -3,14 +3,15 @@
 Each pipeline runs once through kfp.local's SubprocessRunner and once through kubeforge's runner,
 on the smallest settings that still exercise every task (one worker, one epoch, gates set so
 nothing is deployed), seeded as the components seed themselves. Every file of every task is
-compared: datasets, predictions and reports byte for byte; JSON without the keys that hold a
-wall-clock reading; TorchScript archives member by member (see _zip_members); training checkpoints
-by content, without their epoch history's timings;
+compared: datasets, predictions and reports byte for byte; JSON (and the JSON lines of logs)
+without the keys that hold a wall-clock reading; TorchScript archives member by member (see
+_zip_members); training checkpoints by content, without their epoch history's timings;
 executor outputs and reports with the run folder's name taken out (and the metrics' timings);
-a training job's handle and the launcher's copy of it (the process id and scratch folder of that run)
-by its backend only.
+a training job's handle and the launcher's records of it (the process id and scratch folder of
+that run) by backend only.
 """
 
+import dataclasses
 import json
 import re
 import zipfile
@@ -23,7 +24,7 @@ from prepared_data import PreparedData
 from sklearn.datasets import load_diabetes, load_digits
 
 from kubeforge.catalog.pipelines import builtin_pipelines, load_pipeline
-from kubeforge.launch.shared_filesystem import HANDLE_FILE
+from kubeforge.launch.base import JobHandle
 from kubeforge.local.runner import RunOptions
 from kubeforge.local_runner import LocalRun, run_pipeline_locally
 
@@ -93,21 +94,27 @@ def _compare_runs(theirs: LocalRun, ours: LocalRun) -> int:
 
 
 def _assert_same(relative: Path, theirs: Path, ours: Path, run_dirs: tuple[Path, Path]) -> None:
-    if relative.name == "executor_output.json":
-        assert _without_run_dir(theirs, run_dirs[0]) == _without_run_dir(ours, run_dirs[1]), relative
-    elif relative.name in ("job_handle", HANDLE_FILE):  # the job handle output, and the launcher's copy
+    if relative.name == "job_handle" or _is_job_handle(theirs):  # the output, and the launcher's copies
         assert json.loads(theirs.read_text())["backend"] == json.loads(ours.read_text())["backend"], relative
     elif relative.name == "checkpoint.pt":
         assert _checkpoint(theirs) == _checkpoint(ours), relative
     elif zipfile.is_zipfile(theirs):
         assert _zip_members(theirs) == _zip_members(ours), relative
-    elif relative.suffix == ".json":
-        assert _timeless(json.loads(theirs.read_text())) == _timeless(json.loads(ours.read_text())), relative
-    elif relative.suffix == ".jsonl":
-        assert _json_lines(theirs) == _json_lines(ours), relative
+    elif relative.suffix == ".json":  # executor outputs and a training job's config name the run's folders
+        assert _without_run_dir(theirs, run_dirs[0]) == _without_run_dir(ours, run_dirs[1]), relative
+    elif relative.suffix in (".jsonl", ".log"):  # a training job's log: one JSON line per epoch, with its timing
+        assert _log_lines(theirs, run_dirs[0]) == _log_lines(ours, run_dirs[1]), relative
     else:  # a leaderboard names the models it ranks by path: their run folders differ
         mine, other = (str(run_dir).encode() for run_dir in run_dirs)
         assert theirs.read_bytes().replace(mine, b"RUN") == ours.read_bytes().replace(other, b"RUN"), relative
+
+
+def _is_job_handle(path: Path) -> bool:
+    """A launcher's JSON record of the job it started (its process id and scratch folder differ per run)."""
+    if path.suffix != ".json":
+        return False
+    record = json.loads(path.read_text())
+    return isinstance(record, dict) and set(record) == {field.name for field in dataclasses.fields(JobHandle)}
 
 
 def _without_run_dir(path: Path, run_dir: Path) -> Any:
@@ -146,8 +153,15 @@ def _checkpoint(path: Path) -> Any:
     return _timeless(plain(torch.load(path, weights_only=True, map_location="cpu")))
 
 
-def _json_lines(path: Path) -> list[Any]:
-    return [_timeless(json.loads(line)) for line in path.read_text().splitlines() if line.strip()]
+def _log_lines(path: Path, run_dir: Path) -> list[Any]:
+    """JSON lines without their timings; any other line as text, with the run folder's name taken out."""
+    lines: list[Any] = []
+    for line in path.read_text().replace(str(run_dir), "RUN").splitlines():
+        try:
+            lines.append(_timeless(json.loads(line)))
+        except ValueError:
+            lines.append(line)
+    return lines
 
 
 def _timeless(value: Any) -> Any:
