@@ -4,7 +4,7 @@ kfp.local compiles nothing itself: calling a pipeline after `kfp.local.init` run
 spec through kfp's pipeline orchestrator, DAG orchestrators (If/Elif/Else, ParallelFor,
 Collected, ExitHandler, nested pipelines), task executor (caching, `set_retry` with backoff,
 importers) and task dispatcher (placeholders, executor input, outputs). This runner keeps all of
-that and swaps five pieces for the length of one run:
+that and swaps four pieces for the length of one run:
 
 - the subprocess task handler, for one that forks tasks from a warm worker (handler.py);
 - the cache singleton, for a content-keyed, self-verifying subclass of kfp's cache (cache.py);
