@@ -3,7 +3,9 @@
 Per-task overhead (the headline figure): a one-task pipeline whose component only imports what the
 catalogue's components import (torch, pandas, pyarrow, a kubeforge core) and does nothing else, so
 its wall time is all overhead: interpreter start or fork, imports, kfp's executor, the orchestration
-around the task. Median of OVERHEAD_REPEATS runs per runner.
+around the task. Median of OVERHEAD_REPEATS runs per runner; beside it the mean CPU seconds per
+task (this process, kfp.local's task subprocesses, the warm worker and its forks), which a busy
+machine stretches far less than wall time.
 Per component, for each of four components, on the same data (scikit-learn's breast cancer set):
 - own work: the component's core called in this process (imports already warm);
 - task: the component run as a one-component pipeline fed by importers, once through kfp.local's
@@ -38,6 +40,7 @@ from kubeforge.components.serving.deploy import deploy_op
 from kubeforge.components.training.pytorch import core as training
 from kubeforge.components.training.pytorch import train_op
 from kubeforge.demo import write_breast_cancer_csv
+from kubeforge.local import forkserver
 from kubeforge.local.forkserver import shared_fork_server, stop_shared_fork_server
 from kubeforge.local.runner import RunOptions
 from kubeforge.local_runner import LocalRun, run_pipeline_locally
@@ -85,13 +88,31 @@ def overhead_only() -> None:
     imports_only()
 
 
-def _overhead(runner: Runner, root: Path) -> float:
+def _overhead(runner: Runner, root: Path) -> tuple[float, float]:
+    """Median wall seconds of the one-task pipeline, and its mean CPU seconds (load-independent)."""
     times = []
+    cpu_before = _cpu_seconds()
     for _ in range(OVERHEAD_REPEATS):
         started = time.perf_counter()
         runner(overhead_only, {}, root)
         times.append(time.perf_counter() - started)
-    return statistics.median(times)
+    return statistics.median(times), (_cpu_seconds() - cpu_before) / OVERHEAD_REPEATS
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds spent so far by this process, its waited-for subprocesses (kfp.local's tasks) and the
+    warm worker with the tasks it forked and reaped."""
+    spent = os.times()
+    total = spent.user + spent.system + spent.children_user + spent.children_system
+    if _shared_server_pid() is not None:
+        fields = Path(f"/proc/{_shared_server_pid()}/stat").read_text().rsplit(")", 1)[1].split()
+        total += sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")  # utime stime cutime cstime
+    return total
+
+
+def _shared_server_pid() -> int | None:
+    server = forkserver._shared
+    return server.pid if server is not None and server.alive() else None
 
 
 def _own_work(work: Path, csv: Path, outputs: preprocessing.PreprocessOutputs, model_dir: str) -> dict[str, float]:
@@ -185,10 +206,10 @@ def main() -> None:
     model_dir = str(work / "model")
     own = _own_work(work, csv, outputs, model_dir)
     pipelines = _one_task_pipelines(csv, outputs, model_dir)
-    peer_per_task = _overhead(_kfp_local, work / "kfp-local-overhead")
+    peer_per_task, peer_cpu = _overhead(_kfp_local, work / "kfp-local-overhead")
     peer_task = _as_tasks(pipelines, _kfp_local, work / "kfp-local")
     shared_fork_server()  # per-task cost is measured with the warm worker up, as in any run after its first task
-    per_task = _overhead(_kubeforge(cache=False), work / "kubeforge-overhead")
+    per_task, our_cpu = _overhead(_kubeforge(cache=False), work / "kubeforge-overhead")
     our_task = _as_tasks(pipelines, _kubeforge(cache=False), work / "kubeforge")
     peer_overhead = {name: peer_task[name] - own[name] for name in own}
     our_overhead = {name: our_task[name] - own[name] for name in own}
@@ -204,9 +225,12 @@ def main() -> None:
     print("tabular_classifier: " + ", ".join(f"{k} {v:.2f}" for k, v in whole.items()), file=sys.stderr)
 
     print(f"per-task overhead: kfp.local {peer_per_task:.2f} s, kubeforge {per_task:.2f} s", file=sys.stderr)
+    print(f"per-task CPU: kfp.local {peer_cpu:.3f} s, kubeforge {our_cpu:.3f} s", file=sys.stderr)
     figures = {
         "per_task_overhead_s": round(per_task, 3),
         "kfp_local_per_task_overhead_s": round(peer_per_task, 3),
+        "per_task_cpu_s": round(our_cpu, 3),
+        "kfp_local_per_task_cpu_s": round(peer_cpu, 3),
         "cold_wall_s": round(whole["cold_wall_s"], 2),
         "cached_rerun_wall_s": round(whole["cached_rerun_wall_s"], 3),
         "kfp_local_wall_s": round(whole["kfp_local_wall_s"], 2),
@@ -223,6 +247,7 @@ def main() -> None:
     }
     ratios = {
         "overhead_vs_kfp_local": round(peer_per_task / max(per_task, 1e-3), 1),
+        "cpu_per_task_vs_kfp_local": round(peer_cpu / max(our_cpu, 1e-3), 1),
         "cached_rerun_speedup": round(whole["cold_wall_s"] / whole["cached_rerun_wall_s"], 1),
         "cold_wall_vs_kfp_local": round(whole["kfp_local_wall_s"] / whole["cold_wall_s"], 2),
     }

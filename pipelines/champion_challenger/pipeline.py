@@ -95,7 +95,8 @@ def champion_challenger(
         champion = dsl.importer(artifact_uri=champion_model_uri, artifact_class=Model, reimport=False)
         champion.set_display_name("import-champion")
         with _challenger_wins(test_data, model, champion.output, gate_metric, thresholds):
-            deploy_op(model=model, model_name=model_name, target=deploy_target)
+            deployed = deploy_op(model=model, model_name=model_name, target=deploy_target)
+            deployed.set_caching_options(False)  # served from the cache, a deploy would start no server
     with dsl.Else(name="champion-by-alias"):
         register_op(
             model=model, registered_model_name=registered_model_name, aliases="challenger", tracking_uri=tracking_uri
@@ -109,7 +110,8 @@ def champion_challenger(
                 previous_alias=previous_champion_alias,
                 tracking_uri=tracking_uri,
             ).set_display_name("promote-challenger")
-            deploy_op(model=model, model_name=model_name, target=deploy_target).after(promoted)
+            deployed = deploy_op(model=model, model_name=model_name, target=deploy_target).after(promoted)
+            deployed.set_caching_options(False)
 
 
 __all__ = ["champion_challenger"]

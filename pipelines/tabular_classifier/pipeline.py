@@ -72,7 +72,8 @@ def tabular_classifier(
     # The gate is the evaluation's single output: kfp.local resolves conditions on a task's
     # `Output` but mistakes named outputs of a NamedTuple for parent inputs.
     with dsl.If(evaluated.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-        deploy_op(model=trained.outputs["model"], model_name=model_name, target=deploy_target)
+        deployed = deploy_op(model=trained.outputs["model"], model_name=model_name, target=deploy_target)
+        deployed.set_caching_options(False)  # served from the cache, a deploy would start no server
 
 
 __all__ = ["DEFAULT_THRESHOLDS", "tabular_classifier"]

@@ -65,7 +65,8 @@ def tabular_regressor(
     )
     # The gate is the evaluation's single output (see tabular_classifier for why not a NamedTuple).
     with dsl.If(evaluated.outputs["Output"] == True, name="gate-passed"):  # noqa: E712
-        deploy_op(model=trained.outputs["model"], model_name=model_name, target=deploy_target)
+        deployed = deploy_op(model=trained.outputs["model"], model_name=model_name, target=deploy_target)
+        deployed.set_caching_options(False)  # served from the cache, a deploy would start no server
 
 
 __all__ = ["DEFAULT_THRESHOLDS", "tabular_regressor"]

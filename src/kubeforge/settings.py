@@ -72,6 +72,11 @@ JOB_ALLOWED_IMAGES = Setting(
 PREEMPTED_FILE = Setting(
     "KUBEFORGE_PREEMPTED_FILE", "", "set by the training launcher: where a preempted worker records its checkpoint"
 )
+WARM_WORKER_START_TIMEOUT = Setting(
+    "KUBEFORGE_WARM_WORKER_START_TIMEOUT",
+    "180",
+    "`kubeforge run --local`: seconds the warm worker may take to import and listen (then tasks start cold)",
+)
 
 # --- set by the scheduler in every job it launches (for the job's own code) ---
 JOB_ID = Setting("KUBEFORGE_JOB_ID", "", "the job's id")
@@ -101,6 +106,7 @@ READ: tuple[Setting, ...] = (
     JOB_GPU_TOLERATION,
     JOB_ALLOWED_IMAGES,
     PREEMPTED_FILE,
+    WARM_WORKER_START_TIMEOUT,
 )
 """The variables kubeforge reads."""
 
@@ -147,5 +153,6 @@ __all__ = [
     "TERRAFORM",
     "TOKEN",
     "WORKERS",
+    "WARM_WORKER_START_TIMEOUT",
     "settings_table",
 ]

@@ -1,4 +1,4 @@
-"""set_retry with its backoff, --resume after a killed run, and ParallelFor bounded by parallelism and CPUs."""
+"""set_retry with its backoff, --resume after a killed run, independent tasks and ParallelFor run at once, bounded."""
 
 import json
 import os
@@ -14,6 +14,7 @@ from kfp import dsl
 from kubeforge.catalog.pipelines import load_pipeline
 from kubeforge.errors import KubeforgeError
 from kubeforge.local.journal import state_root
+from kubeforge.local.progress import Progress
 from kubeforge.local.runner import RunOptions
 from kubeforge.local_runner import run_pipeline_locally
 
@@ -172,3 +173,149 @@ def test_cpu_limits_bound_iterations_by_this_machines_cores(tmp_path: Path) -> N
 
     run_pipeline_locally(heavy_fan_out, {"log_dir": str(tmp_path)}, tmp_path / "root", options=RunOptions(cpus=4))
     assert _most_at_once(tmp_path) == 2
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def meet(folder: str, me: str, other: str) -> str:
+    """Mark that `me` started, then wait for `other` to: both finish only if they run at the same time."""
+    import os
+    import time
+
+    open(os.path.join(folder, me), "w").close()
+    deadline = time.monotonic() + 120
+    while not os.path.exists(os.path.join(folder, other)):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{other} never started while {me} ran: the tasks ran one after another")
+        time.sleep(0.05)
+    return me
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def join(left: str, right: str, marker: str) -> None:
+    """Write both upstream outputs, joined, to `marker`."""
+    with open(marker, "w") as handle:
+        handle.write(f"{left}+{right}")
+
+
+def test_independent_tasks_run_at_the_same_time_and_their_dependants_after_both(tmp_path: Path) -> None:
+    @dsl.pipeline(name="rendezvous")
+    def rendezvous(folder: str, marker: str) -> None:
+        left = meet(folder=folder, me="left", other="right").set_caching_options(False)
+        right = meet(folder=folder, me="right", other="left").set_caching_options(False)
+        join(left=left.output, right=right.output, marker=marker).set_caching_options(False)
+
+    marker = tmp_path / "joined"
+    arguments = {"folder": str(tmp_path), "marker": str(marker)}
+    run = run_pipeline_locally(rendezvous, arguments, tmp_path / "root", options=RunOptions(cpus=2))
+    assert marker.read_text() == "left+right" and run.count("ran") == 3
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def hold_for_company(item: int, log_dir: str) -> None:
+    """Log when this task ran; it waits (at most 10 s) until a second task has started, then ends."""
+    import json
+    import os
+    import time
+
+    started = time.time()
+    open(os.path.join(log_dir, f"{item}.started"), "w").close()
+    deadline = time.monotonic() + 10
+    while len([name for name in os.listdir(log_dir) if name.endswith(".started")]) < 2:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    time.sleep(0.2)
+    with open(os.path.join(log_dir, f"{item}.json"), "w") as handle:
+        json.dump([started, time.time()], handle)
+
+
+def test_cpu_limits_bound_independent_tasks_by_this_machines_cores(tmp_path: Path) -> None:
+    @dsl.pipeline(name="three-heavy-tasks")
+    def three_heavy_tasks(log_dir: str) -> None:
+        for item in range(3):
+            hold_for_company(item=item, log_dir=log_dir).set_cpu_limit("2").set_caching_options(False)
+
+    run_pipeline_locally(three_heavy_tasks, {"log_dir": str(tmp_path)}, tmp_path / "root", options=RunOptions(cpus=4))
+    assert len(list(tmp_path.glob("*.json"))) == 3
+    assert _most_at_once(tmp_path) == 2
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def fail_now() -> None:
+    """Fail at once."""
+    raise RuntimeError("this task fails")
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def outlast_failure(events: str) -> str:
+    """Run until the runner has reported a failed task (at most 120 s)."""
+    import time
+
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        with open(events) as handle:
+            if '"task-failed"' in handle.read():
+                break
+        time.sleep(0.05)
+    return "outlasted"
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def after(value: str, marker: str) -> None:
+    """Leave a marker that this task ran."""
+    with open(marker, "w") as handle:
+        handle.write(value)
+
+
+def test_a_failure_in_a_plain_dag_starts_no_further_task_as_kfp_local(tmp_path: Path) -> None:
+    @dsl.pipeline(name="failing-branch")
+    def failing_branch(events: str, marker: str) -> None:
+        fail_now().set_caching_options(False)
+        slow = outlast_failure(events=events).set_caching_options(False)
+        after(value=slow.output, marker=marker).set_caching_options(False)
+
+    events, marker = tmp_path / "events.jsonl", tmp_path / "after-ran"
+    with events.open("w") as stream, pytest.raises(KubeforgeError, match="fail-now"):
+        run_pipeline_locally(
+            failing_branch,
+            {"events": str(events), "marker": str(marker)},
+            tmp_path / "root",
+            options=RunOptions(cpus=2, progress=Progress(stream=stream, mode="json")),
+        )
+    finished = [json.loads(line) for line in events.read_text().splitlines()]
+    assert {(event["event"], event["task"]) for event in finished} >= {
+        ("task-failed", "fail-now"), ("task-finished", "outlast-failure")
+    }  # fmt: skip
+    assert not marker.exists()
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def on_exit(status: dsl.PipelineTaskFinalStatus, marker: str) -> None:
+    """The exit task: leave a marker that it ran."""
+    with open(marker, "w") as handle:
+        handle.write("exit ran")
+
+
+def test_with_control_flow_a_failure_skips_only_its_dependants_and_the_exit_task_runs(tmp_path: Path) -> None:
+    @dsl.pipeline(name="failing-branch-with-exit")
+    def failing_branch_with_exit(events: str, marker: str, skipped_marker: str, exit_marker: str) -> None:
+        with dsl.ExitHandler(on_exit(marker=exit_marker).set_caching_options(False)):
+            failed = fail_now().set_caching_options(False)
+            after(value="never", marker=skipped_marker).after(failed).set_caching_options(False)
+            slow = outlast_failure(events=events).set_caching_options(False)
+            after(value=slow.output, marker=marker).set_caching_options(False)
+
+    events, marker, exit_marker = tmp_path / "events.jsonl", tmp_path / "after-ran", tmp_path / "exit-ran"
+    skipped_marker = tmp_path / "after-failure-ran"
+    arguments = {"events": str(events), "marker": str(marker), "skipped_marker": str(skipped_marker)}
+    arguments["exit_marker"] = str(exit_marker)
+    with events.open("w") as stream, pytest.raises(KubeforgeError, match="fail-now"):
+        run_pipeline_locally(
+            failing_branch_with_exit,
+            arguments,
+            tmp_path / "root",
+            options=RunOptions(cpus=2, progress=Progress(stream=stream, mode="json")),
+        )
+    assert marker.read_text() == "outlasted"  # independent of the failure: it goes on, as in kfp.local
+    assert not skipped_marker.exists()  # downstream of the failure: skipped
+    assert exit_marker.read_text() == "exit ran"

@@ -1,5 +1,6 @@
-"""Tasks forked from the warm worker: isolated from one another, and the worker stays single-threaded."""
+"""Tasks forked from the warm worker: isolated from one another, the worker single-threaded, its start bounded."""
 
+import functools
 import json
 import os
 import sys
@@ -9,11 +10,13 @@ import pytest
 from kfp import dsl
 from kfp.dsl import Artifact, Input, Output
 
-from kubeforge.errors import InputError, KubeforgeError
-from kubeforge.local.forkserver import ForkServer, shared_fork_server
+from kubeforge.errors import ForkServerError, InputError, KubeforgeError
+from kubeforge.local import forkserver
+from kubeforge.local.forkserver import ForkServer, shared_fork_server, start_timeout_s
 from kubeforge.local.handler import warm_command
 from kubeforge.local.runner import RunOptions
 from kubeforge.local_runner import run_pipeline_locally
+from kubeforge.settings import WARM_WORKER_START_TIMEOUT
 
 
 @dsl.component(base_image="python:3.11", install_kfp_package=False)
@@ -138,3 +141,71 @@ def test_each_run_gets_its_own_tasks_error_message(tmp_path: Path) -> None:
     for row in (3, 7):  # the second run's task is forked from the same worker as the first one's
         with pytest.raises(InputError, match=f"row {row} is bad"):
             run_pipeline_locally(refusing, {"row": row}, tmp_path / "root")
+
+
+@pytest.fixture
+def worker_that_never_starts(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The fork server's interpreter replaced by one that never answers; a 1 s start timeout.
+
+    Returns the file where each start attempt writes its process id. The shared worker of the
+    other tests is set aside, not stopped, and comes back afterwards.
+    """
+    starts = tmp_path / "starts"
+    python = tmp_path / "silent-python"
+    python.write_text(f"#!/bin/sh\necho $$ >> {starts}\nexec sleep 600\n")
+    python.chmod(0o700)
+    monkeypatch.setenv(WARM_WORKER_START_TIMEOUT.name, "1")
+    monkeypatch.setattr(forkserver, "_shared", None)
+    monkeypatch.setattr(forkserver, "_failed_start", None)
+    monkeypatch.setattr(forkserver, "ForkServer", functools.partial(ForkServer, python=str(python)))
+    return starts
+
+
+def test_a_worker_that_never_comes_up_fails_fast_naming_the_setting(worker_that_never_starts: Path) -> None:
+    server = forkserver.ForkServer()
+    with pytest.raises(ForkServerError, match=f"within 1 s.*raise {WARM_WORKER_START_TIMEOUT.name}"):
+        server.start()
+    [pid] = worker_that_never_starts.read_text().split()
+    assert not Path(f"/proc/{pid}").exists()  # killed and reaped
+    assert not Path(server.socket_path).parent.exists()
+
+
+def test_a_run_whose_worker_cannot_start_runs_its_tasks_cold_and_tries_once(
+    worker_that_never_starts: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = run_pipeline_locally(isolation, {}, tmp_path / "root", options=RunOptions(cache=False))
+
+    observer = json.loads((run.task_dir("observe") / "report").read_text())
+    assert observer["torch"] is False and observer["kfp_attribute"] is False  # a new interpreter, as kfp.local's
+    assert len(worker_that_never_starts.read_text().split()) == 1  # the second task did not wait again
+    assert WARM_WORKER_START_TIMEOUT.name in capsys.readouterr().out  # kfp.local logs to stdout while a task runs
+
+
+@pytest.mark.parametrize("value", ["soon", "0", "-3", "inf"])
+def test_a_start_timeout_that_is_not_a_positive_number_is_refused(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(WARM_WORKER_START_TIMEOUT.name, value)
+    with pytest.raises(InputError, match=f"{WARM_WORKER_START_TIMEOUT.name}='{value}'.*number above 0"):
+        start_timeout_s()
+
+
+@dsl.component(base_image="python:3.11", install_kfp_package=False)
+def blas_threads(report: Output[Artifact]) -> None:
+    """Report how many threads each loaded BLAS library will use."""
+    import json
+
+    from threadpoolctl import threadpool_info
+
+    with open(report.path, "w") as handle:
+        json.dump([library["num_threads"] for library in threadpool_info() if library["user_api"] == "blas"], handle)
+
+
+@dsl.pipeline(name="blas-threads")
+def blas_threads_pipeline() -> None:
+    blas_threads()
+
+
+def test_a_task_gets_the_blas_threads_its_environment_asks_for(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OPENBLAS_NUM_THREADS", "3")  # the warm worker itself imported with 1
+    run = run_pipeline_locally(blas_threads_pipeline, {}, tmp_path / "root", options=RunOptions(cache=False))
+    threads = json.loads((run.task_dir("blas-threads") / "report").read_text())
+    assert threads and set(threads) == {3}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -50,3 +51,23 @@ def test_sweep_strategy_picks_the_grid_or_the_optuna_branch() -> None:
     assert inputs["search_space"]["componentInputParameter"] == "pipelinechannel--tuning_space"
     evaluated = tuned["evaluate-classifier-2"]["inputs"]["artifacts"]["model"]["taskOutputArtifact"]
     assert evaluated == {"outputArtifactKey": "best_model", "producerTask": "tune-optuna"}
+
+
+def _compiled_tasks(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every task of a compiled pipeline: the root DAG's and every nested DAG's (conditions, loops)."""
+    dags = [spec["root"]["dag"], *(component["dag"] for component in spec["components"].values() if "dag" in component)]
+    return [task for dag in dags for task in dag["tasks"].values()]
+
+
+def test_no_deploy_task_is_ever_served_from_the_cache() -> None:
+    """A deploy served from the cache would start no server, so every deploy task opts out of caching."""
+    deploys = {
+        (name, task["taskInfo"]["name"]): task.get("cachingOptions", {})
+        for name in PIPELINES
+        for task in _compiled_tasks(
+            yaml.safe_load((repository_root() / "pipelines" / name / "pipeline.yaml").read_text())
+        )
+        if task["componentRef"]["name"].startswith("comp-deploy-model")
+    }
+    assert {name for name, _ in deploys} >= {"tabular_classifier", "tabular_regressor", "champion_challenger"}
+    assert {task: options for task, options in deploys.items() if options.get("enableCache", False)} == {}

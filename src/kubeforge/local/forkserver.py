@@ -1,4 +1,11 @@
-"""The client side of the fork server: start the warm zygote, run a task in a fresh fork of it."""
+"""The client side of the fork server: start the warm zygote, run a task in a fresh fork of it.
+
+The zygote gets KUBEFORGE_WARM_WORKER_START_TIMEOUT seconds to import everything and listen.
+When it does not come up in time (or exits while starting) it is killed, and the run's tasks
+start the way kfp.local starts them, a new interpreter each: the warm worker only saves start-up
+time, so a run that can finish without it should not fail for want of it. The failed start is
+remembered, so the other tasks of the run do not each wait out the timeout again.
+"""
 
 from __future__ import annotations
 
@@ -13,13 +20,15 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from kubeforge.errors import ForkServerError
+from kubeforge.errors import ForkServerError, InputError
 from kubeforge.local.zygote import HEADER
+from kubeforge.settings import WARM_WORKER_START_TIMEOUT
 
 log = logging.getLogger(__name__)
 _DRAIN_SECONDS = 0.2
@@ -52,17 +61,27 @@ class ForkServer:
         self._process: subprocess.Popen[bytes] | None = None
         self.threads_at_start = 0
 
-    def start(self) -> ForkServer:
-        """Start the zygote and wait until it has imported everything and listens."""
+    def start(self, timeout_s: float | None = None) -> ForkServer:
+        """Start the zygote and wait until it has imported everything and listens; raise
+        ForkServerError (the zygote killed) when it takes over `timeout_s` (default: the setting)."""
+        limit = start_timeout_s() if timeout_s is None else timeout_s
         self._process = subprocess.Popen(
             [self._python, "-m", "kubeforge.local.zygote", self.socket_path],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
         )
         assert self._process.stdout is not None
-        line = self._process.stdout.readline()
-        if not line:
-            raise ForkServerError(f"the warm worker exited with status {self._process.wait()} while starting")
+        line = _first_line(self._process.stdout.fileno(), limit)
+        if line is None or not line.endswith(b"\n"):
+            self._process.kill()
+            code = self._process.wait()
+            self.close()
+            if line is None:
+                raise ForkServerError(
+                    f"the warm worker did not start within {limit:g} s; on a busy or slow machine raise "
+                    f"{WARM_WORKER_START_TIMEOUT.name} (seconds)"
+                )
+            raise ForkServerError(f"the warm worker exited with status {code} while starting")
         self.threads_at_start = int(json.loads(line)["threads"])
         if self.threads_at_start != 1:
             log.warning("the warm worker has %d threads after its imports; forks may deadlock", self.threads_at_start)
@@ -111,9 +130,42 @@ class ForkServer:
             except subprocess.TimeoutExpired:
                 self._process.kill()
                 self._process.wait()
-        if self._process is not None and self._process.stdout is not None:
-            self._process.stdout.close()
+        if self._process is not None:
+            for stream in (self._process.stdin, self._process.stdout):
+                if stream is not None:
+                    stream.close()
         shutil.rmtree(self._folder, ignore_errors=True)
+
+
+def start_timeout_s() -> float:
+    """KUBEFORGE_WARM_WORKER_START_TIMEOUT in seconds; a value that is not a positive number is an InputError."""
+    text = WARM_WORKER_START_TIMEOUT.read()
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < float("inf"):
+        raise InputError(
+            f"{WARM_WORKER_START_TIMEOUT.name}={text!r}: give the seconds the warm worker may take to start, "
+            f"a number above 0 (default {WARM_WORKER_START_TIMEOUT.default})"
+        )
+    return seconds
+
+
+def _first_line(descriptor: int, seconds: float) -> bytes | None:
+    """Bytes up to and including the first newline read from `descriptor`; what came before EOF
+    (no newline); None when `seconds` pass first."""
+    deadline = time.monotonic() + seconds
+    data = b""
+    while b"\n" not in data:
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([descriptor], [], [], left)[0]:
+            return None
+        chunk = os.read(descriptor, 4096)
+        if not chunk:
+            return data
+        data += chunk
+    return data
 
 
 def _follow(conn: socket.socket, output: int, on_output: Callable[[str], None]) -> TaskExit:
@@ -132,7 +184,7 @@ def _follow(conn: socket.socket, output: int, on_output: Callable[[str], None]) 
         if conn in readable:
             data = conn.recv(4096)
             if not data:
-                raise ForkServerError("the warm worker's supervisor died before reporting the task's status")
+                raise ForkServerError("the warm worker died before reporting the task's status")
             replies += data
             *lines, replies = replies.split(b"\n")
             for line in lines:
@@ -161,24 +213,45 @@ def _emit_lines(data: bytes, on_output: Callable[[str], None]) -> bytes:
 
 
 _shared: ForkServer | None = None
+_failed_start: ForkServerError | None = None
 _shared_lock = threading.Lock()
 
 
 def shared_fork_server() -> ForkServer:
-    """This process's fork server, started on first use and restarted if it died."""
-    global _shared
+    """This process's fork server, started on first use and restarted if it died.
+
+    When it cannot start, raises ForkServerError, and raises the same error at once (no new
+    attempt) until `retry_failed_start` or `stop_shared_fork_server` is called.
+    """
+    global _shared, _failed_start
     with _shared_lock:
+        if _failed_start is not None:
+            raise _failed_start
         if _shared is None or not _shared.alive():
             if _shared is not None:
                 _shared.close()
-            _shared = ForkServer().start()
+                _shared = None
+            try:
+                _shared = ForkServer().start()
+            except ForkServerError as exc:
+                _failed_start = exc
+                log.warning("%s; until the next run each task starts a new interpreter, as kfp.local does", exc)
+                raise
         return _shared
+
+
+def retry_failed_start() -> None:
+    """Let the next `shared_fork_server` call try to start the worker again after a failed start."""
+    global _failed_start
+    with _shared_lock:
+        _failed_start = None
 
 
 def stop_shared_fork_server() -> None:
     """Stop this process's fork server, if one runs (the next task starts a new one)."""
-    global _shared
+    global _shared, _failed_start
     with _shared_lock:
+        _failed_start = None
         if _shared is not None:
             _shared.close()
             _shared = None
@@ -187,4 +260,11 @@ def stop_shared_fork_server() -> None:
 atexit.register(stop_shared_fork_server)
 
 
-__all__ = ["ForkServer", "TaskExit", "shared_fork_server", "stop_shared_fork_server"]
+__all__ = [
+    "ForkServer",
+    "TaskExit",
+    "retry_failed_start",
+    "shared_fork_server",
+    "start_timeout_s",
+    "stop_shared_fork_server",
+]

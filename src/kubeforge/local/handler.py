@@ -4,7 +4,8 @@ kfp.local resolves placeholders and builds the task's command (`sh -ec <kfp's la
 <component source> --executor_input ... --function_to_execute ...`); this handler recognises
 kfp's own launcher script and, instead of starting `sh` and a new interpreter, asks the fork
 server to run `kfp.dsl.executor_main` on the same source and arguments. Any other command
-(components that pip-install packages, a virtual-environment runner) goes to kfp's handler.
+(components that pip-install packages, a virtual-environment runner) goes to kfp's handler, and
+so does every task while the warm worker cannot start (see forkserver.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 from kfp.dsl import component_factory
 from kfp.local import status, subprocess_task_handler
 
+from kubeforge.errors import ForkServerError
 from kubeforge.local.forkserver import shared_fork_server
 
 
@@ -46,10 +48,12 @@ class WarmTaskHandler(subprocess_task_handler.SubprocessTaskHandler):  # type: i
         plan = None if self.runner.use_venv else warm_command(self.full_command)
         if plan is None:
             return super().run()
+        try:
+            server = shared_fork_server()
+        except ForkServerError:  # logged once by shared_fork_server; kfp's own way still runs the task
+            return super().run()
         source, argv = plan
-        outcome = shared_fork_server().run(
-            source, argv, env={**os.environ, **self.env_vars}, cwd=os.getcwd(), on_output=_print_line
-        )
+        outcome = server.run(source, argv, env={**os.environ, **self.env_vars}, cwd=os.getcwd(), on_output=_print_line)
         if outcome.signal is not None:
             print(f"task {outcome.describe()}", flush=True)
         return status.Status.SUCCESS if outcome.ok else status.Status.FAILURE

@@ -8,7 +8,8 @@ that and swaps four pieces for the length of one run:
 
 - the subprocess task handler, for one that forks tasks from a warm worker (handler.py);
 - the cache singleton, for a content-keyed, self-verifying subclass of kfp's cache (cache.py);
-- the loop executor, for kfp's ParallelExecutor without its two-thread cap (resources.py);
+- kfp's two DAG walkers, for ones that start every ready task at once with kfp's semantics
+  (dag.py; ParallelFor loops there use kfp's ParallelExecutor without its two-thread cap);
 - `task_executor.execute_single_task`, wrapped to admit tasks against cores and memory, record
   finished tasks for `--resume`, and report progress.
 """
@@ -28,16 +29,18 @@ from unittest import mock
 from kfp import dsl, local
 from kfp.local import cache as kfp_cache
 from kfp.local import executor_input_utils, status, subprocess_task_handler
-from kfp.local.orchestrator import enhanced_dag_orchestrator, task_executor
+from kfp.local.orchestrator import dag_orchestrator, enhanced_dag_orchestrator, task_executor
 from kfp.local.orchestrator.orchestrator_utils import OrchestratorUtils
 
 from kubeforge.errors import InputError
+from kubeforge.local import dag
 from kubeforge.local.cache import ContentCache
+from kubeforge.local.forkserver import retry_failed_start
 from kubeforge.local.handler import WarmTaskHandler
 from kubeforge.local.journal import RunRecord, load_record, new_record, state_root
 from kubeforge.local.progress import Progress
 from kubeforge.local.report import publish_report
-from kubeforge.local.resources import ResourcePool, WideParallelExecutor, task_demand
+from kubeforge.local.resources import ResourcePool, task_demand
 
 log = logging.getLogger(__name__)
 _ONE_RUN_AT_A_TIME = threading.Lock()  # kfp.local's configuration is process-global
@@ -127,8 +130,10 @@ def _kfp_local_for(run: _Run, options: RunOptions, root: Path, cache_root: Path,
             mock.patch.object(executor_input_utils, "get_local_pipeline_resource_name", lambda _name: run_name)
         )
         patches.enter_context(mock.patch.object(task_executor, "execute_single_task", _admitted(original, run)))
-        patches.enter_context(mock.patch.object(enhanced_dag_orchestrator, "ParallelExecutor", WideParallelExecutor))
+        patches.enter_context(mock.patch.object(dag_orchestrator, "run_dag", dag.run_dag))
+        patches.enter_context(mock.patch.object(enhanced_dag_orchestrator, "run_enhanced_dag", dag.run_enhanced_dag))
         if options.warm_workers:
+            retry_failed_start()  # a worker that could not start for an earlier run gets another chance
             patches.enter_context(mock.patch.object(subprocess_task_handler, "SubprocessTaskHandler", WarmTaskHandler))
         try:
             yield
@@ -147,12 +152,15 @@ def _admitted(original: Callable[..., Any], run: _Run) -> Callable[..., Any]:
         if executor_spec.WhichOneof("spec") != "container":  # importers run in-process, instantly
             return original(**kwargs)  # type: ignore[no-any-return]
         key = _task_key(run.journal, task_spec.component_ref.name, executor_spec, task_spec, kwargs["io_store"])
-        run.progress.event("task-started", task_name)
-        run.record.task_started(task_name)
         outputs = run.resumed.get(key) if run.resumed is not None else None
         how = "resumed"
-        if outputs is None:
+        if outputs is not None:
+            run.progress.event("task-started", task_name)
+            run.record.task_started(task_name)
+        else:
             with run.pool.hold(task_demand(executor_spec)):
+                run.progress.event("task-started", task_name)  # running once admitted, not while it waits
+                run.record.task_started(task_name)
                 if run.cache is not None:
                     run.cache.take_hit()
                 outputs, task_status = original(**kwargs)
