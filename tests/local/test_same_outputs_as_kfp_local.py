@@ -22,13 +22,14 @@ from prepared_data import PreparedData
 from sklearn.datasets import load_diabetes, load_digits
 
 from kubeforge.catalog.pipelines import builtin_pipelines, load_pipeline
+from kubeforge.local.report import REPORT_FILE
 from kubeforge.local.runner import RunOptions
 from kubeforge.local_runner import LocalRun, run_pipeline_locally
 
 _TIME_KEY = re.compile(r"(^|_)(seconds|per_second|time|timestamp|started|finished|created)($|_)")
 _IMPOSSIBLE_GATE = '{"log_loss": 0.0001}'
 
-RUN_REPORT = Path("report.html")
+RUN_REPORT = Path(REPORT_FILE)
 
 
 def _params(name: str, csv: Path, prepared: PreparedData, model: Path, tmp: Path) -> dict[str, Any]:

@@ -21,6 +21,7 @@ from sales_table import sales_table
 from kubeforge.components.ingest.postgres_query.core import run
 from kubeforge.errors import InputError
 from kubeforge.local.journal import STATE_FOLDER
+from kubeforge.local.report import REPORT_FILE
 from kubeforge.local_runner import run_pipeline_locally
 from kubeforge_dev.catalog_build import repository_root
 
@@ -137,8 +138,12 @@ def test_an_empty_result_fails_the_task_and_leaves_no_dataset(reader_url: str, t
 
     with pytest.raises(InputError, match="returned no rows; check its WHERE clause and table"):
         run_pipeline_locally(nothing, {}, tmp_path / "root")
-    written = [path for path in (tmp_path / "root").rglob("*") if path.is_file() and STATE_FOLDER not in path.parts]
-    assert written == []  # the local runner's own run record aside
+    written = [
+        path
+        for path in (tmp_path / "root").rglob("*")
+        if path.is_file() and STATE_FOLDER not in path.parts and path.name != REPORT_FILE
+    ]
+    assert written == []  # the local runner's own run record and run report aside
 
 
 @pytest.mark.parametrize(
