@@ -53,7 +53,7 @@ test-tracking: $(STAMP)
 # The inner loop: unit and contract tests only; the `slow` ones (pipelines through kfp.local, torchrun
 # workers, SLURM, PostgreSQL, Spark, containers, wheel build) are marked by tests/support/lanes.py.
 test-fast: $(STAMP)
-	$(BIN)/pytest -m "not slow" -p no:cacheprovider
+	$(BIN)/pytest -m "not slow" -p no:cacheprovider -n 2
 
 # tuning: studies through the scheduler's queue, on PostgreSQL, and the sweep's optuna strategy through a pipeline
 test-tuning: $(STAMP) system-deps

@@ -97,11 +97,16 @@ def test_bad_calls_get_their_status_code(
     assert fragment in raised.value.details()  # type: ignore[attr-defined]
 
 
-def test_oversized_message_is_resource_exhausted_and_counted(server: Server, channel: grpc.Channel) -> None:
+def test_oversized_message_is_resource_exhausted_and_the_server_goes_on(
+    server: Server, channel: grpc.Channel, trained: TrainedModel
+) -> None:
+    """gRPC itself refuses the oversized message; the next call on the same channel is answered and counted."""
     request = pb.ModelInferRequest(model_name=MODEL_NAME, raw_input_contents=[b"\0" * (TEST_MAX_BODY_BYTES + 1)])
     with pytest.raises(grpc.RpcError) as raised:
         _call(channel, "ModelInfer", request, pb.ModelInferResponse)
     assert raised.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED  # type: ignore[attr-defined]
+    answer = _call(channel, "ModelInfer", _request(trained.features.head(2), raw=True), pb.ModelInferResponse)
+    assert answer.model_name == MODEL_NAME
     metrics = server.session.get(f"{server.url}/metrics", timeout=10).text
     assert f'kubeforge_requests_total{{code="200",contract="grpc",model="{MODEL_NAME}"}}' in metrics
 
