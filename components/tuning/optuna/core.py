@@ -200,13 +200,16 @@ class _Tuner:
                 active.trial.report(float(row[self.params.metric]), epoch)
                 active.reported.add(epoch)
             if epoch < self.params.epochs and not answered(gates, epoch):
-                open_gate(gates, epoch, go_on=not active.trial.should_prune())
+                prune = active.trial.should_prune()
+                open_gate(gates, epoch, go_on=not prune)
+                if prune:  # it ends checkpointed at the gate; cancelled too, so no scheduler requeues it
+                    self.backend.cancel(active.handle)  # as a self-preempted job (exit 143)
         status = self.backend.status(active.handle)
         if not status.state.terminal:
             return None
         if status.state is JobState.SUCCEEDED:
             return self._tell(active, TrialState.COMPLETE, _final_value(active.run_dir / "model", self.params.metric))
-        if _pruned(gates, active.reported):  # ended after the stop: preempted (local, slurm) or failed (queue)
+        if _pruned(gates, active.reported):  # ended after the stop and the cancel, whatever its state says
             return self._tell(active, TrialState.PRUNED)
         if status.state is JobState.PREEMPTED:  # stopped for another reason: resume it from its checkpoint
             active.handle = submit_or_attach(self.backend, active.job, active.run_dir / HANDLE_FILE)
