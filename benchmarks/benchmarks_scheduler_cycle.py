@@ -1,13 +1,17 @@
 """One scheduling cycle with 100,000 pending jobs across 1,000 queues: p99 time and RSS (run by scheduler.py).
 
 The jobs are loaded as a restarting dispatcher restores them, which then (as `Dispatcher.start`
-does) moves them out of the cyclic garbage collector's full passes with `gc.freeze()`.
+does) moves them out of the cyclic garbage collector's full passes with `gc.freeze()`. The scale is set by
+KUBEFORGE_BENCH_CYCLE_QUEUES, KUBEFORGE_BENCH_CYCLE_PENDING and KUBEFORGE_BENCH_CYCLE_CYCLES (defaults 1,000,
+100,000 and 100). `cycle_rss_mb` is VmRSS after the cycles; `cycle_bytes_per_pending` is the growth of VmRSS
+from before the jobs were made to after the cycles, per pending job.
 """
 
 from __future__ import annotations
 
 import gc
 import json
+import os
 import random
 import time
 from pathlib import Path
@@ -16,9 +20,15 @@ from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 
-QUEUES = 1000
-PENDING = 100_000
-CYCLES = 100
+QUEUES = int(os.environ.get("KUBEFORGE_BENCH_CYCLE_QUEUES", "1000"))
+PENDING = int(os.environ.get("KUBEFORGE_BENCH_CYCLE_PENDING", "100000"))
+CYCLES = int(os.environ.get("KUBEFORGE_BENCH_CYCLE_CYCLES", "100"))
+
+
+def _rss_kb() -> int:
+    return next(
+        int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS:")
+    )
 
 
 def main() -> None:
@@ -28,6 +38,7 @@ def main() -> None:
         for i in range(QUEUES)
     ]
     scheduler = Scheduler(Resources(1000 * 1000, 1 << 30, 500), queues)
+    rss_before_kb = _rss_kb()
     for job_id in range(1, PENDING + 1):
         queue = f"q{rng.randrange(QUEUES)}"
         spec = JobSpec(
@@ -54,15 +65,14 @@ def main() -> None:
         scheduler.schedule_once(now)
         timings.append((time.perf_counter() - start) * 1000)
     timings.sort()
-    rss_kb = next(
-        int(line.split()[1]) for line in Path("/proc/self/status").read_text().splitlines() if line.startswith("VmRSS:")
-    )
+    rss_kb = _rss_kb()
     print(
         json.dumps(
             {
                 "cycle_p99_ms": timings[int(0.99 * (len(timings) - 1))],
                 "cycle_median_ms": timings[len(timings) // 2],
                 "cycle_rss_mb": rss_kb / 1024,
+                "cycle_bytes_per_pending": (rss_kb - rss_before_kb) * 1024 / PENDING,
                 "cycle_pending": len(scheduler.queues),
                 "cycle_queues": QUEUES,
             }

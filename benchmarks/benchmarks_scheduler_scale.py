@@ -10,6 +10,7 @@ refresh every QUEUE_REFRESH_S, against a no-op backend that ends a few running j
 - the same in CPU seconds of this process (scale_restore_cpu_s, scale_step_cpu_p99_ms): on a shared machine
   the wall-clock figures include waiting for a core, the CPU figures do not;
 - scale_rss_mb (VmRSS after the steps) and scale_peak_rss_mb (VmHWM, the restore's peak included);
+  scale_bytes_per_pending: the growth of VmRSS from just before the restore to after the steps, per pending job;
 - queue_refresh_ms: one queue refresh with REFRESH_QUEUES unchanged queues (median of REFRESHES).
 
 The pending jobs are 80 % array tasks (arrays of ARRAY_TASKS sharing one stored spec) and 20 %
@@ -165,6 +166,7 @@ def measure_scale(root: Path) -> dict[str, float]:
     store.close()
     store = SqliteStore(root / "scale.db")
     dispatcher = Dispatcher(store, NoopBackend(CAPACITY))
+    rss_before_mb = _memory_mb("VmRSS:")
     began, began_cpu = time.perf_counter(), time.process_time()
     dispatcher.start()
     restore_s, restore_cpu_s = time.perf_counter() - began, time.process_time() - began_cpu
@@ -187,6 +189,7 @@ def measure_scale(root: Path) -> dict[str, float]:
         "scale_restore_cpu_s": restore_cpu_s,
         "scale_rss_mb": _memory_mb("VmRSS:"),
         "scale_peak_rss_mb": _memory_mb("VmHWM:"),
+        "scale_bytes_per_pending": (_memory_mb("VmRSS:") - rss_before_mb) * 2**20 / SCALE_PENDING,
         "scale_pending": SCALE_PENDING,
         "scale_queues": SCALE_QUEUES,
         "scale_steps": SCALE_STEPS,
