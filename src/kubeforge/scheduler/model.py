@@ -9,7 +9,7 @@ import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Generic, TypeVar, cast, overload
 
 from kubeforge.errors import InputError
 from kubeforge.scheduler.resources import Resources
@@ -156,6 +156,9 @@ class JobSpec:
     """What the whole gang takes: per-worker resources times the worker count (computed once)."""
 
     def __post_init__(self) -> None:
+        # names repeat across many jobs: one string object each, not one per job
+        for name in ("team", "queue", "image"):
+            object.__setattr__(self, name, sys.intern(getattr(self, name)))
         # equal amounts are one object, shared by every spec that asks for them
         object.__setattr__(self, "resources", _SHARED_AMOUNTS(self.resources))
         object.__setattr__(self, "total", _SHARED_AMOUNTS(self.resources.times(self.workers)))
@@ -206,11 +209,10 @@ class JobSpec:
         env = _env(data.get("env", {}), check_names=not stored)
         return cls(
             name=_optional_name(data.get("name", ""), "name"),
-            # names repeat across many jobs: one string object each, not one per job
-            team=sys.intern(check_name(data.get("team"), "team")),
-            queue=sys.intern(check_name(data.get("queue"), "queue")),
+            team=check_name(data.get("team"), "team"),
+            queue=check_name(data.get("queue"), "queue"),
             command=tuple(command),
-            image=sys.intern(_string(data.get("image", ""), "image")),
+            image=_string(data.get("image", ""), "image"),
             training=dict(training) if training is not None else None,
             resources=Resources.parse(data.get("resources", {"cpu": 1, "memory": "512Mi"}), "resources"),
             workers=_int(data.get("workers", 1), "workers", 1, MAX_WORKERS),
@@ -225,31 +227,125 @@ class JobSpec:
         )
 
 
-@dataclass(slots=True, eq=False)
-class Job:
-    """A job as the scheduler tracks it; the store keeps the same fields."""
+@dataclass(slots=True)
+class JobRun:
+    """What a job has once it was admitted, retried, held back or asked to stop: most pending jobs never
+    were, and carry no such object (see `Job.run`). These defaults are what a job without one reads."""
 
-    id: int
-    spec: JobSpec
-    created_at: float
-    state: JobState = JobState.PENDING
-    attempt: int = 0
-    not_before: float = 0.0
-    reason_code: Reason = Reason.SUBMITTED
-    """Why the job is where it is: what the scheduler decides on."""
-    reason_detail: str = ""
-    """What the code's text leaves open (an exit code, a count, the backend's message)."""
     admitted_at: float | None = None
     finished_at: float | None = None
     stop_deadline: float | None = None
     handle: str = ""
     exit_code: int | None = None
-    cancel_requested: bool = False
+    attempt: int = 0
     preemptions: int = 0
-    array_id: int | None = None
-    """The array this job is a task of (the id of its first task), or None."""
-    array_index: int | None = None
-    """This task's index within its array (`KUBEFORGE_ARRAY_TASK_ID` when it runs), or None."""
+    not_before: float = 0.0
+    cancel_requested: bool = False
+
+
+Value = TypeVar("Value")
+
+
+class _RunField(Generic[Value]):
+    """A field of `Job` kept in its `JobRun`: reads give JobRun's default while the job has none, and
+    writing that default to a job without one creates none."""
+
+    def __init__(self) -> None:
+        self.name = ""
+        self.default: Value
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+        self.default = cast(Value, JobRun.__dataclass_fields__[name].default)
+
+    @overload
+    def __get__(self, job: None, owner: type) -> _RunField[Value]: ...
+    @overload
+    def __get__(self, job: Job, owner: type) -> Value: ...
+    def __get__(self, job: Job | None, owner: type) -> Value | _RunField[Value]:
+        if job is None:
+            return self
+        run = job.run
+        return self.default if run is None else cast(Value, getattr(run, self.name))
+
+    def __set__(self, job: Job, value: Value) -> None:
+        run = job.run
+        if run is None:
+            if value == self.default:
+                return
+            run = job.run = JobRun()
+        setattr(run, self.name, value)
+
+
+class Job:
+    """A job as the scheduler tracks it; the store keeps the same fields.
+
+    A million of these may wait in one scheduler, so a job holds only what a pending job needs; what it
+    gains once launched or retried (handle, exit code, times, attempts) lives in `run`, created on the first
+    write of such a field and read through the same attribute names."""
+
+    __slots__ = (
+        "array_id",
+        "array_index",
+        "created_at",
+        "id",
+        "queued",
+        "reason_code",
+        "reason_detail",
+        "run",
+        "spec",
+        "state",
+    )
+
+    attempt: _RunField[int] = _RunField()
+    not_before: _RunField[float] = _RunField()
+    admitted_at: _RunField[float | None] = _RunField()
+    finished_at: _RunField[float | None] = _RunField()
+    stop_deadline: _RunField[float | None] = _RunField()
+    handle: _RunField[str] = _RunField()
+    exit_code: _RunField[int | None] = _RunField()
+    cancel_requested: _RunField[bool] = _RunField()
+    preemptions: _RunField[int] = _RunField()
+
+    def __init__(
+        self,
+        id: int,
+        spec: JobSpec,
+        created_at: float,
+        state: JobState = JobState.PENDING,
+        attempt: int = 0,
+        not_before: float = 0.0,
+        reason_code: Reason = Reason.SUBMITTED,
+        reason_detail: str = "",
+        admitted_at: float | None = None,
+        finished_at: float | None = None,
+        stop_deadline: float | None = None,
+        handle: str = "",
+        exit_code: int | None = None,
+        cancel_requested: bool = False,
+        preemptions: int = 0,
+        array_id: int | None = None,
+        array_index: int | None = None,
+    ) -> None:
+        self.id, self.spec, self.created_at, self.state = id, spec, created_at, state
+        self.reason_code: Reason = reason_code
+        """Why the job is where it is: what the scheduler decides on."""
+        self.reason_detail = reason_detail
+        """What the code's text leaves open (an exit code, a count, the backend's message)."""
+        self.array_id = array_id
+        """The array this job is a task of (the id of its first task), or None."""
+        self.array_index = array_index
+        """This task's index within its array (`KUBEFORGE_ARRAY_TASK_ID` when it runs), or None."""
+        self.queued = False
+        """True while the job is in its queue's pending set (its heap or retry backoff); see QueueManager."""
+        self.run: JobRun | None = None
+        """What the job has once admitted, retried, held back or asked to stop; None until then."""
+        self.attempt, self.not_before, self.admitted_at = attempt, not_before, admitted_at
+        self.finished_at, self.stop_deadline, self.handle = finished_at, stop_deadline, handle
+        self.exit_code, self.cancel_requested, self.preemptions = exit_code, cancel_requested, preemptions
+
+    def __repr__(self) -> str:
+        return f"Job(id={self.id}, state={self.state.value}, queue={self.spec.queue!r}, reason={self.reason!r})"
 
     @property
     def reason(self) -> str:
@@ -479,6 +575,7 @@ __all__ = [
     "MAX_WORKERS",
     "PRIORITY_CLASSES",
     "Job",
+    "JobRun",
     "JobSpec",
     "JobState",
     "QueueSpec",

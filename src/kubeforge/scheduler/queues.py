@@ -1,7 +1,9 @@
 """Pending jobs: a heap per queue (priority, then age), plus jobs held back by dependencies or backoff.
 
 One lock guards the whole manager at its boundary (the scheduler's); nothing here locks.
-Removal is lazy: a heap entry whose job left the pending set is skipped when it surfaces.
+Removal is lazy: a heap entry whose job left the pending set is skipped when it surfaces. A job in the
+pending set (its queue's heap, or retry backoff) says so itself (`Job.queued`): no map of pending jobs
+beside the heaps, which would cost tens of bytes per job with a million of them.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ class QueueManager:
         """Per queue: its jobs as a heap in scheduling order (Job orders itself: no entry tuple per job)."""
         self._unordered: set[str] | None = None
         """While `bulk` loads: the queues whose lists were appended to and are not heaps yet."""
-        self._pending: dict[int, Job] = {}
+        self._queued = 0
+        """How many jobs are in the pending set (`Job.queued`)."""
         self._backoff: list[tuple[float, int, Job]] = []
         self._waiting: dict[int, Job] = {}
         self._dead: dict[str, int] = {}
@@ -29,10 +32,7 @@ class QueueManager:
         """The queues whose head may have changed since the scheduler last took this set."""
 
     def __len__(self) -> int:
-        return len(self._pending) + len(self._waiting)
-
-    def __contains__(self, job_id: int) -> bool:
-        return job_id in self._pending or job_id in self._waiting
+        return self._queued + len(self._waiting)
 
     def push(self, job: Job, now: float, dependencies_met: bool = True) -> None:
         """Queue a pending job: into its queue's heap, or to wait for dependencies or its backoff."""
@@ -41,7 +41,9 @@ class QueueManager:
             job.because(Reason.DEPENDENCY)
             self._waiting[job.id] = job
             return
-        self._pending[job.id] = job
+        if not job.queued:
+            job.queued = True
+            self._queued += 1
         if job.not_before > now:
             job.because(Reason.BACKOFF)
             heapq.heappush(self._backoff, (job.not_before, job.id, job))
@@ -55,26 +57,22 @@ class QueueManager:
             self.push(job, now)
         return job
 
-    def remove(self, job_id: int) -> Job | None:
-        """Take a job out wherever it waits (its heap entry is dropped lazily)."""
-        job = self._pending.pop(job_id, None)
-        if job is None:
-            return self._waiting.pop(job_id, None)
+    def remove(self, job: Job) -> bool:
+        """Take a job out wherever it waits (its heap entry is dropped lazily); False when it waited nowhere."""
+        if not job.queued:
+            return self._waiting.pop(job.id, None) is not None
+        self._unqueue(job)
         self.touched.add(job.spec.queue)
         self._dead[job.spec.queue] = dead = self._dead.get(job.spec.queue, 0) + 1
         if dead > 64 and dead > len(self._heaps.get(job.spec.queue, ())) // 2:
             self._compact(job.spec.queue)
-        return job
-
-    def waiting(self) -> Iterator[Job]:
-        """Jobs waiting for dependencies."""
-        return iter(list(self._waiting.values()))
+        return True
 
     def release_due(self, now: float) -> None:
         """Move jobs whose retry backoff has passed into their queues."""
         while self._backoff and self._backoff[0][0] <= now:
-            _, job_id, job = heapq.heappop(self._backoff)
-            if self._pending.get(job_id) is job:
+            _, _, job = heapq.heappop(self._backoff)
+            if job.queued:
                 self._push_active(job)
 
     def head(self, queue: str) -> Job | None:
@@ -82,7 +80,7 @@ class QueueManager:
         heap = self._heaps.get(queue)
         while heap:
             job = heap[0]
-            if self._pending.get(job.id) is job:
+            if job.queued:
                 return job
             heapq.heappop(heap)
         return None
@@ -90,25 +88,22 @@ class QueueManager:
     def pop(self, queue: str) -> Job:
         """Remove and return the head of `queue` (call `head` first)."""
         job = heapq.heappop(self._heaps[queue])
-        del self._pending[job.id]
+        self._unqueue(job)
         self.touched.add(queue)
         return job
 
     def ordered(self, queue: str, limit: int) -> list[Job]:
         """Up to `limit` pending jobs of `queue` in scheduling order (for backfill and positions)."""
         heap = self._heaps.get(queue, [])
-        live = (job for job in heap if self._pending.get(job.id) is job)
+        live = (job for job in heap if job.queued)
         return heapq.nsmallest(limit, live)
 
     def pending_ahead(self, job: Job) -> list[Job]:
-        """The pending jobs of `job`'s queue that come before it, unsorted (O(pending), no sort)."""
-        queue, key = job.spec.queue, job.sort_key
-        return [other for other in self._pending.values() if other.spec.queue == queue and other.sort_key < key]
-
-    def pending_in(self, queue: str) -> list[Job]:
-        """Every pending job of `queue` in scheduling order, backoff included."""
-        jobs = [job for job in self._pending.values() if job.spec.queue == queue]
-        return sorted(jobs, key=lambda job: job.sort_key)
+        """The pending jobs of `job`'s queue that come before it, backoff included, unsorted (no sort)."""
+        queue = job.spec.queue
+        backoff = (other for _, _, other in self._backoff if other.spec.queue == queue)
+        ahead = {id(other): other for other in (*self._heaps.get(queue, ()), *backoff) if other.queued and other < job}
+        return list(ahead.values())
 
     @contextmanager
     def bulk(self) -> Iterator[None]:
@@ -131,8 +126,12 @@ class QueueManager:
             heap.append(job)
             self._unordered.add(job.spec.queue)
 
+    def _unqueue(self, job: Job) -> None:
+        job.queued = False
+        self._queued -= 1
+
     def _compact(self, queue: str) -> None:
-        heap = [job for job in self._heaps[queue] if self._pending.get(job.id) is job]
+        heap = [job for job in self._heaps[queue] if job.queued]
         heapq.heapify(heap)
         self._heaps[queue] = heap
         self._dead[queue] = 0

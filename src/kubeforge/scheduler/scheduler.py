@@ -172,7 +172,7 @@ class Scheduler:
             if self._stopping.pop(job.id, None) is not None:
                 self._stopping_total = self._stopping_total - job.spec.total
         else:
-            self.queues.remove(job.id)
+            self.queues.remove(job)
         job.stop_deadline = None
         return self._finish(job, JobState.FAILED, why, now, detail)
 
@@ -187,7 +187,7 @@ class Scheduler:
                 self._begin_stop(job, Reason.CANCELLED, now)
                 return [job], job
             return [job], None
-        self.queues.remove(job.id)
+        self.queues.remove(job)
         return self._finish(job, JobState.CANCELLED, Reason.CANCELLED, now), None
 
     def set_queue(self, spec: QueueSpec) -> bool:
@@ -385,7 +385,7 @@ class Scheduler:
         for job in self.queues.ordered(head.spec.queue, self.backfill_window + 1)[1:]:
             if now + job.spec.max_runtime_s > reservation.at or not snapshot.check(job).fits:
                 continue
-            self.queues.remove(job.id)
+            self.queues.remove(job)
             snapshot.assume(job)
             self.cache.assume(job)
             job.state, job.admitted_at, job.handle = JobState.ADMITTED, now, ""
@@ -429,7 +429,7 @@ class Scheduler:
             if dependent is None or dependent.state is not JobState.PENDING:
                 continue
             if state is not JobState.SUCCEEDED:
-                self.queues.remove(dependent.id)
+                self.queues.remove(dependent)
                 changed += self._finish(dependent, JobState.FAILED, Reason.DEPENDENCY_FAILED, now, str(job.id))
             elif all(self._dependency_state(dep) is JobState.SUCCEEDED for dep in dependent.spec.depends_on):
                 self.queues.release(dependent.id, now)
