@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import gc
 import json
 import random
 import time
+import tracemalloc
 
 import pytest
 
 from kubeforge.scheduler import scheduler as scheduler_module
-from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
+from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec, Reason
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 from kubeforge.scheduler.sharing import SharedValues
@@ -106,3 +108,84 @@ def test_jobs_restored_in_bulk_come_out_in_the_same_order_as_jobs_added_one_by_o
         expected = [job_id for job_id, spec, _ in jobs if spec.queue == queue.name]
         expected.sort(key=lambda i: (-jobs[i - 1][1].priority, jobs[i - 1][2], i))  # priority, then age
         assert popped == expected
+
+
+PENDING_JOBS = 3000
+BYTES_PER_PENDING_JOB = {"array": 240, "single": 470}
+"""What a pending job restored from the store may cost the scheduler, traced: an array task (its spec shared
+with its array's) about 206 bytes, a single job with its own spec about 413 (291 and 575 before a job's
+run-time fields moved to JobRun and the queues' map of pending jobs went)."""
+
+
+@pytest.mark.parametrize("kind", sorted(BYTES_PER_PENDING_JOB))
+def test_memory_per_pending_job_restored_from_the_store_is_bounded(store_url: str, kind: str) -> None:
+    queues = [QueueSpec(f"q{index}", Resources(10**6, 10**6)) for index in range(10)]
+    store = open_store(store_url)
+    try:
+        store.put_queues(queues)
+        now = time.time()
+        if kind == "array":
+            for array in range(PENDING_JOBS // 100):
+                store.submit_array(JobSpec("team", f"q{array % 10}", ("python", "train.py")), range(100), now)
+        else:
+            specs = [JobSpec("team", f"q{n % 10}", ("python", "train.py"), name=f"job{n}") for n in range(PENDING_JOBS)]
+            store.submit_many(specs, now)
+        sched = Scheduler(Resources(1, 1), queues)
+        gc.collect()
+        tracemalloc.start()
+        try:
+            before = tracemalloc.get_traced_memory()[0]
+            assert sched.add_many(store.active_jobs(), now) == []
+            gc.collect()
+            held = tracemalloc.get_traced_memory()[0] - before
+        finally:
+            tracemalloc.stop()
+    finally:
+        store.close()
+    assert len(sched.queues) == PENDING_JOBS
+    assert held / PENDING_JOBS <= BYTES_PER_PENDING_JOB[kind]
+    assert all(job.run is None and job.queued for job in sched.jobs.values())  # nothing launched yet
+
+
+def test_a_jobs_run_time_fields_live_in_its_run_created_only_when_one_is_set() -> None:
+    sched = Scheduler(Resources(10_000, 10_000), [QueueSpec("q", Resources(10_000, 10_000))])
+    job = Job(1, JobSpec("t", "q", ("false",), retries=1, backoff_s=5.0), 0.0)
+    job.handle, job.attempt, job.not_before, job.admitted_at = "", 0, 0.0, None  # the defaults: no run made
+    assert job.run is None and (job.handle, job.attempt, job.exit_code) == ("", 0, None)
+    sched.add(job, 0.0)
+    assert sched.schedule_once(1.0).admitted == [job]
+    assert job.run is not None and job.admitted_at == 1.0 and job.launch_key == "kf-1-0"
+    sched.started(1, "handle-1")
+    assert sched.exited(1, 2, 3.0) == [job]  # retried after its backoff, keeping what its run says
+    assert (job.state, job.attempt, job.exit_code, job.not_before, job.admitted_at) == (
+        JobState.PENDING,
+        1,
+        2,
+        8.0,
+        None,
+    )
+    assert job.queued and job.reason_code is Reason.BACKOFF and sched.schedule_once(4.0).admitted == []
+    assert sched.schedule_once(8.0).admitted == [job] and job.launch_key == "kf-1-1"
+    restored = Job(2, job.spec, 0.0, JobState.RUNNING, 3, 0.0, Reason.ADMITTED, "", 5.0, handle="h", preemptions=1)
+    assert restored.run is not None and (restored.attempt, restored.admitted_at, restored.handle) == (3, 5.0, "h")
+
+
+def test_deadlines_of_jobs_that_ended_early_do_not_pile_up_and_running_ones_still_stop(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    sched = Scheduler(Resources(10_000, 10_000), [QueueSpec("q", Resources(10_000, 10_000))], grace_s=1.0)
+    year = 365 * 86400.0
+    long_runner = Job(1, JobSpec("t", "q", ("sleep", "inf"), max_runtime_s=10.0), 0.0)
+    sched.add(long_runner, 0.0)
+    assert sched.schedule_once(0.0).admitted == [long_runner]
+    sched.started(1, "h1")
+    spec = JobSpec("t", "q", ("true",), resources=Resources(1000, 100), max_runtime_s=year)
+    for job_id in range(2, 1002):  # a thousand short jobs, each allowed a year, ending at once
+        sched.add(Job(job_id, spec, float(job_id)), 0.0)
+        admitted = sched.schedule_once(0.0).admitted
+        assert [job.id for job in admitted] == [job_id]
+        sched.started(job_id, f"h{job_id}")
+        assert sched.exited(job_id, 0, 0.0)[0].state is JobState.SUCCEEDED
+        assert len(sched._deadlines) <= 2 * 2 + 64  # two jobs held at most: rebuilt past twice that, plus 64
+    stopped = sched.schedule_once(10.0).stop
+    assert stopped == [long_runner] and long_runner.reason_code is Reason.MAX_RUNTIME

@@ -132,6 +132,9 @@ _REASONS_BY_LENGTH = sorted(_REASON_TEXTS.values(), key=lambda reason: -len(reas
 
 _SHARED_AMOUNTS: SharedValues[Resources] = SharedValues()
 _SHARED_COMMANDS: SharedValues[tuple[str, ...]] = SharedValues()
+_SHARED_FLOATS: SharedValues[float] = SharedValues()
+SHARED_INTS: SharedValues[int] = SharedValues()
+"""Whole numbers many jobs carry alike (priorities, array task indices past Python's cached small ints)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,6 +166,14 @@ class JobSpec:
         object.__setattr__(self, "resources", _SHARED_AMOUNTS(self.resources))
         object.__setattr__(self, "total", _SHARED_AMOUNTS(self.resources.times(self.workers)))
         object.__setattr__(self, "command", _SHARED_COMMANDS(self.command))
+        # numbers too: a parsed 3600.0 or 500 is an object of its own (only exact floats and ints are shared,
+        # so that a value keeps its type and its JSON form)
+        if type(self.priority) is int:
+            object.__setattr__(self, "priority", SHARED_INTS(self.priority))
+        for name in ("max_runtime_s", "backoff_s"):
+            value = getattr(self, name)
+            if type(value) is float:
+                object.__setattr__(self, name, _SHARED_FLOATS(value))
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form, as accepted by `from_dict`."""

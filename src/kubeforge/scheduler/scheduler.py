@@ -91,7 +91,7 @@ class Scheduler:
         self.jobs[job.id] = job
         if job.state.holds_resources:
             self.cache.assume(job)
-            heapq.heappush(self._deadlines, (job.expected_end, job.id))
+            self._watch_deadline(job)
             if job.state is JobState.STOPPING:
                 self._mark_stopping(job)
             return []
@@ -332,7 +332,7 @@ class Scheduler:
         self.cache.assume(job)
         job.state, job.admitted_at, job.handle = JobState.ADMITTED, now, ""
         job.because(Reason.ADMITTED)
-        heapq.heappush(self._deadlines, (job.expected_end, job.id))
+        self._watch_deadline(job)
         result.admitted.append(job)
 
     def _handle_blocked(
@@ -390,8 +390,21 @@ class Scheduler:
             self.cache.assume(job)
             job.state, job.admitted_at, job.handle = JobState.ADMITTED, now, ""
             job.because(Reason.BACKFILLED)
-            heapq.heappush(self._deadlines, (job.expected_end, job.id))
+            self._watch_deadline(job)
             result.admitted.append(job)
+
+    def _watch_deadline(self, job: Job) -> None:
+        """Stop `job` at its maximum runtime. A job that ends sooner leaves its entry behind (removed lazily);
+        once those outnumber the jobs still held, the heap is rebuilt from them, so that jobs long finished
+        (a year's maximum runtime is allowed) do not pile up in it."""
+        heapq.heappush(self._deadlines, (job.expected_end, job.id))
+        if len(self._deadlines) > 2 * len(self.cache.holding) + 64:
+            self._deadlines = [
+                (held.expected_end, held.id)
+                for held in self.cache.holding.values()
+                if held.state in (JobState.ADMITTED, JobState.RUNNING)
+            ]
+            heapq.heapify(self._deadlines)
 
     def _enforce_deadlines(self, now: float, result: CycleResult) -> None:
         while self._deadlines and self._deadlines[0][0] <= now:

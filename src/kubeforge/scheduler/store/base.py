@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kubeforge.errors import STORE_UNAVAILABLE, LeaseLostError, StoreUnavailable, redact
-from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec, Reason
+from kubeforge.scheduler.model import SHARED_INTS, Job, JobSpec, JobState, QueueSpec, Reason
 from kubeforge.scheduler.store.schema import statements
 from kubeforge.scheduler.store.tokens import TokenStore
 
@@ -453,7 +453,7 @@ def _job(row: Sequence[Any], array: tuple[int | None, JobSpec]) -> Job:
         bool(row[12]),
         int(row[13]),
         array_id,
-        row[15],
+        None if row[15] is None else SHARED_INTS(int(row[15])),
     )
 
 
