@@ -111,10 +111,10 @@ def test_jobs_restored_in_bulk_come_out_in_the_same_order_as_jobs_added_one_by_o
 
 
 PENDING_JOBS = 3000
-BYTES_PER_PENDING_JOB = {"array": 240, "single": 470}
+BYTES_PER_PENDING_JOB = {"array": 220, "single": 450}
 """What a pending job restored from the store may cost the scheduler, traced: an array task (its spec shared
-with its array's) about 206 bytes, a single job with its own spec about 413 (291 and 575 before a job's
-run-time fields moved to JobRun and the queues' map of pending jobs went)."""
+with its array's) about 183 bytes, a single job with its own spec about 389 (291 and 575 before a job's
+run-time fields moved to JobRun, the queues' map of pending jobs went and equal numbers were shared)."""
 
 
 @pytest.mark.parametrize("kind", sorted(BYTES_PER_PENDING_JOB))

@@ -392,6 +392,14 @@ class _Specs:
     def __init__(self) -> None:
         self.parsed: dict[str, JobSpec] = {}
         self.arrays: dict[int, tuple[int, JobSpec]] = {}
+        self._created_at = 0.0
+
+    def created_at(self, value: float) -> float:
+        """`value`, as the float object read last when equal to it: the tasks of an array, created together,
+        share one."""
+        if value != self._created_at:
+            self._created_at = value
+        return self._created_at
 
     def parse(self, text: str) -> JobSpec:
         spec = self.parsed.get(text)
@@ -416,7 +424,9 @@ def _jobs(cur: Cursor, rows: Sequence[Sequence[Any]], specs: _Specs | None = Non
     launch instead of stopping every read."""
     specs = specs or _Specs()
     specs.read_arrays(cur, (int(row[14]) for row in rows if not row[1]))
-    return [_job(row, specs.arrays[int(row[14])] if not row[1] else (row[14], specs.parse(row[1]))) for row in rows]
+    return [
+        _job(row, specs.arrays[int(row[14])] if not row[1] else (row[14], specs.parse(row[1])), specs) for row in rows
+    ]
 
 
 _STATES = {state.value: state for state in JobState}
@@ -435,12 +445,12 @@ def _reason(text: str) -> tuple[Reason, str]:
 _REASONS: dict[str, tuple[Reason, str]] = {}
 
 
-def _job(row: Sequence[Any], array: tuple[int | None, JobSpec]) -> Job:
+def _job(row: Sequence[Any], array: tuple[int | None, JobSpec], specs: _Specs) -> Job:
     array_id, spec = array
     return Job(
         int(row[0]),
         spec,
-        float(row[3]),
+        specs.created_at(float(row[3])),
         _STATES[row[2]],
         int(row[4]),
         float(row[5]) or 0.0,  # the one shared 0.0 rather than a float per job
