@@ -189,3 +189,26 @@ def test_deadlines_of_jobs_that_ended_early_do_not_pile_up_and_running_ones_stil
         assert len(sched._deadlines) <= 2 * 2 + 64  # two jobs held at most: rebuilt past twice that, plus 64
     stopped = sched.schedule_once(10.0).stop
     assert stopped == [long_runner] and long_runner.reason_code is Reason.MAX_RUNTIME
+
+
+def test_jobs_ahead_in_a_queue_are_its_pending_and_backoff_jobs_before_it_each_once() -> None:
+    sched = Scheduler(Resources(1000, 1000), [QueueSpec(name, Resources(1000, 1000)) for name in ("q", "other")])
+    high = JobSpec("t", "q", ("true",), resources=Resources(1000, 100), priority=1000, retries=1, backoff_s=100.0)
+    low = JobSpec("t", "q", ("true",), resources=Resources(1000, 100), priority=100)
+    jobs = {
+        1: Job(1, high, 1.0),
+        2: Job(2, low, 2.0),
+        3: Job(3, low, 3.0),
+        4: Job(4, high, 4.0),
+        5: Job(5, JobSpec("t", "q", ("true",), depends_on=(1,)), 0.5),  # waits for job 1: in no queue yet
+        6: Job(6, JobSpec("t", "other", ("true",)), 0.1),
+    }
+    for job in jobs.values():
+        sched.add(job, 0.0)
+    assert sched.schedule_once(1.0).admitted == [jobs[1]]
+    sched.started(1, "h")
+    assert sched.exited(1, 1, 2.0)[0].reason_code is Reason.BACKOFF  # back in the queue, held back 100 s
+    sched.cancel(3, 2.0)  # its heap entry stays behind, dropped lazily
+    assert len(sched.queues) == 5  # 1 (backoff), 2, 4, 6, and 5 waiting for 1
+    ahead = {job_id: sorted(other.id for other in sched.queues.pending_ahead(jobs[job_id])) for job_id in (1, 2, 4)}
+    assert ahead == {1: [], 2: [1, 4], 4: [1]}
