@@ -351,9 +351,15 @@ class Job:
         """True while the job is in its queue's pending set (its heap or retry backoff); see QueueManager."""
         self.run: JobRun | None = None
         """What the job has once admitted, retried, held back or asked to stop; None until then."""
-        self.attempt, self.not_before, self.admitted_at = attempt, not_before, admitted_at
-        self.finished_at, self.stop_deadline, self.handle = finished_at, stop_deadline, handle
-        self.exit_code, self.cancel_requested, self.preemptions = exit_code, cancel_requested, preemptions
+        if (  # one test, not a descriptor call per field: a restore builds a million jobs
+            attempt or not_before or preemptions or handle or cancel_requested
+            or admitted_at is not None or finished_at is not None or stop_deadline is not None or exit_code is not None
+        ):  # fmt: skip
+            self.run = JobRun(
+                admitted_at=admitted_at, finished_at=finished_at, stop_deadline=stop_deadline, handle=handle,
+                exit_code=exit_code, attempt=attempt, preemptions=preemptions, not_before=not_before,
+                cancel_requested=cancel_requested,
+            )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"Job(id={self.id}, state={self.state.value}, queue={self.spec.queue!r}, reason={self.reason!r})"
