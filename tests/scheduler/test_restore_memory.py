@@ -212,3 +212,20 @@ def test_jobs_ahead_in_a_queue_are_its_pending_and_backoff_jobs_before_it_each_o
     assert len(sched.queues) == 5  # 1 (backoff), 2, 4, 6, and 5 waiting for 1
     ahead = {job_id: sorted(other.id for other in sched.queues.pending_ahead(jobs[job_id])) for job_id in (1, 2, 4)}
     assert ahead == {1: [], 2: [1, 4], 4: [1]}
+
+
+def test_dependents_that_end_first_are_forgotten_by_the_job_they_waited_on() -> None:
+    sched = Scheduler(Resources(10_000, 10_000), [QueueSpec("q", Resources(10_000, 10_000))])
+    upstream = Job(1, JobSpec("t", "q", ("sleep", "inf")), 0.0)
+    sched.add(upstream, 0.0)
+    assert sched.schedule_once(0.0).admitted == [upstream]
+    waiting = JobSpec("t", "q", ("true",), depends_on=(1,))
+    for job_id in range(2, 202):  # resubmitted and cancelled while job 1 runs on
+        assert sched.add(Job(job_id, waiting, float(job_id)), 1.0) == []
+        assert sched.cancel(job_id, 1.0)[0][0].state is JobState.CANCELLED
+    last = Job(202, waiting, 202.0)
+    sched.add(last, 1.0)
+    assert sched._dependents == {1: {202}}  # the cancelled ones are not kept for job 1
+    sched.started(1, "h")
+    assert [job.id for job in sched.exited(1, 0, 2.0)] == [1, 202] and last.queued
+    assert sched._dependents == {}

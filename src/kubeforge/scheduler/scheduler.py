@@ -436,6 +436,12 @@ class Scheduler:
         self._done[job.id] = state
         if len(self._done) > FINISHED_REMEMBERED:  # bounded: the oldest is forgotten (the store still knows it)
             self._done.popitem(last=False)
+        for dep in job.spec.depends_on:  # no longer waits: forgotten by what it waited on, which may run long
+            waiting_on = self._dependents.get(dep)
+            if waiting_on is not None:
+                waiting_on.discard(job.id)
+                if not waiting_on:
+                    del self._dependents[dep]
         changed = [job]
         for dependent_id in sorted(self._dependents.pop(job.id, ())):
             dependent = self.jobs.get(dependent_id)
