@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import enum
 import json
 import math
 import re
@@ -12,6 +11,7 @@ from typing import Any, ClassVar, Protocol
 
 import kubeforge
 from kubeforge.errors import InputError
+from kubeforge.launch.state import JobState
 from kubeforge.launch.torchrun import torchrun_command
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
@@ -107,33 +107,6 @@ class JobHandle:
     def from_json(cls, text: str) -> JobHandle:
         """Rebuild a handle written by `to_json`."""
         return cls(**json.loads(text))
-
-
-class JobState(enum.Enum):
-    """Where one launch of a job is on its backend: the one state enum of every backend.
-
-    The scheduler's `kubeforge.scheduler.model.JobState` is its queue's record of a job across
-    launches (admitted, stopping, retried...); its backends report a launch's end as an exit code,
-    which `state_of_exit_code` reads into this enum.
-    """
-
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    PREEMPTED = "preempted"
-    """Stopped by SIGTERM after checkpointing (exit code PREEMPTED_EXIT_CODE): requeue it to resume."""
-
-    @property
-    def terminal(self) -> bool:
-        """True once this launch of the job will not change state again."""
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.PREEMPTED)
-
-    @property
-    def live(self) -> bool:
-        """True while the job is queued or running: a re-run launcher attaches to it."""
-        return self in (JobState.PENDING, JobState.RUNNING)
 
 
 def state_of_exit_code(code: int) -> JobState:

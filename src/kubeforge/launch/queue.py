@@ -27,15 +27,6 @@ from kubeforge.scheduler.client import SchedulerClient, SchedulerError
 URL_ENV = settings.SCHEDULER_URL.name
 TOKEN_ENV = settings.TOKEN.name
 TOKEN_FILE_ENV = settings.TOKEN_FILE.name
-_STATES = {
-    "pending": JobState.PENDING,
-    "admitted": JobState.PENDING,
-    "running": JobState.RUNNING,
-    "stopping": JobState.RUNNING,
-    "succeeded": JobState.SUCCEEDED,
-    "failed": JobState.FAILED,
-    "cancelled": JobState.CANCELLED,
-}
 
 
 class QueueBackend:
@@ -114,7 +105,7 @@ class QueueBackend:
             message = f"position {job['position']} in queue {self.queue}: {message}"
         if job["state"] == "failed" and job.get("exit_code") is not None:
             message = f"{message} (exit code {job['exit_code']})"
-        return JobStatus(_STATES[job["state"]], message)
+        return JobStatus(JobState(job["state"]), message)  # the scheduler's own state: one enum
 
     def logs(self, handle: JobHandle) -> Iterator[str]:
         """The job's output so far."""
