@@ -94,7 +94,7 @@ def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(
     assert {"name": "KUBEFORGE_JOB_ID", "value": str(ok)} in container["env"]
     identity = ["KUBEFORGE_ATTEMPT", "KUBEFORGE_JOB_ID", "KUBEFORGE_LAUNCH_KEY", "KUBEFORGE_WORKERS"]
     assert sorted(variable["name"] for variable in container["env"]) == identity
-    assert container["resources"]["requests"] == {"cpu": "1000m", "memory": "512Mi"}
+    assert container["resources"]["requests"] == {"cpu": "1", "memory": "512Mi"}
     assert _state(store, ok).state is JobState.RUNNING
     handle = _state(store, ok).handle
     assert handle == f"job/default/kf-{ok}-0"
@@ -143,7 +143,7 @@ def test_training_spec_becomes_a_valid_pytorchjob_and_kueue_mode_creates_it_susp
     assert created["spec"]["runPolicy"]["suspend"] is True  # Kueue unsuspends it on admission
     assert created["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a-queue"
     limits = replicas["Master"]["template"]["spec"]["containers"][0]["resources"]["limits"]
-    assert limits == {"cpu": "2000m", "memory": "4096Mi", "nvidia.com/gpu": "1"}
+    assert limits == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
     assert _state(store, job_id).handle == f"pytorchjob/default/kf-{job_id}-0"
     kube.set_status(*PYTORCHJOBS, f"kf-{job_id}-0", {"conditions": [{"type": "Running", "status": "True"}]})
     dispatcher.step()

@@ -68,7 +68,7 @@ class QueueBackend:
             "training": json.loads(job.config.to_json(indent=None)),
             "image": job.image,
             "workers": job.world_size,
-            "resources": {"cpu": job.resources.cpu, "memory": job.resources.memory, "gpu": job.resources.gpu},
+            "resources": job.resources.to_dict(),
             "priority": self.priority,
             "max_runtime_s": self.max_runtime_s,
             "retries": job.max_restarts,

@@ -15,7 +15,6 @@ from collections.abc import Iterable, Mapping
 from typing import ClassVar, Protocol
 
 from kubeforge.errors import InputError
-from kubeforge.launch.base import Resources as WorkerResources
 from kubeforge.launch.torchrun import STANDALONE, torchrun_command
 from kubeforge.scheduler.logs import LogSlice
 from kubeforge.scheduler.model import Job
@@ -76,12 +75,6 @@ def job_command(job: Job, nproc_per_node: int | None = None) -> list[str]:
     return torchrun_command(config, nproc_per_node or job.spec.workers, rendezvous=STANDALONE, python=sys.executable)
 
 
-def worker_resources(per_worker: Resources) -> WorkerResources:
-    """The scheduler's per-worker amount (quota arithmetic: millicores, MiB) as the launch layer's
-    request (Kubernetes quantities): the one place where one becomes the other."""
-    return WorkerResources(cpu=f"{per_worker.cpu_m}m", memory=f"{per_worker.memory_mb}Mi", gpu=per_worker.gpu)
-
-
 def training_config(job: Job) -> TrainConfig:
     """The job's training spec as a TrainConfig; a spec the engine cannot take raises InputError naming the field."""
     try:
@@ -128,5 +121,4 @@ __all__ = [
     "job_environment",
     "passthrough_environment",
     "training_config",
-    "worker_resources",
 ]

@@ -32,7 +32,6 @@ from kubeforge.scheduler.backends.base import (
     job_command,
     job_environment,
     training_config,
-    worker_resources,
 )
 from kubeforge.scheduler.logs import LogSlice, slice_of
 from kubeforge.scheduler.model import Job
@@ -161,7 +160,7 @@ class KubernetesBackend:
         return labels
 
     def _batch_job(self, job: Job) -> dict[str, Any]:
-        resources = container_resources(worker_resources(job.spec.resources))
+        resources = container_resources(job.spec.resources)
         container = client.V1Container(
             name="job",
             image=self.pod_policy.image(job),
@@ -200,7 +199,7 @@ class KubernetesBackend:
             config=training_config(job),
             nodes=job.spec.workers,
             image=self.pod_policy.image(job),
-            resources=worker_resources(per_worker),
+            resources=per_worker,
             env=job_environment(job),
             options={
                 "queue": self.kueue_queue,
