@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeforge.errors import InputError
-from kubeforge.launch.base import LaunchBackend
+from kubeforge.launch.base import LaunchBackend, TrainingJob
 
 BACKENDS = ("local", "slurm", "pytorchjob", "trainjob", "vertex", "queue")
 # queue: the kubeforge scheduler; shared when its local (or slurm) backend runs the job on this filesystem
@@ -21,7 +21,7 @@ SHARED_FILESYSTEM_BACKENDS = ("local", "slurm", "queue")
 MAX_WORKERS = {"local": 64, "slurm": 4096, "pytorchjob": 2048, "trainjob": 2048, "vertex": 1024, "queue": 64}
 
 
-def create_backend(name: str, options: dict[str, Any]) -> LaunchBackend:
+def create_backend(name: str, options: dict[str, Any]) -> LaunchBackend[TrainingJob]:
     """The backend called `name`, configured from its options (namespace, project, partition...)."""
     if name == "local":
         from kubeforge.launch.local import LocalBackend

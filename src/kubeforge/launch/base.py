@@ -1,4 +1,8 @@
-"""What every launch backend shares: the job description, its handle, state and status, the protocol."""
+"""What every launch backend shares: the job description, its handle, state and status, the protocol.
+
+The scheduler's backends implement the same protocol for the scheduler's jobs: one handle type, one
+state enum (`kubeforge.launch.state`), one resources type (`kubeforge.resources`) for both.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +10,7 @@ import json
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import kubeforge
 from kubeforge.errors import InputError
@@ -109,12 +113,18 @@ class JobStatus:
     message: str = ""
 
 
-class LaunchBackend(Protocol):
-    """The small protocol every backend implements."""
+JobT_contra = TypeVar("JobT_contra", contravariant=True)
+"""What a backend launches: a `TrainingJob` for the training backends, the scheduler's job for its backends."""
+
+
+class LaunchBackend(Protocol[JobT_contra]):
+    """The one protocol every backend implements: the training backends of this package
+    (`LaunchBackend[TrainingJob]`) and the scheduler's backends, which extend it for gangs
+    (`kubeforge.scheduler.backends.base.Backend`, a `LaunchBackend` of the scheduler's jobs)."""
 
     name: ClassVar[str]
 
-    def submit(self, job: TrainingJob) -> JobHandle:
+    def submit(self, job: JobT_contra) -> JobHandle:
         """Create the job, or return the handle of the existing job with the same name."""
         ...
 
