@@ -20,11 +20,11 @@ from scheduler_builders import launch_output
 
 from kubeforge.launch.base import JobHandle
 from kubeforge.scheduler.backends.local import LocalBackend
-from kubeforge.scheduler.client import SchedulerClient
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
+from kubeforge.scheduler_client import SchedulerClient
 
 CAPACITY = Resources(2000, 4096)
 ADMIN = "admin-token-never-in-a-job-0123456789"

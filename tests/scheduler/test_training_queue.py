@@ -15,7 +15,7 @@ from kubeforge.components.training.pytorch.core import TrainInputs, TrainParams,
 from kubeforge.errors import InputError
 from kubeforge.launch.base import JobHandle, JobState
 from kubeforge.launch.queue import QueueBackend
-from kubeforge.scheduler.client import SchedulerClient
+from kubeforge.scheduler_client import SchedulerClient
 
 
 @pytest.fixture

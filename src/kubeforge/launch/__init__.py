@@ -1,11 +1,12 @@
 """The launch layer: training jobs on local, slurm, pytorchjob, trainjob, vertex or queue, chosen by name.
 
 One protocol (`base.LaunchBackend`: submit, status, logs, cancel, suspend), one typed handle
-(`base.JobHandle`), one state enum (`base.JobState`), one resources type (`base.Resources`) and
-one torchrun command (`torchrun.torchrun_command`, run under `node`, which reports preemption).
-`runner` submits or re-attaches and follows a job; `shared_filesystem` runs one on this machine's
-filesystem and reads its summary back. The queue backend reaches the scheduler only through
-`kubeforge.scheduler.client`.
+(`base.JobHandle`), one state enum (`state.JobState`), one resources type (`kubeforge.resources`)
+and one torchrun command (`torchrun.torchrun_command`, run under `node`, which reports preemption).
+The scheduler's backends implement the same protocol for its jobs (`kubeforge.scheduler.backends`),
+so the scheduler sits above this package and the training engine below it. `runner` submits or
+re-attaches and follows a job; `shared_filesystem` runs one on this machine's filesystem and reads
+its summary back. The queue backend reaches the scheduler only through `kubeforge.scheduler_client`.
 """
 
 from __future__ import annotations

@@ -8,7 +8,7 @@ named by $KUBEFORGE_TOKEN_FILE (a mounted Kubernetes secret); `token_env` names 
 variable to read it from. `queue` is required, `priority` and `max_runtime_s` are optional.
 Submitting re-attaches to an unfinished job of the same name and training configuration, so a
 re-run launcher does not queue a second one.
-It talks to the scheduler only through `kubeforge.scheduler.client`.
+It talks to the scheduler only through `kubeforge.scheduler_client`.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, ClassVar
 from kubeforge import settings
 from kubeforge.errors import InputError, TrainingError
 from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
-from kubeforge.scheduler.client import SchedulerClient, SchedulerError
+from kubeforge.scheduler_client import SchedulerClient, SchedulerError
 
 URL_ENV = settings.SCHEDULER_URL.name
 TOKEN_ENV = settings.TOKEN.name
