@@ -30,6 +30,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import ClassVar
 
+from kubeforge.launch.base import JobHandle
+from kubeforge.scheduler.backends.base import PolledLaunch
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.logs import LogSlice
 from kubeforge.scheduler.model import Job, JobSpec, QueueSpec
@@ -54,7 +56,7 @@ _INSERT = (
 )
 
 
-class NoopBackend:
+class NoopBackend(PolledLaunch):
     """Runs nothing: every launch is accepted, and each poll ends the ENDS_PER_POLL oldest with exit code 0."""
 
     name: ClassVar[str] = "noop"
@@ -63,9 +65,9 @@ class NoopBackend:
         self.capacity = capacity
         self.running: dict[str, None] = {}
 
-    def submit(self, job: Job) -> str:
+    def submit(self, job: Job) -> JobHandle:
         self.running[job.launch_key] = None
-        return job.launch_key
+        return JobHandle(self.name, job.launch_key, job.launch_key)
 
     def poll(self, handles: Mapping[int, str]) -> dict[int, int]:
         ending = set(list(self.running)[:ENDS_PER_POLL])
@@ -73,15 +75,12 @@ class NoopBackend:
             del self.running[handle]
         return {job_id: 0 for job_id, handle in handles.items() if handle in ending}
 
-    def suspend(self, handle: str) -> None:
-        self.running.pop(handle, None)
-        self.running[handle] = None  # ends at a later poll, as a graceful stop does
+    def suspend(self, handle: JobHandle) -> None:
+        self.running.pop(handle.id, None)
+        self.running[handle.id] = None  # ends at a later poll, as a graceful stop does
 
-    def cancel(self, handle: str) -> None:
-        self.running.pop(handle, None)
-
-    def logs(self, handle: str) -> str:
-        return ""
+    def cancel(self, handle: JobHandle) -> None:
+        self.running.pop(handle.id, None)
 
     def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
         raise NotImplementedError("the no-op backend keeps no logs")

@@ -42,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "suppo
 
 from slurm_cluster import running_slurm
 
-from kubeforge.scheduler.client import SchedulerClient
 from kubeforge.scheduler.model import QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
+from kubeforge.scheduler_client import SchedulerClient
 
 SUBMITTERS = 2
 SUBMIT_JOBS = 3000

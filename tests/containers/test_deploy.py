@@ -209,7 +209,7 @@ def played(
 
 
 def test_scheduler_api_answers_a_team_token_and_a_submitted_job_runs(played: dict[str, Any]) -> None:
-    from kubeforge.scheduler.client import SchedulerClient, SchedulerError
+    from kubeforge.scheduler_client import SchedulerClient, SchedulerError
 
     api = f"http://127.0.0.1:{played['ports']['scheduler']}"
     with SchedulerClient(api, ADMIN_TOKEN) as admin:

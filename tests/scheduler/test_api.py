@@ -15,11 +15,11 @@ from scheduler_server import serving
 
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
-from kubeforge.scheduler.client import SchedulerClient, SchedulerError
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import Reason
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
+from kubeforge.scheduler_client import SchedulerClient, SchedulerError
 
 ADMIN = "admin-token-0123456789"
 

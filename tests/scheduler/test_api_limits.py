@@ -20,10 +20,10 @@ from scheduler_server import serving
 
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
-from kubeforge.scheduler.client import SchedulerClient, SchedulerError
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import SqlStore, open_store
+from kubeforge.scheduler_client import SchedulerClient, SchedulerError
 
 ADMIN = "limits-admin-token-0123456789"
 TRAINING = {

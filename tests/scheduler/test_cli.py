@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kubeforge.scheduler.client import SchedulerClient
+from kubeforge.scheduler_client import SchedulerClient
 
 ADMIN = "cli-admin-token-0123456789"
 KUBEFORGE = str(Path(sys.executable).parent / "kubeforge")

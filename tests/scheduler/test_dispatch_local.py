@@ -5,6 +5,8 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from scheduler_builders import launch_output
+
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
@@ -37,7 +39,7 @@ def test_jobs_run_retry_and_report_exit_codes(store_url: str, tmp_path: Path) ->
     failing = store.submit(JobSpec("t", "q", ("sh", "-c", "exit 3")), time.time())
     _run_until_done(dispatcher, store, [ok, flaky, failing])
     assert store.get(ok).state is JobState.SUCCEEDED  # type: ignore[union-attr]
-    assert "hello" in backend.logs(f"kf-{ok}-0")
+    assert "hello" in launch_output(backend, f"kf-{ok}-0")
     flaky_job = store.get(flaky)
     assert flaky_job is not None and flaky_job.state is JobState.SUCCEEDED and flaky_job.attempt == 1
     failed_job = store.get(failing)
@@ -54,11 +56,11 @@ def test_cancel_running_job_sends_sigterm(store_url: str, tmp_path: Path) -> Non
     trap = "trap 'echo got-term; exit 0' TERM; echo started; while true; do sleep 0.05; done"
     job_id = store.submit(JobSpec("t", "q", ("sh", "-c", trap)), time.time())
     deadline = time.monotonic() + 10
-    while "started" not in backend.logs(f"kf-{job_id}-0") and time.monotonic() < deadline:
+    while "started" not in launch_output(backend, f"kf-{job_id}-0") and time.monotonic() < deadline:
         dispatcher.step()
         time.sleep(0.02)
     assert store.request_cancel(job_id)
     _run_until_done(dispatcher, store, [job_id])
     assert store.get(job_id).state is JobState.CANCELLED  # type: ignore[union-attr]
-    assert "got-term" in backend.logs(f"kf-{job_id}-0")
+    assert "got-term" in launch_output(backend, f"kf-{job_id}-0")
     store.close()

@@ -16,12 +16,15 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from scheduler_builders import launch_output
+
+from kubeforge.launch.base import JobHandle
 from kubeforge.scheduler.backends.local import LocalBackend
-from kubeforge.scheduler.client import SchedulerClient
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
+from kubeforge.scheduler_client import SchedulerClient
 
 CAPACITY = Resources(2000, 4096)
 ADMIN = "admin-token-never-in-a-job-0123456789"
@@ -119,7 +122,7 @@ class _LockWatchingBackend(LocalBackend):
     dispatcher: Dispatcher
     held: list[tuple[str, bool]]
 
-    def submit(self, job: Job) -> str:
+    def submit(self, job: Job) -> JobHandle:
         self.held.append(("submit", self.dispatcher.lock.locked()))
         return super().submit(job)
 
@@ -127,7 +130,7 @@ class _LockWatchingBackend(LocalBackend):
         self.held.append(("poll", self.dispatcher.lock.locked()))
         return super().poll(handles)
 
-    def suspend(self, handle: str) -> None:
+    def suspend(self, handle: JobHandle) -> None:
         self.held.append(("suspend", self.dispatcher.lock.locked()))
         super().suspend(handle)
 
@@ -143,7 +146,7 @@ def test_backend_calls_never_hold_the_dispatcher_lock(tmp_path: Path) -> None:
     trap = "trap 'exit 0' TERM; echo up; while true; do sleep 0.05; done"
     job_id = store.submit(JobSpec("t", "q", ("sh", "-c", trap)), time.time())
     deadline = time.monotonic() + 10
-    while "up" not in backend.logs(f"kf-{job_id}-0"):
+    while "up" not in launch_output(backend, f"kf-{job_id}-0"):
         assert time.monotonic() < deadline
         dispatcher.step()
         time.sleep(0.02)

@@ -14,11 +14,11 @@ import pytest
 
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.auth import MAX_CACHED_TOKENS
-from kubeforge.scheduler.client import SchedulerClient, SchedulerError
 from kubeforge.scheduler.http_server import ServerLimits, serving_in_thread, tls_context
 from kubeforge.scheduler.model import QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
+from kubeforge.scheduler_client import SchedulerClient, SchedulerError
 
 TOKEN = "limits-http-token-0123456789"
 QUICK = ServerLimits(header_timeout_s=0.5, body_timeout_s=0.5, idle_timeout_s=0.5, max_connections=8)

@@ -24,7 +24,8 @@ from fake_kube import FakeKube, running_fake_kube
 from kube_rbac import chart_rbac
 from kubernetes.client.rest import ApiException
 
-from kubeforge.scheduler.backends.base import LOST_EXIT_CODE
+from kubeforge.launch.base import JobHandle
+from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, stored_handle
 from kubeforge.scheduler.backends.kubernetes import (
     STOPPED_EXIT_CODE,
     JobPodPolicy,
@@ -94,17 +95,19 @@ def test_command_gang_runs_as_an_indexed_job_and_follows_its_conditions(
     assert {"name": "KUBEFORGE_JOB_ID", "value": str(ok)} in container["env"]
     identity = ["KUBEFORGE_ATTEMPT", "KUBEFORGE_JOB_ID", "KUBEFORGE_LAUNCH_KEY", "KUBEFORGE_WORKERS"]
     assert sorted(variable["name"] for variable in container["env"]) == identity
-    assert container["resources"]["requests"] == {"cpu": "1000m", "memory": "512Mi"}
+    assert container["resources"]["requests"] == {"cpu": "1", "memory": "512Mi"}
     assert _state(store, ok).state is JobState.RUNNING
     handle = _state(store, ok).handle
     assert handle == f"job/default/kf-{ok}-0"
-    assert backend.submit(_state(store, ok)) == handle  # a repeated launch re-attaches (409)
+    launched = stored_handle(backend.name, _state(store, ok))  # the typed handle, rebuilt from the stored text
+    assert backend.submit(_state(store, ok)) == launched  # a repeated launch re-attaches (409)
+    assert backend.status(launched).state is JobState.RUNNING
     assert sum(1 for method, _ in kube.requests if method == "POST") == 3
 
     labels = {"batch.kubernetes.io/job-name": f"kf-{ok}-0", "batch.kubernetes.io/job-completion-index": "0"}
     output = "rank-0\n" + "".join(f"line-{index:04d}\n" for index in range(20))
     kube.add_pod("default", f"kf-{ok}-0-0-abcde", labels, output)
-    assert backend.logs(handle) == output
+    assert "".join(backend.logs(launched)) == output
     assert backend.log_range(handle, 2, 3).data == b"nk-"  # never more than offset + limit bytes asked for
     assert backend.log_range(handle, None, 64).data == output.encode()[-64:]  # the tail
     assert [(query.get("limitBytes"), query.get("tailLines")) for query in kube.log_queries[-2:]] == [
@@ -143,7 +146,7 @@ def test_training_spec_becomes_a_valid_pytorchjob_and_kueue_mode_creates_it_susp
     assert created["spec"]["runPolicy"]["suspend"] is True  # Kueue unsuspends it on admission
     assert created["metadata"]["labels"]["kueue.x-k8s.io/queue-name"] == "team-a-queue"
     limits = replicas["Master"]["template"]["spec"]["containers"][0]["resources"]["limits"]
-    assert limits == {"cpu": "2000m", "memory": "4096Mi", "nvidia.com/gpu": "1"}
+    assert limits == {"cpu": "2", "memory": "4Gi", "nvidia.com/gpu": "1"}
     assert _state(store, job_id).handle == f"pytorchjob/default/kf-{job_id}-0"
     kube.set_status(*PYTORCHJOBS, f"kf-{job_id}-0", {"conditions": [{"type": "Running", "status": "True"}]})
     dispatcher.step()
@@ -169,7 +172,7 @@ def test_cancel_suspends_then_the_job_ends_once_its_pods_are_gone(kube: FakeKube
     assert backend.poll({job_id: f"job/default/{name}"}) == {job_id: STOPPED_EXIT_CODE}
     dispatcher.step()
     assert _state(store, job_id).state is JobState.CANCELLED
-    backend.cancel(f"job/default/{name}")
+    backend.cancel(JobHandle(backend.name, name, f"job/default/{name}"))
     assert kube.get(*JOBS, name) is None
     assert backend.poll({job_id: f"job/default/{name}"}) == {job_id: LOST_EXIT_CODE}
     store.close()
@@ -297,7 +300,8 @@ def test_with_capacity_given_the_chart_grants_no_node_read_and_other_accounts_ge
         store.close()
     other = ("other-namespace", "kubeforge-scheduler")  # the same name in the wrong namespace gets nothing
     with running_fake_kube(rbac, other) as kube, pytest.raises(KubernetesBackendError, match="HTTP 403 Forbidden"):
-        KubernetesBackend(Resources(1000, 1024), api_client=kube.api_client()).logs("job/default/kf-1-0")
+        backend = KubernetesBackend(Resources(1000, 1024), api_client=kube.api_client())
+        "".join(backend.logs(JobHandle(backend.name, "kf-1-0", "job/default/kf-1-0")))
 
 
 def test_a_stalled_api_server_fails_calls_instead_of_hanging_them(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -319,6 +323,6 @@ def test_a_stalled_api_server_fails_calls_instead_of_hanging_them(monkeypatch: p
         with pytest.raises(urllib3.exceptions.ReadTimeoutError):
             backend.poll({1: "job/default/kf-1-0"})
         with pytest.raises(urllib3.exceptions.ReadTimeoutError):
-            backend.cancel("pytorchjob/default/kf-1-0")
+            backend.cancel(JobHandle(backend.name, "kf-1-0", "pytorchjob/default/kf-1-0"))
         with pytest.raises(urllib3.exceptions.ReadTimeoutError):
             cluster_capacity(backend.api_client)

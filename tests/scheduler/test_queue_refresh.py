@@ -8,6 +8,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import ClassVar
 
+from kubeforge.launch.base import JobHandle
+from kubeforge.scheduler.backends.base import PolledLaunch
 from kubeforge.scheduler.cache import Cache
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.logs import LogSlice
@@ -93,7 +95,7 @@ def test_queue_changes_reads_only_what_changed_and_tells_deletions(store_url: st
         store.close()
 
 
-class _IdleBackend:
+class _IdleBackend(PolledLaunch):
     """Accepts launches and never ends them: what the dispatcher does around it is under test."""
 
     name: ClassVar[str] = "idle"
@@ -101,20 +103,17 @@ class _IdleBackend:
     def __init__(self) -> None:
         self.capacity = Resources(100_000, 100_000, 0)
 
-    def submit(self, job: Job) -> str:
-        return job.launch_key
+    def submit(self, job: Job) -> JobHandle:
+        return JobHandle(self.name, job.launch_key, job.launch_key)
 
     def poll(self, handles: Mapping[int, str]) -> dict[int, int]:
         return {}
 
-    def suspend(self, handle: str) -> None:
+    def suspend(self, handle: JobHandle) -> None:
         """Nothing runs, so nothing to stop."""
 
-    def cancel(self, handle: str) -> None:
+    def cancel(self, handle: JobHandle) -> None:
         """Nothing runs, so nothing to stop."""
-
-    def logs(self, handle: str) -> str:
-        return ""
 
     def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
         raise NotImplementedError

@@ -6,8 +6,11 @@ import time
 from pathlib import Path
 
 import pytest
+from scheduler_builders import launch_output
 from slurm_cluster import SlurmCluster
 
+from kubeforge.launch.base import JobStatus
+from kubeforge.scheduler.backends.base import stored_handle
 from kubeforge.scheduler.backends.slurm import SlurmBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
@@ -29,7 +32,8 @@ def test_slurm_runs_gangs_reports_exit_codes_and_resubmits_nothing(slurm: SlurmC
     dispatcher.step()
     first = store.get(gang)
     assert first is not None and first.state is JobState.RUNNING
-    assert backend.submit(first) == first.handle  # a repeated launch finds the job instead of submitting again
+    # a repeated launch finds the job instead of submitting again; its handle is the one the store's text rebuilds
+    assert backend.submit(first) == stored_handle(backend.name, first)
     deadline = time.monotonic() + 60
     while any(
         store.get(i).state is not JobState.SUCCEEDED and not store.get(i).state.terminal for i in (gang, failing)
@@ -39,9 +43,11 @@ def test_slurm_runs_gangs_reports_exit_codes_and_resubmits_nothing(slurm: SlurmC
         time.sleep(0.2)
     done = store.get(gang)
     assert done is not None and done.state is JobState.SUCCEEDED
-    assert sorted(backend.logs(done.handle).split()) == ["rank-0", "rank-1"]
+    assert sorted(launch_output(backend, done.handle, done.launch_key).split()) == ["rank-0", "rank-1"]
     failed = store.get(failing)
     assert failed is not None and failed.state is JobState.FAILED and failed.exit_code == 4
+    assert backend.status(stored_handle(backend.name, done)).state is JobState.SUCCEEDED
+    assert backend.status(stored_handle(backend.name, failed)) == JobStatus(JobState.FAILED, "exit code 4")
     store.close()
 
 
@@ -66,6 +72,6 @@ def test_slurm_jobs_see_only_their_own_environment(
         dispatcher.step()
         time.sleep(0.2)
     assert job.state is JobState.SUCCEEDED, job.reason
-    lines = sorted(backend.logs(job.handle).split())
+    lines = sorted(launch_output(backend, job.handle, job.launch_key).split())
     assert " ".join(lines) == f"{job_id} {job_id} a,ALL a,ALL leaked=0 leaked=0 rank-0 rank-1", lines
     store.close()

@@ -24,12 +24,12 @@ from scheduler_server import serving
 from kubeforge.errors import InputError
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
-from kubeforge.scheduler.client import SchedulerClient
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import StoreUnavailable, open_store
 from kubeforge.scheduler.store.sqlite import SqliteStore
+from kubeforge.scheduler_client import SchedulerClient
 
 ADMIN = "outage-admin-token-0123456789"
 PASSWORD = "hunter2-store-password"

@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from scheduler_builders import launch_output
 
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.backends.supervisor import address
@@ -132,7 +133,7 @@ def test_a_junk_line_leaves_a_running_job_alive(dispatching: tuple[SqliteStore, 
     store, backend, dispatcher = dispatching
     job_id = store.submit(JobSpec("t", "q", ("sh", "-c", "echo started; sleep 1; echo finished")), time.time())
     deadline = time.monotonic() + 10
-    while "started" not in backend.logs(f"kf-{job_id}-0"):
+    while "started" not in launch_output(backend, f"kf-{job_id}-0"):
         assert time.monotonic() < deadline
         dispatcher.step()
         time.sleep(0.02)
@@ -140,7 +141,7 @@ def test_a_junk_line_leaves_a_running_job_alive(dispatching: tuple[SqliteStore, 
     assert [sorted(answer) for answer in answers[:3]] == [["error"]] * 3, answers
     assert answers[3] == {"synced": True}
     assert _finish(dispatcher, store, job_id) is JobState.SUCCEEDED
-    assert backend.logs(f"kf-{job_id}-0") == "started\nfinished\n"
+    assert launch_output(backend, f"kf-{job_id}-0") == "started\nfinished\n"
 
 
 def test_state_is_private_to_the_supervisor_uid(dispatching: tuple[SqliteStore, LocalBackend, Dispatcher]) -> None:
@@ -168,7 +169,7 @@ def test_jobs_get_only_their_own_environment(tmp_path: Path, monkeypatch: pytest
         spec = JobSpec("t", "q", ("sh", "-c", "env; tr '\\0' '\\n' < /proc/$PPID/environ"), env={"MINE": "a,ALL"})
         job_id = store.submit(spec, time.time())
         assert _finish(dispatcher, store, job_id) is JobState.SUCCEEDED
-        seen = backend.logs(f"kf-{job_id}-0")
+        seen = launch_output(backend, f"kf-{job_id}-0")
     assert "MINE=a,ALL" in seen and f"KUBEFORGE_JOB_ID={job_id}" in seen and "PATH=" in seen
     assert "admin-secret" not in seen and "aws-secret" not in seen
 
@@ -200,7 +201,7 @@ def test_a_full_disk_fails_that_job_with_the_reason_and_never_the_supervisor(tin
     dispatcher.start()
     running = store.submit(JobSpec("t", "q", ("sh", "-c", "echo up; sleep 1.5; echo still-up")), time.time())
     deadline = time.monotonic() + 10
-    while "up" not in backend.logs(f"kf-{running}-0"):
+    while "up" not in launch_output(backend, f"kf-{running}-0"):
         assert time.monotonic() < deadline
         dispatcher.step()
         time.sleep(0.02)
@@ -219,6 +220,6 @@ def test_a_full_disk_fails_that_job_with_the_reason_and_never_the_supervisor(tin
     after = store.submit(JobSpec("t", "q", ("sh", "-c", "echo after")), time.time())
     assert _finish(dispatcher, store, after) is JobState.SUCCEEDED
     assert _finish(dispatcher, store, running) is JobState.SUCCEEDED
-    assert backend.logs(f"kf-{running}-0") == "up\nstill-up\n"
+    assert launch_output(backend, f"kf-{running}-0") == "up\nstill-up\n"
     backend.close()
     store.close()

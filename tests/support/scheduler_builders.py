@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+from kubeforge.launch.base import JobHandle
+from kubeforge.scheduler.backends.base import Backend
 from kubeforge.scheduler.model import Job, JobSpec, QueueSpec
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
@@ -15,6 +17,12 @@ _IDS = itertools.count(1)
 def res(cpu: float = 0, memory: int = 0, gpu: int = 0) -> Resources:
     """Resources from cores, MiB and gpus."""
     return Resources(round(cpu * 1000), memory, gpu)
+
+
+def launch_output(backend: Backend, stored: str, key: str = "") -> str:
+    """A launch's whole output through the launch protocol's `logs`, its handle rebuilt from the text
+    the store keeps (`stored`) and its launch key (for the local backend, the same text)."""
+    return "".join(backend.logs(JobHandle(backend.name, key or stored, stored)))
 
 
 def queue(name: str, cpu: float, cohort: str = "", borrow: float = 0, gpu: int = 0) -> QueueSpec:

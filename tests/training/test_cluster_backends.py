@@ -23,12 +23,13 @@ from fake_vertex import FakeVertex, running_fake_vertex
 from kube_rbac import chart_rbac
 
 from kubeforge.errors import InputError, TrainingError
-from kubeforge.launch.base import JobState, Resources, TrainingJob
+from kubeforge.launch.base import JobState, TrainingJob
 from kubeforge.launch.node import rendezvous_flags
 from kubeforge.launch.pytorchjob import PyTorchJobBackend
 from kubeforge.launch.runner import follow, run_job, submit_or_attach
 from kubeforge.launch.trainjob import TrainJobBackend
-from kubeforge.launch.vertex import VertexBackend
+from kubeforge.launch.vertex import VertexBackend, machine_type
+from kubeforge.resources import Resources, parse_cpu, parse_memory
 from kubeforge.training.config import TrainConfig
 
 CONFIG = TrainConfig(
@@ -49,7 +50,7 @@ def _job(**overrides: Any) -> TrainingJob:
         "nodes": 2,
         "nproc_per_node": 2,
         "max_restarts": 3,
-        "resources": Resources(cpu="4", memory="16Gi", gpu=1),
+        "resources": Resources(cpu_m=4000, memory_mb=16 * 1024, gpu=1),  # per worker; 2 workers a node
         "options": {"queue": "team-a", "tolerations": [GPU_TOLERATION], "node_selector": {"pool": "gpu"}},
     }
     return TrainingJob(**{**values, **overrides})
@@ -77,7 +78,9 @@ def test_pytorchjob_object_is_valid_and_complete(kube: FakeKube) -> None:
     assert pod["tolerations"] == [GPU_TOLERATION]
     assert pod["nodeSelector"] == {"pool": "gpu"}
     container = pod["containers"][0]
-    assert container["resources"]["limits"]["nvidia.com/gpu"] == "1"
+    # one pod runs a node's two workers: it asks for both, as Kubernetes quantities
+    assert container["resources"]["requests"] == {"cpu": "8", "memory": "32Gi"}
+    assert container["resources"]["limits"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "2"}
     assert TrainConfig.from_json(container["command"][-1]) == CONFIG
 
 
@@ -89,7 +92,7 @@ def test_trainjob_object_is_valid(kube: FakeKube) -> None:
     assert trainer["numNodes"] == 2
     assert trainer["numProcPerNode"] == 2
     assert obj["spec"]["runtimeRef"]["name"] == "torch-distributed"
-    assert trainer["resourcesPerNode"]["limits"]["nvidia.com/gpu"] == "1"
+    assert trainer["resourcesPerNode"]["limits"] == {"cpu": "8", "memory": "32Gi", "nvidia.com/gpu": "2"}
 
 
 def _operator(kube: FakeKube, plural: str, api: str, pod_labels: dict[str, str], outcome: str, message: str) -> None:
@@ -232,7 +235,9 @@ def test_vertex_customjob_pools_state_and_reattach(vertex: tuple[VertexBackend, 
     [created] = fake.custom_job_creates
     pools = created["jobSpec"]["workerPoolSpecs"]
     assert [pool["replicaCount"] for pool in pools] == ["1", "1"]
-    assert pools[0]["machineSpec"]["acceleratorCount"] == 1
+    # a node of two workers (4 cores, 16 GiB, 1 gpu each): the smallest n1-standard machine that holds it
+    machine = {"machineType": "n1-standard-16", "acceleratorType": 5, "acceleratorCount": 2}  # 5: NVIDIA_TESLA_T4
+    assert pools[0]["machineSpec"] == machine
     container = pools[0]["containerSpec"]
     assert container["args"][:2] == ["-m", "kubeforge.launch.node"]
     assert TrainConfig.from_json(container["args"][-1]) == CONFIG
@@ -279,7 +284,6 @@ def test_vertex_cluster_spec_becomes_torchrun_rendezvous() -> None:
         ({"name": "Bad_Name"}, "job name 'Bad_Name'"),
         ({"nodes": 0}, "nodes"),
         ({"max_restarts": -1}, "max_restarts"),
-        ({"resources": Resources(cpu="2 cores")}, "cpu is '2 cores'"),
     ],
 )
 def test_bad_job_descriptions_name_the_parameter(overrides: dict[str, Any], message: str) -> None:
@@ -287,6 +291,21 @@ def test_bad_job_descriptions_name_the_parameter(overrides: dict[str, Any], mess
         _job(**overrides)
 
 
-@pytest.mark.parametrize(("cpu", "cores"), [("2", 2), ("0.5", 1), ("500m", 1), ("2500m", 3)])
+@pytest.mark.parametrize(("cpu", "cores"), [("2", 2), ("0.5", 1), ("500m", 1), ("2500m", 3), ("0", 1)])
 def test_cpu_quantities_become_whole_cores_for_slurm(cpu: str, cores: int) -> None:
-    assert Resources(cpu=cpu).whole_cpus() == cores
+    assert Resources(cpu_m=parse_cpu(cpu, "cpu")).whole_cpus() == cores
+
+
+@pytest.mark.parametrize(
+    ("cpu", "memory", "quantities"),
+    [("1", "2Gi", ("1", "2Gi")), ("500m", "512Mi", ("500m", "512Mi")), ("2.5", "1536Mi", ("2500m", "1536Mi"))],
+)
+def test_kubernetes_quantities_read_back_as_written(cpu: str, memory: str, quantities: tuple[str, str]) -> None:
+    amount = Resources(parse_cpu(cpu, "cpu"), parse_memory(memory, "memory"))
+    assert (amount.cpu_quantity, amount.memory_quantity) == quantities
+
+
+def test_a_node_too_large_for_any_n1_machine_asks_for_a_machine_type() -> None:
+    assert machine_type(Resources(1000, 2048)) == "n1-standard-1"
+    with pytest.raises(InputError, match=r"backend_options\.machine_type"):
+        machine_type(Resources(cpu_m=97_000, memory_mb=1024))

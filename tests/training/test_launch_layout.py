@@ -1,4 +1,4 @@
-"""The launch layer's place among the packages: no package cycle between launch, training and scheduler."""
+"""The launch layer's place among the packages: scheduler above launch above training, no package cycle."""
 
 from __future__ import annotations
 
@@ -21,18 +21,30 @@ def _imports(path: Path) -> set[str]:
     return found
 
 
-def _package_imports(package: str) -> dict[str, set[str]]:
-    return {str(path.relative_to(SOURCE)): _imports(path) for path in (SOURCE / package).rglob("*.py")}
+def _reaches(package: str, above: tuple[str, ...]) -> dict[str, set[str]]:
+    """Each module of `package` (a folder or one file) with what it imports of the packages in `above`."""
+    root = SOURCE / package
+    paths = root.rglob("*.py") if root.is_dir() else [root.with_suffix(".py")]
+    found = {str(path.relative_to(SOURCE)): _imports(path) for path in paths}
+    return {
+        module: reached
+        for module, imports in found.items()
+        if (reached := {name for name in imports if any(name == p or name.startswith(f"{p}.") for p in above)})
+    }
 
 
-def test_training_engine_does_not_import_the_launch_layer() -> None:
-    for module, imports in _package_imports("training").items():
-        assert not {name for name in imports if name.startswith("kubeforge.launch")}, module
+def test_the_training_engine_imports_neither_the_launch_layer_nor_the_scheduler() -> None:
+    assert _reaches("training", ("kubeforge.launch", "kubeforge.scheduler")) == {}
 
 
-def test_launch_reaches_the_scheduler_only_through_its_client() -> None:
-    for module, imports in _package_imports("launch").items():
-        scheduler = {name for name in imports if name.startswith("kubeforge.scheduler")}
-        assert scheduler <= {"kubeforge.scheduler.client"}, module
-    client = _imports(SOURCE / "scheduler" / "client.py")
-    assert not {name for name in client if name.startswith(("kubeforge.launch", "kubeforge.training"))}
+def test_the_launch_layer_reaches_the_scheduler_only_through_its_client_below_both() -> None:
+    assert _reaches("launch", ("kubeforge.scheduler",)) == {}
+    assert {name for name in _imports(SOURCE / "launch" / "queue.py") if "scheduler" in name} == {
+        "kubeforge.scheduler_client"
+    }
+    assert _reaches("scheduler_client", ("kubeforge.launch", "kubeforge.training", "kubeforge.scheduler")) == {}
+
+
+def test_the_shared_types_sit_below_the_launch_layer_and_the_scheduler() -> None:
+    assert _reaches("launch/state", ("kubeforge",)) == {}  # the one state enum imports nothing of the project
+    assert _reaches("resources", ("kubeforge",)) == {"resources.py": {"kubeforge.errors"}}

@@ -19,10 +19,11 @@ import kubeforge
 from kubeforge.artifacts import atomic_output_dir, is_remote, local_dir
 from kubeforge.errors import InputError
 from kubeforge.launch import BACKENDS, MAX_WORKERS, SHARED_FILESYSTEM_BACKENDS, create_backend
-from kubeforge.launch.base import Resources, TrainingJob
+from kubeforge.launch.base import TrainingJob
 from kubeforge.launch.runner import run_job
 from kubeforge.launch.shared_filesystem import HANDLE_FILE, run_on_shared_filesystem
 from kubeforge.preprocessor import FittedPreprocessor
+from kubeforge.resources import Resources, parse_count, parse_cpu, parse_memory
 from kubeforge.training.class_weighting import check_class_weighting
 from kubeforge.training.config import Hyperparameters, TrainConfig
 
@@ -68,6 +69,12 @@ class TrainParams(Hyperparameters):
             raise InputError(f"workers ({self.workers}) must be a multiple of nproc_per_node ({per_node})")
         if self.backend not in SHARED_FILESYSTEM_BACKENDS and not self.image.strip():
             raise InputError(f"image: the {self.backend} backend runs the worker in a container; give its image")
+        self.worker_resources()  # a bad quantity is refused before anything is written
+
+    def worker_resources(self) -> Resources:
+        """What each worker process asks for; a bad quantity raises InputError naming `cpu`, `memory` or `gpus`."""
+        cpu, memory = parse_cpu(self.cpu, "cpu"), parse_memory(self.memory, "memory")
+        return Resources(cpu, memory, parse_count(self.gpus, "gpus"))
 
     @property
     def processes_per_node(self) -> int:
@@ -133,7 +140,7 @@ def train_model(
         nodes=params.workers // params.processes_per_node,
         nproc_per_node=params.processes_per_node,
         image=params.image,
-        resources=Resources(cpu=params.cpu, memory=params.memory, gpu=params.gpus),
+        resources=params.worker_resources(),
         max_restarts=params.max_restarts,
         options=options,
     )

@@ -117,7 +117,7 @@ class _Tuner:
         params: TuneParams,
         space: SearchSpace,
         fixed: dict[str, Any],
-        backend: LaunchBackend,
+        backend: LaunchBackend[TrainingJob],
         study: optuna.Study,
         log: TextIO,
     ) -> None:

@@ -10,7 +10,7 @@ from typing import Any
 import click
 
 from kubeforge import settings
-from kubeforge.scheduler.client import SchedulerClient
+from kubeforge.scheduler_client import SchedulerClient
 
 _URL = click.option(
     "--url", envvar=settings.SCHEDULER_URL.name, default=settings.SCHEDULER_URL.default, show_default=True

@@ -1,11 +1,12 @@
 """The launch layer: training jobs on local, slurm, pytorchjob, trainjob, vertex or queue, chosen by name.
 
 One protocol (`base.LaunchBackend`: submit, status, logs, cancel, suspend), one typed handle
-(`base.JobHandle`), one state enum (`base.JobState`), one resources type (`base.Resources`) and
-one torchrun command (`torchrun.torchrun_command`, run under `node`, which reports preemption).
-`runner` submits or re-attaches and follows a job; `shared_filesystem` runs one on this machine's
-filesystem and reads its summary back. The queue backend reaches the scheduler only through
-`kubeforge.scheduler.client`.
+(`base.JobHandle`), one state enum (`state.JobState`), one resources type (`kubeforge.resources`)
+and one torchrun command (`torchrun.torchrun_command`, run under `node`, which reports preemption).
+The scheduler's backends implement the same protocol for its jobs (`kubeforge.scheduler.backends`),
+so the scheduler sits above this package and the training engine below it. `runner` submits or
+re-attaches and follows a job; `shared_filesystem` runs one on this machine's filesystem and reads
+its summary back. The queue backend reaches the scheduler only through `kubeforge.scheduler_client`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubeforge.errors import InputError
-from kubeforge.launch.base import LaunchBackend
+from kubeforge.launch.base import LaunchBackend, TrainingJob
 
 BACKENDS = ("local", "slurm", "pytorchjob", "trainjob", "vertex", "queue")
 # queue: the kubeforge scheduler; shared when its local (or slurm) backend runs the job on this filesystem
@@ -21,7 +22,7 @@ SHARED_FILESYSTEM_BACKENDS = ("local", "slurm", "queue")
 MAX_WORKERS = {"local": 64, "slurm": 4096, "pytorchjob": 2048, "trainjob": 2048, "vertex": 1024, "queue": 64}
 
 
-def create_backend(name: str, options: dict[str, Any]) -> LaunchBackend:
+def create_backend(name: str, options: dict[str, Any]) -> LaunchBackend[TrainingJob]:
     """The backend called `name`, configured from its options (namespace, project, partition...)."""
     if name == "local":
         from kubeforge.launch.local import LocalBackend

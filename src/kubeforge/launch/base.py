@@ -1,50 +1,31 @@
-"""What every launch backend shares: the job description, its handle, state and status, the protocol."""
+"""What every launch backend shares: the job description, its handle, state and status, the protocol.
+
+The scheduler's backends implement the same protocol for the scheduler's jobs: one handle type, one
+state enum (`kubeforge.launch.state`), one resources type (`kubeforge.resources`) for both.
+"""
 
 from __future__ import annotations
 
-import enum
 import json
-import math
 import re
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import kubeforge
 from kubeforge.errors import InputError
+from kubeforge.launch.state import JobState
 from kubeforge.launch.torchrun import torchrun_command
+from kubeforge.resources import Resources
 from kubeforge.training.config import TrainConfig
 from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 
 MAX_REQUEUES = 20
 """Preemptions a job absorbs before it counts as failed (each one resumes from a checkpoint)."""
-_CPU_QUANTITY = re.compile(r"^\s*(\d{1,9}(?:\.\d{1,6})?)\s*(m?)\s*$")
+WORKER_RESOURCES = Resources(cpu_m=1000, memory_mb=2048)
+"""What each worker asks for unless the job says otherwise: one core, 2 GiB, no gpu."""
+GPU_TYPE = "nvidia.com/gpu"
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-
-
-@dataclass(frozen=True)
-class Resources:
-    """What one worker asks a platform for, as the platform spells it (cpu "500m", memory "2Gi"),
-    and which accelerator: `gpu` counts devices of `gpu_type`.
-
-    Not the scheduler's `kubeforge.scheduler.resources.Resources`, which is an amount for quota
-    arithmetic (millicores, MiB, whole GPUs); the scheduler turns its amount into this request in
-    one place, `kubeforge.scheduler.backends.base.worker_resources`.
-    """
-
-    cpu: str = "1"
-    memory: str = "2Gi"
-    gpu: int = 0
-    gpu_type: str = "nvidia.com/gpu"
-
-    def whole_cpus(self) -> int:
-        """`cpu` rounded up to whole cores, at least 1 ("2" -> 2, "0.5" and "500m" -> 1), for platforms
-        that count cores; anything else raises InputError naming the parameter."""
-        match = _CPU_QUANTITY.match(self.cpu)
-        if not match:
-            raise InputError(f"cpu is {self.cpu!r}; write cores ('2', '0.5') or millicores ('500m')")
-        cores = float(match.group(1)) / (1000 if match.group(2) else 1)
-        return max(1, math.ceil(cores))
 
 
 @dataclass(frozen=True)
@@ -52,8 +33,10 @@ class TrainingJob:
     """One distributed training job, backend-neutral.
 
     `name` is the idempotency key: submitting a job whose name already exists re-attaches
-    to it. `nodes * nproc_per_node` processes run the worker; `options` holds the
-    backend-specific settings (namespace, queue, tolerations, machine type, partition...).
+    to it. `nodes * nproc_per_node` processes run the worker, each asking for `resources`
+    (its `gpu` counts devices of `gpu_type`, the platform's accelerator name); every backend
+    spells that request its platform's way. `options` holds the backend-specific settings
+    (namespace, queue, tolerations, machine type, partition...).
     """
 
     name: str
@@ -61,7 +44,8 @@ class TrainingJob:
     nodes: int = 1
     nproc_per_node: int = 1
     image: str = kubeforge.IMAGE
-    resources: Resources = field(default_factory=Resources)
+    resources: Resources = WORKER_RESOURCES
+    gpu_type: str = GPU_TYPE
     max_restarts: int = 0
     env: dict[str, str] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
@@ -76,12 +60,16 @@ class TrainingJob:
             raise InputError(f"nodes ({self.nodes}) and nproc_per_node ({self.nproc_per_node}) must be at least 1")
         if self.max_restarts < 0:
             raise InputError(f"max_restarts is {self.max_restarts}; it must be 0 or more")
-        self.resources.whole_cpus()  # a cpu no platform reads is refused before anything is written
 
     @property
     def world_size(self) -> int:
         """Total number of worker processes."""
         return self.nodes * self.nproc_per_node
+
+    @property
+    def per_node(self) -> Resources:
+        """What one node asks for: its `nproc_per_node` workers' resources together."""
+        return self.resources.times(self.nproc_per_node)
 
     def worker_command(self) -> list[str]:
         """The container command every node runs (the platform supplies the rendezvous)."""
@@ -109,33 +97,6 @@ class JobHandle:
         return cls(**json.loads(text))
 
 
-class JobState(enum.Enum):
-    """Where one launch of a job is on its backend: the one state enum of every backend.
-
-    The scheduler's `kubeforge.scheduler.model.JobState` is its queue's record of a job across
-    launches (admitted, stopping, retried...); its backends report a launch's end as an exit code,
-    which `state_of_exit_code` reads into this enum.
-    """
-
-    PENDING = "pending"
-    RUNNING = "running"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-    PREEMPTED = "preempted"
-    """Stopped by SIGTERM after checkpointing (exit code PREEMPTED_EXIT_CODE): requeue it to resume."""
-
-    @property
-    def terminal(self) -> bool:
-        """True once this launch of the job will not change state again."""
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED, JobState.PREEMPTED)
-
-    @property
-    def live(self) -> bool:
-        """True while the job is queued or running: a re-run launcher attaches to it."""
-        return self in (JobState.PENDING, JobState.RUNNING)
-
-
 def state_of_exit_code(code: int) -> JobState:
     """How every backend reads a launch's exit code: 0 succeeded; PREEMPTED_EXIT_CODE preempted (it
     checkpointed on SIGTERM: requeue it and it resumes); anything else failed."""
@@ -152,12 +113,18 @@ class JobStatus:
     message: str = ""
 
 
-class LaunchBackend(Protocol):
-    """The small protocol every backend implements."""
+JobT_contra = TypeVar("JobT_contra", contravariant=True)
+"""What a backend launches: a `TrainingJob` for the training backends, the scheduler's job for its backends."""
+
+
+class LaunchBackend(Protocol[JobT_contra]):
+    """The one protocol every backend implements: the training backends of this package
+    (`LaunchBackend[TrainingJob]`) and the scheduler's backends, which extend it for gangs
+    (`kubeforge.scheduler.backends.base.Backend`, a `LaunchBackend` of the scheduler's jobs)."""
 
     name: ClassVar[str]
 
-    def submit(self, job: TrainingJob) -> JobHandle:
+    def submit(self, job: JobT_contra) -> JobHandle:
         """Create the job, or return the handle of the existing job with the same name."""
         ...
 
@@ -179,12 +146,13 @@ class LaunchBackend(Protocol):
 
 
 __all__ = [
+    "GPU_TYPE",
     "MAX_REQUEUES",
+    "WORKER_RESOURCES",
     "JobHandle",
     "JobState",
     "JobStatus",
     "LaunchBackend",
-    "Resources",
     "TrainingJob",
     "state_of_exit_code",
 ]

@@ -11,7 +11,8 @@ from kubernetes.client.rest import ApiException
 
 from kubeforge.errors import TrainingError
 from kubeforge.kube_client import default_api_client
-from kubeforge.launch.base import JobHandle, JobState, JobStatus, Resources, TrainingJob
+from kubeforge.launch.base import GPU_TYPE, JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.resources import Resources
 
 KUEUE_QUEUE_LABEL = "kueue.x-k8s.io/queue-name"
 MANAGED_BY_LABEL = "app.kubernetes.io/managed-by"
@@ -26,12 +27,13 @@ def job_labels(job: TrainingJob) -> dict[str, str]:
     return labels
 
 
-def container_resources(per_worker: Resources) -> client.V1ResourceRequirements:
-    """Requests and limits of one worker's container; GPUs go into limits under their resource name."""
-    requests: dict[str, str] = {"cpu": per_worker.cpu, "memory": per_worker.memory}
+def container_resources(amount: Resources, gpu_type: str = GPU_TYPE) -> client.V1ResourceRequirements:
+    """Requests and limits of one container as Kubernetes quantities ("2", "500m", "4Gi"); GPUs go into
+    limits under their resource name `gpu_type`."""
+    requests: dict[str, str] = {"cpu": amount.cpu_quantity, "memory": amount.memory_quantity}
     limits = dict(requests)
-    if per_worker.gpu:
-        limits[per_worker.gpu_type] = str(per_worker.gpu)
+    if amount.gpu:
+        limits[gpu_type] = str(amount.gpu)
     return client.V1ResourceRequirements(requests=requests, limits=limits)
 
 

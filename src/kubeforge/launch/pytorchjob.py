@@ -58,7 +58,7 @@ class PyTorchJobBackend(CustomResourceBackend):
                         image=job.image,
                         command=job.worker_command(),
                         env=[client.V1EnvVar(name=k, value=v) for k, v in sorted(job.env.items())] or None,
-                        resources=container_resources(job.resources),
+                        resources=container_resources(job.per_node, job.gpu_type),
                     )
                 ],
                 tolerations=tolerations(job),

@@ -8,7 +8,7 @@ named by $KUBEFORGE_TOKEN_FILE (a mounted Kubernetes secret); `token_env` names 
 variable to read it from. `queue` is required, `priority` and `max_runtime_s` are optional.
 Submitting re-attaches to an unfinished job of the same name and training configuration, so a
 re-run launcher does not queue a second one.
-It talks to the scheduler only through `kubeforge.scheduler.client`.
+It talks to the scheduler only through `kubeforge.scheduler_client`.
 """
 
 from __future__ import annotations
@@ -22,20 +22,11 @@ from typing import Any, ClassVar
 from kubeforge import settings
 from kubeforge.errors import InputError, TrainingError
 from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
-from kubeforge.scheduler.client import SchedulerClient, SchedulerError
+from kubeforge.scheduler_client import SchedulerClient, SchedulerError
 
 URL_ENV = settings.SCHEDULER_URL.name
 TOKEN_ENV = settings.TOKEN.name
 TOKEN_FILE_ENV = settings.TOKEN_FILE.name
-_STATES = {
-    "pending": JobState.PENDING,
-    "admitted": JobState.PENDING,
-    "running": JobState.RUNNING,
-    "stopping": JobState.RUNNING,
-    "succeeded": JobState.SUCCEEDED,
-    "failed": JobState.FAILED,
-    "cancelled": JobState.CANCELLED,
-}
 
 
 class QueueBackend:
@@ -77,7 +68,7 @@ class QueueBackend:
             "training": json.loads(job.config.to_json(indent=None)),
             "image": job.image,
             "workers": job.world_size,
-            "resources": {"cpu": job.resources.cpu, "memory": job.resources.memory, "gpu": job.resources.gpu},
+            "resources": job.resources.to_dict(),
             "priority": self.priority,
             "max_runtime_s": self.max_runtime_s,
             "retries": job.max_restarts,
@@ -114,7 +105,7 @@ class QueueBackend:
             message = f"position {job['position']} in queue {self.queue}: {message}"
         if job["state"] == "failed" and job.get("exit_code") is not None:
             message = f"{message} (exit code {job['exit_code']})"
-        return JobStatus(_STATES[job["state"]], message)
+        return JobStatus(JobState(job["state"]), message)  # the scheduler's own state: one enum
 
     def logs(self, handle: JobHandle) -> Iterator[str]:
         """The job's output so far."""

@@ -20,7 +20,7 @@ from kubeforge.errors import TrainingError
 from kubeforge.launch.base import MAX_REQUEUES, JobHandle, JobState, JobStatus, LaunchBackend, TrainingJob
 
 
-def recorded_handle(backend: LaunchBackend, job: TrainingJob, handle_path: str | None) -> JobHandle | None:
+def recorded_handle(backend: LaunchBackend[TrainingJob], job: TrainingJob, handle_path: str | None) -> JobHandle | None:
     """The handle recorded at `handle_path` for this backend and job name, if any."""
     if not handle_path or not exists(handle_path):
         return None
@@ -29,7 +29,10 @@ def recorded_handle(backend: LaunchBackend, job: TrainingJob, handle_path: str |
 
 
 def submit_or_attach(
-    backend: LaunchBackend, job: TrainingJob, handle_path: str | Path | None, also_record_to: Sequence[str] = ()
+    backend: LaunchBackend[TrainingJob],
+    job: TrainingJob,
+    handle_path: str | Path | None,
+    also_record_to: Sequence[str] = (),
 ) -> JobHandle:
     """Re-attach to the job recorded at `handle_path` while it is live or has succeeded; else submit,
     and record the new handle there (and at `also_record_to`) before anything waits on it."""
@@ -46,7 +49,7 @@ def submit_or_attach(
 
 
 def follow(
-    backend: LaunchBackend,
+    backend: LaunchBackend[TrainingJob],
     handle: JobHandle,
     poll_s: float = 2.0,
     timeout_s: float | None = None,
@@ -78,7 +81,7 @@ def follow(
 
 
 def run_job(
-    backend: LaunchBackend,
+    backend: LaunchBackend[TrainingJob],
     job: TrainingJob,
     handle_path: str | Path | None = None,
     poll_s: float = 2.0,

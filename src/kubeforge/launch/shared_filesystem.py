@@ -48,7 +48,7 @@ def run_local(config: TrainConfig, workers: int, max_restarts: int = 0, job_name
 
 
 def run_on_shared_filesystem(
-    backend: LaunchBackend, job: TrainingJob, poll_s: float = 1.0, also_record_to: Sequence[str] = ()
+    backend: LaunchBackend[TrainingJob], job: TrainingJob, poll_s: float = 1.0, also_record_to: Sequence[str] = ()
 ) -> dict[str, Any]:
     """Check inputs, run the job (re-attaching if its handle is recorded in the run folder), return its summary.
 

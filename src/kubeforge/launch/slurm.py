@@ -58,20 +58,23 @@ class SlurmBackend:
         (run_dir / CONFIG_FILE).write_text(job.config.to_json())
         script = run_dir / SCRIPT_FILE
         script.write_text(self._script(job, run_dir))
+        per_node = job.per_node
         command = [
             "sbatch",
             "--parsable",
             f"--job-name={job.name}",
             f"--nodes={job.nodes}",
             "--ntasks-per-node=1",
-            f"--cpus-per-task={job.resources.whole_cpus()}",
+            # one task per node runs its nproc_per_node workers: it asks for all of theirs
+            f"--cpus-per-task={per_node.whole_cpus()}",
+            f"--mem={max(1, per_node.memory_mb)}M",
             f"--output={run_dir}/slurm-%j.out",
             f"--chdir={run_dir}",
             "--requeue",
             "--open-mode=append",
         ]
-        if job.resources.gpu:
-            command.append(f"--gres=gpu:{job.resources.gpu}")
+        if per_node.gpu:
+            command.append(f"--gres=gpu:{per_node.gpu}")
         partition = job.options.get("partition", self.partition)
         if partition:
             command.append(f"--partition={partition}")

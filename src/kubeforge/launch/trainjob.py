@@ -56,7 +56,7 @@ class TrainJobBackend(CustomResourceBackend):
                         "env": [{"name": k, "value": v} for k, v in sorted(job.env.items())] or None,
                         "numNodes": job.nodes,
                         "numProcPerNode": job.nproc_per_node,
-                        "resourcesPerNode": serialize(self.api_client, container_resources(job.resources)),
+                        "resourcesPerNode": serialize(self.api_client, container_resources(job.per_node, job.gpu_type)),
                     },
                 },
             }

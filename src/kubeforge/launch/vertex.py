@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 from kubeforge.errors import InputError, TrainingError
 from kubeforge.launch.base import JobHandle, JobState, JobStatus, TrainingJob
+from kubeforge.resources import Resources
 
 JOB_LABEL = "kubeforge-job"
 _STATES = {
@@ -28,6 +29,20 @@ _STATES = {
     "JOB_STATE_CANCELLED": JobState.CANCELLED,
 }
 _ACCELERATORS = {"nvidia.com/gpu": "NVIDIA_TESLA_T4"}
+_N1_STANDARD_CPUS = (1, 2, 4, 8, 16, 32, 64, 96)
+_N1_MIB_PER_CPU = 3840  # an n1-standard machine has 3.75 GB of memory per vCPU
+
+
+def machine_type(per_node: Resources) -> str:
+    """The smallest n1-standard machine holding one node's request (cores and memory); a request larger
+    than the largest raises InputError asking for a `machine_type` option."""
+    for cpus in _N1_STANDARD_CPUS:
+        if cpus >= per_node.whole_cpus() and cpus * _N1_MIB_PER_CPU >= per_node.memory_mb:
+            return f"n1-standard-{cpus}"
+    raise InputError(
+        f"resources: {per_node.cpu_quantity} cpu and {per_node.memory_quantity} per node exceed n1-standard-96; "
+        "set backend_options.machine_type"
+    )
 
 
 class VertexBackend:
@@ -47,12 +62,13 @@ class VertexBackend:
 
     def worker_pool_specs(self, job: TrainingJob) -> list[dict[str, Any]]:
         """Pool 0: the first node; pool 1: the remaining nodes; same container for both."""
-        machine: dict[str, Any] = {"machine_type": job.options.get("machine_type", "n1-standard-8")}
-        if job.resources.gpu:
+        per_node = job.per_node
+        machine: dict[str, Any] = {"machine_type": job.options.get("machine_type") or machine_type(per_node)}
+        if per_node.gpu:
             machine["accelerator_type"] = job.options.get(
-                "accelerator_type", _ACCELERATORS.get(job.resources.gpu_type, "NVIDIA_TESLA_T4")
+                "accelerator_type", _ACCELERATORS.get(job.gpu_type, "NVIDIA_TESLA_T4")
             )
-            machine["accelerator_count"] = job.resources.gpu
+            machine["accelerator_count"] = per_node.gpu
         command = job.worker_command()  # the node entry reads CLUSTER_SPEC for the rendezvous
         container = {
             "image_uri": job.image,

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from kubeforge.errors import InputError, LeaseHeldError
-from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, Backend
+from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, Backend, stored_handle
 from kubeforge.scheduler.estimate import Estimate, EstimateInput, replay
 from kubeforge.scheduler.model import Job, JobState, Reason
 from kubeforge.scheduler.scheduler import Scheduler
@@ -317,7 +317,7 @@ class Dispatcher:
         outcomes: list[tuple[Job, str | None, Exception | None]] = []
         for job in actions.launch:
             try:
-                outcomes.append((job, self.backend.submit(job), None))
+                outcomes.append((job, self.backend.submit(job).id, None))  # the store keeps the handle's id
             except Exception as exc:  # it fails this job, never the dispatcher
                 outcomes.append((job, None, exc))
         signals = [(job, self.backend.suspend) for job in actions.stop] + [
@@ -325,7 +325,7 @@ class Dispatcher:
         ]
         for job, signal in signals:
             try:
-                signal(job.handle)
+                signal(stored_handle(self.backend.name, job))
             except Exception as exc:  # the next deadline or poll deals with it
                 _LOG.warning("could not signal job %s (%s): %s", job.id, job.handle, redact(str(exc)))
         changed: list[Job] = []

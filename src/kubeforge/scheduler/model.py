@@ -12,6 +12,7 @@ from types import MappingProxyType
 from typing import Any, Generic, TypeVar, cast, overload
 
 from kubeforge.errors import InputError
+from kubeforge.launch.state import JobState
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.sharing import SharedValues
 
@@ -45,28 +46,6 @@ _QUEUE_FIELDS = {
     "name", "nominal", "cohort", "borrowing_limit", "min_request", "max_pending_per_team", "max_running_per_team",
     "max_array_tasks",
 }  # fmt: skip
-
-
-class JobState(enum.StrEnum):
-    """Where a job is in its life; ADMITTED is recorded before the backend launch (launch in flight)."""
-
-    PENDING = "pending"
-    ADMITTED = "admitted"
-    RUNNING = "running"
-    STOPPING = "stopping"
-    SUCCEEDED = "succeeded"
-    FAILED = "failed"
-    CANCELLED = "cancelled"
-
-    @property
-    def terminal(self) -> bool:
-        """True once the job will not change state again."""
-        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
-
-    @property
-    def holds_resources(self) -> bool:
-        """True while the job's workers occupy quota and capacity."""
-        return self in (JobState.ADMITTED, JobState.RUNNING, JobState.STOPPING)
 
 
 class Reason(enum.Enum):

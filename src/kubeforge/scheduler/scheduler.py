@@ -19,7 +19,6 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kubeforge.launch.base import MAX_REQUEUES, state_of_exit_code
-from kubeforge.launch.base import JobState as LaunchState
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
@@ -134,7 +133,7 @@ class Scheduler:
         # preempted by the scheduler, or by the platform (a drained node, SLURM's signal): the launch
         # checkpointed on SIGTERM and said so with its exit code; a bounded number of times, then it fails
         preempted_itself = (
-            state_of_exit_code(exit_code) is LaunchState.PREEMPTED
+            state_of_exit_code(exit_code) is JobState.PREEMPTED
             and job.reason_code not in (Reason.CANCELLED, Reason.MAX_RUNTIME)
             and job.preemptions < MAX_REQUEUES
         )

@@ -29,6 +29,10 @@ def inputs(prepared: Any) -> TrainInputs:
         ({"workers": 65}, "workers is 65; the local backend runs 1 to 64 workers"),
         ({"backend": "vertex", "workers": 5000}, "workers is 5000; the vertex backend runs 1 to 1024"),
         ({"backend": "slurm", "workers": 3, "nproc_per_node": 2}, r"workers \(3\) must be a multiple"),
+        ({"cpu": "2 cores"}, "cpu: cpu unit 'cores' is unknown"),
+        ({"cpu": "two"}, "cpu: 'two' is not a quantity"),
+        ({"memory": "2GB"}, "memory: memory unit 'GB' is unknown"),
+        ({"gpus": -1}, "gpus: -1 is out of range"),
     ],
 )
 def test_bad_parameters_are_refused_naming_the_parameter(params: dict[str, Any], message: str) -> None:

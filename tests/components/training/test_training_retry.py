@@ -29,7 +29,7 @@ from kubeforge.components.training.pytorch.core import TrainInputs, TrainParams,
 from kubeforge.launch.base import JobHandle
 from kubeforge.launch.local import LocalBackend
 from kubeforge.launch.slurm import SlurmBackend
-from kubeforge.scheduler.client import SchedulerClient
+from kubeforge.scheduler_client import SchedulerClient
 from kubeforge.training.engine import EVENTS_LOG, METRICS_LOG
 
 EPOCHS, ROWS = 5, 1_000

@@ -14,7 +14,7 @@ from scheduler_server import ADMIN_TOKEN, training_scheduler
 
 from kubeforge.components.tuning.optuna import core
 from kubeforge.components.tuning.optuna.study import TuneParams
-from kubeforge.scheduler.client import SchedulerClient
+from kubeforge.scheduler_client import SchedulerClient
 
 
 @pytest.mark.tuning

@@ -1,25 +1,29 @@
-"""The small protocol every scheduler backend implements, and how a job becomes a command.
+"""The scheduler's backends: launch backends (`kubeforge.launch.base.LaunchBackend`) of its jobs, and how a
+job becomes a command.
 
-The scheduler's backends are adapters onto the launch layer (`kubeforge.launch`): a training spec
-runs the launch layer's torchrun command, a per-worker amount becomes its resources request in
-`worker_resources`, and an exit code reads as its state through `kubeforge.launch.base.state_of_exit_code`.
-They keep their own protocol because the scheduler launches gangs by launch key and polls many at once.
+A scheduler backend implements the one launch protocol (submit, status, logs, cancel, suspend over a
+`JobHandle`) for the scheduler's `Job`, extended (`Backend`) with what the scheduler needs for gangs
+at scale: one `poll` of every running launch, byte ranges of a log, a failure's reason, the capacity.
+A training spec runs the launch layer's torchrun command, the job's per-worker `Resources` is the
+launch layer's request as it is, and an exit code reads as the one `JobState` through
+`kubeforge.launch.base.state_of_exit_code`.
 """
 
 from __future__ import annotations
 
+import codecs
 import os
 import re
 import sys
-from collections.abc import Iterable, Mapping
-from typing import ClassVar, Protocol
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Protocol
 
 from kubeforge.errors import InputError
-from kubeforge.launch.base import Resources as WorkerResources
+from kubeforge.launch.base import JobHandle, JobState, JobStatus, LaunchBackend, state_of_exit_code
 from kubeforge.launch.torchrun import STANDALONE, torchrun_command
-from kubeforge.scheduler.logs import LogSlice
+from kubeforge.resources import Resources
+from kubeforge.scheduler.logs import MAX_LOG_BYTES, LogSlice
 from kubeforge.scheduler.model import Job
-from kubeforge.scheduler.resources import Resources
 from kubeforge.training.config import TrainConfig
 
 LOST_EXIT_CODE = -1
@@ -30,30 +34,20 @@ everything else a job sees comes from its spec and its identity: secrets never l
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
-class Backend(Protocol):
-    """Where admitted jobs run. `submit` is idempotent by `job.launch_key`: one key launches once."""
+class Backend(LaunchBackend[Job], Protocol):
+    """Where admitted jobs run: the launch protocol over the scheduler's jobs, extended for gangs at scale.
 
-    name: ClassVar[str]
+    `submit` is idempotent by `job.launch_key`, the handle's `name`; the handle's `id` is the text the
+    store keeps for the launch (`job.handle`), unchanged from what the scheduler stored before the
+    handle was typed, and `stored_handle` rebuilds the handle from it. The extensions take that text:
+    `poll` reads every running launch in one call each cycle without building a handle per launch,
+    and the API reads `log_range` and `reason` by what the store holds.
+    """
+
     capacity: Resources
 
-    def submit(self, job: Job) -> str:
-        """Launch the job's gang, or find the launch with the same key; returns its handle."""
-        ...
-
     def poll(self, handles: Mapping[int, str]) -> dict[int, int]:
-        """Exit codes of the launches (job id -> handle) that have ended; running ones are left out."""
-        ...
-
-    def suspend(self, handle: str) -> None:
-        """Ask the launch to stop (SIGTERM, or the platform's suspend); it may checkpoint first."""
-        ...
-
-    def cancel(self, handle: str) -> None:
-        """Stop the launch now."""
-        ...
-
-    def logs(self, handle: str) -> str:
-        """The launch's output so far."""
+        """Exit codes of the launches (job id -> handle id) that have ended; running ones are left out."""
         ...
 
     def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
@@ -65,6 +59,38 @@ class Backend(Protocol):
         ...
 
 
+class PolledLaunch:
+    """The launch protocol's `status` and `logs` of a scheduler backend, read through its `poll` and `log_range`."""
+
+    def status(self: Backend, handle: JobHandle) -> JobStatus:
+        """RUNNING until the launch has ended, then its exit code's state, with the backend's reason if it failed."""
+        code = self.poll({0: handle.id}).get(0)
+        if code is None:
+            return JobStatus(JobState.RUNNING)
+        state = state_of_exit_code(code)
+        return JobStatus(state, "" if state is JobState.SUCCEEDED else self.reason(handle.id) or f"exit code {code}")
+
+    def logs(self: Backend, handle: JobHandle) -> Iterator[str]:
+        """The launch's output so far, line by line, read a page of MAX_LOG_BYTES at a time."""
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+        offset, partial = 0, ""
+        while True:
+            page = self.log_range(handle.id, offset, MAX_LOG_BYTES)
+            lines = (partial + decoder.decode(page.data, final=not page.data)).splitlines(keepends=True)
+            partial = lines.pop() if lines and not lines[-1].endswith("\n") else ""
+            yield from lines
+            if not page.data:
+                if partial:
+                    yield partial
+                return
+            offset = page.start + len(page.data)
+
+
+def stored_handle(backend: str, job: Job) -> JobHandle:
+    """The handle of the job's current launch on `backend`, rebuilt from the text the store keeps (`job.handle`)."""
+    return JobHandle(backend, job.launch_key, job.handle)
+
+
 def job_command(job: Job, nproc_per_node: int | None = None) -> list[str]:
     """The command one node runs: the job's own command, or the launch layer's torchrun command (one
     node, a private rendezvous) around the kubeforge worker, which turns SIGTERM into a checkpoint."""
@@ -74,12 +100,6 @@ def job_command(job: Job, nproc_per_node: int | None = None) -> list[str]:
         raise InputError(f"job {job.id}: it has neither a command nor a training spec")
     config = ["--config-json", training_config(job).to_json(indent=None)]
     return torchrun_command(config, nproc_per_node or job.spec.workers, rendezvous=STANDALONE, python=sys.executable)
-
-
-def worker_resources(per_worker: Resources) -> WorkerResources:
-    """The scheduler's per-worker amount (quota arithmetic: millicores, MiB) as the launch layer's
-    request (Kubernetes quantities): the one place where one becomes the other."""
-    return WorkerResources(cpu=f"{per_worker.cpu_m}m", memory=f"{per_worker.memory_mb}Mi", gpu=per_worker.gpu)
 
 
 def training_config(job: Job) -> TrainConfig:
@@ -124,9 +144,10 @@ __all__ = [
     "LOST_EXIT_CODE",
     "PASSTHROUGH_ENV",
     "Backend",
+    "PolledLaunch",
     "job_command",
     "job_environment",
     "passthrough_environment",
+    "stored_handle",
     "training_config",
-    "worker_resources",
 ]

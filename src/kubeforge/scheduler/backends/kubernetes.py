@@ -26,17 +26,18 @@ from kubernetes.client.rest import ApiException
 import kubeforge
 from kubeforge import settings
 from kubeforge.errors import InputError, KubernetesBackendError
+from kubeforge.launch.base import JobHandle
 from kubeforge.launch.kubernetes import container_resources
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.base import (
     LOST_EXIT_CODE,
+    PolledLaunch,
     job_command,
     job_environment,
     training_config,
-    worker_resources,
 )
 from kubeforge.scheduler.logs import LogSlice, slice_of
 from kubeforge.scheduler.model import Job
-from kubeforge.scheduler.resources import Resources
 
 STOP_ANNOTATION = "kubeforge.io/stop-requested"
 REQUEST_TIMEOUT = (5.0, 30.0)
@@ -117,7 +118,7 @@ class JobPodPolicy:
             }
 
 
-class KubernetesBackend:
+class KubernetesBackend(PolledLaunch):
     """Runs each job as one Kubernetes object in `namespace`; handles are `KIND/NAMESPACE/NAME`."""
 
     name: ClassVar[str] = "kubernetes"
@@ -161,7 +162,7 @@ class KubernetesBackend:
         return labels
 
     def _batch_job(self, job: Job) -> dict[str, Any]:
-        resources = container_resources(worker_resources(job.spec.resources))
+        resources = container_resources(job.spec.resources)
         container = client.V1Container(
             name="job",
             image=self.pod_policy.image(job),
@@ -200,7 +201,7 @@ class KubernetesBackend:
             config=training_config(job),
             nodes=job.spec.workers,
             image=self.pod_policy.image(job),
-            resources=worker_resources(per_worker),
+            resources=per_worker,
             env=job_environment(job),
             options={
                 "queue": self.kueue_queue,
@@ -216,8 +217,8 @@ class KubernetesBackend:
 
     # -- the protocol -----------------------------------------------------------------------
 
-    def submit(self, job: Job) -> str:
-        """Create the object unless one with the launch key exists; returns its handle."""
+    def submit(self, job: Job) -> JobHandle:
+        """Create the object unless one with the launch key exists; the handle's id is `KIND/NAMESPACE/KEY`."""
         body = self.build(job)
         kind = "pytorchjob" if body["kind"] == "PyTorchJob" else "job"
         try:
@@ -235,7 +236,7 @@ class KubernetesBackend:
         except ApiException as exc:
             if exc.status != 409:
                 raise _error("create", f"{kind} {self.namespace}/{job.launch_key}", exc) from exc
-        return f"{kind}/{self.namespace}/{job.launch_key}"
+        return JobHandle(self.name, job.launch_key, f"{kind}/{self.namespace}/{job.launch_key}")
 
     def poll(self, handles: Mapping[int, str]) -> dict[int, int]:
         """Exit codes of ended launches: 0 on success, 1 on failure, -15 once suspended, -1 when gone."""
@@ -253,9 +254,9 @@ class KubernetesBackend:
         """The message of the object's Failed condition, once `poll` saw it fail; '' otherwise."""
         return self._reasons.pop(handle, "")
 
-    def suspend(self, handle: str) -> None:
+    def suspend(self, handle: JobHandle) -> None:
         """Suspend the object: its pods get SIGTERM and their grace period; it ends once none is left."""
-        kind, namespace, name = _split(handle)
+        kind, namespace, name = _split(handle.id)
         patch: dict[str, Any] = {"metadata": {"annotations": {STOP_ANNOTATION: "true"}}}
         try:
             if kind == "job":
@@ -275,11 +276,11 @@ class KubernetesBackend:
                 )
         except ApiException as exc:
             if exc.status != 404:
-                raise _error("suspend", handle, exc) from exc
+                raise _error("suspend", handle.id, exc) from exc
 
-    def cancel(self, handle: str) -> None:
+    def cancel(self, handle: JobHandle) -> None:
         """Delete the object and its pods now."""
-        kind, namespace, name = _split(handle)
+        kind, namespace, name = _split(handle.id)
         options = client.V1DeleteOptions(propagation_policy="Background", grace_period_seconds=0)
         try:
             if kind == "job":
@@ -296,11 +297,7 @@ class KubernetesBackend:
                 )
         except ApiException as exc:
             if exc.status != 404:
-                raise _error("delete", handle, exc) from exc
-
-    def logs(self, handle: str) -> str:
-        """The log of the first worker's pod (rank 0), or nothing while there is none."""
-        return self._pod_log(handle).decode(errors="replace")
+                raise _error("delete", handle.id, exc) from exc
 
     def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
         """A range of the first worker's log, read with the kubelet's `limit_bytes` so that it is never read

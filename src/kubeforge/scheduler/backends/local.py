@@ -30,9 +30,12 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from kubeforge.errors import LocalBackendError
+from kubeforge.launch.base import JobHandle
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.base import (
     LOST_EXIT_CODE,
     PASSTHROUGH_ENV,
+    PolledLaunch,
     job_command,
     job_environment,
     passthrough_environment,
@@ -40,7 +43,6 @@ from kubeforge.scheduler.backends.base import (
 from kubeforge.scheduler.backends.supervisor import LAUNCH_KEY, address, peer_uid
 from kubeforge.scheduler.logs import EMPTY, LogSlice, read_file_range
 from kubeforge.scheduler.model import Job
-from kubeforge.scheduler.resources import Resources
 
 _START_TIMEOUT_S = 30.0
 _RECORD_GRACE_S = 5.0
@@ -57,7 +59,7 @@ def machine_capacity() -> Resources:
     return Resources((os.cpu_count() or 1) * 1000, memory_mb, gpus)
 
 
-class LocalBackend:
+class LocalBackend(PolledLaunch):
     """Runs each job's workers as local processes; state lives under `root`."""
 
     name: ClassVar[str] = "local"
@@ -82,11 +84,12 @@ class LocalBackend:
         """Call `wakeup` whenever a launch ends (the dispatcher then polls at once)."""
         self._wakeup = wakeup
 
-    def submit(self, job: Job) -> str:
-        """Have the supervisor start the job unless this launch key already ran; returns the key."""
+    def submit(self, job: Job) -> JobHandle:
+        """Have the supervisor start the job unless this launch key already ran; the handle's id is the key."""
         key = job.launch_key
+        handle = JobHandle(self.name, key, key)
         if (self.root / key / "claimed").exists():
-            return key
+            return handle
         workers = 1 if job.spec.training is not None else job.spec.workers  # torchrun starts the ranks itself
         environment = {**passthrough_environment(self.passthrough), **job_environment(job)}
         request = {"key": key, "workers": workers, "argv": job_command(job), "env": environment}
@@ -99,7 +102,7 @@ class LocalBackend:
                 self._watched.add(key)
                 try:
                     link.socket.sendall(line)
-                    return key
+                    return handle
                 except OSError as exc:
                     self._disconnect()
                     if attempt == 2:
@@ -135,18 +138,13 @@ class LocalBackend:
                     ended[job_id] = ended_now
         return ended
 
-    def suspend(self, handle: str) -> None:
+    def suspend(self, handle: JobHandle) -> None:
         """SIGTERM to the launch's process group: the job may checkpoint and exit."""
-        self._signal(handle, signal.SIGTERM)
+        self._signal(handle.id, signal.SIGTERM)
 
-    def cancel(self, handle: str) -> None:
+    def cancel(self, handle: JobHandle) -> None:
         """SIGKILL to the launch's process group."""
-        self._signal(handle, signal.SIGKILL)
-
-    def logs(self, handle: str) -> str:
-        """The workers' combined output."""
-        log = self.root / handle / "log"
-        return log.read_text(errors="replace") if LAUNCH_KEY.fullmatch(handle) and log.is_file() else ""
+        self._signal(handle.id, signal.SIGKILL)
 
     def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
         """A byte range of the workers' combined output (offset None: its tail)."""

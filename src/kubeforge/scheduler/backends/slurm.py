@@ -21,9 +21,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from kubeforge.errors import SlurmBackendError
+from kubeforge.launch.base import JobHandle
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.base import (
     LOST_EXIT_CODE,
     PASSTHROUGH_ENV,
+    PolledLaunch,
     job_command,
     job_environment,
     passthrough_environment,
@@ -31,13 +34,12 @@ from kubeforge.scheduler.backends.base import (
 from kubeforge.scheduler.backends.supervisor import LAUNCH_KEY
 from kubeforge.scheduler.logs import EMPTY, LogSlice, read_file_range
 from kubeforge.scheduler.model import Job
-from kubeforge.scheduler.resources import Resources
 
 _ENDED = {"GONE", "CANCELLED", "FAILED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "OUT_OF_MEMORY", "BOOT_FAIL"}
 """squeue states of jobs that ended without the batch script recording an exit code ("GONE": not listed)."""
 
 
-class SlurmBackend:
+class SlurmBackend(PolledLaunch):
     """Submits each job as one sbatch job of `workers` tasks."""
 
     name: ClassVar[str] = "slurm"
@@ -58,16 +60,16 @@ class SlurmBackend:
         self.partition = partition
         self.passthrough = passthrough
 
-    def submit(self, job: Job) -> str:
-        """sbatch the job unless a job with its launch key exists; returns `SLURM_ID:LAUNCH_KEY`."""
+    def submit(self, job: Job) -> JobHandle:
+        """sbatch the job unless a job with its launch key exists; the handle's id is `SLURM_ID:LAUNCH_KEY`."""
         key = job.launch_key
         id_file = self.root / f"{key}.id"
         if id_file.is_file():
-            return f"{id_file.read_text().strip()}:{key}"
+            return JobHandle(self.name, key, f"{id_file.read_text().strip()}:{key}")
         found = _run(["squeue", "-h", "--states=all", f"--name={key}.{self._tag}", "-o", "%i"]).split()
         if found:
             id_file.write_text(found[0])
-            return f"{found[0]}:{key}"
+            return JobHandle(self.name, key, f"{found[0]}:{key}")
         command = shlex.join(job_command(job, nproc_per_node=1 if job.spec.training is None else None))
         if job.spec.workers > 1 and job.spec.training is None:
             command = f"srun {command}"
@@ -96,7 +98,7 @@ class SlurmBackend:
             args.insert(2, f"--partition={self.partition}")
         slurm_id = _run(args, script=script).strip().split(";")[0]
         id_file.write_text(slurm_id)
-        return f"{slurm_id}:{key}"
+        return JobHandle(self.name, key, f"{slurm_id}:{key}")
 
     def poll(self, handles: Mapping[int, str]) -> dict[int, int]:
         """Exit codes of ended jobs: from the exit file, or lost when SLURM ended a job without one."""
@@ -118,18 +120,13 @@ class SlurmBackend:
                 ended[job_id] = LOST_EXIT_CODE
         return ended
 
-    def suspend(self, handle: str) -> None:
+    def suspend(self, handle: JobHandle) -> None:
         """SIGTERM to every step and the batch shell; SLURM itself ends the job at its time limit."""
-        _run(["scancel", "--signal=TERM", "--full", handle.split(":", 1)[0]], check=False)
+        _run(["scancel", "--signal=TERM", "--full", handle.id.split(":", 1)[0]], check=False)
 
-    def cancel(self, handle: str) -> None:
+    def cancel(self, handle: JobHandle) -> None:
         """scancel the job."""
-        _run(["scancel", handle.split(":", 1)[0]], check=False)
-
-    def logs(self, handle: str) -> str:
-        """The job's output file."""
-        out = self.root / f"{handle.split(':', 1)[-1]}.out"
-        return out.read_text(errors="replace") if LAUNCH_KEY.fullmatch(out.stem) and out.is_file() else ""
+        _run(["scancel", handle.id.split(":", 1)[0]], check=False)
 
     def log_range(self, handle: str, offset: int | None, limit: int) -> LogSlice:
         """A byte range of the job's output file (offset None: its tail)."""

@@ -36,7 +36,8 @@ _INSERT_TASKS = (
 ACTIVE_PAGE = 20_000
 """How many rows `active_jobs` reads at a time."""
 _ARRAY_IDS = "SELECT id FROM jobs WHERE array_id = ? ORDER BY array_index"
-_TERMINAL = tuple(state.value for state in JobState if state.terminal)
+_TERMINAL = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.CANCELLED.value)
+"""The ends a job is stored in (never PREEMPTED: the scheduler requeues it); schema's jobs_active index names them."""
 _NOT_TERMINAL = f"state NOT IN ({', '.join('?' * len(_TERMINAL))})"
 _SAVE = (
     "UPDATE jobs SET state = ?, attempt = ?, not_before = ?, reason = ?, admitted_at = ?, finished_at = ?, "
