@@ -12,7 +12,7 @@ from scheduler_builders import job, queue, scheduler
 from kubeforge.launch.base import MAX_REQUEUES
 from kubeforge.scheduler.cache import Snapshot
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
-from kubeforge.scheduler.parking import CapacityWaiters, Parking
+from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, Parking
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
@@ -362,17 +362,24 @@ def _random_workload(
 def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothing(
     seed: int, capacity: float, queues_count: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    still_waiting = Scheduler._still_waiting
-    passed_over_with_candidates = 0
+    still_waiting, keep = Scheduler._still_waiting, CapacityWaiters.keep
+    passed_over_with_candidates = passed_over_after_reservation = kept_for_reservation = 0
 
     def counting(sched: Scheduler, head: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
-        nonlocal passed_over_with_candidates
+        nonlocal passed_over_with_candidates, passed_over_after_reservation
         waiting = still_waiting(sched, head, snapshot, pressure)
         parked = sched._waiters.parked.get(head.spec.queue)
         passed_over_with_candidates += waiting and parked is not None and parked.need != head.spec.total
+        passed_over_after_reservation += waiting and head.reason_code is Reason.RESERVED
         return waiting
 
+    def counting_keep(waiters: CapacityWaiters, park: CapacityPark) -> None:
+        nonlocal kept_for_reservation
+        kept_for_reservation += 1
+        keep(waiters, park)
+
     monkeypatch.setattr(Scheduler, "_still_waiting", counting)
+    monkeypatch.setattr(CapacityWaiters, "keep", counting_keep)
     incremental = _random_workload(seed, cycles=120, capacity=capacity, queues_count=queues_count)
     # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle,
     # and every queue is looked at every cycle, not only those where something happened
@@ -383,3 +390,6 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     assert any(admitted for admitted, _, _, _ in incremental) and any(stop for _, stop, _, _ in incremental)
     if queues_count > 24:  # many queues on little capacity: heads blocked by capacity, with lower-priority jobs
         assert passed_over_with_candidates > 0  # they could not preempt enough of, were passed over
+        # heads held for a reservation stayed parked, and were passed over (told they wait for capacity again)
+        # once the capacity they needed was taken
+        assert kept_for_reservation > 0 and passed_over_after_reservation > 0

@@ -1,7 +1,9 @@
 """Heads parked on capacity, kept between cycles in each team's scheduling order.
 
 A head blocked by capacity that preempting cannot help is parked with the capacity generation of its
-queue (what decides its preemption candidates) and what those candidates held. Each team's parked
+queue (what decides its preemption candidates) and what those candidates held. A parked head later held
+for a reservation (the capacity it needs is free, but kept for an earlier job) stays parked on the same
+record: its candidates and need have not changed, only whether the capacity it needs is free now. Each team's parked
 heads stay in one list sorted by the part of the cycle's ordering key that does not move while they
 stay parked (borrowing, priority, age, id): within a team the fair-share part is common, so a cycle
 merges the teams' lists instead of giving every parked head a key and a heap slot every cycle.
@@ -53,8 +55,19 @@ class CapacityWaiters:
 
     def unpark(self, queue: str) -> None:
         """Forget the queue's parked head (its list entry goes stale)."""
-        if self.parked.pop(queue, None) is not None:
+        self.take(queue)
+
+    def take(self, queue: str) -> CapacityPark | None:
+        """Unpark the queue's head and return its record (its list entry goes stale unless `keep` puts it back)."""
+        park = self.parked.pop(queue, None)
+        if park is not None:
             self._stale += 1
+        return park
+
+    def keep(self, park: CapacityPark) -> None:
+        """Park again, on the same record and in the same place, a head `take` unparked in this cycle."""
+        self.parked[park.job.spec.queue] = park
+        self._stale -= 1  # its entry is live again (or, parked in this cycle, it is still to be placed)
 
     def live(self, entry: WaiterEntry) -> CapacityPark | None:
         """The record behind a list entry, or None when the entry is stale."""

@@ -23,7 +23,7 @@ from kubeforge.launch.base import JobState as LaunchState
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
-from kubeforge.scheduler.parking import Parking
+from kubeforge.scheduler.parking import CapacityPark, Parking
 from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
@@ -228,8 +228,9 @@ class Scheduler:
             if team is not None:  # a team's parked head: the next one of that team joins the merge
                 self._push_next_waiter(team, cursors, candidates, snapshot, skip_waiting=waiting)
             if waiting:
-                continue  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
-            self._waiters.unpark(job.spec.queue)  # looked at again: parked anew if still blocked
+                _passed_over(job)  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
+                continue
+            park = self._waiters.take(job.spec.queue)  # looked at again: parked anew if still blocked
             self._parking.active.add(job.spec.queue)
             if self._at_team_cap(job, now):  # the queue's next job (another team's, maybe) gets its turn
                 self._push_following(job, candidates, snapshot)
@@ -239,6 +240,8 @@ class Scheduler:
                 self._admit(job, now, snapshot, result)
                 self._push_following(job, candidates, snapshot)
                 continue
+            if verdict.fits:  # held for the reservation: it stays parked on what its record still says
+                self._keep_parked(park, job)
             # 6. requeue: keep the head, say why, preempt or reserve, and try backfill behind it
             reservation = self._handle_blocked(job, verdict, now, snapshot, reservation, result)
             self._backfill(job, now, snapshot, reservation, result)
@@ -267,6 +270,7 @@ class Scheduler:
                 and (not candidates or key < candidates[0][0])
                 and self._still_waiting(park.job, snapshot, pressure)
             ):
+                _passed_over(park.job)
                 continue
             cursors[team] = at
             heapq.heappush(candidates, (key, park.job, team))
@@ -304,6 +308,16 @@ class Scheduler:
         spec = snapshot.queues[queue]
         total = job.spec.total
         return not spec.cohort or snapshot.cohort_usage[spec.cohort].fits_with(total, snapshot.cohort_pool[spec.cohort])
+
+    def _keep_parked(self, park: CapacityPark | None, job: Job) -> None:
+        """Park again a head told "capacity reserved for an earlier job" when its record was made for it under
+        its queue's current capacity generation: what it needs beside the capacity used has not changed, so
+        later cycles pass over it while that still does not fit (it is then told it waits for capacity) and
+        look at it again when the capacity it needs is free (held for the reservation, or its turn to run)."""
+        queue = job.spec.queue
+        if park is not None and park.job is job and park.generation == self.cache.capacity_generation(queue):
+            self._waiters.keep(park)
+            self._parking.active.discard(queue)
 
     def _at_team_cap(self, job: Job, now: float) -> bool:
         """True (and the job set aside for TEAM_CAP_RECHECK_S) when its team already runs as many jobs in its
@@ -448,6 +462,13 @@ class Scheduler:
             if state is None or state in (JobState.FAILED, JobState.CANCELLED):
                 return dep
         return None
+
+
+def _passed_over(job: Job) -> None:
+    """A parked head passed over is blocked by capacity, as looking at it again would say (it may have been
+    held for a reservation when last looked at)."""
+    if job.reason_code is not Reason.CAPACITY:
+        job.because(Reason.CAPACITY)
 
 
 __all__ = ["MAX_BACKOFF_S", "CycleResult", "Scheduler"]
