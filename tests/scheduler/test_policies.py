@@ -12,7 +12,7 @@ from scheduler_builders import job, queue, scheduler
 from kubeforge.launch.base import MAX_REQUEUES
 from kubeforge.scheduler.cache import Snapshot
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
-from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, Parking
+from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, Parking, WaiterEntry, Wakeups
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
@@ -316,13 +316,14 @@ def test_a_head_blocked_by_capacity_is_reconsidered_when_capacity_frees_or_it_ca
 
 
 def _random_workload(
-    seed: int, cycles: int, capacity: float = 40, queues_count: int = 24
+    seed: int, cycles: int, capacity: float = 40, queues_count: int = 24, cohorts: int = 2
 ) -> list[tuple[list[int], list[int], list[int], list[tuple[int, str]]]]:
     """Decisions and pending reasons of every cycle of a random workload with cohorts, gangs and preemption."""
     rng = random.Random(seed)
     names = [f"q{index}" for index in range(queues_count)]
+    cohort_names = ["", *(f"c{number}" for number in range(1, cohorts + 1))]
     queues = [
-        queue(name, rng.choice((2, 4, 8)), cohort=rng.choice(("", "c1", "c2")), borrow=rng.choice((0, 2, 4)))
+        queue(name, rng.choice((2, 4, 8)), cohort=rng.choice(cohort_names), borrow=rng.choice((0, 2, 4)))
         for name in names
     ]
     sched = scheduler(capacity, *queues, grace_s=3, backfill_window=2)
@@ -357,13 +358,24 @@ def _random_workload(
 
 
 @pytest.mark.parametrize(
-    ("seed", "capacity", "queues_count"), [(1, 40, 24), (2, 40, 24), (3, 40, 24), (4, 16, 80), (5, 24, 80), (6, 32, 80)]
+    ("seed", "capacity", "queues_count", "cohorts"),
+    [
+        (1, 40, 24, 2),
+        (2, 40, 24, 2),
+        (3, 40, 24, 2),
+        (4, 16, 80, 2),
+        (5, 24, 80, 2),
+        (6, 32, 80, 2),
+        # many small cohorts: their quota binds, and admissions in a cohort wake the heads parked in it
+        (7, 16, 80, 20),
+        (9, 20, 80, 30),
+    ],
 )
 def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothing(
-    seed: int, capacity: float, queues_count: int, monkeypatch: pytest.MonkeyPatch
+    seed: int, capacity: float, queues_count: int, cohorts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    still_waiting, keep = Scheduler._still_waiting, CapacityWaiters.keep
-    passed_over_with_candidates = passed_over_after_reservation = kept_for_reservation = 0
+    still_waiting, keep, next_index = Scheduler._still_waiting, CapacityWaiters.keep, Wakeups.next_index
+    passed_over_with_candidates = passed_over_after_reservation = kept_for_reservation = passed_over_at_once = 0
 
     def counting(sched: Scheduler, head: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
         nonlocal passed_over_with_candidates, passed_over_after_reservation
@@ -378,18 +390,28 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         kept_for_reservation += 1
         keep(waiters, park)
 
+    def counting_next_index(wakeups: Wakeups, team: str, entries: list[WaiterEntry], at: int, *rest: Resources) -> int:
+        nonlocal passed_over_at_once
+        found = next_index(wakeups, team, entries, at, *rest)
+        passed_over_at_once += found - at
+        return found
+
     monkeypatch.setattr(Scheduler, "_still_waiting", counting)
     monkeypatch.setattr(CapacityWaiters, "keep", counting_keep)
-    incremental = _random_workload(seed, cycles=120, capacity=capacity, queues_count=queues_count)
+    monkeypatch.setattr(Wakeups, "next_index", counting_next_index)
+    workload = {"seed": seed, "cycles": 120, "capacity": capacity, "queues_count": queues_count, "cohorts": cohorts}
+    incremental = _random_workload(**workload)  # type: ignore[arg-type]
     # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle,
     # and every queue is looked at every cycle, not only those where something happened
     monkeypatch.setattr(CapacityWaiters, "park", lambda *_: None)
     always_new = property(lambda _: -1, lambda *_: None)  # as if a queue definition changed every cycle
     monkeypatch.setattr(Parking, "_config", always_new, raising=False)
-    assert _random_workload(seed, cycles=120, capacity=capacity, queues_count=queues_count) == incremental
+    assert _random_workload(**workload) == incremental  # type: ignore[arg-type]
     assert any(admitted for admitted, _, _, _ in incremental) and any(stop for _, stop, _, _ in incremental)
     if queues_count > 24:  # many queues on little capacity: heads blocked by capacity, with lower-priority jobs
         assert passed_over_with_candidates > 0  # they could not preempt enough of, were passed over
         # heads held for a reservation stayed parked, and were passed over (told they wait for capacity again)
         # once the capacity they needed was taken
         assert kept_for_reservation > 0 and passed_over_after_reservation > 0
+        # and runs of parked heads none of which needed another look were passed over at once, unvisited
+        assert passed_over_at_once > 0

@@ -14,42 +14,52 @@ Entries are dropped lazily: an entry is live while its queue's record is the one
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kubeforge.scheduler.cache import Cache
-from kubeforge.scheduler.model import Job
+from kubeforge.scheduler.cache import Cache, Snapshot
+from kubeforge.scheduler.model import Job, Reason
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
 
 WaiterEntry = tuple[bool, int, float, int, str]
 """(borrowing, -priority, created_at, id, queue): a parked head's place in its team's order."""
 
+_COMPONENTS = ("cpu_m", "memory_mb", "gpu")
+
 
 @dataclass(slots=True)
 class CapacityPark:
     """Why a queue's head is parked: the head, the capacity generation it saw, and `need`: its gang less
-    what its preemption candidates held (what must fit beside the capacity used less the stopping jobs)."""
+    what its preemption candidates held (what must fit beside the capacity used less the stopping jobs).
+    `blocking` names the component of `need` that did not fit when it was parked (the wake index's key)."""
 
     job: Job
     generation: tuple[int, int, int]
     need: Resources
+    blocking: str = "cpu_m"
     entry: WaiterEntry | None = None
 
 
 class CapacityWaiters:
-    """The parked heads by queue, and per team in scheduling order."""
+    """The parked heads by queue, per team in scheduling order, and by what each needs."""
 
     def __init__(self) -> None:
         self.parked: dict[str, CapacityPark] = {}
         self.by_team: dict[str, list[WaiterEntry]] = {}
+        self.by_need: dict[str, list[tuple[int, WaiterEntry]]] = {name: [] for name in _COMPONENTS}
+        """Per component: (the amount of it a head needs, its entry), sorted, for the heads it blocked."""
+        self.held: dict[str, CapacityPark] = {}
+        """Parked heads last told "capacity reserved for an earlier job" (by queue; checked on use)."""
         self._new: list[CapacityPark] = []
         self._stale = 0
 
-    def park(self, job: Job, generation: tuple[int, int, int], need: Resources) -> None:
-        """Park `job` (its queue's head); it joins its team's list at `settle`, after the cycle."""
+    def park(self, job: Job, generation: tuple[int, int, int], need: Resources, headroom: Resources) -> None:
+        """Park `job` (its queue's head), whose `need` does not fit `headroom` (the capacity less what is used,
+        stopping jobs not counted); it joins its team's list and the index at `settle`, after the cycle."""
         self.unpark(job.spec.queue)
-        park = CapacityPark(job, generation, need)
+        blocking = next((name for name in _COMPONENTS if getattr(need, name) > getattr(headroom, name)), "cpu_m")
+        park = CapacityPark(job, generation, need, blocking)
         self.parked[job.spec.queue] = park
         self._new.append(park)
 
@@ -65,8 +75,10 @@ class CapacityWaiters:
         return park
 
     def keep(self, park: CapacityPark) -> None:
-        """Park again, on the same record and in the same place, a head `take` unparked in this cycle."""
+        """Park again, on the same record and in the same place, a head `take` unparked in this cycle and held
+        for a reservation."""
         self.parked[park.job.spec.queue] = park
+        self.held[park.job.spec.queue] = park
         self._stale -= 1  # its entry is live again (or, parked in this cycle, it is still to be placed)
 
     def live(self, entry: WaiterEntry) -> CapacityPark | None:
@@ -74,31 +86,119 @@ class CapacityWaiters:
         park = self.parked.get(entry[4])
         return park if park is not None and park.entry is entry else None
 
+    def suspects(self, queues: Iterable[str], headroom: Resources | None = None) -> dict[str, list[WaiterEntry]]:
+        """Per team, in order: the parked heads of `queues` (whose cohort's usage changed) and, given the
+        `headroom` (the capacity less what is used, stopping jobs not counted), those whose need fits it in the
+        component that blocked them and those held for a reservation (the capacity they need may be taken, or
+        the reservation let them run). Looking again at any other parked head finds it blocked by capacity
+        with nothing to preempt, as it was."""
+        found: dict[str, set[WaiterEntry]] = {}
+        if headroom is not None:
+            for name, index in self.by_need.items():
+                limit = getattr(headroom, name)
+                for amount, entry in index:
+                    if amount > limit:
+                        break
+                    self._add_live(entry, found)
+            for queue, held in list(self.held.items()):
+                if self.parked.get(queue) is not held or held.job.reason_code is not Reason.RESERVED:
+                    del self.held[queue]
+                elif held.entry is not None:
+                    self._add_live(held.entry, found)
+        for queue in queues:
+            park = self.parked.get(queue)
+            if park is not None and park.entry is not None:
+                self._add_live(park.entry, found)
+        return {team: sorted(entries) for team, entries in found.items()}
+
+    def _add_live(self, entry: WaiterEntry, found: dict[str, set[WaiterEntry]]) -> None:
+        park = self.live(entry)
+        if park is not None:
+            found.setdefault(park.job.spec.team, set()).add(entry)
+
     def settle(self, borrows: Callable[[Job], bool]) -> None:
         """After a cycle: place the heads parked in it (`borrows`: whether a head would borrow, as usage now
         stands), and rebuild the lists once stale entries outnumber live ones."""
         for park in self._new:
             job = park.job
-            if self.parked.get(job.spec.queue) is not park:
+            if self.parked.get(job.spec.queue) is not park or park.entry is not None:
                 continue
             park.entry = (borrows(job), -job.spec.priority, job.created_at, job.id, job.spec.queue)
             bisect.insort(self.by_team.setdefault(job.spec.team, []), park.entry)
+            bisect.insort(self.by_need[park.blocking], (getattr(park.need, park.blocking), park.entry))
         self._new.clear()
         if self._stale > 64 and self._stale > len(self.parked):
             self.by_team = {}
+            self.by_need = {name: [] for name in _COMPONENTS}
             for park in self.parked.values():
                 if park.entry is not None:
                     self.by_team.setdefault(park.job.spec.team, []).append(park.entry)
+                    self.by_need[park.blocking].append((getattr(park.need, park.blocking), park.entry))
             for entries in self.by_team.values():
                 entries.sort()
+            for index in self.by_need.values():
+                index.sort()
             self._stale = 0
 
     def clear(self) -> None:
         """Forget every parked head (a queue definition changed: every verdict may have)."""
         self.parked.clear()
         self.by_team.clear()
+        self.by_need = {name: [] for name in _COMPONENTS}
+        self.held.clear()
         self._new.clear()
         self._stale = 0
+
+
+class Wakeups:
+    """For the rest of a cycle once a reservation is made and backfill is spent: per team, the parked heads
+    the cycle must still look at (`CapacityWaiters.suspects`), kept up to date as the cycle admits (a cohort's
+    usage grows: a head parked in it may now be over its cohort's quota, or have a new borrower to preempt) and
+    preempts (stopping jobs leave more headroom). Every other parked head would be passed over at its turn, so
+    a team's run of them is passed over at once. Between cycles a cohort's usage only falls, which keeps its
+    parked heads waiting, and a change of what one could preempt moves its generation, which unparked it."""
+
+    def __init__(self, waiters: CapacityWaiters, cache: Cache, snapshot: Snapshot, headroom: Resources) -> None:
+        self._waiters, self._cache, self._snapshot = waiters, cache, snapshot
+        self._headroom = headroom
+        self._by_team = waiters.suspects((), headroom)
+        self._checked: dict[str, int] = {}
+        """Per cohort whose usage grew in this cycle: its generation when its parked heads were last checked."""
+        self._used = cache.used
+        self._check_cohorts()
+
+    def next_index(self, team: str, entries: list[WaiterEntry], at: int, headroom: Resources) -> int:
+        """The index in `entries` (the team's parked heads) of its first suspect at or after `at`."""
+        if not headroom.fits_in(self._headroom):  # a preemption in this cycle: more heads may fit now
+            self._headroom = headroom
+            self._by_team = self._waiters.suspects((), headroom)
+            self._checked.clear()
+            self._check_cohorts()
+        elif self._cache.used is not self._used:  # admitted since: the cohorts it changed
+            self._check_cohorts()
+        found = self._by_team.get(team)
+        if not found or at >= len(entries):
+            return len(entries)
+        place = bisect.bisect_left(found, entries[at])
+        return len(entries) if place == len(found) else bisect.bisect_left(entries, found[place], lo=at)
+
+    def _check_cohorts(self) -> None:
+        cache, snapshot = self._cache, self._snapshot
+        self._used = cache.used
+        for cohort in cache.touched_cohorts:
+            generation = cache.cohort_generations.get(cohort, 0)
+            if self._checked.get(cohort) == generation:
+                continue
+            self._checked[cohort] = generation
+            usage, pool = snapshot.cohort_usage[cohort], snapshot.cohort_pool[cohort]
+            for queue in cache.cohort_members.get(cohort, ()):
+                park = self._waiters.parked.get(queue)
+                if park is None or park.entry is None:
+                    continue
+                if park.generation != cache.capacity_generation(queue) or not usage.fits_with(
+                    park.job.spec.total, pool
+                ):
+                    bisect.insort(self._by_team.setdefault(park.job.spec.team, []), park.entry)
 
 
 class Parking:
@@ -147,4 +247,4 @@ class Parking:
         return heads
 
 
-__all__ = ["CapacityPark", "CapacityWaiters", "Parking", "WaiterEntry"]
+__all__ = ["CapacityPark", "CapacityWaiters", "Parking", "WaiterEntry", "Wakeups"]

@@ -13,6 +13,7 @@ between cycles and are merged one per team into the cycle's heap. No cycle sorts
 
 from __future__ import annotations
 
+import bisect
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -23,7 +24,7 @@ from kubeforge.launch.base import JobState as LaunchState
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
-from kubeforge.scheduler.parking import CapacityPark, Parking
+from kubeforge.scheduler.parking import CapacityPark, Parking, Wakeups
 from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
@@ -212,10 +213,11 @@ class Scheduler:
         candidates: list[_Candidate] = [(self._order_key(job, snapshot), job, None) for job in heads]
         cursors = dict.fromkeys(self._waiters.by_team, 0)
         for waiters_team in cursors:
-            self._push_next_waiter(waiters_team, cursors, candidates, snapshot, skip_waiting=False)
+            self._push_next_waiter(waiters_team, cursors, candidates, snapshot, None)
         heapq.heapify(candidates)
         reservation: _Reservation | None = None
         self._backfill_budget = self.backfill_window
+        wakeups: Wakeups | None = None
         # 5. admit, re-ordering lazily as usage changes
         while candidates:
             key, job, team = heapq.heappop(candidates)
@@ -224,9 +226,11 @@ class Scheduler:
                 heapq.heappush(candidates, (fresh, job, team))
                 continue
             saturated = reservation is not None and self._backfill_budget <= 0
+            if saturated and wakeups is None:  # from here on, only the parked heads that might change are looked at
+                wakeups = Wakeups(self._waiters, self.cache, snapshot, self._headroom(snapshot))
             waiting = saturated and self._still_waiting(job, snapshot)
             if team is not None:  # a team's parked head: the next one of that team joins the merge
-                self._push_next_waiter(team, cursors, candidates, snapshot, skip_waiting=waiting)
+                self._push_next_waiter(team, cursors, candidates, snapshot, wakeups if waiting else None)
             if waiting:
                 _passed_over(job)  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
                 continue
@@ -249,14 +253,26 @@ class Scheduler:
         return result
 
     def _push_next_waiter(
-        self, team: str, cursors: dict[str, int], candidates: list[_Candidate], snapshot: Snapshot, skip_waiting: bool
+        self,
+        team: str,
+        cursors: dict[str, int],
+        candidates: list[_Candidate],
+        snapshot: Snapshot,
+        wakeups: Wakeups | None,
     ) -> None:
-        """Put the team's next parked head into the merge. With `skip_waiting`, the heads that would come
-        next anyway and are still waiting are passed over here, as the cycle would one by one."""
+        """Put the team's next parked head into the merge. With `wakeups` (the head just taken from the merge
+        was passed over), the team's heads that would come next anyway and are no suspects of `wakeups` are
+        passed over here at once: each would be passed over at its turn, before anything else happens."""
         entries = self._waiters.by_team[team]
         at = cursors[team]
         share = round(self.fair_share.key(team, snapshot.team_share(team)), 9)
-        pressure = snapshot.used - self._stopping_total
+        if wakeups is not None:
+            turn_ends = len(entries)  # the heads whose turn comes before the merge's next one's
+            if candidates:
+                turn_ends = bisect.bisect_left(
+                    entries, candidates[0][0], lo=at, key=lambda entry: (entry[0], share, *entry[1:4])
+                )
+            at = min(turn_ends, wakeups.next_index(team, entries, at, self._headroom(snapshot)))
         while at < len(entries):
             entry = entries[at]
             at += 1
@@ -264,18 +280,15 @@ class Scheduler:
             if park is None:
                 continue
             borrowing, priority, created_at, job_id, _ = entry
-            key = (borrowing, share, priority, created_at, job_id)  # its `_order_key`, from what stays put
-            if (
-                skip_waiting
-                and (not candidates or key < candidates[0][0])
-                and self._still_waiting(park.job, snapshot, pressure)
-            ):
-                _passed_over(park.job)
-                continue
             cursors[team] = at
+            key = (borrowing, share, priority, created_at, job_id)  # its `_order_key`, from what stays put
             heapq.heappush(candidates, (key, park.job, team))
             return
         cursors[team] = at
+
+    def _headroom(self, snapshot: Snapshot) -> Resources:
+        """The capacity less what is used, the jobs stopping not counted: what a parked head's need must fit."""
+        return snapshot.capacity - (snapshot.used - self._stopping_total)
 
     def _push_following(self, job: Job, candidates: list[_Candidate], snapshot: Snapshot) -> None:
         following = self.queues.head(job.spec.queue)
@@ -372,7 +385,8 @@ class Scheduler:
         elif victims is None and verdict is Verdict.NO_CAPACITY:
             # stopping every candidate would not do: blocked until capacity frees or the candidates change
             held = sum((candidate.spec.total for candidate in candidates), Resources())
-            self._waiters.park(job, self.cache.capacity_generation(queue), job.spec.total - held)
+            generation = self.cache.capacity_generation(queue)
+            self._waiters.park(job, generation, job.spec.total - held, self._headroom(snapshot))
         if victims is None:
             pass
         elif not victims:
