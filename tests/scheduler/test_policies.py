@@ -390,9 +390,11 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         kept_for_reservation += 1
         keep(waiters, park)
 
-    def counting_next_index(wakeups: Wakeups, team: str, entries: list[WaiterEntry], at: int, *rest: Resources) -> int:
+    def counting_next_index(
+        wakeups: Wakeups, team: str, entries: list[WaiterEntry], at: int, turn_ends: int, headroom: Resources
+    ) -> int:
         nonlocal passed_over_at_once
-        found = next_index(wakeups, team, entries, at, *rest)
+        found = next_index(wakeups, team, entries, at, turn_ends, headroom)
         passed_over_at_once += found - at
         return found
 

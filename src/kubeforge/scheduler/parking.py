@@ -14,6 +14,7 @@ Entries are dropped lazily: an entry is live while its queue's record is the one
 from __future__ import annotations
 
 import bisect
+import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
@@ -81,6 +82,24 @@ class CapacityWaiters:
         self.held[park.job.spec.queue] = park
         self._stale -= 1  # its entry is live again (or, parked in this cycle, it is still to be placed)
 
+    def new_cycle(self) -> dict[str, CapacityPark]:
+        """The heads held for a reservation by the last cycle; this cycle holds its own (see `end_cycle`)."""
+        held, self.held = self.held, {}
+        return held
+
+    def end_cycle(self, held_before: dict[str, CapacityPark]) -> None:
+        """A head the last cycle held for a reservation and this one did not look at waits for capacity: the
+        cycle passed over it, the capacity it needs being taken (had it fit, the cycle would have looked)."""
+        for queue, park in held_before.items():
+            if queue not in self.held and self.parked.get(queue) is park and park.job.reason_code is Reason.RESERVED:
+                park.job.because(Reason.CAPACITY)
+
+    def hold(self, park: CapacityPark) -> None:
+        """A parked head looked at without being taken is held for a reservation (again)."""
+        self.held[park.job.spec.queue] = park
+        if park.job.reason_code is not Reason.RESERVED:
+            park.job.because(Reason.RESERVED)
+
     def live(self, entry: WaiterEntry) -> CapacityPark | None:
         """The record behind a list entry, or None when the entry is stale."""
         park = self.parked.get(entry[4])
@@ -89,9 +108,8 @@ class CapacityWaiters:
     def suspects(self, queues: Iterable[str], headroom: Resources | None = None) -> dict[str, list[WaiterEntry]]:
         """Per team, in order: the parked heads of `queues` (whose cohort's usage changed) and, given the
         `headroom` (the capacity less what is used, stopping jobs not counted), those whose need fits it in the
-        component that blocked them and those held for a reservation (the capacity they need may be taken, or
-        the reservation let them run). Looking again at any other parked head finds it blocked by capacity
-        with nothing to preempt, as it was."""
+        component that blocked them. Looking again at any other parked head finds it blocked by capacity with
+        nothing to preempt, as it was."""
         found: dict[str, set[WaiterEntry]] = {}
         if headroom is not None:
             for name, index in self.by_need.items():
@@ -100,11 +118,6 @@ class CapacityWaiters:
                     if amount > limit:
                         break
                     self._add_live(entry, found)
-            for queue, held in list(self.held.items()):
-                if self.parked.get(queue) is not held or held.job.reason_code is not Reason.RESERVED:
-                    del self.held[queue]
-                elif held.entry is not None:
-                    self._add_live(held.entry, found)
         for queue in queues:
             park = self.parked.get(queue)
             if park is not None and park.entry is not None:
@@ -155,20 +168,34 @@ class Wakeups:
     the cycle must still look at (`CapacityWaiters.suspects`), kept up to date as the cycle admits (a cohort's
     usage grows: a head parked in it may now be over its cohort's quota, or have a new borrower to preempt) and
     preempts (stopping jobs leave more headroom). Every other parked head would be passed over at its turn, so
-    a team's run of them is passed over at once. Between cycles a cohort's usage only falls, which keeps its
-    parked heads waiting, and a change of what one could preempt moves its generation, which unparked it."""
+    a team's run of them is passed over at once. The cohorts whose usage grew in the last cycle are checked too
+    (between cycles usage only falls, which keeps a parked head waiting, and a change of what one could preempt
+    moves its generation, which unparked it)."""
 
-    def __init__(self, waiters: CapacityWaiters, cache: Cache, snapshot: Snapshot, headroom: Resources) -> None:
+    def __init__(
+        self,
+        waiters: CapacityWaiters,
+        cache: Cache,
+        snapshot: Snapshot,
+        headroom: Resources,
+        grown: set[str],
+        still_held: Callable[[CapacityPark], bool],
+    ) -> None:
         self._waiters, self._cache, self._snapshot = waiters, cache, snapshot
+        self._still_held = still_held
         self._headroom = headroom
+        self._grown = grown
+        """The cohorts whose usage grew since the last cycle's heads were taken (in the last cycle, after them)."""
         self._by_team = waiters.suspects((), headroom)
         self._checked: dict[str, int] = {}
-        """Per cohort whose usage grew in this cycle: its generation when its parked heads were last checked."""
+        """Per cohort whose usage grew: its generation when its parked heads were last checked."""
         self._used = cache.used
         self._check_cohorts()
 
-    def next_index(self, team: str, entries: list[WaiterEntry], at: int, headroom: Resources) -> int:
-        """The index in `entries` (the team's parked heads) of its first suspect at or after `at`."""
+    def next_index(self, team: str, entries: list[WaiterEntry], at: int, turn_ends: int, headroom: Resources) -> int:
+        """The index in `entries` (the team's parked heads) of its first suspect at or after `at` that must be
+        looked at, or `turn_ends` when none comes before it. The suspects before it that looking at would only
+        hold for the reservation again (`still_held`) are held here, at their turn."""
         if not headroom.fits_in(self._headroom):  # a preemption in this cycle: more heads may fit now
             self._headroom = headroom
             self._by_team = self._waiters.suspects((), headroom)
@@ -177,15 +204,24 @@ class Wakeups:
         elif self._cache.used is not self._used:  # admitted since: the cohorts it changed
             self._check_cohorts()
         found = self._by_team.get(team)
-        if not found or at >= len(entries):
-            return len(entries)
-        place = bisect.bisect_left(found, entries[at])
-        return len(entries) if place == len(found) else bisect.bisect_left(entries, found[place], lo=at)
+        if not found or at >= turn_ends:
+            return turn_ends
+        for entry in itertools.islice(found, bisect.bisect_left(found, entries[at]), None):
+            index = bisect.bisect_left(entries, entry, lo=at)
+            if index >= turn_ends:
+                break
+            park = self._waiters.live(entry)
+            if park is None:
+                continue
+            if not self._still_held(park):
+                return index
+            self._waiters.hold(park)
+        return turn_ends
 
     def _check_cohorts(self) -> None:
         cache, snapshot = self._cache, self._snapshot
         self._used = cache.used
-        for cohort in cache.touched_cohorts:
+        for cohort in self._grown | cache.touched_cohorts:
             generation = cache.cohort_generations.get(cohort, 0)
             if self._checked.get(cohort) == generation:
                 continue
@@ -213,6 +249,8 @@ class Parking:
         """Queues whose head the last cycle looked at (unless parked since): the next cycle looks again."""
         self._config = -1
         """The queue definitions' generation the parked heads were parked under."""
+        self.touched_cohorts: set[str] = set()
+        """The cohorts whose usage changed between the last cycle's heads and this one's."""
 
     def heads(self, cache: Cache, queues: QueueManager) -> list[Job]:
         """The heads a cycle keys: those of the queues where something happened since the last cycle (or
@@ -226,6 +264,7 @@ class Parking:
             looked_at = self.active | queues.touched | cache.touched_queues
             for cohort in cache.touched_cohorts:
                 looked_at.update(cache.cohort_members.get(cohort, ()))
+        self.touched_cohorts = set(cache.touched_cohorts)
         queues.touched.clear()
         cache.touched_queues.clear()
         cache.touched_cohorts.clear()

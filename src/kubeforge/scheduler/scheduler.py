@@ -207,6 +207,7 @@ class Scheduler:
         heads = self._parking.heads(self.cache, self.queues)
         if not heads and not self._waiters.parked:
             return result
+        held_before = self._waiters.new_cycle()
         # 2. snapshot
         snapshot = self.cache.snapshot()
         # 3. nominate and 4. order: non-borrowing first, then the team's fair share, priority, age
@@ -226,8 +227,8 @@ class Scheduler:
                 heapq.heappush(candidates, (fresh, job, team))
                 continue
             saturated = reservation is not None and self._backfill_budget <= 0
-            if saturated and wakeups is None:  # from here on, only the parked heads that might change are looked at
-                wakeups = Wakeups(self._waiters, self.cache, snapshot, self._headroom(snapshot))
+            if saturated and wakeups is None and reservation is not None:  # from here on, only the parked heads
+                wakeups = self._wakeups(snapshot, reservation, now)  # that might change are looked at
             waiting = saturated and self._still_waiting(job, snapshot)
             if team is not None:  # a team's parked head: the next one of that team joins the merge
                 self._push_next_waiter(team, cursors, candidates, snapshot, wakeups if waiting else None)
@@ -249,6 +250,7 @@ class Scheduler:
             # 6. requeue: keep the head, say why, preempt or reserve, and try backfill behind it
             reservation = self._handle_blocked(job, verdict, now, snapshot, reservation, result)
             self._backfill(job, now, snapshot, reservation, result)
+        self._waiters.end_cycle(held_before)
         self._waiters.settle(self._would_borrow)
         return result
 
@@ -272,7 +274,7 @@ class Scheduler:
                 turn_ends = bisect.bisect_left(
                     entries, candidates[0][0], lo=at, key=lambda entry: (entry[0], share, *entry[1:4])
                 )
-            at = min(turn_ends, wakeups.next_index(team, entries, at, self._headroom(snapshot)))
+            at = wakeups.next_index(team, entries, at, turn_ends, self._headroom(snapshot))
         while at < len(entries):
             entry = entries[at]
             at += 1
@@ -285,6 +287,26 @@ class Scheduler:
             heapq.heappush(candidates, (key, park.job, team))
             return
         cursors[team] = at
+
+    def _wakeups(self, snapshot: Snapshot, reservation: _Reservation, now: float) -> Wakeups:
+        """The parked heads the rest of the cycle must look at, and a test for those only held again."""
+
+        def still_held(park: CapacityPark) -> bool:
+            """True when looking at the parked head would find it fits, its turn to run past the reservation and
+            too big for what the reservation leaves: it is held for the reservation, and nothing else changes."""
+            job = park.job
+            queue, total = job.spec.queue, job.spec.total
+            if park.generation != self.cache.capacity_generation(queue) or not snapshot.used.fits_with(
+                total, snapshot.capacity
+            ):
+                return False
+            if now + job.spec.max_runtime_s <= reservation.at or total.fits_in(reservation.extra):
+                return False
+            cohort = snapshot.queues[queue].cohort
+            return not cohort or snapshot.cohort_usage[cohort].fits_with(total, snapshot.cohort_pool[cohort])
+
+        grown = self._parking.touched_cohorts
+        return Wakeups(self._waiters, self.cache, snapshot, self._headroom(snapshot), grown, still_held)
 
     def _headroom(self, snapshot: Snapshot) -> Resources:
         """The capacity less what is used, the jobs stopping not counted: what a parked head's need must fit."""
