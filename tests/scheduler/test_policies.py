@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import pytest
@@ -357,6 +358,11 @@ def _random_workload(
     return decisions
 
 
+def sched_waiters(wakeups: Wakeups) -> CapacityWaiters:
+    """The parked heads a `Wakeups` reads (for counting what it passes over)."""
+    return wakeups._waiters
+
+
 @pytest.mark.parametrize(
     ("seed", "capacity", "queues_count", "cohorts"),
     [
@@ -374,7 +380,7 @@ def _random_workload(
 def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothing(
     seed: int, capacity: float, queues_count: int, cohorts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    still_waiting, keep, next_index = Scheduler._still_waiting, CapacityWaiters.keep, Wakeups.next_index
+    still_waiting, keep, first = Scheduler._still_waiting, CapacityWaiters.keep, Wakeups.first
     passed_over_with_candidates = passed_over_after_reservation = kept_for_reservation = passed_over_at_once = 0
 
     def counting(sched: Scheduler, head: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
@@ -390,17 +396,21 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         kept_for_reservation += 1
         keep(waiters, park)
 
-    def counting_next_index(
-        wakeups: Wakeups, team: str, entries: list[WaiterEntry], at: int, turn_ends: int, headroom: Resources
-    ) -> int:
-        nonlocal passed_over_at_once
-        found = next_index(wakeups, team, entries, at, turn_ends, headroom)
-        passed_over_at_once += found - at
-        return found
+    def counting_first(
+        wakeups: Wakeups, team: str, entries: list[WaiterEntry], at: int
+    ) -> Iterator[tuple[WaiterEntry, CapacityPark, bool]]:
+        nonlocal passed_over_at_once, passed_over_with_candidates
+        suspects = list(first(wakeups, team, entries, at))
+        ahead = entries.index(suspects[0][0], at) if suspects else len(entries)
+        for entry in entries[at:ahead]:  # passed over unvisited: no suspects of `wakeups`
+            parked = sched_waiters(wakeups).live(entry)
+            passed_over_at_once += parked is not None
+            passed_over_with_candidates += parked is not None and parked.need != parked.job.spec.total
+        return iter(suspects)
 
     monkeypatch.setattr(Scheduler, "_still_waiting", counting)
     monkeypatch.setattr(CapacityWaiters, "keep", counting_keep)
-    monkeypatch.setattr(Wakeups, "next_index", counting_next_index)
+    monkeypatch.setattr(Wakeups, "first", counting_first)
     workload = {"seed": seed, "cycles": 120, "capacity": capacity, "queues_count": queues_count, "cohorts": cohorts}
     incremental = _random_workload(**workload)  # type: ignore[arg-type]
     # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle,

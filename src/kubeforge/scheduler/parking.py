@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from kubeforge.scheduler.cache import Cache, Snapshot
@@ -167,60 +167,59 @@ class Wakeups:
     """For the rest of a cycle once a reservation is made and backfill is spent: per team, the parked heads
     the cycle must still look at (`CapacityWaiters.suspects`), kept up to date as the cycle admits (a cohort's
     usage grows: a head parked in it may now be over its cohort's quota, or have a new borrower to preempt) and
-    preempts (stopping jobs leave more headroom). Every other parked head would be passed over at its turn, so
-    a team's run of them is passed over at once. The cohorts whose usage grew in the last cycle are checked too
-    (between cycles usage only falls, which keeps a parked head waiting, and a change of what one could preempt
-    moves its generation, which unparked it)."""
+    preempts (stopping jobs leave more headroom). Every other parked head would be passed over at its turn.
+    The cohorts whose usage grew in the last cycle are checked too (between cycles usage only falls, which
+    keeps a parked head waiting, and a change of what one could preempt moves its generation, which unparked
+    it)."""
 
     def __init__(
-        self,
-        waiters: CapacityWaiters,
-        cache: Cache,
-        snapshot: Snapshot,
-        headroom: Resources,
-        grown: set[str],
-        still_held: Callable[[CapacityPark], bool],
+        self, waiters: CapacityWaiters, cache: Cache, snapshot: Snapshot, headroom: Resources, grown: set[str]
     ) -> None:
         self._waiters, self._cache, self._snapshot = waiters, cache, snapshot
-        self._still_held = still_held
         self._headroom = headroom
         self._grown = grown
         """The cohorts whose usage grew since the last cycle's heads were taken (in the last cycle, after them)."""
         self._by_team = waiters.suspects((), headroom)
         self._checked: dict[str, int] = {}
         """Per cohort whose usage grew: its generation when its parked heads were last checked."""
+        self._in_grown: set[WaiterEntry] = set()
+        """The suspects found in those cohorts."""
         self._used = cache.used
         self._check_cohorts()
 
-    def next_index(self, team: str, entries: list[WaiterEntry], at: int, turn_ends: int, headroom: Resources) -> int:
-        """The index in `entries` (the team's parked heads) of its first suspect at or after `at` that must be
-        looked at, or `turn_ends` when none comes before it. The suspects before it that looking at would only
-        hold for the reservation again (`still_held`) are held here, at their turn."""
-        if not headroom.fits_in(self._headroom):  # a preemption in this cycle: more heads may fit now
-            self._headroom = headroom
+    def first(self, team: str, entries: list[WaiterEntry], at: int) -> Iterator[tuple[WaiterEntry, CapacityPark, bool]]:
+        """The team's suspects from index `at` of `entries` (its parked heads) on, in order: each entry, its
+        record, and whether its cohort's usage grew (else its generation has not moved and its cohort's quota
+        still fits it). One whose need no longer fits the headroom (admissions took it) is no suspect any more."""
+        found = self._by_team.get(team)
+        if not found or at >= len(entries):
+            return
+        headroom, previous = self._headroom, None
+        for entry in itertools.islice(found, bisect.bisect_left(found, entries[at]), None):
+            park = self._waiters.live(entry)
+            if park is None or entry is previous:
+                continue
+            previous = entry
+            grown = entry in self._in_grown
+            if grown or getattr(park.need, park.blocking) <= getattr(headroom, park.blocking):
+                yield entry, park, grown
+
+    def refresh(self, headroom: Resources) -> set[str]:
+        """After an admission or a preemption in this cycle: the teams that may have new suspects."""
+        grew = not headroom.fits_in(self._headroom)
+        self._headroom = headroom
+        if grew:  # stopping jobs leave more headroom: more heads may fit
             self._by_team = self._waiters.suspects((), headroom)
             self._checked.clear()
+            self._in_grown.clear()
             self._check_cohorts()
-        elif self._cache.used is not self._used:  # admitted since: the cohorts it changed
-            self._check_cohorts()
-        found = self._by_team.get(team)
-        if not found or at >= turn_ends:
-            return turn_ends
-        for entry in itertools.islice(found, bisect.bisect_left(found, entries[at]), None):
-            index = bisect.bisect_left(entries, entry, lo=at)
-            if index >= turn_ends:
-                break
-            park = self._waiters.live(entry)
-            if park is None:
-                continue
-            if not self._still_held(park):
-                return index
-            self._waiters.hold(park)
-        return turn_ends
+            return set(self._by_team)
+        return self._check_cohorts() if self._cache.used is not self._used else set()
 
-    def _check_cohorts(self) -> None:
+    def _check_cohorts(self) -> set[str]:
         cache, snapshot = self._cache, self._snapshot
         self._used = cache.used
+        teams: set[str] = set()
         for cohort in self._grown | cache.touched_cohorts:
             generation = cache.cohort_generations.get(cohort, 0)
             if self._checked.get(cohort) == generation:
@@ -235,6 +234,9 @@ class Wakeups:
                     park.job.spec.total, pool
                 ):
                     bisect.insort(self._by_team.setdefault(park.job.spec.team, []), park.entry)
+                    self._in_grown.add(park.entry)
+                    teams.add(park.job.spec.team)
+        return teams
 
 
 class Parking:

@@ -13,7 +13,7 @@ between cycles and are merged one per team into the cycle's heap. No cycle sorts
 
 from __future__ import annotations
 
-import bisect
+import functools
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -23,6 +23,7 @@ from kubeforge.launch.base import MAX_REQUEUES, state_of_exit_code
 from kubeforge.launch.base import JobState as LaunchState
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
+from kubeforge.scheduler.merge import Candidate, OrderKey, ParkedMerge
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
 from kubeforge.scheduler.parking import CapacityPark, Parking, Wakeups
 from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
@@ -44,10 +45,6 @@ class CycleResult:
     stop: list[Job] = field(default_factory=list)
     kill: list[Job] = field(default_factory=list)
     changed: list[Job] = field(default_factory=list)
-
-
-_Candidate = tuple[tuple[bool, float, int, float, int], Job, str | None]
-"""A head in the cycle's merge: its ordering key, the job, and its team when it is a parked head."""
 
 
 @dataclass
@@ -211,14 +208,11 @@ class Scheduler:
         # 2. snapshot
         snapshot = self.cache.snapshot()
         # 3. nominate and 4. order: non-borrowing first, then the team's fair share, priority, age
-        candidates: list[_Candidate] = [(self._order_key(job, snapshot), job, None) for job in heads]
-        cursors = dict.fromkeys(self._waiters.by_team, 0)
-        for waiters_team in cursors:
-            self._push_next_waiter(waiters_team, cursors, candidates, snapshot, None)
+        candidates: list[Candidate] = [(self._order_key(job, snapshot), job, None) for job in heads]
+        merge = ParkedMerge(self._waiters, lambda team: self._team_key(team, snapshot), candidates)
         heapq.heapify(candidates)
         reservation: _Reservation | None = None
         self._backfill_budget = self.backfill_window
-        wakeups: Wakeups | None = None
         # 5. admit, re-ordering lazily as usage changes
         while candidates:
             key, job, team = heapq.heappop(candidates)
@@ -227,92 +221,79 @@ class Scheduler:
                 heapq.heappush(candidates, (fresh, job, team))
                 continue
             saturated = reservation is not None and self._backfill_budget <= 0
-            if saturated and wakeups is None and reservation is not None:  # from here on, only the parked heads
-                wakeups = self._wakeups(snapshot, reservation, now)  # that might change are looked at
+            if saturated and reservation is not None and merge.wakeups is None:  # from here on, only the parked
+                grown = self._parking.touched_cohorts  # heads that might change join the merge
+                wakeups = Wakeups(self._waiters, self.cache, snapshot, self._headroom(snapshot), grown)
+                merge.saturate(
+                    wakeups, functools.partial(self._held, snapshot=snapshot, reservation=reservation, now=now)
+                )
             waiting = saturated and self._still_waiting(job, snapshot)
+            parked = self._waiters.parked.get(job.spec.queue) if team is not None else None
+            held = saturated and not waiting and parked is not None and parked.job is job and merge.held(parked)
             if team is not None:  # a team's parked head: the next one of that team joins the merge
-                self._push_next_waiter(team, cursors, candidates, snapshot, wakeups if waiting else None)
+                merge.taken(team, job, settled=waiting or held)
             if waiting:
                 _passed_over(job)  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
+                continue
+            if held:
                 continue
             park = self._waiters.take(job.spec.queue)  # looked at again: parked anew if still blocked
             self._parking.active.add(job.spec.queue)
             if self._at_team_cap(job, now):  # the queue's next job (another team's, maybe) gets its turn
+                merge.turn_passes(fresh)
                 self._push_following(job, candidates, snapshot)
                 continue
             verdict = snapshot.check(job)
             if verdict.fits and self._allowed(job, now, reservation):
+                merge.turn_passes(fresh)
                 self._admit(job, now, snapshot, result)
                 self._push_following(job, candidates, snapshot)
+                merge.wake(self._headroom(snapshot))
                 continue
             if verdict.fits:  # held for the reservation: it stays parked on what its record still says
                 self._keep_parked(park, job)
             # 6. requeue: keep the head, say why, preempt or reserve, and try backfill behind it
+            stopping = len(self._stopping)
             reservation = self._handle_blocked(job, verdict, now, snapshot, reservation, result)
             self._backfill(job, now, snapshot, reservation, result)
+            if len(self._stopping) != stopping:
+                merge.turn_passes(fresh)
+                merge.wake(self._headroom(snapshot))
         self._waiters.end_cycle(held_before)
         self._waiters.settle(self._would_borrow)
         return result
 
-    def _push_next_waiter(
-        self,
-        team: str,
-        cursors: dict[str, int],
-        candidates: list[_Candidate],
-        snapshot: Snapshot,
-        wakeups: Wakeups | None,
-    ) -> None:
-        """Put the team's next parked head into the merge. With `wakeups` (the head just taken from the merge
-        was passed over), the team's heads that would come next anyway and are no suspects of `wakeups` are
-        passed over here at once: each would be passed over at its turn, before anything else happens."""
-        entries = self._waiters.by_team[team]
-        at = cursors[team]
-        share = round(self.fair_share.key(team, snapshot.team_share(team)), 9)
-        if wakeups is not None:
-            turn_ends = len(entries)  # the heads whose turn comes before the merge's next one's
-            if candidates:
-                turn_ends = bisect.bisect_left(
-                    entries, candidates[0][0], lo=at, key=lambda entry: (entry[0], share, *entry[1:4])
-                )
-            at = wakeups.next_index(team, entries, at, turn_ends, self._headroom(snapshot))
-        while at < len(entries):
-            entry = entries[at]
-            at += 1
-            park = self._waiters.live(entry)
-            if park is None:
-                continue
-            borrowing, priority, created_at, job_id, _ = entry
-            cursors[team] = at
-            key = (borrowing, share, priority, created_at, job_id)  # its `_order_key`, from what stays put
-            heapq.heappush(candidates, (key, park.job, team))
-            return
-        cursors[team] = at
-
-    def _wakeups(self, snapshot: Snapshot, reservation: _Reservation, now: float) -> Wakeups:
-        """The parked heads the rest of the cycle must look at, and a test for those only held again."""
-
-        def still_held(park: CapacityPark) -> bool:
-            """True when looking at the parked head would find it fits, its turn to run past the reservation and
-            too big for what the reservation leaves: it is held for the reservation, and nothing else changes."""
-            job = park.job
-            queue, total = job.spec.queue, job.spec.total
-            if park.generation != self.cache.capacity_generation(queue) or not snapshot.used.fits_with(
-                total, snapshot.capacity
+    def _held(self, park: CapacityPark, grown: bool, snapshot: Snapshot, reservation: _Reservation, now: float) -> bool:
+        """For a parked head after the reservation: True (and the head held again) when looking at it would find
+        it fits, runs past the reservation and is too big for what the reservation leaves, so it is held for the
+        reservation, and nothing else changes. Unless its cohort's usage `grown`, its generation has not moved
+        and its cohort's quota still fits it (`parking.Wakeups`)."""
+        job = park.job
+        total = job.spec.total
+        if (
+            not snapshot.used.fits_with(total, snapshot.capacity)
+            or now + job.spec.max_runtime_s <= reservation.at
+            or total.fits_in(reservation.extra)
+        ):
+            return False
+        if grown:
+            queue = job.spec.queue
+            cohort = snapshot.queues[queue].cohort
+            if park.generation != self.cache.capacity_generation(queue) or (
+                cohort and not snapshot.cohort_usage[cohort].fits_with(total, snapshot.cohort_pool[cohort])
             ):
                 return False
-            if now + job.spec.max_runtime_s <= reservation.at or total.fits_in(reservation.extra):
-                return False
-            cohort = snapshot.queues[queue].cohort
-            return not cohort or snapshot.cohort_usage[cohort].fits_with(total, snapshot.cohort_pool[cohort])
+        self._waiters.hold(park)
+        return True
 
-        grown = self._parking.touched_cohorts
-        return Wakeups(self._waiters, self.cache, snapshot, self._headroom(snapshot), grown, still_held)
+    def _team_key(self, team: str, snapshot: Snapshot) -> float:
+        return round(self.fair_share.key(team, snapshot.team_share(team)), 9)
 
     def _headroom(self, snapshot: Snapshot) -> Resources:
         """The capacity less what is used, the jobs stopping not counted: what a parked head's need must fit."""
         return snapshot.capacity - (snapshot.used - self._stopping_total)
 
-    def _push_following(self, job: Job, candidates: list[_Candidate], snapshot: Snapshot) -> None:
+    def _push_following(self, job: Job, candidates: list[Candidate], snapshot: Snapshot) -> None:
         following = self.queues.head(job.spec.queue)
         if following is not None:
             heapq.heappush(candidates, (self._order_key(following, snapshot), following, None))
@@ -322,10 +303,14 @@ class Scheduler:
         usage = self.cache.usage.get(job.spec.queue, Resources())
         return spec is not None and not usage.fits_with(job.spec.total, spec.nominal)
 
-    def _order_key(self, job: Job, snapshot: Snapshot) -> tuple[bool, float, int, float, int]:
-        borrowing = snapshot.would_borrow(job)
-        share = self.fair_share.key(job.spec.team, snapshot.team_share(job.spec.team))
-        return (borrowing, round(share, 9), -job.spec.priority, job.created_at, job.id)
+    def _order_key(self, job: Job, snapshot: Snapshot) -> OrderKey:
+        return (
+            snapshot.would_borrow(job),
+            self._team_key(job.spec.team, snapshot),
+            -job.spec.priority,
+            job.created_at,
+            job.id,
+        )
 
     def _still_waiting(self, job: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
         """True for a head parked on capacity that stays blocked with nothing to preempt (`pressure`: what
