@@ -251,7 +251,7 @@ class Scheduler:
                 merge.wake(self._headroom(snapshot))
                 continue
             if verdict.fits:  # held for the reservation: it stays parked on what its record still says
-                self._keep_parked(park, job)
+                self._keep_parked(park, job, snapshot)
             # 6. requeue: keep the head, say why, preempt or reserve, and try backfill behind it
             stopping = len(self._stopping)
             reservation = self._handle_blocked(job, verdict, now, snapshot, reservation, result)
@@ -329,15 +329,24 @@ class Scheduler:
         total = job.spec.total
         return not spec.cohort or snapshot.cohort_usage[spec.cohort].fits_with(total, snapshot.cohort_pool[spec.cohort])
 
-    def _keep_parked(self, park: CapacityPark | None, job: Job) -> None:
-        """Park again a head told "capacity reserved for an earlier job" when its record was made for it under
-        its queue's current capacity generation: what it needs beside the capacity used has not changed, so
-        later cycles pass over it while that still does not fit (it is then told it waits for capacity) and
-        look at it again when the capacity it needs is free (held for the reservation, or its turn to run)."""
+    def _keep_parked(self, park: CapacityPark | None, job: Job, snapshot: Snapshot) -> None:
+        """Park a head told "capacity reserved for an earlier job": on its record when that was made for it under
+        its queue's current capacity generation (what it needs beside the capacity used has not changed), else
+        on a new one (its gang less what its preemption candidates hold). Later cycles pass over it while that
+        does not fit (it is then told it waits for capacity) and look at it again when the capacity it needs is
+        free (held for the reservation, or its turn to run)."""
         queue = job.spec.queue
-        if park is not None and park.job is job and park.generation == self.cache.capacity_generation(queue):
+        generation = self.cache.capacity_generation(queue)
+        if park is not None and park.job is job and park.generation == generation:
             self._waiters.keep(park)
-            self._parking.active.discard(queue)
+        else:
+            candidates = preemption_candidates(job, snapshot, self.cache.holding_by_queue)
+            held = sum((candidate.spec.total for candidate in candidates), Resources())
+            self._waiters.park(job, generation, job.spec.total - held, self._headroom(snapshot))
+            parked = self._waiters.parked.get(queue)
+            if parked is not None:
+                self._waiters.hold(parked)
+        self._parking.active.discard(queue)
 
     def _at_team_cap(self, job: Job, now: float) -> bool:
         """True (and the job set aside for TEAM_CAP_RECHECK_S) when its team already runs as many jobs in its
