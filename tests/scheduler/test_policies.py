@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import pytest
@@ -13,7 +13,7 @@ from scheduler_builders import job, queue, scheduler
 from kubeforge.launch.base import MAX_REQUEUES
 from kubeforge.scheduler.cache import Snapshot
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
-from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, Parking, WaiterEntry, Wakeups
+from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, Parking, WaiterEntry
 from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
@@ -358,11 +358,6 @@ def _random_workload(
     return decisions
 
 
-def sched_waiters(wakeups: Wakeups) -> CapacityWaiters:
-    """The parked heads a `Wakeups` reads (for counting what it passes over)."""
-    return wakeups._waiters
-
-
 @pytest.mark.parametrize(
     ("seed", "capacity", "queues_count", "cohorts"),
     [
@@ -380,7 +375,7 @@ def sched_waiters(wakeups: Wakeups) -> CapacityWaiters:
 def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothing(
     seed: int, capacity: float, queues_count: int, cohorts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    still_waiting, keep, first = Scheduler._still_waiting, CapacityWaiters.keep, Wakeups.first
+    still_waiting, keep, suspects = Scheduler._still_waiting, CapacityWaiters.keep, CapacityWaiters.suspects
     passed_over_with_candidates = passed_over_after_reservation = kept_for_reservation = passed_over_at_once = 0
 
     def counting(sched: Scheduler, head: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
@@ -396,21 +391,21 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         kept_for_reservation += 1
         keep(waiters, park)
 
-    def counting_first(
-        wakeups: Wakeups, team: str, entries: list[WaiterEntry], at: int
-    ) -> Iterator[tuple[WaiterEntry, CapacityPark, bool]]:
+    def counting_suspects(
+        waiters: CapacityWaiters, queues: Iterable[str], headroom: Resources | None = None
+    ) -> dict[str, list[WaiterEntry]]:
         nonlocal passed_over_at_once, passed_over_with_candidates
-        suspects = list(first(wakeups, team, entries, at))
-        ahead = entries.index(suspects[0][0], at) if suspects else len(entries)
-        for entry in entries[at:ahead]:  # passed over unvisited: no suspects of `wakeups`
-            parked = sched_waiters(wakeups).live(entry)
-            passed_over_at_once += parked is not None
-            passed_over_with_candidates += parked is not None and parked.need != parked.job.spec.total
-        return iter(suspects)
+        found = suspects(waiters, queues, headroom)
+        if headroom is not None:  # the parked heads no suspect: passed over unvisited for the rest of the cycle
+            for parked in waiters.parked.values():
+                if parked.entry is not None and parked.entry not in found.get(parked.job.spec.team, ()):
+                    passed_over_at_once += 1
+                    passed_over_with_candidates += parked.need != parked.job.spec.total
+        return found
 
     monkeypatch.setattr(Scheduler, "_still_waiting", counting)
     monkeypatch.setattr(CapacityWaiters, "keep", counting_keep)
-    monkeypatch.setattr(Wakeups, "first", counting_first)
+    monkeypatch.setattr(CapacityWaiters, "suspects", counting_suspects)
     workload = {"seed": seed, "cycles": 120, "capacity": capacity, "queues_count": queues_count, "cohorts": cohorts}
     incremental = _random_workload(**workload)  # type: ignore[arg-type]
     # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle,

@@ -12,15 +12,78 @@ from __future__ import annotations
 
 import bisect
 import heapq
+import itertools
 from collections.abc import Callable
 
+from kubeforge.scheduler.cache import Cache, Snapshot
 from kubeforge.scheduler.model import Job
-from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, WaiterEntry, Wakeups
+from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, WaiterEntry, amounts
 from kubeforge.scheduler.resources import Resources
 
 OrderKey = tuple[bool, float, int, float, int]
 Candidate = tuple[OrderKey, Job, str | None]
 """A head in the cycle's merge: its ordering key, the job, and its team when it is a parked head."""
+
+
+class Wakeups:
+    """For the rest of a cycle once a reservation is made and backfill is spent: per team, the parked heads
+    the cycle must still look at (`CapacityWaiters.suspects`), kept up to date as the cycle admits (a cohort's
+    usage grows: a head parked in it may now be over its cohort's quota, or have a new borrower to preempt) and
+    preempts (stopping jobs leave more headroom). Every other parked head would be passed over at its turn.
+    The cohorts whose usage grew in the last cycle are checked too (between cycles usage only falls, which
+    keeps a parked head waiting, and a change of what one could preempt moves its generation, which unparked
+    it)."""
+
+    def __init__(
+        self, waiters: CapacityWaiters, cache: Cache, snapshot: Snapshot, headroom: Resources, grown: set[str]
+    ) -> None:
+        self._waiters, self._cache, self._snapshot = waiters, cache, snapshot
+        self._headroom = headroom
+        self.limits = amounts(headroom)
+        """The headroom's components: a suspect by need whose amount exceeds its component's is no more one."""
+        self._grown = grown
+        """The cohorts whose usage grew since the last cycle's heads were taken (in the last cycle, after them)."""
+        self.by_team = waiters.suspects((), headroom)
+        self._checked: dict[str, int] = {}
+        """Per cohort whose usage grew: its generation when its parked heads were last checked."""
+        self.in_grown: set[WaiterEntry] = set()
+        """The suspects found in those cohorts (their generation or their cohort's quota may have changed)."""
+        self._used = cache.used
+        self._check_cohorts()
+
+    def refresh(self, headroom: Resources) -> set[str]:
+        """After an admission or a preemption in this cycle: the teams that may have new suspects."""
+        grew = not headroom.fits_in(self._headroom)
+        self._headroom, self.limits = headroom, amounts(headroom)
+        if grew:  # stopping jobs leave more headroom: more heads may fit
+            self.by_team = self._waiters.suspects((), headroom)
+            self._checked.clear()
+            self.in_grown.clear()
+            self._check_cohorts()
+            return set(self.by_team)
+        return self._check_cohorts() if self._cache.used is not self._used else set()
+
+    def _check_cohorts(self) -> set[str]:
+        cache, snapshot = self._cache, self._snapshot
+        self._used = cache.used
+        teams: set[str] = set()
+        for cohort in self._grown | cache.touched_cohorts:
+            generation = cache.cohort_generations.get(cohort, 0)
+            if self._checked.get(cohort) == generation:
+                continue
+            self._checked[cohort] = generation
+            usage, pool = snapshot.cohort_usage[cohort], snapshot.cohort_pool[cohort]
+            for queue in cache.cohort_members.get(cohort, ()):
+                park = self._waiters.parked.get(queue)
+                if park is None or park.entry is None:
+                    continue
+                if park.generation != cache.capacity_generation(queue) or not usage.fits_with(
+                    park.job.spec.total, pool
+                ):
+                    bisect.insort(self.by_team.setdefault(park.job.spec.team, []), park.entry)
+                    self.in_grown.add(park.entry)
+                    teams.add(park.job.spec.team)
+        return teams
 
 
 class ParkedMerge:
@@ -86,15 +149,28 @@ class ParkedMerge:
         if self.wakeups is None:
             self._push_next_in_turn(team, entries)
             return
-        share = self._share(team)
-        queued = self._queued.setdefault(team, set())
-        last_held: WaiterEntry | None = None
-        for entry, park, grown in self.wakeups.first(team, entries, self._cursors[team]):
+        wakeups = self.wakeups
+        found = wakeups.by_team.get(team)
+        at = self._cursors[team]
+        if not found or at >= len(entries):
+            return
+        share, queued, parked = self._share(team), self._queued.setdefault(team, set()), self._waiters.parked
+        limits, in_grown, held = wakeups.limits, wakeups.in_grown, self._held
+        turn_ends = self._candidates[0][0] if settled and self._candidates else None
+        last_held = previous = None
+        for entry in itertools.islice(found, bisect.bisect_left(found, entries[at]), None):
+            park = parked.get(entry[4])
+            if park is None or park.entry is not entry or entry is previous:
+                continue  # a stale entry, or one found twice
+            previous = entry
+            grown = entry in in_grown
+            if not grown and park.amount > limits[park.blocking]:
+                continue  # admissions took the headroom it needed: no suspect any more
             if entry in queued:
                 break
             borrowing, priority, created_at, job_id, _ = entry
             key = (borrowing, share, priority, created_at, job_id)  # its `_order_key`, from what stays put
-            if settled and (not self._candidates or key < self._candidates[0][0]) and self._held(park, grown):
+            if settled and (turn_ends is None or key < turn_ends) and held(park, grown):
                 last_held = entry  # its turn, before anything else happens: held again, and that is all
                 continue
             queued.add(entry)
@@ -117,4 +193,4 @@ class ParkedMerge:
         self._cursors[team] = len(entries)
 
 
-__all__ = ["Candidate", "OrderKey", "ParkedMerge"]
+__all__ = ["Candidate", "OrderKey", "ParkedMerge", "Wakeups"]

@@ -15,10 +15,10 @@ from __future__ import annotations
 
 import bisect
 import itertools
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from kubeforge.scheduler.cache import Cache, Snapshot
+from kubeforge.scheduler.cache import Cache
 from kubeforge.scheduler.model import Job, Reason
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
@@ -33,13 +33,24 @@ _COMPONENTS = ("cpu_m", "memory_mb", "gpu")
 class CapacityPark:
     """Why a queue's head is parked: the head, the capacity generation it saw, and `need`: its gang less
     what its preemption candidates held (what must fit beside the capacity used less the stopping jobs).
-    `blocking` names the component of `need` that did not fit when it was parked (the wake index's key)."""
+    `blocking` is the component of `need` that did not fit when it was parked and `amount` how much of it
+    the head needs (the wake index's key)."""
 
     job: Job
     generation: tuple[int, int, int]
     need: Resources
-    blocking: str = "cpu_m"
+    blocking: int = 0
+    amount: int = 0
     entry: WaiterEntry | None = None
+
+
+def amounts(resources: Resources) -> tuple[int, int, int]:
+    """The components of `resources`, in the order a park's `blocking` counts them."""
+    return resources.cpu_m, resources.memory_mb, resources.gpu
+
+
+def _amount(item: tuple[int, WaiterEntry]) -> int:
+    return item[0]
 
 
 class CapacityWaiters:
@@ -48,7 +59,7 @@ class CapacityWaiters:
     def __init__(self) -> None:
         self.parked: dict[str, CapacityPark] = {}
         self.by_team: dict[str, list[WaiterEntry]] = {}
-        self.by_need: dict[str, list[tuple[int, WaiterEntry]]] = {name: [] for name in _COMPONENTS}
+        self.by_need: list[list[tuple[int, WaiterEntry]]] = [[] for _ in _COMPONENTS]
         """Per component: (the amount of it a head needs, its entry), sorted, for the heads it blocked."""
         self.held: dict[str, CapacityPark] = {}
         """Parked heads last told "capacity reserved for an earlier job" (by queue; checked on use)."""
@@ -59,8 +70,9 @@ class CapacityWaiters:
         """Park `job` (its queue's head), whose `need` does not fit `headroom` (the capacity less what is used,
         stopping jobs not counted); it joins its team's list and the index at `settle`, after the cycle."""
         self.unpark(job.spec.queue)
-        blocking = next((name for name in _COMPONENTS if getattr(need, name) > getattr(headroom, name)), "cpu_m")
-        park = CapacityPark(job, generation, need, blocking)
+        needs, limits = amounts(need), amounts(headroom)
+        blocking = next((index for index in range(len(needs)) if needs[index] > limits[index]), 0)
+        park = CapacityPark(job, generation, need, blocking, needs[blocking])
         self.parked[job.spec.queue] = park
         self._new.append(park)
 
@@ -110,24 +122,36 @@ class CapacityWaiters:
         `headroom` (the capacity less what is used, stopping jobs not counted), those whose need fits it in the
         component that blocked them. Looking again at any other parked head finds it blocked by capacity with
         nothing to preempt, as it was."""
-        found: dict[str, set[WaiterEntry]] = {}
+        found: dict[str, list[WaiterEntry]] = {}
+        parked = self.parked
         if headroom is not None:
-            for name, index in self.by_need.items():
-                limit = getattr(headroom, name)
-                for amount, entry in index:
-                    if amount > limit:
-                        break
-                    self._add_live(entry, found)
+            limits = amounts(headroom)
+            ends = [
+                bisect.bisect_right(index, limit, key=_amount)
+                for index, limit in zip(self.by_need, limits, strict=True)
+            ]
+            if 4 * sum(ends) < len(parked):  # few fit: read them from the index, then order them per team
+                for index, end in zip(self.by_need, ends, strict=True):
+                    for _, entry in itertools.islice(index, end):
+                        park = parked.get(entry[4])
+                        if park is not None and park.entry is entry:
+                            found.setdefault(park.job.spec.team, []).append(entry)
+                for entries in found.values():
+                    entries.sort()
+            else:  # many fit: read each team's heads in order
+                for team, entries in self.by_team.items():
+                    fitting = []
+                    for entry in entries:
+                        park = parked.get(entry[4])
+                        if park is not None and park.entry is entry and park.amount <= limits[park.blocking]:
+                            fitting.append(entry)
+                    if fitting:
+                        found[team] = fitting
         for queue in queues:
-            park = self.parked.get(queue)
+            park = parked.get(queue)
             if park is not None and park.entry is not None:
-                self._add_live(park.entry, found)
-        return {team: sorted(entries) for team, entries in found.items()}
-
-    def _add_live(self, entry: WaiterEntry, found: dict[str, set[WaiterEntry]]) -> None:
-        park = self.live(entry)
-        if park is not None:
-            found.setdefault(park.job.spec.team, set()).add(entry)
+                bisect.insort(found.setdefault(park.job.spec.team, []), park.entry)
+        return found
 
     def settle(self, borrows: Callable[[Job], bool]) -> None:
         """After a cycle: place the heads parked in it (`borrows`: whether a head would borrow, as usage now
@@ -138,18 +162,18 @@ class CapacityWaiters:
                 continue
             park.entry = (borrows(job), -job.spec.priority, job.created_at, job.id, job.spec.queue)
             bisect.insort(self.by_team.setdefault(job.spec.team, []), park.entry)
-            bisect.insort(self.by_need[park.blocking], (getattr(park.need, park.blocking), park.entry))
+            bisect.insort(self.by_need[park.blocking], (park.amount, park.entry))
         self._new.clear()
         if self._stale > 64 and self._stale > len(self.parked):
             self.by_team = {}
-            self.by_need = {name: [] for name in _COMPONENTS}
+            self.by_need = [[] for _ in _COMPONENTS]
             for park in self.parked.values():
                 if park.entry is not None:
                     self.by_team.setdefault(park.job.spec.team, []).append(park.entry)
-                    self.by_need[park.blocking].append((getattr(park.need, park.blocking), park.entry))
+                    self.by_need[park.blocking].append((park.amount, park.entry))
             for entries in self.by_team.values():
                 entries.sort()
-            for index in self.by_need.values():
+            for index in self.by_need:
                 index.sort()
             self._stale = 0
 
@@ -157,86 +181,10 @@ class CapacityWaiters:
         """Forget every parked head (a queue definition changed: every verdict may have)."""
         self.parked.clear()
         self.by_team.clear()
-        self.by_need = {name: [] for name in _COMPONENTS}
+        self.by_need = [[] for _ in _COMPONENTS]
         self.held.clear()
         self._new.clear()
         self._stale = 0
-
-
-class Wakeups:
-    """For the rest of a cycle once a reservation is made and backfill is spent: per team, the parked heads
-    the cycle must still look at (`CapacityWaiters.suspects`), kept up to date as the cycle admits (a cohort's
-    usage grows: a head parked in it may now be over its cohort's quota, or have a new borrower to preempt) and
-    preempts (stopping jobs leave more headroom). Every other parked head would be passed over at its turn.
-    The cohorts whose usage grew in the last cycle are checked too (between cycles usage only falls, which
-    keeps a parked head waiting, and a change of what one could preempt moves its generation, which unparked
-    it)."""
-
-    def __init__(
-        self, waiters: CapacityWaiters, cache: Cache, snapshot: Snapshot, headroom: Resources, grown: set[str]
-    ) -> None:
-        self._waiters, self._cache, self._snapshot = waiters, cache, snapshot
-        self._headroom = headroom
-        self._grown = grown
-        """The cohorts whose usage grew since the last cycle's heads were taken (in the last cycle, after them)."""
-        self._by_team = waiters.suspects((), headroom)
-        self._checked: dict[str, int] = {}
-        """Per cohort whose usage grew: its generation when its parked heads were last checked."""
-        self._in_grown: set[WaiterEntry] = set()
-        """The suspects found in those cohorts."""
-        self._used = cache.used
-        self._check_cohorts()
-
-    def first(self, team: str, entries: list[WaiterEntry], at: int) -> Iterator[tuple[WaiterEntry, CapacityPark, bool]]:
-        """The team's suspects from index `at` of `entries` (its parked heads) on, in order: each entry, its
-        record, and whether its cohort's usage grew (else its generation has not moved and its cohort's quota
-        still fits it). One whose need no longer fits the headroom (admissions took it) is no suspect any more."""
-        found = self._by_team.get(team)
-        if not found or at >= len(entries):
-            return
-        headroom, previous = self._headroom, None
-        for entry in itertools.islice(found, bisect.bisect_left(found, entries[at]), None):
-            park = self._waiters.live(entry)
-            if park is None or entry is previous:
-                continue
-            previous = entry
-            grown = entry in self._in_grown
-            if grown or getattr(park.need, park.blocking) <= getattr(headroom, park.blocking):
-                yield entry, park, grown
-
-    def refresh(self, headroom: Resources) -> set[str]:
-        """After an admission or a preemption in this cycle: the teams that may have new suspects."""
-        grew = not headroom.fits_in(self._headroom)
-        self._headroom = headroom
-        if grew:  # stopping jobs leave more headroom: more heads may fit
-            self._by_team = self._waiters.suspects((), headroom)
-            self._checked.clear()
-            self._in_grown.clear()
-            self._check_cohorts()
-            return set(self._by_team)
-        return self._check_cohorts() if self._cache.used is not self._used else set()
-
-    def _check_cohorts(self) -> set[str]:
-        cache, snapshot = self._cache, self._snapshot
-        self._used = cache.used
-        teams: set[str] = set()
-        for cohort in self._grown | cache.touched_cohorts:
-            generation = cache.cohort_generations.get(cohort, 0)
-            if self._checked.get(cohort) == generation:
-                continue
-            self._checked[cohort] = generation
-            usage, pool = snapshot.cohort_usage[cohort], snapshot.cohort_pool[cohort]
-            for queue in cache.cohort_members.get(cohort, ()):
-                park = self._waiters.parked.get(queue)
-                if park is None or park.entry is None:
-                    continue
-                if park.generation != cache.capacity_generation(queue) or not usage.fits_with(
-                    park.job.spec.total, pool
-                ):
-                    bisect.insort(self._by_team.setdefault(park.job.spec.team, []), park.entry)
-                    self._in_grown.add(park.entry)
-                    teams.add(park.job.spec.team)
-        return teams
 
 
 class Parking:
@@ -288,4 +236,4 @@ class Parking:
         return heads
 
 
-__all__ = ["CapacityPark", "CapacityWaiters", "Parking", "WaiterEntry", "Wakeups"]
+__all__ = ["CapacityPark", "CapacityWaiters", "Parking", "WaiterEntry", "amounts"]

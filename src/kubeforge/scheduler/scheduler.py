@@ -23,9 +23,9 @@ from kubeforge.launch.base import MAX_REQUEUES, state_of_exit_code
 from kubeforge.launch.base import JobState as LaunchState
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
-from kubeforge.scheduler.merge import Candidate, OrderKey, ParkedMerge
+from kubeforge.scheduler.merge import Candidate, OrderKey, ParkedMerge, Wakeups
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
-from kubeforge.scheduler.parking import CapacityPark, Parking, Wakeups
+from kubeforge.scheduler.parking import CapacityPark, Parking
 from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
