@@ -14,11 +14,20 @@ import bisect
 import heapq
 import itertools
 from collections.abc import Callable
+from typing import Protocol
 
 from kubeforge.scheduler.cache import Cache, Snapshot
 from kubeforge.scheduler.model import Job
 from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, WaiterEntry, amounts
 from kubeforge.scheduler.resources import Resources
+
+
+class Reservation(Protocol):
+    """The capacity kept for the first head that did not fit: from `at`, less `extra` left beside it."""
+
+    at: float
+    extra: Resources
+
 
 OrderKey = tuple[bool, float, int, float, int]
 Candidate = tuple[OrderKey, Job, str | None]
@@ -99,18 +108,40 @@ class ParkedMerge:
         self._queued: dict[str, set[WaiterEntry]] = {}
         self.wakeups: Wakeups | None = None
         """Set once only suspects join (a reservation made, backfill spent)."""
-        self._held: Callable[[CapacityPark, bool], bool] = lambda _park, _grown: False
         for team in self._cursors:
             self._push_next(team)
 
-    def saturate(self, wakeups: Wakeups, held: Callable[[CapacityPark, bool], bool]) -> None:
-        """From now on only the suspects of `wakeups` join; `held` holds a parked head for the reservation again
-        when that is all looking at it would do (and says so)."""
-        self.wakeups, self._held = wakeups, held
+    def saturate(
+        self, wakeups: Wakeups, cache: Cache, snapshot: Snapshot, reservation: Reservation, now: float
+    ) -> None:
+        """From now on only the suspects of `wakeups` join; `reservation` (made in this cycle, at `now`) holds
+        the parked heads that fit but would run past it."""
+        self.wakeups = wakeups
+        self._cache, self._snapshot, self._reservation, self._now = cache, snapshot, reservation, now
 
-    def held(self, park: CapacityPark) -> bool:
-        """Whether the parked head is only held for the reservation again (and then held)."""
-        return self._held(park, True)
+    def held(self, park: CapacityPark, grown: bool = True) -> bool:
+        """For a parked head at its turn, once the reservation is made: True (and the head held again, told so)
+        when looking at it would find it fits, runs past the reservation and is too big for what the reservation
+        leaves, so that it is held for the reservation and nothing else changes. Unless its cohort's usage
+        `grown` (see `Wakeups`), its generation has not moved and its cohort's quota still fits it."""
+        snapshot, reservation = self._snapshot, self._reservation
+        job = park.job
+        spec = job.spec
+        total = spec.total
+        if (
+            not snapshot.used.fits_with(total, snapshot.capacity)
+            or self._now + spec.max_runtime_s <= reservation.at
+            or total.fits_in(reservation.extra)
+        ):
+            return False
+        if grown:
+            cohort = snapshot.queues[spec.queue].cohort
+            if park.generation != self._cache.capacity_generation(spec.queue) or (
+                cohort and not snapshot.cohort_usage[cohort].fits_with(total, snapshot.cohort_pool[cohort])
+            ):
+                return False
+        self._waiters.hold(park)
+        return True
 
     def taken(self, team: str, job: Job, settled: bool) -> None:
         """The merge took `job`, a parked head of `team`: its turn has come, and the team's next one joins.
@@ -155,7 +186,7 @@ class ParkedMerge:
         if not found or at >= len(entries):
             return
         share, queued, parked = self._share(team), self._queued.setdefault(team, set()), self._waiters.parked
-        limits, in_grown, held = wakeups.limits, wakeups.in_grown, self._held
+        limits, in_grown, held = wakeups.limits, wakeups.in_grown, self.held
         turn_ends = self._candidates[0][0] if settled and self._candidates else None
         last_held = previous = None
         for entry in itertools.islice(found, bisect.bisect_left(found, entries[at]), None):

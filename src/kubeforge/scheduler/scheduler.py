@@ -13,7 +13,6 @@ between cycles and are merged one per team into the cycle's heap. No cycle sorts
 
 from __future__ import annotations
 
-import functools
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -224,9 +223,7 @@ class Scheduler:
             if saturated and reservation is not None and merge.wakeups is None:  # from here on, only the parked
                 grown = self._parking.touched_cohorts  # heads that might change join the merge
                 wakeups = Wakeups(self._waiters, self.cache, snapshot, self._headroom(snapshot), grown)
-                merge.saturate(
-                    wakeups, functools.partial(self._held, snapshot=snapshot, reservation=reservation, now=now)
-                )
+                merge.saturate(wakeups, self.cache, snapshot, reservation, now)
             waiting = saturated and self._still_waiting(job, snapshot)
             parked = self._waiters.parked.get(job.spec.queue) if team is not None else None
             held = saturated and not waiting and parked is not None and parked.job is job and merge.held(parked)
@@ -262,29 +259,6 @@ class Scheduler:
         self._waiters.end_cycle(held_before)
         self._waiters.settle(self._would_borrow)
         return result
-
-    def _held(self, park: CapacityPark, grown: bool, snapshot: Snapshot, reservation: _Reservation, now: float) -> bool:
-        """For a parked head after the reservation: True (and the head held again) when looking at it would find
-        it fits, runs past the reservation and is too big for what the reservation leaves, so it is held for the
-        reservation, and nothing else changes. Unless its cohort's usage `grown`, its generation has not moved
-        and its cohort's quota still fits it (`parking.Wakeups`)."""
-        job = park.job
-        total = job.spec.total
-        if (
-            not snapshot.used.fits_with(total, snapshot.capacity)
-            or now + job.spec.max_runtime_s <= reservation.at
-            or total.fits_in(reservation.extra)
-        ):
-            return False
-        if grown:
-            queue = job.spec.queue
-            cohort = snapshot.queues[queue].cohort
-            if park.generation != self.cache.capacity_generation(queue) or (
-                cohort and not snapshot.cohort_usage[cohort].fits_with(total, snapshot.cohort_pool[cohort])
-            ):
-                return False
-        self._waiters.hold(park)
-        return True
 
     def _team_key(self, team: str, snapshot: Snapshot) -> float:
         return round(self.fair_share.key(team, snapshot.team_share(team)), 9)
