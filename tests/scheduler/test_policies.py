@@ -316,6 +316,22 @@ def test_a_head_blocked_by_capacity_is_reconsidered_when_capacity_frees_or_it_ca
     assert sched.schedule_once(4.0).stop == [big]  # a lower-priority job of its queue is now a candidate
 
 
+def test_a_job_requeued_behind_a_reserved_head_is_backfilled_once() -> None:
+    # backfilled, it left its queue with its heap entry still there; failed and retried at once, it came back
+    # with a second entry: backfill must still see (and launch) it once
+    sched = scheduler(3, queue("q", 8), backfill_window=4)
+    long_running = job("q", created=0, max_runtime_s=100)
+    big = job("q", workers=3, created=1, max_runtime_s=50)
+    short = job("q", created=2, max_runtime_s=10, retries=1, backoff_s=0)
+    for made in (long_running, big, short):
+        sched.add(made, 0.0)
+    assert sched.schedule_once(0.0).admitted == [long_running, short]  # big waits for long_running: reserved
+    sched.exited(short.id, 1, 1.0)
+    assert short.state is JobState.PENDING and short.attempt == 1
+    assert sched.schedule_once(1.0).admitted == [short]
+    assert short.state is JobState.ADMITTED and big.state is JobState.PENDING
+
+
 def _random_workload(
     seed: int, cycles: int, capacity: float = 40, queues_count: int = 24, cohorts: int = 2
 ) -> list[tuple[list[int], list[int], list[int], list[tuple[int, str]]]]:
