@@ -8,7 +8,10 @@ what could change its verdict, and later cycles pass over it without re-evaluati
 of them changes (its queue's or cohort's usage, a queue definition) or, for a head waiting for
 capacity, until enough capacity could be free. A cycle looks only at the queues where something
 happened (`parking.Parking`); heads parked on capacity wait in per-team lists kept in order
-between cycles and are merged one per team into the cycle's heap. No cycle sorts every pending job.
+between cycles and are merged one per team into the cycle's heap (`merge.ParkedMerge`): once the
+reservation is made and backfill spent, only those whose need fits the headroom or whose cohort's
+usage grew join it (`merge.Wakeups`), and a head held for the reservation stays parked.
+No cycle sorts every pending job.
 """
 
 from __future__ import annotations
