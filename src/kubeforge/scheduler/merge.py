@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from kubeforge.scheduler.cache import Cache, Snapshot
-from kubeforge.scheduler.model import Job
+from kubeforge.scheduler.model import Job, Reason
 from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, WaiterEntry, amounts
 from kubeforge.scheduler.resources import Resources
 
@@ -140,7 +140,9 @@ class ParkedMerge:
                 cohort and not snapshot.cohort_usage[cohort].fits_with(total, snapshot.cohort_pool[cohort])
             ):
                 return False
-        self._waiters.hold(park)
+        self._waiters.held[spec.queue] = park  # as `CapacityWaiters.hold`, inline: this runs for every held head
+        if job.reason_code is not Reason.RESERVED:
+            job.because(Reason.RESERVED)
         return True
 
     def taken(self, team: str, job: Job, settled: bool) -> None:

@@ -120,8 +120,8 @@ class CapacityWaiters:
     def suspects(self, queues: Iterable[str], headroom: Resources | None = None) -> dict[str, list[WaiterEntry]]:
         """Per team, in order: the parked heads of `queues` (whose cohort's usage changed) and, given the
         `headroom` (the capacity less what is used, stopping jobs not counted), those whose need fits it in the
-        component that blocked them. Looking again at any other parked head finds it blocked by capacity with
-        nothing to preempt, as it was."""
+        component that blocked them (when most do, every parked head: the reader checks each one's need).
+        Looking again at any other parked head finds it blocked by capacity with nothing to preempt, as it was."""
         found: dict[str, list[WaiterEntry]] = {}
         parked = self.parked
         if headroom is not None:
@@ -138,15 +138,8 @@ class CapacityWaiters:
                             found.setdefault(park.job.spec.team, []).append(entry)
                 for entries in found.values():
                     entries.sort()
-            else:  # many fit: read each team's heads in order
-                for team, entries in self.by_team.items():
-                    fitting = []
-                    for entry in entries:
-                        park = parked.get(entry[4])
-                        if park is not None and park.entry is entry and park.amount <= limits[park.blocking]:
-                            fitting.append(entry)
-                    if fitting:
-                        found[team] = fitting
+            else:  # many fit: every team's heads, in order (the reader passes over those that do not fit)
+                found = {team: entries.copy() for team, entries in self.by_team.items()}
         for queue in queues:
             park = parked.get(queue)
             if park is not None and park.entry is not None:
