@@ -375,11 +375,13 @@ class Scheduler:
         if victims is None and verdict in (Verdict.NO_QUOTA, Verdict.RECLAIM):
             # blocked until its queue's or cohort's usage changes: later cycles skip it until then
             self._parking.on_quota[queue] = (job.id, self.cache.quota_generation(queue))
+            self._parking.active.discard(queue)  # parked: looked at again when its generation moves
         elif victims is None and verdict is Verdict.NO_CAPACITY:
             # stopping every candidate would not do: blocked until capacity frees or the candidates change
             held = sum((candidate.spec.total for candidate in candidates), Resources())
             generation = self.cache.capacity_generation(queue)
             self._waiters.park(job, generation, job.spec.total - held, self._headroom(snapshot))
+            self._parking.active.discard(queue)
         if victims is None:
             pass
         elif not victims:
