@@ -95,8 +95,9 @@ class QueueManager:
     def ordered(self, queue: str, limit: int) -> list[Job]:
         """Up to `limit` pending jobs of `queue` in scheduling order (for backfill and positions)."""
         heap = self._heaps.get(queue, [])
-        live = (job for job in heap if job.queued)
-        return heapq.nsmallest(limit, live)
+        # a job requeued while its old entry still waits to be dropped has two entries: count it once
+        live = {id(job): job for job in heap if job.queued}
+        return heapq.nsmallest(limit, live.values())
 
     def pending_ahead(self, job: Job) -> list[Job]:
         """The pending jobs of `job`'s queue that come before it, backoff included, unsorted (no sort)."""

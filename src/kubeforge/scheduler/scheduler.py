@@ -8,7 +8,10 @@ what could change its verdict, and later cycles pass over it without re-evaluati
 of them changes (its queue's or cohort's usage, a queue definition) or, for a head waiting for
 capacity, until enough capacity could be free. A cycle looks only at the queues where something
 happened (`parking.Parking`); heads parked on capacity wait in per-team lists kept in order
-between cycles and are merged one per team into the cycle's heap. No cycle sorts every pending job.
+between cycles and are merged one per team into the cycle's heap (`merge.ParkedMerge`): once the
+reservation is made and backfill spent, only those whose need fits the headroom or whose cohort's
+usage grew join it (`merge.Wakeups`), and a head held for the reservation stays parked.
+No cycle sorts every pending job.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ from dataclasses import dataclass, field
 from kubeforge.launch.base import MAX_REQUEUES, state_of_exit_code
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
+from kubeforge.scheduler.merge import Candidate, OrderKey, ParkedMerge, Wakeups
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
-from kubeforge.scheduler.parking import Parking
+from kubeforge.scheduler.parking import CapacityPark, Parking
 from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
 from kubeforge.scheduler.queues import QueueManager
 from kubeforge.scheduler.resources import Resources
@@ -42,10 +46,6 @@ class CycleResult:
     stop: list[Job] = field(default_factory=list)
     kill: list[Job] = field(default_factory=list)
     changed: list[Job] = field(default_factory=list)
-
-
-_Candidate = tuple[tuple[bool, float, int, float, int], Job, str | None]
-"""A head in the cycle's merge: its ordering key, the job, and its team when it is a parked head."""
 
 
 @dataclass
@@ -205,13 +205,12 @@ class Scheduler:
         heads = self._parking.heads(self.cache, self.queues)
         if not heads and not self._waiters.parked:
             return result
+        held_before = self._waiters.new_cycle()
         # 2. snapshot
         snapshot = self.cache.snapshot()
         # 3. nominate and 4. order: non-borrowing first, then the team's fair share, priority, age
-        candidates: list[_Candidate] = [(self._order_key(job, snapshot), job, None) for job in heads]
-        cursors = dict.fromkeys(self._waiters.by_team, 0)
-        for waiters_team in cursors:
-            self._push_next_waiter(waiters_team, cursors, candidates, snapshot, skip_waiting=False)
+        candidates: list[Candidate] = [(self._order_key(job, snapshot), job, None) for job in heads]
+        merge = ParkedMerge(self._waiters, lambda team: self._team_key(team, snapshot), candidates)
         heapq.heapify(candidates)
         reservation: _Reservation | None = None
         self._backfill_budget = self.backfill_window
@@ -223,56 +222,54 @@ class Scheduler:
                 heapq.heappush(candidates, (fresh, job, team))
                 continue
             saturated = reservation is not None and self._backfill_budget <= 0
+            if saturated and reservation is not None and merge.wakeups is None:  # from here on, only the parked
+                grown = self._parking.touched_cohorts  # heads that might change join the merge
+                wakeups = Wakeups(self._waiters, self.cache, snapshot, self._headroom(snapshot), grown)
+                merge.saturate(wakeups, self.cache, snapshot, reservation, now)
             waiting = saturated and self._still_waiting(job, snapshot)
+            parked = self._waiters.parked.get(job.spec.queue) if team is not None else None
+            held = saturated and not waiting and parked is not None and parked.job is job and merge.held(parked)
             if team is not None:  # a team's parked head: the next one of that team joins the merge
-                self._push_next_waiter(team, cursors, candidates, snapshot, skip_waiting=waiting)
+                merge.taken(team, job, settled=waiting or held)
             if waiting:
-                continue  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
-            self._waiters.unpark(job.spec.queue)  # looked at again: parked anew if still blocked
+                _passed_over(job)  # it can neither run, preempt, reserve nor backfill: looking again changes nothing
+                continue
+            if held:
+                continue
+            park = self._waiters.take(job.spec.queue)  # looked at again: parked anew if still blocked
             self._parking.active.add(job.spec.queue)
             if self._at_team_cap(job, now):  # the queue's next job (another team's, maybe) gets its turn
+                merge.turn_passes(fresh)
                 self._push_following(job, candidates, snapshot)
                 continue
             verdict = snapshot.check(job)
             if verdict.fits and self._allowed(job, now, reservation):
+                merge.turn_passes(fresh)
                 self._admit(job, now, snapshot, result)
                 self._push_following(job, candidates, snapshot)
+                merge.wake(self._headroom(snapshot))
                 continue
+            if verdict.fits:  # held for the reservation: it stays parked on what its record still says
+                self._keep_parked(park, job, snapshot)
             # 6. requeue: keep the head, say why, preempt or reserve, and try backfill behind it
+            stopping = len(self._stopping)
             reservation = self._handle_blocked(job, verdict, now, snapshot, reservation, result)
             self._backfill(job, now, snapshot, reservation, result)
+            if len(self._stopping) != stopping:
+                merge.turn_passes(fresh)
+                merge.wake(self._headroom(snapshot))
+        self._waiters.end_cycle(held_before)
         self._waiters.settle(self._would_borrow)
         return result
 
-    def _push_next_waiter(
-        self, team: str, cursors: dict[str, int], candidates: list[_Candidate], snapshot: Snapshot, skip_waiting: bool
-    ) -> None:
-        """Put the team's next parked head into the merge. With `skip_waiting`, the heads that would come
-        next anyway and are still waiting are passed over here, as the cycle would one by one."""
-        entries = self._waiters.by_team[team]
-        at = cursors[team]
-        share = round(self.fair_share.key(team, snapshot.team_share(team)), 9)
-        pressure = snapshot.used - self._stopping_total
-        while at < len(entries):
-            entry = entries[at]
-            at += 1
-            park = self._waiters.live(entry)
-            if park is None:
-                continue
-            borrowing, priority, created_at, job_id, _ = entry
-            key = (borrowing, share, priority, created_at, job_id)  # its `_order_key`, from what stays put
-            if (
-                skip_waiting
-                and (not candidates or key < candidates[0][0])
-                and self._still_waiting(park.job, snapshot, pressure)
-            ):
-                continue
-            cursors[team] = at
-            heapq.heappush(candidates, (key, park.job, team))
-            return
-        cursors[team] = at
+    def _team_key(self, team: str, snapshot: Snapshot) -> float:
+        return round(self.fair_share.key(team, snapshot.team_share(team)), 9)
 
-    def _push_following(self, job: Job, candidates: list[_Candidate], snapshot: Snapshot) -> None:
+    def _headroom(self, snapshot: Snapshot) -> Resources:
+        """The capacity less what is used, the jobs stopping not counted: what a parked head's need must fit."""
+        return snapshot.capacity - (snapshot.used - self._stopping_total)
+
+    def _push_following(self, job: Job, candidates: list[Candidate], snapshot: Snapshot) -> None:
         following = self.queues.head(job.spec.queue)
         if following is not None:
             heapq.heappush(candidates, (self._order_key(following, snapshot), following, None))
@@ -282,10 +279,14 @@ class Scheduler:
         usage = self.cache.usage.get(job.spec.queue, Resources())
         return spec is not None and not usage.fits_with(job.spec.total, spec.nominal)
 
-    def _order_key(self, job: Job, snapshot: Snapshot) -> tuple[bool, float, int, float, int]:
-        borrowing = snapshot.would_borrow(job)
-        share = self.fair_share.key(job.spec.team, snapshot.team_share(job.spec.team))
-        return (borrowing, round(share, 9), -job.spec.priority, job.created_at, job.id)
+    def _order_key(self, job: Job, snapshot: Snapshot) -> OrderKey:
+        return (
+            snapshot.would_borrow(job),
+            self._team_key(job.spec.team, snapshot),
+            -job.spec.priority,
+            job.created_at,
+            job.id,
+        )
 
     def _still_waiting(self, job: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
         """True for a head parked on capacity that stays blocked with nothing to preempt (`pressure`: what
@@ -303,6 +304,25 @@ class Scheduler:
         spec = snapshot.queues[queue]
         total = job.spec.total
         return not spec.cohort or snapshot.cohort_usage[spec.cohort].fits_with(total, snapshot.cohort_pool[spec.cohort])
+
+    def _keep_parked(self, park: CapacityPark | None, job: Job, snapshot: Snapshot) -> None:
+        """Park a head told "capacity reserved for an earlier job": on its record when that was made for it under
+        its queue's current capacity generation (what it needs beside the capacity used has not changed), else
+        on a new one (its gang less what its preemption candidates hold). Later cycles pass over it while that
+        does not fit (it is then told it waits for capacity) and look at it again when the capacity it needs is
+        free (held for the reservation, or its turn to run)."""
+        queue = job.spec.queue
+        generation = self.cache.capacity_generation(queue)
+        if park is not None and park.job is job and park.generation == generation:
+            self._waiters.keep(park)
+        else:
+            candidates = preemption_candidates(job, snapshot, self.cache.holding_by_queue)
+            held = sum((candidate.spec.total for candidate in candidates), Resources())
+            self._waiters.park(job, generation, job.spec.total - held, self._headroom(snapshot))
+            parked = self._waiters.parked.get(queue)
+            if parked is not None:
+                self._waiters.hold(parked)
+        self._parking.active.discard(queue)
 
     def _at_team_cap(self, job: Job, now: float) -> bool:
         """True (and the job set aside for TEAM_CAP_RECHECK_S) when its team already runs as many jobs in its
@@ -354,10 +374,13 @@ class Scheduler:
         if victims is None and verdict in (Verdict.NO_QUOTA, Verdict.RECLAIM):
             # blocked until its queue's or cohort's usage changes: later cycles skip it until then
             self._parking.on_quota[queue] = (job.id, self.cache.quota_generation(queue))
+            self._parking.active.discard(queue)  # parked: looked at again when its generation moves
         elif victims is None and verdict is Verdict.NO_CAPACITY:
             # stopping every candidate would not do: blocked until capacity frees or the candidates change
             held = sum((candidate.spec.total for candidate in candidates), Resources())
-            self._waiters.park(job, self.cache.capacity_generation(queue), job.spec.total - held)
+            generation = self.cache.capacity_generation(queue)
+            self._waiters.park(job, generation, job.spec.total - held, self._headroom(snapshot))
+            self._parking.active.discard(queue)
         if victims is None:
             pass
         elif not victims:
@@ -466,6 +489,13 @@ class Scheduler:
             if state is None or state in (JobState.FAILED, JobState.CANCELLED):
                 return dep
         return None
+
+
+def _passed_over(job: Job) -> None:
+    """A parked head passed over is blocked by capacity, as looking at it again would say (it may have been
+    held for a reservation when last looked at)."""
+    if job.reason_code is not Reason.CAPACITY:
+        job.because(Reason.CAPACITY)
 
 
 __all__ = ["MAX_BACKOFF_S", "CycleResult", "Scheduler"]

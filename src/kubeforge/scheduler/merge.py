@@ -1,0 +1,229 @@
+"""Feeding each team's parked heads into a cycle's merge, in their turn.
+
+A cycle merges the heads to look at in one heap; each team's parked heads (`parking.CapacityWaiters`)
+join it one at a time, in the team's order. Until a reservation is made and backfill is spent, every
+parked head joins in turn and is looked at. From then on only the suspects of `parking.Wakeups` join:
+every other parked head would be passed over at its turn, and nothing it could be told changes until
+something happens (an admission, a preemption, a head set aside). Then the heads whose turn has passed
+are counted as such (`turn_passes`) and the teams with new suspects put their first one in (`wake`).
+"""
+
+from __future__ import annotations
+
+import bisect
+import heapq
+import itertools
+from collections.abc import Callable
+from typing import Protocol
+
+from kubeforge.scheduler.cache import Cache, Snapshot
+from kubeforge.scheduler.model import Job, Reason
+from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, WaiterEntry, amounts
+from kubeforge.scheduler.resources import Resources
+
+
+class Reservation(Protocol):
+    """The capacity kept for the first head that did not fit: from `at`, less `extra` left beside it."""
+
+    at: float
+    extra: Resources
+
+
+OrderKey = tuple[bool, float, int, float, int]
+Candidate = tuple[OrderKey, Job, str | None]
+"""A head in the cycle's merge: its ordering key, the job, and its team when it is a parked head."""
+
+
+class Wakeups:
+    """For the rest of a cycle once a reservation is made and backfill is spent: per team, the parked heads
+    the cycle must still look at (`CapacityWaiters.suspects`), kept up to date as the cycle admits (a cohort's
+    usage grows: a head parked in it may now be over its cohort's quota, or have a new borrower to preempt) and
+    preempts (stopping jobs leave more headroom). Every other parked head would be passed over at its turn.
+    The cohorts whose usage grew in the last cycle are checked too (between cycles usage only falls, which
+    keeps a parked head waiting, and a change of what one could preempt moves its generation, which unparked
+    it)."""
+
+    def __init__(
+        self, waiters: CapacityWaiters, cache: Cache, snapshot: Snapshot, headroom: Resources, grown: set[str]
+    ) -> None:
+        self._waiters, self._cache, self._snapshot = waiters, cache, snapshot
+        self._headroom = headroom
+        self.limits = amounts(headroom)
+        """The headroom's components: a suspect by need whose amount exceeds its component's is no more one."""
+        self._grown = grown
+        """The cohorts whose usage grew since the last cycle's heads were taken (in the last cycle, after them)."""
+        self.by_team = waiters.suspects((), headroom)
+        self._checked: dict[str, int] = {}
+        """Per cohort whose usage grew: its generation when its parked heads were last checked."""
+        self.in_grown: set[WaiterEntry] = set()
+        """The suspects found in those cohorts (their generation or their cohort's quota may have changed)."""
+        self._used = cache.used
+        self._check_cohorts()
+
+    def refresh(self, headroom: Resources) -> set[str]:
+        """After an admission or a preemption in this cycle: the teams that may have new suspects."""
+        grew = not headroom.fits_in(self._headroom)
+        self._headroom, self.limits = headroom, amounts(headroom)
+        if grew:  # stopping jobs leave more headroom: more heads may fit
+            self.by_team = self._waiters.suspects((), headroom)
+            self._checked.clear()
+            self.in_grown.clear()
+            self._check_cohorts()
+            return set(self.by_team)
+        return self._check_cohorts() if self._cache.used is not self._used else set()
+
+    def _check_cohorts(self) -> set[str]:
+        cache, snapshot = self._cache, self._snapshot
+        self._used = cache.used
+        teams: set[str] = set()
+        for cohort in self._grown | cache.touched_cohorts:
+            generation = cache.cohort_generations.get(cohort, 0)
+            if self._checked.get(cohort) == generation:
+                continue
+            self._checked[cohort] = generation
+            usage, pool = snapshot.cohort_usage[cohort], snapshot.cohort_pool[cohort]
+            for queue in cache.cohort_members.get(cohort, ()):
+                park = self._waiters.parked.get(queue)
+                if park is None or park.entry is None:
+                    continue
+                if park.generation != cache.capacity_generation(queue) or not usage.fits_with(
+                    park.job.spec.total, pool
+                ):
+                    bisect.insort(self.by_team.setdefault(park.job.spec.team, []), park.entry)
+                    self.in_grown.add(park.entry)
+                    teams.add(park.job.spec.team)
+        return teams
+
+
+class ParkedMerge:
+    """The parked heads of every team, fed into one cycle's merge (`candidates`, a heap)."""
+
+    def __init__(self, waiters: CapacityWaiters, share: Callable[[str], float], candidates: list[Candidate]) -> None:
+        self._waiters = waiters
+        self._share = share
+        """A team's fair-share part of the ordering key, as usage stands now."""
+        self._candidates = candidates
+        self._cursors = dict.fromkeys(waiters.by_team, 0)
+        """Per team: the index of its first parked head whose turn has not come and that is not in the merge."""
+        self._queued: dict[str, set[WaiterEntry]] = {}
+        self.wakeups: Wakeups | None = None
+        """Set once only suspects join (a reservation made, backfill spent)."""
+        for team in self._cursors:
+            self._push_next(team)
+
+    def saturate(
+        self, wakeups: Wakeups, cache: Cache, snapshot: Snapshot, reservation: Reservation, now: float
+    ) -> None:
+        """From now on only the suspects of `wakeups` join; `reservation` (made in this cycle, at `now`) holds
+        the parked heads that fit but would run past it."""
+        self.wakeups = wakeups
+        self._cache, self._snapshot, self._reservation, self._now = cache, snapshot, reservation, now
+
+    def held(self, park: CapacityPark, grown: bool = True) -> bool:
+        """For a parked head at its turn, once the reservation is made: True (and the head held again, told so)
+        when looking at it would find it fits, runs past the reservation and is too big for what the reservation
+        leaves, so that it is held for the reservation and nothing else changes. Unless its cohort's usage
+        `grown` (see `Wakeups`), its generation has not moved and its cohort's quota still fits it."""
+        snapshot, reservation = self._snapshot, self._reservation
+        job = park.job
+        spec = job.spec
+        total = spec.total
+        if (
+            not snapshot.used.fits_with(total, snapshot.capacity)
+            or self._now + spec.max_runtime_s <= reservation.at
+            or total.fits_in(reservation.extra)
+        ):
+            return False
+        if grown:
+            cohort = snapshot.queues[spec.queue].cohort
+            if park.generation != self._cache.capacity_generation(spec.queue) or (
+                cohort and not snapshot.cohort_usage[cohort].fits_with(total, snapshot.cohort_pool[cohort])
+            ):
+                return False
+        self._waiters.held[spec.queue] = park  # as `CapacityWaiters.hold`, inline: this runs for every held head
+        if job.reason_code is not Reason.RESERVED:
+            job.because(Reason.RESERVED)
+        return True
+
+    def taken(self, team: str, job: Job, settled: bool) -> None:
+        """The merge took `job`, a parked head of `team`: its turn has come, and the team's next one joins.
+        `settled`: looking at `job` changes nothing (it is passed over, or held again), so the team's next
+        suspects whose turn comes before anything else in the merge and that are only held again are held
+        here, without joining the merge."""
+        park = self._waiters.parked.get(job.spec.queue)
+        if park is not None and park.entry is not None:
+            self._queued.get(team, set()).discard(park.entry)
+            after = bisect.bisect_right(self._waiters.by_team[team], park.entry)
+            self._cursors[team] = max(self._cursors[team], after)
+        self._push_next(team, settled)
+
+    def turn_passes(self, key: OrderKey) -> None:
+        """Before something happens at the head of ordering key `key`: every parked head ordered before it had
+        its turn (passed over, as all but the suspects are) and must not join the merge any more."""
+        if self.wakeups is None:
+            return
+        for team, entries in self._waiters.by_team.items():
+            share = self._share(team)
+            at = self._cursors[team]
+            self._cursors[team] = bisect.bisect_left(
+                entries, key, lo=at, key=lambda entry: (entry[0], share, *entry[1:4])
+            )
+
+    def wake(self, headroom: Resources) -> None:
+        """After an admission or a preemption: the teams with new suspects put their first one into the merge."""
+        if self.wakeups is not None:
+            for team in self.wakeups.refresh(headroom):
+                self._push_next(team)
+
+    def _push_next(self, team: str, settled: bool = False) -> None:
+        entries = self._waiters.by_team.get(team)
+        if entries is None:
+            return
+        if self.wakeups is None:
+            self._push_next_in_turn(team, entries)
+            return
+        wakeups = self.wakeups
+        found = wakeups.by_team.get(team)
+        at = self._cursors[team]
+        if not found or at >= len(entries):
+            return
+        share, queued, parked = self._share(team), self._queued.setdefault(team, set()), self._waiters.parked
+        limits, in_grown, held = wakeups.limits, wakeups.in_grown, self.held
+        turn_ends = self._candidates[0][0] if settled and self._candidates else None
+        last_held = previous = None
+        for entry in itertools.islice(found, bisect.bisect_left(found, entries[at]), None):
+            park = parked.get(entry[4])
+            if park is None or park.entry is not entry or entry is previous:
+                continue  # a stale entry, or one found twice
+            previous = entry
+            grown = entry in in_grown
+            if not grown and park.amount > limits[park.blocking]:
+                continue  # admissions took the headroom it needed: no suspect any more
+            if entry in queued:
+                break
+            borrowing, priority, created_at, job_id, _ = entry
+            key = (borrowing, share, priority, created_at, job_id)  # its `_order_key`, from what stays put
+            if settled and (turn_ends is None or key < turn_ends) and held(park, grown):
+                last_held = entry  # its turn, before anything else happens: held again, and that is all
+                continue
+            queued.add(entry)
+            heapq.heappush(self._candidates, (key, park.job, team))
+            break
+        if last_held is not None:
+            self._cursors[team] = bisect.bisect_right(entries, last_held)
+
+    def _push_next_in_turn(self, team: str, entries: list[WaiterEntry]) -> None:
+        """Before the reservation: every parked head joins in its turn, the next one as the last one is taken."""
+        share = self._share(team)
+        for index in range(self._cursors[team], len(entries)):
+            entry = entries[index]
+            park = self._waiters.live(entry)
+            if park is not None:
+                self._cursors[team] = index + 1
+                borrowing, priority, created_at, job_id, _ = entry
+                heapq.heappush(self._candidates, ((borrowing, share, priority, created_at, job_id), park.job, team))
+                return
+        self._cursors[team] = len(entries)
+
+
+__all__ = ["Candidate", "OrderKey", "ParkedMerge", "Wakeups"]
