@@ -4,17 +4,20 @@ The same TorchScript model (an MLP trained on scikit-learn's breast cancer data,
 preprocessor) is served by (1) kubeforge over REST/JSON, gRPC and REST with binary tensors,
 (2) KServe's Python ModelServer over REST and gRPC, (3) LitServe and (4) BentoML with their own
 dynamic batching, (5) Triton Inference Server through PyTriton (where it installs and starts),
-(6) a minimal FastAPI + uvicorn endpoint, and (7) kubeforge with a no-op network (the ceiling of
-its HTTP stack); every peer in its own virtualenv. Every server is pinned to CPU 0, the load
-generators to CPU 1. REST rows send a mix of 90% one-row and 10% eight-row v2 JSON infer requests
-from Python asyncio clients. The gRPC rows (one-row requests with raw tensor contents) and the
-binary-against-JSON rows (one 1,000-row request, as binary tensors and as JSON) are loaded by
-h2load, nghttp2's C load generator (`serving_h2load`), the same way for both sides: a Python
-client is slower than these servers and would measure itself. Closed-loop load at rising
-concurrency finds each server's highest throughput whose p99 latency is at most 50 ms (median
-of REPEATS runs per level); an open-loop run at a fixed rate gives p50/p99 for the REST mix. gRPC is measured with both servers up, in rounds ordered kubeforge,
-KServe, KServe, kubeforge (so a machine load that drifts during the run weighs on both alike); each
-side's figures are the mean of its rounds. Last line: one JSON object.
+(6) a minimal FastAPI + uvicorn endpoint, (7) kubeforge with a no-op network (the ceiling of
+its HTTP stack) and (8) grpcio's asyncio server answering a fixed ModelInferResponse without any
+work (the ceiling of a Python gRPC server); every peer in its own virtualenv. Every server is
+pinned to CPU 0, the load generators to CPU 1. REST rows send a mix of 90% one-row and 10%
+eight-row v2 JSON infer requests from Python asyncio clients. The gRPC rows (one-row requests
+with raw tensor contents) and the binary-against-JSON rows (one 1,000-row request, as binary
+tensors and as JSON) are loaded by h2load, nghttp2's C load generator (`serving_h2load`), the
+same way for every server: a Python client is slower than these servers and would measure
+itself. Closed-loop load at rising concurrency finds each server's highest throughput whose p99
+latency is at most 50 ms (median of REPEATS runs per level); an open-loop run at a fixed rate
+gives p50/p99 for the REST mix. kubeforge's and KServe's gRPC are measured with both servers up,
+in rounds ordered kubeforge, KServe, KServe, kubeforge (so a machine load that drifts during the
+run weighs on both alike); each side's figures are the mean of its rounds. Last line: one JSON
+object.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import statistics
 import struct
 import subprocess
@@ -184,7 +188,7 @@ class Server:
     label: str
     command: list[str]
     port: int
-    health: str = "/v2/health/ready"
+    health: str | None = "/v2/health/ready"  # None: ready once the port takes connections
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -210,16 +214,21 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.label} exited ({self.failure()}); see {WORK / (self.label + '.log')}")
             try:
-                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                    f"http://127.0.0.1:{self.port}{self.health}", timeout=2
-                ) as response:
-                    if response.status == 200:
-                        time.sleep(1.0)  # let every worker finish starting
-                        return
+                if self._ready():
+                    time.sleep(1.0)  # let every worker finish starting
+                    return
             except OSError:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"{self.label} not ready after 180 s")
+
+    def _ready(self) -> bool:
+        if self.health is None:
+            socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+            return True
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{self.port}{self.health}", timeout=2) as response:
+            return bool(response.status == 200)
 
     def failure(self) -> str:
         """The last exception named in the server's log (Triton quotes its Python stub's with escaped newlines)."""
@@ -541,6 +550,10 @@ def main() -> int:
             Server("kubeforge-noop", [*kubeforge_cmd, "--model", f"{NAME}={noop}", "--port", "18302"], 18302),
             [rest(18302, "kubeforge-noop/rest")],
         ),
+        (
+            Server("grpcio-noop", [sys.executable, str(PEERS / "grpc_noop_server.py"), "18312"], 18312, health=None),
+            grpc("grpcio-noop/grpc", 18312),
+        ),
         (kserve_server, [rest(18303, "kserve/rest")]),
         (
             Server(
@@ -662,6 +675,8 @@ def main() -> int:
             "vs_triton": ratio(kubeforge, best("triton/rest")),
             "vs_fastapi": ratio(kubeforge, best("fastapi/rest")),
             "vs_noop_ceiling": ratio(kubeforge, best("kubeforge-noop/rest")),
+            "grpc_vs_grpcio_noop_ceiling": ratio(best("kubeforge/grpc"), best("grpcio-noop/grpc")),
+            "kserve_grpc_vs_grpcio_noop_ceiling": ratio(best("kserve/grpc"), best("grpcio-noop/grpc")),
         },
         "figures": figures,
     }
