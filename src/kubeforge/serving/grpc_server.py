@@ -153,7 +153,7 @@ class InferenceService:
         started = time.perf_counter()
         model = self._model(request.model_name, request.model_version)
         try:
-            raw_bytes = sum(len(content) for content in request.raw_input_contents)
+            raw_bytes = sum(map(len, request.raw_input_contents))
             size = parse_cost(request.ByteSize(), raw_bytes)
             parsed, prediction = await self.app.infer(model, size, lambda: parse_grpc_request(request))
             tensors = output_tensors(model, prediction, parsed.outputs)
