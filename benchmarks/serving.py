@@ -9,8 +9,9 @@ its HTTP stack) and (8) grpcio's asyncio server answering a fixed ModelInferResp
 work (the ceiling of a Python gRPC server); every peer in its own virtualenv. Every server is
 pinned to CPU 0, the load generators to CPU 1. REST rows send a mix of 90% one-row and 10%
 eight-row v2 JSON infer requests from Python asyncio clients. The gRPC rows (one-row requests
-with raw tensor contents) and the binary-against-JSON rows (one 1,000-row request, as binary
-tensors and as JSON) are loaded by h2load, nghttp2's C load generator (`serving_h2load`), the
+with raw tensor contents), kubeforge's and KServe's REST again on one one-row JSON request, and
+the binary-against-JSON rows (one 1,000-row request, as binary tensors and as JSON) are loaded by
+h2load, nghttp2's C load generator (`serving_h2load`), the
 same way for every server: a Python client is slower than these servers and would measure
 itself. Closed-loop load at rising concurrency finds each server's highest throughput whose p99
 latency is at most 50 ms (median of REPEATS runs per level); an open-loop run at a fixed rate
@@ -502,11 +503,13 @@ def main() -> int:
         message = grpc_body(mix[0], 0)  # one row: h2load sends one request over and over
         return h2load(label, lambda: serving_h2load.grpc_target(port, message, WORK / f"{port}.grpc"), 1, LEVEL_SECONDS)
 
-    def big_rest(label: str, body: bytes, headers: tuple[str, ...]) -> list[Workload]:
+    def h2load_rest(label: str, port: int, body: bytes, headers: tuple[str, ...], rows: int) -> list[Workload]:
         file = WORK / f"{label.replace('/', '-')}.body"
-        return h2load(
-            label, lambda: serving_h2load.rest_target(18301, infer_path, body, file, headers), BIG_ROWS, BIG_SECONDS
-        )
+        seconds = BIG_SECONDS if rows == BIG_ROWS else LEVEL_SECONDS
+        return h2load(label, lambda: serving_h2load.rest_target(port, infer_path, body, file, headers), rows, seconds)
+
+    def one_row_rest(label: str, port: int) -> list[Workload]:  # REST without the Python client's cost
+        return h2load_rest(label, port, json_body(mix[0], 0), ("content-type: application/json",), 1)
 
     def rest(port: int, label: str, raws: list[bytes] | None = None) -> Workload:
         return http_workload(label, port, [http_request(port, body) for body in raws or bodies], mix_rows)
@@ -538,11 +541,16 @@ def main() -> int:
             kubeforge_server,
             [
                 rest(18301, "kubeforge/rest"),
-                *big_rest("kubeforge/rest-json-1000", json_body(big, 0), ("content-type: application/json",)),
-                *big_rest(
+                *one_row_rest("kubeforge/rest-h2load", 18301),
+                *h2load_rest(
+                    "kubeforge/rest-json-1000", 18301, json_body(big, 0), ("content-type: application/json",), BIG_ROWS
+                ),
+                *h2load_rest(
                     "kubeforge/rest-binary-1000",
+                    18301,
                     big_binary,
                     ("content-type: application/octet-stream", f"inference-header-content-length: {header_length}"),
+                    BIG_ROWS,
                 ),
             ],
         ),
@@ -554,7 +562,7 @@ def main() -> int:
             Server("grpcio-noop", [sys.executable, str(PEERS / "grpc_noop_server.py"), "18312"], 18312, health=None),
             grpc("grpcio-noop/grpc", 18312),
         ),
-        (kserve_server, [rest(18303, "kserve/rest")]),
+        (kserve_server, [rest(18303, "kserve/rest"), *one_row_rest("kserve/rest-h2load", 18303)]),
         (
             Server(
                 "fastapi",
@@ -666,6 +674,7 @@ def main() -> int:
         "ratios": {
             "vs_kserve": ratio(kubeforge, best("kserve/rest")),
             "grpc_vs_kserve_grpc": ratio(best("kubeforge/grpc"), best("kserve/grpc")),
+            "rest_h2load_vs_kserve_rest_h2load": ratio(best("kubeforge/rest-h2load"), best("kserve/rest-h2load")),
             "vs_best_other_peer": ratio(kubeforge, peers[best_other]),
             "binary_vs_json_rows": ratio(
                 figures["kubeforge_rest_binary_1000_rows_per_s"], figures["kubeforge_rest_json_1000_rows_per_s"]
