@@ -38,7 +38,7 @@ system-deps:
 	# scheduler dashboard: headless Chromium and its driver for the `browser` tests
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
-	# serving bench: h2load, the C load generator of the gRPC and 1,000-row rows of `make bench-serving`
+	# serving bench: h2load, the C load generator of `make bench-serving`'s closed-loop rows
 	@$(H2LOAD_DEPS)
 
 demo: $(STAMP)
@@ -122,7 +122,7 @@ BENCH_PACKAGES_pytriton := nvidia-pytriton numpy "pandas<3"
 
 # PyTriton is optional: where it does not install (its wheel ships a Linux x86-64 Triton binary) the
 # harness says why and measures the others; so is h2load (Debian's nghttp2-client): without it the
-# gRPC and 1,000-row rows are left out, with the reason
+# REST falls back to Python clients and the gRPC and 1,000-row rows are left out, with the reason
 bench-serving: $(STAMP) $(foreach peer,kserve fastapi litserve bentoml,$(BENCH_VENVS)/$(peer)-venv/.installed)
 	-@$(MAKE) --no-print-directory $(BENCH_VENVS)/pytriton-venv/.installed
 	-@$(H2LOAD_DEPS)
