@@ -121,7 +121,7 @@ BENCH_PACKAGES_bentoml := bentoml numpy "pandas<3"
 BENCH_PACKAGES_pytriton := nvidia-pytriton numpy "pandas<3"
 
 # PyTriton is optional: where it does not install (its wheel ships a Linux x86-64 Triton binary) the
-# harness says why and measures the others; so is h2load (Debian's nghttp2-client): without it the
+# harness says why and measures the others; so is h2load (Debian's nghttp2-client): without it,
 # REST falls back to Python clients and the gRPC and 1,000-row rows are left out, with the reason
 bench-serving: $(STAMP) $(foreach peer,kserve fastapi litserve bentoml,$(BENCH_VENVS)/$(peer)-venv/.installed)
 	-@$(MAKE) --no-print-directory $(BENCH_VENVS)/pytriton-venv/.installed
