@@ -25,6 +25,9 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+H2LOAD_DEPS = command -v h2load >/dev/null || \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client)
+
 # System packages that tests start as real services (SLURM and munge), installed when missing.
 system-deps:
 	@command -v slurmctld >/dev/null && command -v munged >/dev/null || \
@@ -35,6 +38,8 @@ system-deps:
 	# scheduler dashboard: headless Chromium and its driver for the `browser` tests
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
+	# serving bench: h2load, the C load generator of `make bench-serving`'s closed-loop rows
+	@$(H2LOAD_DEPS)
 
 demo: $(STAMP)
 	$(BIN)/kubeforge demo
@@ -116,9 +121,11 @@ BENCH_PACKAGES_bentoml := bentoml numpy "pandas<3"
 BENCH_PACKAGES_pytriton := nvidia-pytriton numpy "pandas<3"
 
 # PyTriton is optional: where it does not install (its wheel ships a Linux x86-64 Triton binary) the
-# harness says why and measures the others
+# harness says why and measures the others; so is h2load (Debian's nghttp2-client): without it,
+# REST falls back to Python clients and the gRPC and 1,000-row rows are left out, with the reason
 bench-serving: $(STAMP) $(foreach peer,kserve fastapi litserve bentoml,$(BENCH_VENVS)/$(peer)-venv/.installed)
 	-@$(MAKE) --no-print-directory $(BENCH_VENVS)/pytriton-venv/.installed
+	-@$(H2LOAD_DEPS)
 	$(BIN)/python benchmarks/serving.py
 
 # infra: terraform 1.0.3, helm and checkov (own venv) into .tools/, idempotent; npm from Debian when missing;

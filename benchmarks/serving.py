@@ -4,15 +4,22 @@ The same TorchScript model (an MLP trained on scikit-learn's breast cancer data,
 preprocessor) is served by (1) kubeforge over REST/JSON, gRPC and REST with binary tensors,
 (2) KServe's Python ModelServer over REST and gRPC, (3) LitServe and (4) BentoML with their own
 dynamic batching, (5) Triton Inference Server through PyTriton (where it installs and starts),
-(6) a minimal FastAPI + uvicorn endpoint, and (7) kubeforge with a no-op network (the ceiling of
-its HTTP stack); every peer in its own virtualenv. Every server is pinned to CPU 0, this load
-generator to CPU 1. The mix is 90% one-row and 10% eight-row v2 infer requests (JSON on REST,
-raw tensor contents on gRPC); the binary-against-JSON comparison sends 1,000-row requests.
-Closed-loop load at rising concurrency finds each server's highest throughput whose p99 latency
-is at most 50 ms (median of REPEATS runs per level); an open-loop run at a fixed rate gives
-p50/p99 for the REST mix. gRPC is measured with both servers up, in rounds ordered kubeforge,
-KServe, KServe, kubeforge (so a machine load that drifts during the run weighs on both alike); each
-side's figures are the mean of its rounds. Last line: one JSON object.
+(6) a minimal FastAPI + uvicorn endpoint, (7) kubeforge with a no-op network (the ceiling of its
+HTTP stack) and (8) grpcio's asyncio server answering a fixed ModelInferResponse without any work
+(the ceiling of a Python gRPC server); every peer in its own virtualenv. Every server is pinned to
+CPU 0, the load generators to CPU 1. Closed-loop load comes from h2load, nghttp2's C load generator
+(`serving_h2load`), sending one request over and over, the same way to every server: the mix's
+first request (one row) as JSON on REST, the same row as raw tensor contents on gRPC, one 1,000-row
+request as binary tensors and as JSON for the binary-against-JSON rows. Python clients are slower
+than these servers and would measure themselves; where h2load is missing, REST falls back to Python
+asyncio clients sending a mix of 90% one-row and 10% eight-row requests (the figures say which),
+and the gRPC and 1,000-row rows are left out with the reason. Closed-loop load at rising
+concurrency finds each server's highest throughput whose p99 latency is at most 50 ms (median of
+REPEATS runs per level); an open-loop run of the Python clients' mix at a fixed rate (far below
+what the client can send) gives p50/p99 on REST. kubeforge's and KServe's gRPC are measured with
+both servers up, in rounds ordered kubeforge, KServe, KServe, kubeforge (so a machine load that
+drifts during the run weighs on both alike); each side's figures are the mean of its rounds. Last
+line: one JSON object.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import asyncio
 import json
 import os
 import re
+import socket
 import statistics
 import struct
 import subprocess
@@ -35,7 +43,9 @@ from typing import Any
 import grpc
 import numpy as np
 import pandas as pd
+import serving_h2load
 import torch
+from serving_h2load import H2LoadTarget
 from sklearn.datasets import load_breast_cancer
 
 from kubeforge.model_format import script_module, write_model_dir
@@ -58,7 +68,9 @@ FIXED_RATE = float(os.environ.get("BENCH_FIXED_RATE", "200"))
 FIXED_SECONDS = 4.0
 BIG_ROWS = 1000
 SERVER_CPU, LOAD_CPU = "0", 1
-MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
+BIG_SECONDS = float(os.environ.get("BENCH_BIG_SECONDS", "4.0"))  # per run of the 1,000-row requests
+# a server that went away under load, h2load failing, a gRPC server answering its first call with an error
+LOAD_FAILURES = (OSError, RuntimeError, subprocess.SubprocessError, grpc.RpcError)
 
 
 class _Zeros(torch.nn.Module):
@@ -102,10 +114,9 @@ def mix_parts(rows: pd.DataFrame) -> list[pd.DataFrame]:
     return [rows.iloc[i * 3 : i * 3 + (8 if i % 10 == 9 else 1)] for i in range(100)]
 
 
-def big_parts(rows: pd.DataFrame) -> list[pd.DataFrame]:
-    """10 requests of 1,000 rows each, drawn from the data."""
-    rng = np.random.default_rng(0)
-    return [rows.iloc[rng.integers(0, len(rows), BIG_ROWS)] for _ in range(10)]
+def big_part(rows: pd.DataFrame) -> pd.DataFrame:
+    """1,000 rows drawn from the data: the request of the binary-against-JSON comparison."""
+    return rows.iloc[np.random.default_rng(0).integers(0, len(rows), BIG_ROWS)]
 
 
 def _datatype(column: str) -> str:
@@ -179,7 +190,7 @@ class Server:
     label: str
     command: list[str]
     port: int
-    health: str = "/v2/health/ready"
+    health: str | None = "/v2/health/ready"  # None: ready once the port takes connections
     env: dict[str, str] = field(default_factory=dict)
     cwd: Path | None = None
     process: subprocess.Popen[bytes] | None = None
@@ -205,16 +216,21 @@ class Server:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.label} exited ({self.failure()}); see {WORK / (self.label + '.log')}")
             try:
-                with urllib.request.build_opener(urllib.request.ProxyHandler({})).open(
-                    f"http://127.0.0.1:{self.port}{self.health}", timeout=2
-                ) as response:
-                    if response.status == 200:
-                        time.sleep(1.0)  # let every worker finish starting
-                        return
+                if self._ready():
+                    time.sleep(1.0)  # let every worker finish starting
+                    return
             except OSError:
                 pass
             time.sleep(0.3)
         raise RuntimeError(f"{self.label} not ready after 180 s")
+
+    def _ready(self) -> bool:
+        if self.health is None:
+            socket.create_connection(("127.0.0.1", self.port), timeout=2).close()
+            return True
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        with opener.open(f"http://127.0.0.1:{self.port}{self.health}", timeout=2) as response:
+            return bool(response.status == 200)
 
     def failure(self) -> str:
         """The last exception named in the server's log (Triton quotes its Python stub's with escaped newlines)."""
@@ -267,40 +283,7 @@ class HttpClients:
             writer.close()
 
 
-class GrpcClients:
-    """Clients sharing 4 HTTP/2 channels, sending pre-serialized ModelInferRequests (answers left unparsed)."""
-
-    def __init__(self, port: int, messages: list[bytes]):
-        self.port, self.messages = port, messages
-        self.channels: list[grpc.aio.Channel] = []
-        self.count = 0
-
-    async def sender(self) -> Send:
-        if len(self.channels) < 4:
-            options = [("grpc.max_receive_message_length", -1)]
-            self.channels.append(grpc.aio.insecure_channel(f"127.0.0.1:{self.port}", options=options))
-        call = self.channels[self.count % len(self.channels)].unary_unary(MODEL_INFER)
-        self.count += 1
-        messages = self.messages
-
-        async def send(index: int) -> bool:
-            try:
-                await call(messages[index % len(messages)])
-            except grpc.aio.AioRpcError:
-                return False
-            return True
-
-        return send
-
-    async def close(self) -> None:
-        for channel in self.channels:
-            await channel.close()
-
-
-Clients = HttpClients | GrpcClients
-
-
-async def closed_loop(clients: Clients, concurrency: int, seconds: float) -> tuple[float, float, float, int]:
+async def closed_loop(clients: HttpClients, concurrency: int, seconds: float) -> tuple[float, float, float, int]:
     """Requests per second, p50 and p99 latency, errors with `concurrency` clients each sending back to back."""
     latencies: list[float] = []
     errors = 0
@@ -334,7 +317,7 @@ async def closed_loop(clients: Clients, concurrency: int, seconds: float) -> tup
     )
 
 
-async def open_loop(clients: Clients, rate: float, seconds: float) -> tuple[float, float]:
+async def open_loop(clients: HttpClients, rate: float, seconds: float) -> tuple[float, float]:
     """p50 and p99 latency at a fixed arrival rate, measured from each request's scheduled time."""
     queue: asyncio.Queue[tuple[float, int] | None] = asyncio.Queue()
     latencies: list[float] = []
@@ -359,20 +342,37 @@ async def open_loop(clients: Clients, rate: float, seconds: float) -> tuple[floa
     return float(np.percentile(latencies, 50)), float(np.percentile(latencies, 99))
 
 
+Run = Callable[[int, float], tuple[float, float, float, int]]  # (concurrency, seconds) -> rps, p50, p99, errors
+
+
 @dataclass
 class Workload:
     label: str
-    clients: Callable[[], Clients]  # fresh clients for each run (each run has its own event loop)
+    run: Run  # one closed-loop run
     rows: float = 1.0  # rows per request, on average
-    fixed_rate: bool = True
+    fixed_rate: Callable[[float, float], tuple[float, float]] | None = None  # (rate, seconds) -> p50, p99
+    seconds: float = LEVEL_SECONDS  # per run
 
 
-def http_workload(label: str, port: int, raws: list[bytes], rows: float = 1.0, fixed_rate: bool = True) -> Workload:
-    return Workload(label, lambda: HttpClients(port, raws), rows, fixed_rate)
+def http_workload(label: str, port: int, raws: list[bytes], rows: float = 1.0) -> Workload:
+    """Python asyncio clients (fresh ones, on a fresh event loop, for each run), with a fixed-rate run."""
+    return Workload(
+        label,
+        lambda concurrency, seconds: asyncio.run(closed_loop(HttpClients(port, raws), concurrency, seconds)),
+        rows,
+        lambda rate, seconds: asyncio.run(open_loop(HttpClients(port, raws), rate, seconds)),
+    )
 
 
-def grpc_workload(label: str, port: int, messages: list[bytes], rows: float = 1.0) -> Workload:
-    return Workload(label, lambda: GrpcClients(port, messages), rows, fixed_rate=False)
+def h2load_workload(label: str, target: Callable[[], H2LoadTarget], rows: float, seconds: float) -> Workload:
+    """h2load sending `target`'s request, which is made once the server is up."""
+    made: list[H2LoadTarget] = []
+
+    def run(concurrency: int, seconds: float) -> tuple[float, float, float, int]:
+        made[:] = made or [target()]
+        return serving_h2load.closed_loop(made[0], concurrency, seconds, WORK / "h2load.log")
+
+    return Workload(label, run, rows, seconds=seconds)
 
 
 def measure(workload: Workload) -> dict[str, Any]:
@@ -381,7 +381,7 @@ def measure(workload: Workload) -> dict[str, Any]:
     first: dict[str, float] = {}
     misses = 0
     for concurrency in CONCURRENCY:
-        runs = [asyncio.run(closed_loop(workload.clients(), concurrency, LEVEL_SECONDS)) for _ in range(REPEATS)]
+        runs = [workload.run(concurrency, workload.seconds) for _ in range(REPEATS)]
         throughput = statistics.median(run[0] for run in runs)
         p50 = statistics.median(run[1] for run in runs)
         p99 = statistics.median(run[2] for run in runs)
@@ -412,8 +412,8 @@ def measure(workload: Workload) -> dict[str, Any]:
         "p99_ms_at_best": best["p99_ms"],
         "levels": levels,
     }
-    if workload.fixed_rate:
-        p50, p99 = asyncio.run(open_loop(workload.clients(), FIXED_RATE, FIXED_SECONDS))
+    if workload.fixed_rate is not None:
+        p50, p99 = workload.fixed_rate(FIXED_RATE, FIXED_SECONDS)
         print(
             f"  {workload.label:>22} at {FIXED_RATE:g} req/s: p50 {p50 * 1000:.2f} ms, p99 {p99 * 1000:.2f} ms",
             flush=True,
@@ -424,11 +424,11 @@ def measure(workload: Workload) -> dict[str, Any]:
 
 
 def measure_grpc_pair(
-    workloads: dict[str, Workload], servers: list[Server], skipped: dict[str, str]
+    workloads: dict[str, list[Workload]], servers: list[Server], skipped: dict[str, str]
 ) -> dict[str, dict[str, Any]]:
     """gRPC of both servers, both up, in rounds A B B A; each side's figures are the mean of its rounds."""
     started = []
-    for server in servers:
+    for server in (server for server in servers if workloads[server.label]):
         try:
             server.start()
             started.append(server)
@@ -436,12 +436,12 @@ def measure_grpc_pair(
             print(f"  {server.label}: did not start for gRPC ({exc}); left out", flush=True)
             skipped[f"{server.label}/grpc"] = f"did not start: {exc}"
             server.stop()
-    rounds: dict[str, list[dict[str, Any]]] = {workloads[server.label].label: [] for server in started}
+    rounds: dict[str, list[dict[str, Any]]] = {workloads[server.label][0].label: [] for server in started}
     try:
         for server in started + started[::-1]:
-            workload = workloads[server.label]
+            workload = workloads[server.label][0]
             rounds[workload.label].append(measure(workload))
-    except OSError as exc:  # a server went away under load
+    except LOAD_FAILURES as exc:
         print(f"  gRPC pair: failed under load ({exc!r}); left out", flush=True)
         skipped["grpc"] = f"failed under load: {exc!r}"
         return {}
@@ -487,16 +487,36 @@ def main() -> int:
     os.sched_setaffinity(0, {LOAD_CPU})
     WORK.mkdir(parents=True, exist_ok=True)
     real, noop, rows = build_models()
-    mix, big = mix_parts(rows), big_parts(rows)
+    mix, big = mix_parts(rows), big_part(rows)
     mix_rows = sum(len(part) for part in mix) / len(mix)
     bodies = [json_body(part, i) for i, part in enumerate(mix)]
     nested = [json_body(part, i, nested=True) for i, part in enumerate(mix)]
-    messages = [grpc_body(part, i) for i, part in enumerate(mix)]
-    big_json = [json_body(part, i) for i, part in enumerate(big)]
-    big_binary = [binary_body(part, i) for i, part in enumerate(big)]
+    big_binary, header_length = binary_body(big, 0)
+    infer_path = f"/v2/models/{NAME}/infer"
+
+    def h2load(label: str, target: Callable[[], H2LoadTarget], rows: float, seconds: float) -> list[Workload]:
+        if serving_h2load.H2LOAD is None:
+            skipped[label] = serving_h2load.MISSING
+            return []
+        return [h2load_workload(label, target, rows, seconds)]
+
+    def grpc(label: str, port: int) -> list[Workload]:
+        message = grpc_body(mix[0], 0)  # one row: h2load sends one request over and over
+        return h2load(label, lambda: serving_h2load.grpc_target(port, message, WORK / f"{port}.grpc"), 1, LEVEL_SECONDS)
+
+    def h2load_rest(label: str, port: int, body: bytes, headers: tuple[str, ...], rows: int) -> list[Workload]:
+        file = WORK / f"{label.replace('/', '-')}.body"
+        seconds = BIG_SECONDS if rows == BIG_ROWS else LEVEL_SECONDS
+        return h2load(label, lambda: serving_h2load.rest_target(port, infer_path, body, file, headers), rows, seconds)
 
     def rest(port: int, label: str, raws: list[bytes] | None = None) -> Workload:
-        return http_workload(label, port, [http_request(port, body) for body in raws or bodies], mix_rows)
+        """h2load on the first request of the mix, the Python clients' mix at the fixed rate (and without h2load)."""
+        python = http_workload(label, port, [http_request(port, body) for body in raws or bodies], mix_rows)
+        if serving_h2load.H2LOAD is None:
+            return python
+        workload = h2load_rest(label, port, (raws or bodies)[0], ("content-type: application/json",), 1)[0]
+        workload.fixed_rate = python.fixed_rate
+        return workload
 
     kubeforge_cmd = [
         sys.executable,
@@ -515,30 +535,35 @@ def main() -> int:
         [str(venv_python("kserve")), str(PEERS / "kserve_server.py"), str(real), NAME, "18303", "18313"],
         18303,
     )
+    skipped: dict[str, str] = {}
     grpc_pair = {
-        kubeforge_server.label: grpc_workload("kubeforge/grpc", 18311, messages, mix_rows),
-        kserve_server.label: grpc_workload("kserve/grpc", 18313, messages, mix_rows),
+        kubeforge_server.label: grpc("kubeforge/grpc", 18311),
+        kserve_server.label: grpc("kserve/grpc", 18313),
     }
     plan: list[tuple[Server, list[Workload]]] = [
         (
             kubeforge_server,
             [
                 rest(18301, "kubeforge/rest"),
-                http_workload(
-                    "kubeforge/rest-json-1000", 18301, [http_request(18301, b) for b in big_json], BIG_ROWS, False
+                *h2load_rest(
+                    "kubeforge/rest-json-1000", 18301, json_body(big, 0), ("content-type: application/json",), BIG_ROWS
                 ),
-                http_workload(
+                *h2load_rest(
                     "kubeforge/rest-binary-1000",
                     18301,
-                    [http_request(18301, b, n) for b, n in big_binary],
+                    big_binary,
+                    ("content-type: application/octet-stream", f"inference-header-content-length: {header_length}"),
                     BIG_ROWS,
-                    False,
                 ),
             ],
         ),
         (
             Server("kubeforge-noop", [*kubeforge_cmd, "--model", f"{NAME}={noop}", "--port", "18302"], 18302),
             [rest(18302, "kubeforge-noop/rest")],
+        ),
+        (
+            Server("grpcio-noop", [sys.executable, str(PEERS / "grpc_noop_server.py"), "18312"], 18312, health=None),
+            grpc("grpcio-noop/grpc", 18312),
         ),
         (kserve_server, [rest(18303, "kserve/rest")]),
         (
@@ -581,7 +606,6 @@ def main() -> int:
             [rest(18306, "bentoml/rest")],
         ),
     ]
-    skipped: dict[str, str] = {}
     if (VENVS / "pytriton-venv" / ".installed").exists():
         triton = Server(
             "triton",
@@ -598,6 +622,8 @@ def main() -> int:
     results: dict[str, dict[str, Any]] = {}
     loads = [load_average()]
     for server, workloads in plan:
+        if not workloads:  # its rows are left out (h2load missing): no need to start it
+            continue
         try:
             server.start()
         except RuntimeError as exc:
@@ -609,7 +635,7 @@ def main() -> int:
             for workload in workloads:
                 results[workload.label] = measure(workload)
                 loads.append(load_average())
-        except OSError as exc:  # the server went away under load
+        except LOAD_FAILURES as exc:
             print(f"  {server.label}: failed under load ({exc!r}; {server.failure()}); left out", flush=True)
             skipped[server.label] = f"failed under load: {exc!r}; {server.failure()}"
         finally:
@@ -628,6 +654,7 @@ def main() -> int:
     best_other = max(peers, key=lambda label: peers[label])
     figures: dict[str, Any] = {
         "fixed_rate_rps": FIXED_RATE,
+        "rest_closed_loop_load": "h2load, one one-row request" if serving_h2load.H2LOAD else "Python clients, the mix",
         "p99_bound_ms": P99_BOUND_S * 1000,
         "best_other_peer": best_other,
         "load_average_1_5_15_min": {"start": loads[0], "end": loads[-1], "max_1_min": max(load[0] for load in loads)},
@@ -662,6 +689,8 @@ def main() -> int:
             "vs_triton": ratio(kubeforge, best("triton/rest")),
             "vs_fastapi": ratio(kubeforge, best("fastapi/rest")),
             "vs_noop_ceiling": ratio(kubeforge, best("kubeforge-noop/rest")),
+            "grpc_vs_grpcio_noop_ceiling": ratio(best("kubeforge/grpc"), best("grpcio-noop/grpc")),
+            "kserve_grpc_vs_grpcio_noop_ceiling": ratio(best("kserve/grpc"), best("grpcio-noop/grpc")),
         },
         "figures": figures,
     }

@@ -96,7 +96,7 @@ def test_kserve_clients_call_every_route_and_predict_like_the_json_path(
     assert calls["grpc.error.unknown_model"]["status"] == "NOT_FOUND"
     assert calls["grpc.error.missing_input"]["status"] == "INVALID_ARGUMENT"
     assert calls["grpc.model_metadata"]["inputs"] == list(trained.features.columns)
-    assert calls["grpc.server_metadata"]["extensions"] == ["binary_tensor_data"]
+    assert calls["grpc.server_metadata"]["extensions"] == ["binary_tensor_data", "explain"]
     for name, rows in requests.items():
         expected = _json_path(served, rows)
         for transport in ("rest.infer.json", "rest.infer.binary", "grpc.infer"):

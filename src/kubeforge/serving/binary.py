@@ -24,6 +24,7 @@ NUMERIC_DTYPES: dict[str, np.dtype[np.generic]] = {
     "BOOL": np.dtype("u1"),
 }
 _LENGTH = struct.Struct("<I")
+_JSON_DTYPES = {"FP32": np.float64, "FP64": np.float64, "INT32": np.int64, "INT64": np.int64}
 
 
 @dataclass(frozen=True)
@@ -39,7 +40,8 @@ class OutputTensor:
 def decode_tensor(raw: bytes | memoryview, datatype: str, rows: int, path: str) -> np.ndarray:
     """The column a raw tensor of `rows` elements holds, typed as the JSON path types it.
 
-    Floating point becomes float64, integers int64, BOOL and BYTES object arrays of bool and str.
+    Floating point becomes float64, integers int64, BOOL and BYTES object arrays of bool and str;
+    FP64 and INT64 are read-only views over `raw` (on a little-endian machine), not copies.
     """
     if datatype == "BYTES":
         return np.asarray(_decode_strings(raw, rows, path), dtype=object)
@@ -54,7 +56,7 @@ def decode_tensor(raw: bytes | memoryview, datatype: str, rows: int, path: str) 
         if values.size and values.max() > 1:
             raise InputError(f"{path}: BOOL values must be bytes 0 or 1")
         return values.astype(bool).astype(object)
-    return values.astype(np.float64 if datatype in ("FP32", "FP64") else np.int64)
+    return values.astype(_JSON_DTYPES[datatype], copy=False)  # FP64 and INT64: a read-only view, no copy
 
 
 def _decode_strings(raw: bytes | memoryview, rows: int, path: str) -> list[str]:

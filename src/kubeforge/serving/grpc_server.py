@@ -61,7 +61,11 @@ _CONTENTS_FIELDS = {
 
 
 def parse_grpc_request(request: pb.ModelInferRequest) -> InferRequest:
-    """One array per input tensor of a ModelInferRequest, checked as the REST path checks JSON."""
+    """One array per input tensor of a ModelInferRequest, checked as the REST path checks JSON.
+
+    Raw contents become arrays over the message's own bytes where the JSON path's type is the wire
+    type (FP64, INT64): read-only views, no copy.
+    """
     raw = request.raw_input_contents
     if raw and len(raw) != len(request.inputs):
         raise InputError(
@@ -69,18 +73,21 @@ def parse_grpc_request(request: pb.ModelInferRequest) -> InferRequest:
         )
     found = ColumnSet()
     for index, tensor in enumerate(request.inputs):
-        path = f"inputs[{index}]"
-        if not tensor.name:
-            raise InputError(f"{path}.name: must be a non-empty string naming a feature column")
-        datatype = check_datatype(tensor.datatype, f"{path}.datatype")
-        rows = parse_shape(list(tensor.shape), f"{path}.shape")
+        name, shape = tensor.name, tensor.shape
+        if not name:
+            raise InputError(f"inputs[{index}].name: must be a non-empty string naming a feature column")
+        datatype = check_datatype(tensor.datatype, f"inputs[{index}].datatype")
+        # the common [N] read in place: copying the repeated field to a list costs more than the check
+        rows = shape[0] if len(shape) == 1 and shape[0] > 0 else parse_shape(list(shape), f"inputs[{index}].shape")
         if raw:
             if tensor.HasField("contents"):
-                raise InputError(f"{path}.contents: set together with raw_input_contents; send the values one way")
+                raise InputError(
+                    f"inputs[{index}].contents: set together with raw_input_contents; send the values one way"
+                )
             values = decode_tensor(raw[index], datatype, rows, f"raw_input_contents[{index}]")
         else:
-            values = _typed_contents(tensor.contents, datatype, rows, f"{path}.contents")
-        found.add(index, tensor.name, values)
+            values = _typed_contents(tensor.contents, datatype, rows, f"inputs[{index}].contents")
+        found.add(index, name, values)
     columns, rows = found.finish()
     outputs = [check_output_name(output.name, f"outputs[{i}].name") for i, output in enumerate(request.outputs)]
     return InferRequest(request.id, columns, rows, outputs or None)
@@ -146,7 +153,7 @@ class InferenceService:
         started = time.perf_counter()
         model = self._model(request.model_name, request.model_version)
         try:
-            raw_bytes = sum(len(content) for content in request.raw_input_contents)
+            raw_bytes = sum(map(len, request.raw_input_contents))
             size = parse_cost(request.ByteSize(), raw_bytes)
             parsed, prediction = await self.app.infer(model, size, lambda: parse_grpc_request(request))
             tensors = output_tensors(model, prediction, parsed.outputs)
