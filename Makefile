@@ -25,6 +25,7 @@ $(STAMP): pyproject.toml setup.py
 
 install: $(STAMP)
 
+# serving bench only (never `make test`): h2load, the C load generator of its closed-loop rows
 H2LOAD_DEPS = command -v h2load >/dev/null || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nghttp2-client)
 
@@ -38,8 +39,6 @@ system-deps:
 	# scheduler dashboard: headless Chromium and its driver for the `browser` tests
 	@test -x /usr/bin/chromium && test -x /usr/bin/chromedriver || \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver)
-	# serving bench: h2load, the C load generator of `make bench-serving`'s closed-loop rows
-	@$(H2LOAD_DEPS)
 
 demo: $(STAMP)
 	$(BIN)/kubeforge demo
