@@ -28,7 +28,7 @@ import numpy as np
 from kubeforge.serving.oip import grpc_predict_v2_pb2 as pb
 
 H2LOAD = shutil.which("h2load")
-MISSING = "h2load is not installed (Debian's nghttp2-client; `make system-deps` installs it)"
+MISSING = "h2load is not installed (Debian's nghttp2-client; `make bench-serving` installs it)"
 MODEL_INFER = "/inference.GRPCInferenceService/ModelInfer"
 WARM_S = 0.3  # the first requests of a run are sent but not counted
 GRPC_CONNECTIONS = 4  # gRPC streams are spread over at most this many HTTP/2 connections
