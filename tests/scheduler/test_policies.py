@@ -12,6 +12,7 @@ from scheduler_builders import job, queue, scheduler
 
 from kubeforge.launch.base import MAX_REQUEUES
 from kubeforge.scheduler.cache import Snapshot
+from kubeforge.scheduler.merge import ParkedMerge
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
 from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, Parking, WaiterEntry
 from kubeforge.scheduler.resources import Resources
@@ -393,7 +394,23 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     seed: int, capacity: float, queues_count: int, cohorts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     still_waiting, keep, suspects = Scheduler._still_waiting, CapacityWaiters.keep, CapacityWaiters.suspects
+    holds, held = ParkedMerge._holds, ParkedMerge.held
     passed_over_with_candidates = passed_over_after_reservation = kept_for_reservation = passed_over_at_once = 0
+    held_in_their_turn = held_from_the_merge = 0
+    suspect_lists: list[tuple[list[WaiterEntry], int]] = []
+
+    def counting_holds(merge: ParkedMerge, park: CapacityPark, grown: bool, *basis: object) -> bool:
+        nonlocal held_in_their_turn
+        holding = holds(merge, park, grown, *basis)  # type: ignore[arg-type]
+        held_in_their_turn += holding
+        return holding
+
+    def counting_held(merge: ParkedMerge, park: CapacityPark, grown: bool = True) -> bool:
+        nonlocal held_in_their_turn, held_from_the_merge
+        holding = held(merge, park, grown)
+        held_in_their_turn -= holding  # counted by `_holds` too
+        held_from_the_merge += holding
+        return holding
 
     def counting(sched: Scheduler, head: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
         nonlocal passed_over_with_candidates, passed_over_after_reservation
@@ -413,6 +430,7 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     ) -> dict[str, list[WaiterEntry]]:
         nonlocal passed_over_at_once, passed_over_with_candidates
         found = suspects(waiters, queues, headroom)
+        suspect_lists.extend((entries, len(entries)) for entries in found.values())
         if headroom is not None:  # the parked heads no suspect: passed over unvisited for the rest of the cycle
             for parked in waiters.parked.values():
                 if parked.entry is not None and parked.entry not in found.get(parked.job.spec.team, ()):
@@ -423,6 +441,8 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     monkeypatch.setattr(Scheduler, "_still_waiting", counting)
     monkeypatch.setattr(CapacityWaiters, "keep", counting_keep)
     monkeypatch.setattr(CapacityWaiters, "suspects", counting_suspects)
+    monkeypatch.setattr(ParkedMerge, "_holds", counting_holds)
+    monkeypatch.setattr(ParkedMerge, "held", counting_held)
     workload = {"seed": seed, "cycles": 120, "capacity": capacity, "queues_count": queues_count, "cohorts": cohorts}
     incremental = _random_workload(**workload)  # type: ignore[arg-type]
     # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle,
@@ -439,3 +459,9 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         assert kept_for_reservation > 0 and passed_over_after_reservation > 0
         # and runs of parked heads none of which needed another look were passed over at once, unvisited
         assert passed_over_at_once > 0
+        # held again both when popped from the merge and in their turn, in a run read with the cycle's state
+        # read once (`ParkedMerge._holds`), without joining the merge
+        assert held_from_the_merge > 0 and held_in_their_turn > 0
+        # and entries that stopped being suspects (or went stale) were dropped from the cycle's lists as they
+        # were read, not read again at each admission
+        assert sum(found - len(entries) for entries, found in suspect_lists if len(entries) < found) > 0

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import heapq
-import itertools
 from collections.abc import Callable
 from typing import Protocol
 
@@ -55,8 +54,9 @@ class Wakeups:
         self.by_team = waiters.suspects((), headroom)
         self._checked: dict[str, int] = {}
         """Per cohort whose usage grew: its generation when its parked heads were last checked."""
-        self.in_grown: set[WaiterEntry] = set()
-        """The suspects found in those cohorts (their generation or their cohort's quota may have changed)."""
+        self.in_grown: set[str] = set()
+        """The queues of the suspects found in those cohorts (their generation or their cohort's quota may have
+        changed); a queue has one live entry in a cycle, so its name stands for it."""
         self._used = cache.used
         self._check_cohorts()
 
@@ -90,7 +90,7 @@ class Wakeups:
                     park.job.spec.total, pool
                 ):
                     bisect.insort(self.by_team.setdefault(park.job.spec.team, []), park.entry)
-                    self.in_grown.add(park.entry)
+                    self.in_grown.add(queue)
                     teams.add(park.job.spec.team)
         return teams
 
@@ -105,7 +105,8 @@ class ParkedMerge:
         self._candidates = candidates
         self._cursors = dict.fromkeys(waiters.by_team, 0)
         """Per team: the index of its first parked head whose turn has not come and that is not in the merge."""
-        self._queued: dict[str, set[WaiterEntry]] = {}
+        self._queued: dict[str, set[str]] = {}
+        """Per team: the queues of its parked heads in the merge (a queue has one live entry in a cycle)."""
         self.wakeups: Wakeups | None = None
         """Set once only suspects join (a reservation made, backfill spent)."""
         for team in self._cursors:
@@ -125,16 +126,20 @@ class ParkedMerge:
         leaves, so that it is held for the reservation and nothing else changes. Unless its cohort's usage
         `grown` (see `Wakeups`), its generation has not moved and its cohort's quota still fits it."""
         snapshot, reservation = self._snapshot, self._reservation
+        return self._holds(park, grown, snapshot.used, snapshot.capacity, reservation.at, reservation.extra)
+
+    def _holds(
+        self, park: CapacityPark, grown: bool, used: Resources, capacity: Resources, at: float, extra: Resources
+    ) -> bool:
+        """`held`, given what it reads that stays put while heads are only held: the capacity used and the
+        capacity, the reservation's time and what it leaves (a run of held heads reads them once)."""
         job = park.job
         spec = job.spec
         total = spec.total
-        if (
-            not snapshot.used.fits_with(total, snapshot.capacity)
-            or self._now + spec.max_runtime_s <= reservation.at
-            or total.fits_in(reservation.extra)
-        ):
+        if not used.fits_with(total, capacity) or self._now + spec.max_runtime_s <= at or total.fits_in(extra):
             return False
         if grown:
+            snapshot = self._snapshot
             cohort = snapshot.queues[spec.queue].cohort
             if park.generation != self._cache.capacity_generation(spec.queue) or (
                 cohort and not snapshot.cohort_usage[cohort].fits_with(total, snapshot.cohort_pool[cohort])
@@ -152,7 +157,7 @@ class ParkedMerge:
         here, without joining the merge."""
         park = self._waiters.parked.get(job.spec.queue)
         if park is not None and park.entry is not None:
-            self._queued.get(team, set()).discard(park.entry)
+            self._queued.get(team, set()).discard(job.spec.queue)
             after = bisect.bisect_right(self._waiters.by_team[team], park.entry)
             self._cursors[team] = max(self._cursors[team], after)
         self._push_next(team, settled)
@@ -188,25 +193,38 @@ class ParkedMerge:
         if not found or at >= len(entries):
             return
         share, queued, parked = self._share(team), self._queued.setdefault(team, set()), self._waiters.parked
-        limits, in_grown, held = wakeups.limits, wakeups.in_grown, self.held
+        limits, in_grown, holds = wakeups.limits, wakeups.in_grown, self._holds
+        snapshot, reservation = self._snapshot, self._reservation  # none of these moves while heads are only held
+        used, capacity, reserved_at, extra = snapshot.used, snapshot.capacity, reservation.at, reservation.extra
         turn_ends = self._candidates[0][0] if settled and self._candidates else None
         last_held = previous = None
-        for entry in itertools.islice(found, bisect.bisect_left(found, entries[at]), None):
-            park = parked.get(entry[4])
+        index = bisect.bisect_left(found, entries[at])
+        while index < len(found):
+            entry = found[index]
+            borrowing, priority, created_at, job_id, queue = entry
+            park = parked.get(queue)
             if park is None or park.entry is not entry or entry is previous:
-                continue  # a stale entry, or one found twice
-            previous = entry
-            grown = entry in in_grown
+                del found[index]  # a stale entry (it stays so in this cycle), or one found twice
+                continue
+            grown = queue in in_grown
             if not grown and park.amount > limits[park.blocking]:
-                continue  # admissions took the headroom it needed: no suspect any more
-            if entry in queued:
+                # admissions took the headroom it needed: no suspect any more, until the headroom grows (which
+                # finds the suspects anew) or its cohort's usage grows (which puts it back)
+                del found[index]
+                continue
+            previous = entry
+            index += 1
+            if queue in queued:
                 break
-            borrowing, priority, created_at, job_id, _ = entry
             key = (borrowing, share, priority, created_at, job_id)  # its `_order_key`, from what stays put
-            if settled and (turn_ends is None or key < turn_ends) and held(park, grown):
+            if (
+                settled
+                and (turn_ends is None or key < turn_ends)
+                and holds(park, grown, used, capacity, reserved_at, extra)
+            ):
                 last_held = entry  # its turn, before anything else happens: held again, and that is all
                 continue
-            queued.add(entry)
+            queued.add(queue)
             heapq.heappush(self._candidates, (key, park.job, team))
             break
         if last_held is not None:
