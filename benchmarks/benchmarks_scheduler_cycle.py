@@ -16,8 +16,8 @@ import random
 import time
 from pathlib import Path
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 
 QUEUES = int(os.environ.get("KUBEFORGE_BENCH_CYCLE_QUEUES", "1000"))

@@ -31,11 +31,11 @@ from pathlib import Path
 from typing import ClassVar
 
 from kubeforge.launch.base import JobHandle
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.base import PolledLaunch
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.logs import LogSlice
 from kubeforge.scheduler.model import Job, JobSpec, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.base import SqlStore
 from kubeforge.scheduler.store.sqlite import SqliteStore
 

@@ -29,9 +29,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "suppo
 from benchmarks_scheduler_scale import CAPACITY, SUBMITS_PER_STEP, NoopBackend, make_queues, populate, spec_for
 from postgres_server import running_postgres
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
 
 SHARD_QUEUES = int(os.environ.get("KUBEFORGE_BENCH_SHARD_QUEUES", "2000"))

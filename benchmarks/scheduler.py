@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "suppo
 
 from slurm_cluster import running_slurm
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.model import QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
 from kubeforge.scheduler_client import SchedulerClient
 

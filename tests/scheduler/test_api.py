@@ -13,11 +13,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scheduler_server import serving
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import Reason
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
 from kubeforge.scheduler_client import SchedulerClient, SchedulerError
 

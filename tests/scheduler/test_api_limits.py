@@ -18,10 +18,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scheduler_server import serving
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import SqlStore, open_store
 from kubeforge.scheduler_client import SchedulerClient, SchedulerError
 

@@ -17,8 +17,8 @@ import time
 from collections import Counter
 from pathlib import Path
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
 
 JOBS = 600  # 10 at a time (200m each on 2 cores), 0.2 s each: enough work to outlast 20 kills

@@ -23,12 +23,12 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.remote.webdriver import WebDriver
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.http_server import serving_in_thread
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
 
 TOKENS = {

@@ -7,10 +7,10 @@ from pathlib import Path
 
 from scheduler_builders import launch_output
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import SqlStore, open_store
 
 

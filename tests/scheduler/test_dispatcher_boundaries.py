@@ -19,10 +19,10 @@ from pathlib import Path
 from scheduler_builders import launch_output
 
 from kubeforge.launch.base import JobHandle
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
 from kubeforge.scheduler_client import SchedulerClient
 

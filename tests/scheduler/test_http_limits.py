@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.auth import MAX_CACHED_TOKENS
 from kubeforge.scheduler.http_server import ServerLimits, serving_in_thread, tls_context
 from kubeforge.scheduler.model import QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
 from kubeforge.scheduler_client import SchedulerClient, SchedulerError
 

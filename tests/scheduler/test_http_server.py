@@ -14,10 +14,10 @@ import pytest
 import requests
 import uvicorn
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.api import MAX_BODY_BYTES, SchedulerAPI
 from kubeforge.scheduler.http_server import serving_in_thread
 from kubeforge.scheduler.model import QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
 
 TOKEN = "http-admin-token-0123456789"

@@ -25,6 +25,7 @@ from kube_rbac import chart_rbac
 from kubernetes.client.rest import ApiException
 
 from kubeforge.launch.base import JobHandle
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.base import LOST_EXIT_CODE, stored_handle
 from kubeforge.scheduler.backends.kubernetes import (
     STOPPED_EXIT_CODE,
@@ -35,7 +36,6 @@ from kubeforge.scheduler.backends.kubernetes import (
 )
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import SqlStore, open_store
 
 JOBS = ("batch/v1", "default", "jobs")

@@ -24,8 +24,8 @@ import psycopg
 import pytest
 from postgres_server import PostgresServer, running_postgres
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.base import LeaseLostError, StoreUnavailable
 from kubeforge.scheduler.store.postgres import LEASE_KEY, PostgresStore
 

@@ -11,11 +11,11 @@ import pytest
 from scheduler_builders import job, queue, scheduler
 
 from kubeforge.launch.base import MAX_REQUEUES
+from kubeforge.resources import Resources
 from kubeforge.scheduler.cache import Snapshot
 from kubeforge.scheduler.merge import ParkedMerge
 from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
 from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, Parking, WaiterEntry
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 from kubeforge.training.preemption import PREEMPTED_EXIT_CODE
 

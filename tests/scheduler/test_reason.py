@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.api_io import job_view
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec, Reason
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 from kubeforge.scheduler.store.sqlite import SqliteStore
 

@@ -10,9 +10,9 @@ import tracemalloc
 
 import pytest
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler import scheduler as scheduler_module
 from kubeforge.scheduler.model import Job, JobSpec, JobState, QueueSpec, Reason
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 from kubeforge.scheduler.sharing import SharedValues
 from kubeforge.scheduler.store import open_store

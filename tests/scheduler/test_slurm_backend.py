@@ -10,11 +10,11 @@ from scheduler_builders import launch_output
 from slurm_cluster import SlurmCluster
 
 from kubeforge.launch.base import JobStatus
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.base import stored_handle
 from kubeforge.scheduler.backends.slurm import SlurmBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
 
 

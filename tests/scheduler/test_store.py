@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
 from kubeforge.scheduler.store.base import Submission
 from kubeforge.scheduler.store.schema import LATEST_VERSION, statements

@@ -22,11 +22,11 @@ from postgres_server import PostgresServer
 from scheduler_server import serving
 
 from kubeforge.errors import InputError
+from kubeforge.resources import Resources
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import StoreUnavailable, open_store
 from kubeforge.scheduler.store.sqlite import SqliteStore
 from kubeforge.scheduler_client import SchedulerClient

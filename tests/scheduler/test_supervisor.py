@@ -19,11 +19,11 @@ from pathlib import Path
 import pytest
 from scheduler_builders import launch_output
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.backends.supervisor import address
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store.sqlite import SqliteStore
 
 CAPACITY = Resources(2000, 4096)

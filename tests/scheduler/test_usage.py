@@ -12,11 +12,11 @@ import requests
 from scheduler_builders import job, queue
 from scheduler_server import serving
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.model import JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
 from kubeforge.scheduler.store.base import SqlStore
 from kubeforge.scheduler.usage import usage_history, usage_report

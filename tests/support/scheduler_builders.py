@@ -6,9 +6,9 @@ import itertools
 from typing import Any
 
 from kubeforge.launch.base import JobHandle
+from kubeforge.resources import Resources
 from kubeforge.scheduler.backends.base import Backend
 from kubeforge.scheduler.model import Job, JobSpec, QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 
 _IDS = itertools.count(1)

@@ -7,12 +7,12 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.local import LocalBackend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.http_server import serving_in_thread
 from kubeforge.scheduler.model import QueueSpec
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.store import open_store
 
 ADMIN_TOKEN = "admin-token-0123456789"

@@ -7,8 +7,8 @@ usage) and `scheduler` (the cycle); `dispatcher` drives them against a store and
 
 from __future__ import annotations
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.model import PRIORITY_CLASSES, Job, JobSpec, JobState, QueueSpec, Reason
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import CycleResult, Scheduler
 
 __all__ = [

@@ -5,8 +5,8 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.model import Job, QueueSpec, Reason
-from kubeforge.scheduler.resources import Resources
 
 _NOTHING = Resources()
 

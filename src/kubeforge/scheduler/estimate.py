@@ -12,8 +12,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.model import Job
-from kubeforge.scheduler.resources import Resources
 from kubeforge.scheduler.scheduler import Scheduler
 
 MAX_REPLAYED = 10_000

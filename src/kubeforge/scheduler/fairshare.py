@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from kubeforge.scheduler.resources import Resources
+from kubeforge.resources import Resources
 
 
 class FairShare:

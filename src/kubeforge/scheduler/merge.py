@@ -15,10 +15,10 @@ import heapq
 from collections.abc import Callable
 from typing import Protocol
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.cache import Cache, Snapshot
 from kubeforge.scheduler.model import Job, Reason
 from kubeforge.scheduler.parking import CapacityPark, CapacityWaiters, WaiterEntry, amounts
-from kubeforge.scheduler.resources import Resources
 
 
 class Reservation(Protocol):

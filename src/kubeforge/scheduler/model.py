@@ -13,7 +13,7 @@ from typing import Any, Generic, TypeVar, cast, overload
 
 from kubeforge.errors import InputError
 from kubeforge.launch.state import JobState
-from kubeforge.scheduler.resources import Resources
+from kubeforge.resources import Resources
 from kubeforge.scheduler.sharing import SharedValues
 
 PRIORITY_CLASSES: dict[str, int] = {"low": 100, "normal": 500, "high": 1000, "critical": 10000}

@@ -18,10 +18,10 @@ import itertools
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.cache import Cache
 from kubeforge.scheduler.model import Job, Reason
 from kubeforge.scheduler.queues import QueueManager
-from kubeforge.scheduler.resources import Resources
 
 WaiterEntry = tuple[bool, int, float, int, str]
 """(borrowing, -priority, created_at, id, queue): a parked head's place in its team's order."""

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.cache import Snapshot
 from kubeforge.scheduler.model import Job, JobState
-from kubeforge.scheduler.resources import Resources
 
 
 def find_victims(job: Job, snapshot: Snapshot, candidates: list[Job], stopping: Mapping[int, Job]) -> list[Job] | None:

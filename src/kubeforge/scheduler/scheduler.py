@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from kubeforge.launch.base import MAX_REQUEUES, state_of_exit_code
+from kubeforge.resources import Resources
 from kubeforge.scheduler.cache import Cache, Snapshot, Verdict
 from kubeforge.scheduler.fairshare import FairShare
 from kubeforge.scheduler.merge import Candidate, OrderKey, ParkedMerge, Wakeups
@@ -29,7 +30,6 @@ from kubeforge.scheduler.model import Job, JobState, QueueSpec, Reason
 from kubeforge.scheduler.parking import CapacityPark, Parking
 from kubeforge.scheduler.preemption import find_victims, preemption_candidates, shadow_time
 from kubeforge.scheduler.queues import QueueManager
-from kubeforge.scheduler.resources import Resources
 
 MAX_BACKOFF_S = 3600.0
 FINISHED_REMEMBERED = 100_000

@@ -22,11 +22,11 @@ from pathlib import Path
 
 from kubeforge import settings
 from kubeforge.errors import InputError, KubeforgeError
+from kubeforge.resources import Resources, parse_cpu, parse_memory
 from kubeforge.scheduler.api import SchedulerAPI
 from kubeforge.scheduler.backends.base import Backend
 from kubeforge.scheduler.dispatcher import Dispatcher
 from kubeforge.scheduler.http_server import serve_forever, tls_context
-from kubeforge.scheduler.resources import Resources, parse_cpu, parse_memory
 from kubeforge.scheduler.store import open_store, redact
 
 BACKEND_NAMES = ("local", "slurm", "kubernetes")

@@ -18,8 +18,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
+from kubeforge.resources import Resources
 from kubeforge.scheduler.model import Job, JobState, QueueSpec
-from kubeforge.scheduler.resources import Resources
 
 if TYPE_CHECKING:
     from kubeforge.scheduler.dispatcher import Dispatcher

@@ -351,7 +351,7 @@ class KubernetesBackend(PolledLaunch):
 
 def cluster_capacity(api_client: client.ApiClient) -> Resources:
     """The sum of every schedulable node's allocatable cpu, memory and nvidia.com/gpu."""
-    from kubeforge.scheduler.resources import parse_cpu, parse_memory
+    from kubeforge.resources import parse_cpu, parse_memory
 
     total = Resources()
     for node in client.CoreV1Api(api_client).list_node(_request_timeout=REQUEST_TIMEOUT).items:
