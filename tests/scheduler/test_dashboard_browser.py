@@ -197,7 +197,8 @@ def test_dashboard_in_chromium(stack: Stack, browser: WebDriver, tmp_path: Path)
     assert f"Cancel requested for job {running}" in driver.find_element(By.ID, "status").text
     _until(lambda: _job(stack, failed).state is JobState.FAILED, "the failing job to fail")
     _until(lambda: "doomed" in driver.find_element(By.ID, "failed").text, "the failure listed")
-    assert "7" in _row_text(driver, failed)
+    # the row re-renders on its own poll, after the failed list does
+    _until(lambda: "7" in _row_text(driver, failed), "the failed job's exit code in its row")
 
     # beta signs in on the same tab: sees its job only
     driver.find_element(By.ID, "logout").click()
