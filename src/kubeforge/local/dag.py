@@ -114,24 +114,14 @@ def _store_outputs(scope: _Scope, task_name: str, outputs: dict[str, Any]) -> No
         scope.io_store.put_task_output(task_name, key, output)
 
 
-def run_dag(
-    pipeline_resource_name: str,
-    dag_component_spec: Any,
-    executors: dict[str, Any],
-    components: dict[str, Any],
-    dag_arguments: dict[str, Any],
-    pipeline_root: str,
-    runner: Any,
-    unique_pipeline_id: str,
-    fail_stack: list[str],
-    parent_io_store: Any = None,
-) -> Outcome:
-    """kfp.local's `dag_orchestrator.run_dag` (same arguments, same result), ready tasks at once."""
-    scope = _scope(
-        dag_component_spec, dag_arguments, parent_io_store,
-        pipeline_resource_name=pipeline_resource_name, components=components, executors=executors,
-        pipeline_root=pipeline_root, runner=runner, unique_pipeline_id=unique_pipeline_id, fail_stack=fail_stack,
-    )  # fmt: skip
+def run_dag(dag_component_spec: Any, dag_arguments: dict[str, Any], parent_io_store: Any = None, **kfp: Any) -> Outcome:
+    """kfp.local's `dag_orchestrator.run_dag` (same keyword arguments, same result), ready tasks at once.
+
+    `kfp` holds the arguments kfp passes through to every task: pipeline_resource_name, executors,
+    components, pipeline_root, runner, unique_pipeline_id and fail_stack.
+    """
+    scope = _scope(dag_component_spec, dag_arguments, parent_io_store, **kfp)
+    components, fail_stack = scope.components, scope.fail_stack
     tasks = dag_component_spec.dag.tasks
     failed: list[str] = []
 
@@ -139,18 +129,8 @@ def run_dag(
         task_spec = tasks[task_name]
         component_spec = components[task_spec.component_ref.name]
         if component_spec.WhichOneof("implementation") == "dag":
-            return run_dag(
-                pipeline_resource_name=pipeline_resource_name,
-                dag_component_spec=component_spec,
-                executors=executors,
-                components=components,
-                dag_arguments=OrchestratorUtils.make_task_arguments(task_spec.inputs, scope.io_store),
-                pipeline_root=pipeline_root,
-                runner=runner,
-                unique_pipeline_id=unique_pipeline_id,
-                fail_stack=fail_stack,
-                parent_io_store=scope.io_store,
-            )
+            arguments = OrchestratorUtils.make_task_arguments(task_spec.inputs, scope.io_store)
+            return run_dag(component_spec, arguments, scope.io_store, **kfp)
         return task_executor.execute_single_task(**scope.task_arguments(task_name, task_spec))  # type: ignore[no-any-return]
 
     def finished(task_name: str, outcome: Outcome) -> bool:
@@ -167,30 +147,15 @@ def run_dag(
     run_when_ready({name: set(spec.dependent_tasks) for name, spec in tasks.items()}, run, finished)
     if failed:
         return {}, status.Status.FAILURE
-    return OrchestratorUtils.get_dag_outputs(
-        dag_outputs_spec=dag_component_spec.dag.outputs, io_store=scope.io_store
-    ), status.Status.SUCCESS
+    return _dag_outputs(dag_component_spec, scope)
 
 
 def run_enhanced_dag(
-    pipeline_resource_name: str,
-    dag_component_spec: Any,
-    executors: dict[str, Any],
-    components: dict[str, Any],
-    dag_arguments: dict[str, Any],
-    pipeline_root: str,
-    runner: Any,
-    unique_pipeline_id: str,
-    fail_stack: list[str],
-    parent_io_store: Any = None,
+    dag_component_spec: Any, dag_arguments: dict[str, Any], parent_io_store: Any = None, **kfp: Any
 ) -> Outcome:
     """kfp.local's `run_enhanced_dag` (If/Elif/Else, ParallelFor, Collected, ExitHandler, nested
-    pipelines; same arguments, same result), ready tasks at once."""
-    scope = _scope(
-        dag_component_spec, dag_arguments, parent_io_store,
-        pipeline_resource_name=pipeline_resource_name, components=components, executors=executors,
-        pipeline_root=pipeline_root, runner=runner, unique_pipeline_id=unique_pipeline_id, fail_stack=fail_stack,
-    )  # fmt: skip
+    pipelines; same keyword arguments, same result), ready tasks at once; `kfp` as in `run_dag`."""
+    scope = _scope(dag_component_spec, dag_arguments, parent_io_store, **kfp)
     tasks = dag_component_spec.dag.tasks
     exit_tasks = [name for name, spec in tasks.items() if _is_exit_task(spec)]
     body = {name: spec for name, spec in tasks.items() if name not in exit_tasks}
@@ -238,9 +203,15 @@ def run_enhanced_dag(
         )
     if failed or exit_failed:
         return {}, status.Status.FAILURE
-    return OrchestratorUtils.get_dag_outputs(
+    return _dag_outputs(dag_component_spec, scope)
+
+
+def _dag_outputs(dag_component_spec: Any, scope: _Scope) -> Outcome:
+    """A DAG's declared outputs, read from its IO store, with the success status."""
+    outputs = OrchestratorUtils.get_dag_outputs(
         dag_outputs_spec=dag_component_spec.dag.outputs, io_store=scope.io_store
-    ), status.Status.SUCCESS
+    )
+    return outputs, status.Status.SUCCESS
 
 
 def _is_exit_task(task_spec: Any) -> bool:
