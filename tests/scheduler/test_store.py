@@ -15,7 +15,7 @@ import pytest
 from kubeforge.resources import Resources
 from kubeforge.scheduler.model import JobSpec, JobState, QueueSpec
 from kubeforge.scheduler.store import open_store
-from kubeforge.scheduler.store.base import Submission
+from kubeforge.scheduler.store.base import FINISHED_SINCE_SQL, HELD_NOW_SQL, Submission
 from kubeforge.scheduler.store.schema import LATEST_VERSION, statements
 from kubeforge.scheduler.store.sqlite import SqliteStore
 
@@ -101,6 +101,33 @@ def test_an_array_is_recorded_in_one_transaction_among_single_jobs_and_cancelled
     assert {job.id for job in store.claim_inbox() if job.cancel_requested} == set(array[1:])
     assert store.array_tasks(single[0]) == [] and store.request_cancel_array(single[0]) == []
     store.close()
+
+
+def test_usage_history_reads_the_jobs_held_in_its_window_newest_first_up_to_its_limit(store_url: str) -> None:
+    store = open_store(store_url)
+    ids = store.submit_many([JobSpec("t", "q", ("true",))] * 6, 0.0)
+    jobs = {job.id: job for job in store.claim_inbox()}
+    # (admitted_at, finished_at): ended before the window, never admitted, held now, ended in the window
+    times = [(1.0, 5.0), (None, None), (20.0, None), (8.0, 12.0), (2.0, 10.0), (30.0, None)]
+    for job_id, (admitted, finished) in zip(ids, times, strict=True):
+        jobs[job_id].admitted_at, jobs[job_id].finished_at = admitted, finished
+        if finished is not None:
+            jobs[job_id].state = JobState.SUCCEEDED
+    store.save(jobs.values())
+    assert [job.id for job in store.held_since(10.0, 10)] == [ids[5], ids[4], ids[3], ids[2]]
+    assert [job.id for job in store.held_since(10.0, 2)] == [ids[5], ids[4]]  # the newest, held or not
+    assert [job.id for job in store.held_since(11.0, 10)] == [ids[5], ids[3], ids[2]]
+    store.close()
+
+
+def test_usage_history_searches_its_index_instead_of_reading_every_job(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'kf.db'}")
+    store.close()
+    plans = []
+    with sqlite3.connect(tmp_path / "kf.db") as db:
+        for query, parameters in ((HELD_NOW_SQL, (5,)), (FINISHED_SINCE_SQL, (1.0, 5))):
+            plans.append(" ".join(str(row[-1]) for row in db.execute("EXPLAIN QUERY PLAN " + query, parameters)))
+    assert all("USING INDEX jobs_finished" in plan for plan in plans), plans
 
 
 def test_tokens_queues_and_fair_share_round_trip(store_url: str) -> None:

@@ -8,6 +8,8 @@ An array's spec is stored once (table `arrays`); its tasks read it from there.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import json
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,6 +41,14 @@ _ARRAY_IDS = "SELECT id FROM jobs WHERE array_id = ? ORDER BY array_index"
 _TERMINAL = (JobState.SUCCEEDED.value, JobState.FAILED.value, JobState.CANCELLED.value)
 """The ends a job is stored in (never PREEMPTED: the scheduler requeues it); schema's jobs_active index names them."""
 _NOT_TERMINAL = f"state NOT IN ({', '.join('?' * len(_TERMINAL))})"
+HELD_NOW_SQL = (
+    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE admitted_at IS NOT NULL AND finished_at IS NULL ORDER BY +id DESC LIMIT ?"
+)
+"""The jobs holding resources now, newest first (searched in the `jobs_finished` index)."""
+FINISHED_SINCE_SQL = (
+    f"SELECT {_JOB_COLUMNS} FROM jobs WHERE admitted_at IS NOT NULL AND finished_at >= ? ORDER BY +id DESC LIMIT ?"
+)
+"""The jobs admitted and finished since a time, newest first (searched in `jobs_finished`)."""
 _SAVE = (
     "UPDATE jobs SET state = ?, attempt = ?, not_before = ?, reason = ?, admitted_at = ?, finished_at = ?, "
     "stop_deadline = ?, handle = ?, exit_code = ?, preemptions = ? WHERE id = ?"
@@ -215,14 +225,16 @@ class SqlStore(TokenStore, ABC):
             after = int(rows[-1][0])
 
     def held_since(self, since: float, limit: int) -> list[Job]:
-        """Up to `limit` jobs, newest first, admitted at some time and not finished before `since` (usage history)."""
+        """Up to `limit` jobs, newest first, admitted at some time and not finished before `since` (usage history).
+
+        Two reads, each served by the `jobs_finished` index: the jobs holding resources now, and those that
+        finished since `since` (ordered by `+id` so the planner searches the index instead of walking every id).
+        """
         with self.read() as cur:
-            rows = cur.execute(
-                f"SELECT {_JOB_COLUMNS} FROM jobs WHERE admitted_at IS NOT NULL AND "
-                "(finished_at IS NULL OR finished_at >= ?) ORDER BY id DESC LIMIT ?",
-                (since, limit),
-            ).fetchall()
-            return _jobs(cur, rows)
+            holding = cur.execute(HELD_NOW_SQL, (limit,)).fetchall()
+            finished = cur.execute(FINISHED_SINCE_SQL, (since, limit)).fetchall()
+            newest = heapq.merge(holding, finished, key=lambda row: -int(row[0]))
+            return _jobs(cur, list(itertools.islice(newest, limit)))
 
     def count_pending(self, team: str, queue: str) -> int:
         """How many of `team`'s jobs wait in `queue`."""

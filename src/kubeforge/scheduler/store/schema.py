@@ -76,6 +76,13 @@ MIGRATIONS: list[tuple[int, list[str]]] = [
             "INSERT INTO queue_changes (id, version) VALUES (1, 0)",
         ],
     ),
+    (
+        6,
+        [
+            # the usage history reads the jobs held in a window by when they finished, not by a scan of every job
+            "CREATE INDEX jobs_finished ON jobs (finished_at) WHERE admitted_at IS NOT NULL",
+        ],
+    ),
 ]
 """(version, statements); append new versions, never edit an applied one."""
 
