@@ -94,6 +94,34 @@ def test_a_lone_client_is_not_held_for_the_batch_window(trained: TrainedModel) -
             assert session.post(f"{url}/v2/models/{MODEL_NAME}/infer", json=body, timeout=2).status_code == 200
 
 
+def test_clients_in_a_closed_loop_are_batched_together_as_soon_as_all_are_back(trained: TrainedModel) -> None:
+    model = load_model(trained.directory, name=MODEL_NAME)
+    features = model.preprocessor.transform(trained.features.head(64))
+    passes: list[int] = []
+    counting = SimpleNamespace(
+        name=MODEL_NAME, predict_features=lambda rows: passes.append(len(rows)) or model.predict_features(rows)
+    )
+
+    async def rounds(clients: int) -> list[Prediction]:
+        with ThreadPoolExecutor(max_workers=1) as executor:
+            batcher = ModelBatcher(
+                counting, BatchingOptions(max_batch_size=64, max_wait_ms=3000), ServerMetrics(), executor
+            )
+            first = [features[i * 64 // clients : (i + 1) * 64 // clients] for i in range(clients)]
+            await asyncio.gather(*(batcher.predict(rows) for rows in first))  # 64 rows: goes without waiting
+            answers: list[Prediction] = []
+            for round_ in range(3):  # one row each: the batch goes as soon as every client is back, not in 3 s
+                rows = [features[round_ * clients + i : round_ * clients + i + 1] for i in range(clients)]
+                answers += await asyncio.wait_for(asyncio.gather(*(batcher.predict(r) for r in rows)), 2.0)
+            await batcher.close()
+            return answers
+
+    answers = asyncio.run(rounds(4))
+    assert passes == [64, 4, 4, 4]  # each round of the four clients shares one forward pass
+    expected = model.predict_features(features[:12])
+    assert [answer.labels[0] for answer in answers] == list(expected.labels)
+
+
 def test_quantized_model_agrees_with_the_float_model(trained: TrainedModel) -> None:
     model = load_model(trained.directory, name=MODEL_NAME)
     quantized = quantize_model(model)

@@ -2,8 +2,9 @@
 
 Each request brings its rows already preprocessed. A collector task per model takes the
 waiting requests, waits up to `max_wait_ms` for more while the batch is below `max_batch_size`
-rows (only when requests are arriving together: a lone request after a lone batch goes at once,
-so a single client never pays the wait), runs one forward pass (on the event loop up to 256
+rows and has fewer requests than the last batch carried (the clients of the last batch are
+expected back: with N clients in a closed loop each batch goes as soon as the N are in, and a
+lone client never pays the wait; the first batch waits the whole window), runs one forward pass (on the event loop up to 256
 rows, or while the passes measured so far say it takes under 2 ms, where a thread hop would cost
 about as much as the pass; in the inference thread beyond) and hands every request its own slice.
 While a batch runs, new requests queue up, so batches grow with the load. The queue is bounded:
@@ -71,7 +72,7 @@ class ModelBatcher:
         self._arrived = asyncio.Event()
         self._closing = False
         self._collector: asyncio.Task[None] | None = None
-        self._last_batch_requests = 2  # until a lone batch shows otherwise, expect company
+        self._last_batch_requests: int | None = None  # how many requests to expect back; unknown at first
         self._seconds_per_row: float | None = None  # running estimate from the forward passes so far
         self._depth = metrics.queue_depth.labels(model.name)
         self._batch_rows = metrics.batch_size.labels(model.name)
@@ -117,12 +118,15 @@ class ModelBatcher:
             await self._run(batch)
 
     async def _fill(self) -> None:
-        """Wait up to max_wait_ms for the batch to reach max_batch_size rows, when others are arriving too."""
-        if len(self._waiting) == 1 and self._last_batch_requests <= 1:
+        """Wait up to max_wait_ms for max_batch_size rows or for as many requests as the last batch carried."""
+        expected = self._last_batch_requests
+        if expected is not None and len(self._waiting) >= expected:
             await asyncio.sleep(0)  # requests the loop has already read still join; nothing else is awaited
             return
         deadline = time.monotonic() + self.options.max_wait_ms / 1000
         while not self._closing and self._waiting_rows() < self.options.max_batch_size:
+            if expected is not None and len(self._waiting) >= expected:
+                return
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return
