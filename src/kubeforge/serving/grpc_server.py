@@ -33,7 +33,8 @@ from kubeforge.serving.app import RETRY_AFTER_S, ModelServer, parse_cost
 from kubeforge.serving.asgi import HTTPError
 from kubeforge.serving.batching import Overloaded
 from kubeforge.serving.binary import OutputTensor, decode_tensor, encode_tensor
-from kubeforge.serving.h2c import H2Server, Reply, Request, header_block
+from kubeforge.serving.h2_frames import Reply, Request, header_block
+from kubeforge.serving.h2c import H2Server
 from kubeforge.serving.oip import grpc_predict_v2_pb2 as pb
 from kubeforge.serving.outputs import output_tensors
 from kubeforge.serving.protocol import (

@@ -18,103 +18,27 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import Protocol, cast
+from typing import cast
 
 import hpack
 
-PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
-DATA, HEADERS, PRIORITY, RST_STREAM, SETTINGS, PUSH_PROMISE, PING, GOAWAY, WINDOW_UPDATE, CONTINUATION = range(10)
-END_STREAM = ACK = 0x1
-END_HEADERS, PADDED, PRIORITY_FLAG = 0x4, 0x8, 0x20
-NO_ERROR, PROTOCOL_ERROR, INTERNAL_ERROR, FLOW_CONTROL_ERROR = 0x0, 0x1, 0x2, 0x3
-STREAM_CLOSED, FRAME_SIZE_ERROR, REFUSED_STREAM, COMPRESSION_ERROR, ENHANCE_YOUR_CALM = 0x5, 0x6, 0x7, 0x9, 0xB
-MAX_WINDOW = 2**31 - 1
-DEFAULT_WINDOW = 65535
-MAX_FRAME = 16384  # what the server accepts: the protocol's default, never raised
-STREAM_WINDOW = 1 << 20  # advertised initial window of each stream
-CONNECTION_WINDOW = 1 << 24  # the connection's receive window, once raised
-MAX_STREAMS = 256
-MAX_HEADER_LIST = 16384
-SHUTDOWN_PING = b"draining"  # the PING payload of a graceful shutdown
-LINGER_S = 1.0  # how long a closing connection waits for the peer to close after our EOF
-SERVER_SETTINGS = ((0x3, MAX_STREAMS), (0x4, STREAM_WINDOW), (0x6, MAX_HEADER_LIST))
-_PSEUDO = {b":method", b":scheme", b":path", b":authority"}
-_CONNECTION_SPECIFIC = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
-_HPACK_ERRORS = (hpack.HPACKError, ValueError, IndexError)
+from kubeforge.serving import h2_frames as h2
+from kubeforge.serving.h2_frames import (
+    Application,
+    ConnectionError_,
+    Reply,
+    Request,
+    StreamError,
+    frame,
+    goaway,
+    header_frames,
+    parse_settings,
+    request_headers,
+    require,
+    unpad,
+)
+
 _LOG = logging.getLogger("kubeforge.serving")
-
-
-class ConnectionError_(Exception):
-    """A connection error: GOAWAY with `code`, then close."""
-
-    def __init__(self, code: int, message: str):
-        super().__init__(message)
-        self.code = code
-
-
-class StreamError(Exception):
-    """A stream error: RST_STREAM with `code`; the connection goes on."""
-
-    def __init__(self, stream_id: int, code: int):
-        super().__init__(stream_id, code)
-        self.stream_id, self.code = stream_id, code
-
-
-def frame(kind: int, flags: int, stream_id: int, payload: bytes | memoryview = b"") -> bytes:
-    """One HTTP/2 frame: the 9-byte header, then `payload`."""
-    return len(payload).to_bytes(3, "big") + bytes((kind, flags)) + stream_id.to_bytes(4, "big") + payload
-
-
-def _hpack_string(text: bytes) -> bytes:
-    """An HPACK string literal (no Huffman coding): its length as a 7-bit-prefix integer, then the bytes."""
-    length, prefix = len(text), bytearray()
-    if length < 127:
-        prefix.append(length)
-    else:
-        prefix.append(127)
-        length -= 127
-        while length >= 128:
-            prefix.append(length % 128 + 128)
-            length //= 128
-        prefix.append(length)
-    return bytes(prefix) + text
-
-
-def header_block(fields: Iterable[tuple[bytes, bytes]]) -> bytes:
-    """`fields` as an HPACK block of literals without indexing (new names): no state on either side."""
-    return b"".join(b"\x00" + _hpack_string(name) + _hpack_string(value) for name, value in fields)
-
-
-@dataclass
-class Request:
-    """One request stream: its header fields (pseudo-headers included) and the body received so far."""
-
-    stream_id: int
-    headers: dict[bytes, bytes]
-    body: bytearray
-
-
-@dataclass(frozen=True)
-class Reply:
-    """An answer: a header block, a body and a trailer block (None: the header block ends the stream)."""
-
-    head: bytes
-    body: bytes = b""
-    trailers: bytes | None = None
-
-
-class Application(Protocol):
-    """What a server built on this transport provides."""
-
-    buffer_limit: int  # request bytes buffered per connection before its window stops being replenished
-
-    def check(self, request: Request) -> Reply | None:
-        """An early answer for a request whose body is still arriving (e.g. too large), or None to go on."""
-
-    async def handle(self, request: Request) -> Reply:
-        """The answer to a complete request; never raises."""
 
 
 class _Stream:
@@ -123,7 +47,7 @@ class _Stream:
     def __init__(self, request: Request, send_window: int):
         self.request = request
         self.receiving = True
-        self.recv_window, self.recv_unacked = STREAM_WINDOW, 0
+        self.recv_window, self.recv_unacked = h2.STREAM_WINDOW, 0
         self.send_window = send_window
         self.pending = memoryview(b"")
         self.trailers: bytes | None = None
@@ -139,22 +63,26 @@ class H2Connection(asyncio.Protocol):
         self._buffer = bytearray()
         self._preface_seen = self._settings_seen = self._paused = False
         self._draining = self._going_away = False  # first GOAWAY sent; last (with the last stream) sent
-        self._decoder = hpack.Decoder(max_header_list_size=MAX_HEADER_LIST)
+        self._decoder = hpack.Decoder(max_header_list_size=h2.MAX_HEADER_LIST)
         self._continuing: tuple[int, bool, bytearray] | None = None  # a header block awaiting CONTINUATION
         self._streams: dict[int, _Stream] = {}
         self._blocked: dict[int, _Stream] = {}  # streams with DATA waiting for window or socket
         self._last_stream = 0
-        self._peer_window, self._peer_initial_window, self._peer_max_frame = DEFAULT_WINDOW, DEFAULT_WINDOW, MAX_FRAME
-        self._recv_window, self._recv_unacked, self._buffered = CONNECTION_WINDOW, 0, 0
+        self._peer_window, self._peer_initial_window, self._peer_max_frame = (
+            h2.DEFAULT_WINDOW,
+            h2.DEFAULT_WINDOW,
+            h2.MAX_FRAME,
+        )
+        self._recv_window, self._recv_unacked, self._buffered = h2.CONNECTION_WINDOW, 0, 0
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         """Send the server's SETTINGS and raise the connection's receive window."""
         self.transport = transport = cast(asyncio.Transport, transport)  # uvloop's are not its subclasses
         self.connections.add(self)
-        settings = b"".join(key.to_bytes(2, "big") + value.to_bytes(4, "big") for key, value in SERVER_SETTINGS)
-        increment = (CONNECTION_WINDOW - DEFAULT_WINDOW).to_bytes(4, "big")
-        transport.write(frame(SETTINGS, 0, 0, settings) + frame(WINDOW_UPDATE, 0, 0, increment))
+        settings = b"".join(key.to_bytes(2, "big") + value.to_bytes(4, "big") for key, value in h2.SERVER_SETTINGS)
+        increment = (h2.CONNECTION_WINDOW - h2.DEFAULT_WINDOW).to_bytes(4, "big")
+        transport.write(frame(h2.SETTINGS, 0, 0, settings) + frame(h2.WINDOW_UPDATE, 0, 0, increment))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Cancel the calls still running."""
@@ -186,8 +114,8 @@ class H2Connection(asyncio.Protocol):
         buffer = self._buffer
         buffer += data
         if not self._preface_seen:
-            if not PREFACE.startswith(buffer[:24]):
-                return self._fail(ConnectionError_(PROTOCOL_ERROR, "not the HTTP/2 connection preface (h2c only)"))
+            if not h2.PREFACE.startswith(buffer[:24]):
+                return self._fail(ConnectionError_(h2.PROTOCOL_ERROR, "not the HTTP/2 connection preface (h2c only)"))
             if len(buffer) < 24:
                 return None
             del buffer[:24]
@@ -196,13 +124,13 @@ class H2Connection(asyncio.Protocol):
         try:
             while len(buffer) - position >= 9:
                 length = int.from_bytes(buffer[position : position + 3], "big")
-                if length > MAX_FRAME:
-                    raise ConnectionError_(FRAME_SIZE_ERROR, f"frame of {length} bytes over {MAX_FRAME}")
+                if length > h2.MAX_FRAME:
+                    raise ConnectionError_(h2.FRAME_SIZE_ERROR, f"frame of {length} bytes over {h2.MAX_FRAME}")
                 end = position + 9 + length
                 if end > len(buffer):
                     break
                 kind, flags = buffer[position + 3], buffer[position + 4]
-                stream_id = int.from_bytes(buffer[position + 5 : position + 9], "big") & MAX_WINDOW
+                stream_id = int.from_bytes(buffer[position + 5 : position + 9], "big") & h2.MAX_WINDOW
                 payload = bytes(buffer[position + 9 : end])
                 position = end
                 try:
@@ -217,109 +145,98 @@ class H2Connection(asyncio.Protocol):
 
     # ---- frames in -----------------------------------------------------------------------------------------
     def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
-        if not self._settings_seen and kind != SETTINGS:
-            raise ConnectionError_(PROTOCOL_ERROR, "the first frame must be SETTINGS")
-        if self._continuing is not None and kind != CONTINUATION:
-            raise ConnectionError_(PROTOCOL_ERROR, "a header block was interrupted by another frame")
-        if kind == DATA:
+        if not self._settings_seen and kind != h2.SETTINGS:
+            raise ConnectionError_(h2.PROTOCOL_ERROR, "the first frame must be SETTINGS")
+        if self._continuing is not None and kind != h2.CONTINUATION:
+            raise ConnectionError_(h2.PROTOCOL_ERROR, "a header block was interrupted by another frame")
+        if kind == h2.DATA:
             self._data(flags, stream_id, payload)
-        elif kind == HEADERS:
+        elif kind == h2.HEADERS:
             self._headers(flags, stream_id, payload)
-        elif kind == CONTINUATION:
+        elif kind == h2.CONTINUATION:
             self._continuation(flags, stream_id, payload)
-        elif kind == SETTINGS:
+        elif kind == h2.SETTINGS:
             self._settings(flags, stream_id, payload)
-        elif kind == WINDOW_UPDATE:
+        elif kind == h2.WINDOW_UPDATE:
             self._window_update(stream_id, payload)
-        elif kind == PING:
-            _require(stream_id == 0, PROTOCOL_ERROR, "PING on a stream")
-            _require(len(payload) == 8, FRAME_SIZE_ERROR, "PING of other than 8 bytes")
-            if not flags & ACK:
-                self._write(frame(PING, ACK, 0, payload))
-            elif payload == SHUTDOWN_PING and self._draining:  # calls sent before the first GOAWAY have come
+        elif kind == h2.PING:
+            require(stream_id == 0, h2.PROTOCOL_ERROR, "PING on a stream")
+            require(len(payload) == 8, h2.FRAME_SIZE_ERROR, "PING of other than 8 bytes")
+            if not flags & h2.ACK:
+                self._write(frame(h2.PING, h2.ACK, 0, payload))
+            elif payload == h2.SHUTDOWN_PING and self._draining:  # calls sent before the first GOAWAY have come
                 self._going_away = True
-                self._write(_goaway(self._last_stream, NO_ERROR))
+                self._write(goaway(self._last_stream, h2.NO_ERROR))
                 if not self._streams:
                     self._shut()
-        elif kind == RST_STREAM:
-            _require(stream_id != 0 and stream_id <= self._last_stream, PROTOCOL_ERROR, "RST_STREAM of an idle stream")
-            _require(len(payload) == 4, FRAME_SIZE_ERROR, "RST_STREAM of other than 4 bytes")
+        elif kind == h2.RST_STREAM:
+            require(
+                stream_id != 0 and stream_id <= self._last_stream, h2.PROTOCOL_ERROR, "RST_STREAM of an idle stream"
+            )
+            require(len(payload) == 4, h2.FRAME_SIZE_ERROR, "RST_STREAM of other than 4 bytes")
             self._drop(stream_id)
-        elif kind == PRIORITY:
-            _require(stream_id != 0, PROTOCOL_ERROR, "PRIORITY on stream 0")
+        elif kind == h2.PRIORITY:
+            require(stream_id != 0, h2.PROTOCOL_ERROR, "PRIORITY on stream 0")
             if len(payload) != 5:
-                raise StreamError(stream_id, FRAME_SIZE_ERROR)
-        elif kind == GOAWAY:
-            _require(stream_id == 0, PROTOCOL_ERROR, "GOAWAY on a stream")
-        elif kind == PUSH_PROMISE:
-            raise ConnectionError_(PROTOCOL_ERROR, "a client may not push")
+                raise StreamError(stream_id, h2.FRAME_SIZE_ERROR)
+        elif kind == h2.GOAWAY:
+            require(stream_id == 0, h2.PROTOCOL_ERROR, "GOAWAY on a stream")
+        elif kind == h2.PUSH_PROMISE:
+            raise ConnectionError_(h2.PROTOCOL_ERROR, "a client may not push")
         # frames of unknown types are ignored (RFC 9113 section 4.1)
 
     def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
-        _require(stream_id == 0, PROTOCOL_ERROR, "SETTINGS on a stream")
-        if flags & ACK:
-            _require(not payload, FRAME_SIZE_ERROR, "SETTINGS ACK with a payload")
+        settings = parse_settings(flags, stream_id, payload)
+        if settings is None:  # an acknowledgement of ours
             return
-        _require(len(payload) % 6 == 0, FRAME_SIZE_ERROR, "SETTINGS not a multiple of 6 bytes")
         self._settings_seen = True
-        for offset in range(0, len(payload), 6):
-            key, value = (
-                int.from_bytes(payload[offset : offset + 2], "big"),
-                int.from_bytes(payload[offset + 2 : offset + 6], "big"),
-            )
-            if key == 0x2:
-                _require(value in (0, 1), PROTOCOL_ERROR, "SETTINGS_ENABLE_PUSH not 0 or 1")
-            elif key == 0x4:
-                _require(value <= MAX_WINDOW, FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE over 2^31-1")
-                delta, self._peer_initial_window = value - self._peer_initial_window, value
-                for stream in self._streams.values():
-                    stream.send_window += delta
-                    _require(stream.send_window <= MAX_WINDOW, FLOW_CONTROL_ERROR, "a stream window over 2^31-1")
-            elif key == 0x5:
-                _require(MAX_FRAME <= value < 1 << 24, PROTOCOL_ERROR, "SETTINGS_MAX_FRAME_SIZE out of range")
-                self._peer_max_frame = value
-            # HEADER_TABLE_SIZE: our blocks never index; MAX_CONCURRENT_STREAMS: we never push;
-            # MAX_HEADER_LIST_SIZE: our header lists are a few fields under 2 KiB
-        self._write(frame(SETTINGS, ACK, 0))
+        if h2.SETTINGS_INITIAL_WINDOW_SIZE in settings:
+            value = settings[h2.SETTINGS_INITIAL_WINDOW_SIZE]
+            delta, self._peer_initial_window = value - self._peer_initial_window, value
+            for stream in self._streams.values():
+                stream.send_window += delta
+                require(stream.send_window <= h2.MAX_WINDOW, h2.FLOW_CONTROL_ERROR, "a stream window over 2^31-1")
+        self._peer_max_frame = settings.get(h2.SETTINGS_MAX_FRAME_SIZE, self._peer_max_frame)
+        self._write(frame(h2.SETTINGS, h2.ACK, 0))
         self._flush_blocked()
 
     def _window_update(self, stream_id: int, payload: bytes) -> None:
-        _require(len(payload) == 4, FRAME_SIZE_ERROR, "WINDOW_UPDATE of other than 4 bytes")
-        increment = int.from_bytes(payload, "big") & MAX_WINDOW
+        require(len(payload) == 4, h2.FRAME_SIZE_ERROR, "WINDOW_UPDATE of other than 4 bytes")
+        increment = int.from_bytes(payload, "big") & h2.MAX_WINDOW
         if stream_id == 0:
-            _require(increment > 0, PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
+            require(increment > 0, h2.PROTOCOL_ERROR, "WINDOW_UPDATE of 0")
             self._peer_window += increment
-            _require(self._peer_window <= MAX_WINDOW, FLOW_CONTROL_ERROR, "connection window over 2^31-1")
+            require(self._peer_window <= h2.MAX_WINDOW, h2.FLOW_CONTROL_ERROR, "connection window over 2^31-1")
             self._flush_blocked()
             return
-        _require(stream_id <= self._last_stream, PROTOCOL_ERROR, "WINDOW_UPDATE of an idle stream")
+        require(stream_id <= self._last_stream, h2.PROTOCOL_ERROR, "WINDOW_UPDATE of an idle stream")
         stream = self._streams.get(stream_id)
         if stream is None:
             return
         if increment == 0:
-            raise StreamError(stream_id, PROTOCOL_ERROR)
+            raise StreamError(stream_id, h2.PROTOCOL_ERROR)
         stream.send_window += increment
-        if stream.send_window > MAX_WINDOW:
-            raise StreamError(stream_id, FLOW_CONTROL_ERROR)
+        if stream.send_window > h2.MAX_WINDOW:
+            raise StreamError(stream_id, h2.FLOW_CONTROL_ERROR)
         if stream_id in self._blocked:
             self._send_body(stream)
 
     def _headers(self, flags: int, stream_id: int, payload: bytes) -> None:
-        _require(stream_id % 2 == 1, PROTOCOL_ERROR, "HEADERS on stream 0 or an even stream")
-        fragment = _unpad(flags, payload)
-        if flags & PRIORITY_FLAG:
-            _require(len(fragment) >= 5, FRAME_SIZE_ERROR, "HEADERS too short for its priority")
+        require(stream_id % 2 == 1, h2.PROTOCOL_ERROR, "HEADERS on stream 0 or an even stream")
+        fragment = unpad(flags, payload)
+        if flags & h2.PRIORITY_FLAG:
+            require(len(fragment) >= 5, h2.FRAME_SIZE_ERROR, "HEADERS too short for its priority")
             fragment = fragment[5:]
-        self._continuing = (stream_id, bool(flags & END_STREAM), bytearray(fragment))
+        self._continuing = (stream_id, bool(flags & h2.END_STREAM), bytearray(fragment))
         self._continuation(flags, stream_id, b"")
 
     def _continuation(self, flags: int, stream_id: int, payload: bytes) -> None:
         if self._continuing is None or self._continuing[0] != stream_id:
-            raise ConnectionError_(PROTOCOL_ERROR, "CONTINUATION without a header block on its stream")
+            raise ConnectionError_(h2.PROTOCOL_ERROR, "CONTINUATION without a header block on its stream")
         block = self._continuing[2]
         block += payload
-        _require(len(block) <= MAX_HEADER_LIST, ENHANCE_YOUR_CALM, f"header block over {MAX_HEADER_LIST} bytes")
-        if flags & END_HEADERS:
+        require(len(block) <= h2.MAX_HEADER_LIST, h2.ENHANCE_YOUR_CALM, f"header block over {h2.MAX_HEADER_LIST} bytes")
+        if flags & h2.END_HEADERS:
             _, end_stream, _ = self._continuing
             self._continuing = None
             self._header_block(stream_id, end_stream, bytes(block))
@@ -327,42 +244,42 @@ class H2Connection(asyncio.Protocol):
     def _header_block(self, stream_id: int, end_stream: bool, block: bytes) -> None:
         try:  # always decoded: the decoder's table must follow the peer's
             fields = self._decoder.decode(block, raw=True)
-        except _HPACK_ERRORS as exc:
-            raise ConnectionError_(COMPRESSION_ERROR, f"header block: {exc}") from None
+        except h2.HPACK_ERRORS as exc:
+            raise ConnectionError_(h2.COMPRESSION_ERROR, f"header block: {exc}") from None
         stream = self._streams.get(stream_id)
         if stream is not None:  # trailers of a request
             if not stream.receiving:
-                raise StreamError(stream_id, STREAM_CLOSED)
+                raise StreamError(stream_id, h2.STREAM_CLOSED)
             if not end_stream:
-                raise StreamError(stream_id, PROTOCOL_ERROR)
+                raise StreamError(stream_id, h2.PROTOCOL_ERROR)
             return self._received(stream)
-        _require(stream_id > self._last_stream, PROTOCOL_ERROR, f"stream {stream_id} reused or closed")
+        require(stream_id > self._last_stream, h2.PROTOCOL_ERROR, f"stream {stream_id} reused or closed")
         self._last_stream = stream_id
-        if self._going_away or len(self._streams) >= MAX_STREAMS:
-            raise StreamError(stream_id, REFUSED_STREAM)
-        headers = _request_headers(fields)
+        if self._going_away or len(self._streams) >= h2.MAX_STREAMS:
+            raise StreamError(stream_id, h2.REFUSED_STREAM)
+        headers = request_headers(fields)
         if headers is None:
-            raise StreamError(stream_id, PROTOCOL_ERROR)
+            raise StreamError(stream_id, h2.PROTOCOL_ERROR)
         stream = self._streams[stream_id] = _Stream(Request(stream_id, headers, bytearray()), self._peer_initial_window)
         if end_stream:
             self._received(stream)
         return None
 
     def _data(self, flags: int, stream_id: int, payload: bytes) -> None:
-        _require(0 < stream_id <= self._last_stream, PROTOCOL_ERROR, "DATA on stream 0 or an idle stream")
+        require(0 < stream_id <= self._last_stream, h2.PROTOCOL_ERROR, "DATA on stream 0 or an idle stream")
         size = len(payload)
         self._recv_window -= size
-        _require(self._recv_window >= 0, FLOW_CONTROL_ERROR, "DATA beyond the connection window")
+        require(self._recv_window >= 0, h2.FLOW_CONTROL_ERROR, "DATA beyond the connection window")
         self._recv_unacked += size
-        data = _unpad(flags, payload)
+        data = unpad(flags, payload)
         stream = self._streams.get(stream_id)
         if stream is None:  # answered and reset already: its DATA in flight is dropped
             return
         if not stream.receiving:
-            raise StreamError(stream_id, STREAM_CLOSED)
+            raise StreamError(stream_id, h2.STREAM_CLOSED)
         stream.recv_window -= size
         if stream.recv_window < 0:
-            raise StreamError(stream_id, FLOW_CONTROL_ERROR)
+            raise StreamError(stream_id, h2.FLOW_CONTROL_ERROR)
         stream.request.body += data
         self._buffered += len(data)
         early = self.app.check(stream.request) if len(stream.request.body) >= 5 else None
@@ -370,16 +287,15 @@ class H2Connection(asyncio.Protocol):
             stream.receiving = False
             self._buffered -= len(stream.request.body)
             self._answer(stream, early)
-            if (
-                stream_id not in self._streams and not flags & END_STREAM
-            ):  # answered in full: the rest of the request is not needed
-                self._write(frame(RST_STREAM, 0, stream_id, NO_ERROR.to_bytes(4, "big")))
-        elif flags & END_STREAM:
+            if stream_id not in self._streams and not flags & h2.END_STREAM:
+                # answered in full while the request still comes: the rest of it is not needed
+                self._write(frame(h2.RST_STREAM, 0, stream_id, h2.NO_ERROR.to_bytes(4, "big")))
+        elif flags & h2.END_STREAM:
             self._received(stream)
         else:
             stream.recv_unacked += size
-            if stream.recv_unacked >= STREAM_WINDOW // 2:
-                self._write(frame(WINDOW_UPDATE, 0, stream_id, stream.recv_unacked.to_bytes(4, "big")))
+            if stream.recv_unacked >= h2.STREAM_WINDOW // 2:
+                self._write(frame(h2.WINDOW_UPDATE, 0, stream_id, stream.recv_unacked.to_bytes(4, "big")))
                 stream.recv_window += stream.recv_unacked
                 stream.recv_unacked = 0
 
@@ -394,7 +310,7 @@ class H2Connection(asyncio.Protocol):
             reply = await self.app.handle(stream.request)
         except Exception:
             _LOG.exception("unexpected error answering HTTP/2 stream %d", stream.request.stream_id)
-            self._reset(stream.request.stream_id, INTERNAL_ERROR)
+            self._reset(stream.request.stream_id, h2.INTERNAL_ERROR)
             return
         if self._streams.get(stream.request.stream_id) is stream and self.transport is not None:
             self._answer(stream, reply)
@@ -402,7 +318,7 @@ class H2Connection(asyncio.Protocol):
     # ---- frames out ----------------------------------------------------------------------------------------
     def _answer(self, stream: _Stream, reply: Reply) -> None:
         ends = reply.trailers is None and not reply.body
-        self._write(self._header_frames(stream.request.stream_id, reply.head, ends))
+        self._write(header_frames(stream.request.stream_id, reply.head, ends, self._peer_max_frame))
         if ends:
             self._close_stream(stream)
             return
@@ -415,7 +331,7 @@ class H2Connection(asyncio.Protocol):
             size = min(len(stream.pending), self._peer_window, stream.send_window, self._peer_max_frame)
             if size <= 0:
                 break
-            frames.append(frame(DATA, 0, stream_id, stream.pending[:size]))
+            frames.append(frame(h2.DATA, 0, stream_id, stream.pending[:size]))
             stream.pending = stream.pending[size:]
             self._peer_window -= size
             stream.send_window -= size
@@ -425,7 +341,9 @@ class H2Connection(asyncio.Protocol):
             return
         trailers = stream.trailers
         frames.append(
-            frame(DATA, END_STREAM, stream_id) if trailers is None else self._header_frames(stream_id, trailers, True)
+            frame(h2.DATA, h2.END_STREAM, stream_id)
+            if trailers is None
+            else header_frames(stream_id, trailers, True, self._peer_max_frame)
         )
         self._write(b"".join(frames))
         self._close_stream(stream)  # after the write: closing may close the connection
@@ -436,16 +354,6 @@ class H2Connection(asyncio.Protocol):
                 return
             del self._blocked[stream.request.stream_id]
             self._send_body(stream)
-
-    def _header_frames(self, stream_id: int, block: bytes, end_stream: bool) -> bytes:
-        """`block` in a HEADERS frame, split into CONTINUATION frames when over the peer's frame size."""
-        flags = END_STREAM if end_stream else 0
-        if len(block) <= self._peer_max_frame:
-            return frame(HEADERS, flags | END_HEADERS, stream_id, block)
-        pieces = [block[i : i + self._peer_max_frame] for i in range(0, len(block), self._peer_max_frame)]
-        frames = [frame(HEADERS, flags, stream_id, pieces[0])]
-        frames += [frame(CONTINUATION, 0, stream_id, piece) for piece in pieces[1:-1]]
-        return b"".join([*frames, frame(CONTINUATION, END_HEADERS, stream_id, pieces[-1])])
 
     def _close_stream(self, stream: _Stream) -> None:
         stream_id = stream.request.stream_id
@@ -464,12 +372,12 @@ class H2Connection(asyncio.Protocol):
             self._close_stream(stream)
 
     def _reset(self, stream_id: int, code: int) -> None:
-        self._write(frame(RST_STREAM, 0, stream_id, code.to_bytes(4, "big")))
+        self._write(frame(h2.RST_STREAM, 0, stream_id, code.to_bytes(4, "big")))
         self._drop(stream_id)
 
     def _replenish_connection(self) -> None:
-        if self._recv_unacked >= CONNECTION_WINDOW // 2 and self._buffered <= self.app.buffer_limit:
-            self._write(frame(WINDOW_UPDATE, 0, 0, self._recv_unacked.to_bytes(4, "big")))
+        if self._recv_unacked >= h2.CONNECTION_WINDOW // 2 and self._buffered <= self.app.buffer_limit:
+            self._write(frame(h2.WINDOW_UPDATE, 0, 0, self._recv_unacked.to_bytes(4, "big")))
             self._recv_window += self._recv_unacked
             self._recv_unacked = 0
 
@@ -479,7 +387,7 @@ class H2Connection(asyncio.Protocol):
 
     def _fail(self, error: ConnectionError_) -> None:
         _LOG.info("HTTP/2 connection error %d: %s", error.code, error)
-        self._write(_goaway(self._last_stream, error.code, str(error).encode()[:200]))
+        self._write(goaway(self._last_stream, error.code, str(error).encode()[:200]))
         self._shut()
 
     def _shut(self) -> None:
@@ -489,7 +397,7 @@ class H2Connection(asyncio.Protocol):
             return
         if transport.can_write_eof():
             transport.write_eof()
-            asyncio.get_running_loop().call_later(LINGER_S, transport.abort)
+            asyncio.get_running_loop().call_later(h2.LINGER_S, transport.abort)
         else:
             transport.close()
 
@@ -499,44 +407,12 @@ class H2Connection(asyncio.Protocol):
         if self.transport is None or self._draining:
             return
         self._draining = True
-        self._write(_goaway(MAX_WINDOW, NO_ERROR) + frame(PING, 0, 0, SHUTDOWN_PING))
+        self._write(goaway(h2.MAX_WINDOW, h2.NO_ERROR) + frame(h2.PING, 0, 0, h2.SHUTDOWN_PING))
 
     def abort(self) -> None:
         """Close at once (the shutdown's grace is over)."""
         if self.transport is not None:
             self.transport.abort()
-
-
-def _goaway(last_stream: int, code: int, debug: bytes = b"") -> bytes:
-    return frame(GOAWAY, 0, 0, last_stream.to_bytes(4, "big") + code.to_bytes(4, "big") + debug)
-
-
-def _require(condition: bool, code: int, message: str) -> None:
-    if not condition:
-        raise ConnectionError_(code, message)
-
-
-def _unpad(flags: int, payload: bytes) -> bytes:
-    if not flags & PADDED:
-        return payload
-    _require(len(payload) >= 1 and payload[0] < len(payload), PROTOCOL_ERROR, "padding longer than the frame")
-    return payload[1 : len(payload) - payload[0]]
-
-
-def _request_headers(fields: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes] | None:
-    """The request's header fields by name, or None when malformed (RFC 9113 section 8.2 and 8.3)."""
-    headers: dict[bytes, bytes] = {}
-    regular = False
-    for name, value in fields:
-        if name.startswith(b":"):
-            if regular or name not in _PSEUDO or name in headers:
-                return None
-        elif name != name.lower() or name in _CONNECTION_SPECIFIC or (name == b"te" and value != b"trailers"):
-            return None
-        else:
-            regular = True
-        headers[name] = value
-    return headers if {b":method", b":scheme", b":path"} <= headers.keys() else None
 
 
 class H2Server:
@@ -568,4 +444,4 @@ class H2Server:
             connection.abort()
 
 
-__all__ = ["PREFACE", "Application", "H2Connection", "H2Server", "Reply", "Request", "frame", "header_block"]
+__all__ = ["H2Connection", "H2Server"]
