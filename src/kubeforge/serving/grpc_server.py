@@ -252,6 +252,10 @@ class GrpcApplication:
 
     async def handle(self, request: Request) -> Reply:
         """The answer to one call: its response message and OK, or a status."""
+        if request.headers[b":method"] != b"POST":
+            return _http_refusal(b"405", "gRPC calls are POST requests")
+        if not request.headers.get(b"content-type", b"").startswith(b"application/grpc"):
+            return _http_refusal(b"415", "content-type: this port serves gRPC, application/grpc")
         try:
             request_type, handler = self._method(request.headers)
             message = request_type.FromString(_message(request.body))
@@ -276,12 +280,6 @@ class GrpcApplication:
         return Reply(_GRPC_HEAD, b"\0" + len(payload).to_bytes(4, "big") + payload, _OK_TRAILERS)
 
     def _method(self, headers: dict[bytes, bytes]) -> tuple[type[Message], Handler]:
-        if headers[b":method"] != b"POST":
-            raise CallError(
-                Code.UNIMPLEMENTED, f"gRPC calls are POST requests; got {headers[b':method'].decode(errors='replace')}"
-            )
-        if not headers.get(b"content-type", b"").startswith(b"application/grpc"):
-            raise CallError(Code.INVALID_ARGUMENT, "content-type: a gRPC call is application/grpc")
         if headers.get(b"grpc-encoding", b"identity") != b"identity":
             raise CallError(Code.UNIMPLEMENTED, "grpc-encoding: only identity (uncompressed messages) is supported")
         method = self.methods.get(headers[b":path"])
@@ -289,6 +287,12 @@ class GrpcApplication:
             path = headers[b":path"].decode(errors="replace")
             raise CallError(Code.UNIMPLEMENTED, f"unknown method {path}; this server serves {SERVICE}")
         return method
+
+
+def _http_refusal(status: bytes, text: str) -> Reply:
+    """A plain HTTP answer to a request that is not a gRPC call (so no HTTP client reads it as a success)."""
+    head = header_block([(b":status", status), (b"content-type", b"text/plain; charset=utf-8")])
+    return Reply(head, text.encode() + b"\n")
 
 
 def _message(body: bytearray) -> bytes:
