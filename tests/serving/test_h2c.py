@@ -17,11 +17,14 @@ import hpack
 import pandas as pd
 import pytest
 
+from kubeforge.model_format import load_model
 from kubeforge.serving import h2_frames as h2
+from kubeforge.serving.app import ServerOptions, create_app
+from kubeforge.serving.batching import BatchingOptions
 from kubeforge.serving.h2_frames import frame, header_block
 from kubeforge.serving.oip import grpc_predict_v2_pb2 as pb
 
-from .conftest import CATEGORICAL, MODEL_NAME, Server, TrainedModel
+from .conftest import CATEGORICAL, MODEL_NAME, Server, TrainedModel, running_endpoints
 
 SERVICE = "/inference.GRPCInferenceService/"
 
@@ -305,6 +308,31 @@ def test_grpc_errors_of_the_transport_come_as_statuses(server: Server, peer: Pee
     peer.send(frame(h2.HEADERS, h2.END_HEADERS | h2.END_STREAM, 11, header_block(not_grpc)))
     answer = peer.answer(11)
     assert answer.headers[b":status"] == b"415" and b"application/grpc" in answer.body
+
+
+def test_real_clients_read_unimplemented_compression_and_percent_encoded_messages(server: Server) -> None:
+    with grpc.insecure_channel(server.grpc) as channel:
+        with pytest.raises(grpc.RpcError) as compressed:
+            channel.unary_unary(SERVICE + "ServerLive")(b"", timeout=10, compression=grpc.Compression.Gzip)
+        assert compressed.value.code() == grpc.StatusCode.UNIMPLEMENTED  # type: ignore[attr-defined]
+        assert "grpc-encoding" in compressed.value.details()  # type: ignore[attr-defined]
+        request = pb.ModelMetadataRequest(name="modèle 100%").SerializeToString()
+        with pytest.raises(grpc.RpcError) as unknown:
+            channel.unary_unary(SERVICE + "ModelMetadata")(request, timeout=10)
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND  # type: ignore[attr-defined]
+        assert "'modèle 100%' is not served here" in unknown.value.details()  # type: ignore[attr-defined]
+
+
+def test_grpc_timeout_passed_while_waiting_for_a_batch_is_deadline_exceeded(trained: TrainedModel) -> None:
+    options = ServerOptions(batching=BatchingOptions(max_batch_size=1000, max_wait_ms=2000))
+    app = create_app({MODEL_NAME: load_model(trained.directory, name=MODEL_NAME)}, options=options)
+    with running_endpoints(app) as endpoints:
+        peer = Peer(endpoints.grpc)
+        peer.handshake()
+        peer.send(call(1, "ModelInfer", infer_request(trained.features.head(1)), (b"grpc-timeout", b"50m")))
+        answer = peer.answer(1)
+        assert answer.status == 4 and b"grpc-timeout" in answer.headers[b"grpc-message"]
+        peer.sock.close()
 
 
 def test_an_oversized_message_is_refused_from_its_prefix(server: Server, peer: Peer) -> None:

@@ -56,7 +56,6 @@ class Code(IntEnum):
     """The gRPC status codes this server answers."""
 
     OK = 0
-    CANCELLED = 1
     INVALID_ARGUMENT = 3
     DEADLINE_EXCEEDED = 4
     NOT_FOUND = 5
