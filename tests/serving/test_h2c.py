@@ -221,6 +221,15 @@ def test_garbage_preface_gets_goaway(server: Server, peer: Peer) -> None:
     assert_serves(server)
 
 
+def test_a_peer_that_never_finishes_its_handshake_gets_goaway(
+    server: Server, peer: Peer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(h2, "HANDSHAKE_S", 0.2)
+    peer.send(h2.PREFACE[:10])  # then nothing
+    assert peer.goaway_code() == h2.PROTOCOL_ERROR
+    assert_serves(server)
+
+
 @pytest.mark.parametrize(
     ("frames", "code"),
     [

@@ -7,6 +7,7 @@ HEADER_TABLE_SIZE of the peer is honoured.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
@@ -27,6 +28,7 @@ CONNECTION_WINDOW = 1 << 24  # the connection's receive window, once raised
 MAX_STREAMS = 256
 MAX_HEADER_LIST = 16384
 SHUTDOWN_PING = b"draining"  # the PING payload of a graceful shutdown
+HANDSHAKE_S = 10.0  # how long a new connection has to send the preface and its SETTINGS (no slow handshakes)
 LINGER_S = 1.0  # how long a closing connection waits for the peer to close after our EOF
 SETTINGS_ENABLE_PUSH, SETTINGS_MAX_CONCURRENT_STREAMS, SETTINGS_INITIAL_WINDOW_SIZE = 0x2, 0x3, 0x4
 SETTINGS_MAX_FRAME_SIZE, SETTINGS_MAX_HEADER_LIST_SIZE = 0x5, 0x6
@@ -97,6 +99,21 @@ class Reply:
     head: bytes
     body: bytes = b""
     trailers: bytes | None = None
+
+
+class Stream:
+    """One stream's state on the server: its request, both directions' windows, what waits to be sent."""
+
+    __slots__ = ("pending", "receiving", "recv_unacked", "recv_window", "request", "send_window", "task", "trailers")
+
+    def __init__(self, request: Request, send_window: int):
+        self.request = request
+        self.receiving = True
+        self.recv_window, self.recv_unacked = STREAM_WINDOW, 0
+        self.send_window = send_window
+        self.pending = memoryview(b"")
+        self.trailers: bytes | None = None
+        self.task: asyncio.Task[None] | None = None
 
 
 class Application(Protocol):
@@ -181,6 +198,8 @@ def request_headers(fields: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]
 
 
 __all__ = [
+    "Stream",
+    "HANDSHAKE_S",
     "parse_settings",
     "SETTINGS_INITIAL_WINDOW_SIZE",
     "SETTINGS_MAX_FRAME_SIZE",

@@ -28,6 +28,7 @@ from kubeforge.serving.h2_frames import (
     ConnectionError_,
     Reply,
     Request,
+    Stream,
     StreamError,
     frame,
     goaway,
@@ -41,19 +42,6 @@ from kubeforge.serving.h2_frames import (
 _LOG = logging.getLogger("kubeforge.serving")
 
 
-class _Stream:
-    __slots__ = ("pending", "receiving", "recv_unacked", "recv_window", "request", "send_window", "task", "trailers")
-
-    def __init__(self, request: Request, send_window: int):
-        self.request = request
-        self.receiving = True
-        self.recv_window, self.recv_unacked = h2.STREAM_WINDOW, 0
-        self.send_window = send_window
-        self.pending = memoryview(b"")
-        self.trailers: bytes | None = None
-        self.task: asyncio.Task[None] | None = None
-
-
 class H2Connection(asyncio.Protocol):
     """The server side of one HTTP/2 connection."""
 
@@ -65,14 +53,11 @@ class H2Connection(asyncio.Protocol):
         self._draining = self._going_away = False  # first GOAWAY sent; last (with the last stream) sent
         self._decoder = hpack.Decoder(max_header_list_size=h2.MAX_HEADER_LIST)
         self._continuing: tuple[int, bool, bytearray] | None = None  # a header block awaiting CONTINUATION
-        self._streams: dict[int, _Stream] = {}
-        self._blocked: dict[int, _Stream] = {}  # streams with DATA waiting for window or socket
+        self._streams: dict[int, Stream] = {}
+        self._blocked: dict[int, Stream] = {}  # streams with DATA waiting for window or socket
         self._last_stream = 0
-        self._peer_window, self._peer_initial_window, self._peer_max_frame = (
-            h2.DEFAULT_WINDOW,
-            h2.DEFAULT_WINDOW,
-            h2.MAX_FRAME,
-        )
+        self._peer_window = self._peer_initial_window = h2.DEFAULT_WINDOW
+        self._peer_max_frame = h2.MAX_FRAME
         self._recv_window, self._recv_unacked, self._buffered = h2.CONNECTION_WINDOW, 0, 0
 
     # ---- asyncio.Protocol ----------------------------------------------------------------------------------
@@ -83,10 +68,16 @@ class H2Connection(asyncio.Protocol):
         settings = b"".join(key.to_bytes(2, "big") + value.to_bytes(4, "big") for key, value in h2.SERVER_SETTINGS)
         increment = (h2.CONNECTION_WINDOW - h2.DEFAULT_WINDOW).to_bytes(4, "big")
         transport.write(frame(h2.SETTINGS, 0, 0, settings) + frame(h2.WINDOW_UPDATE, 0, 0, increment))
+        self._handshake = asyncio.get_running_loop().call_later(h2.HANDSHAKE_S, self._handshake_expired)
+
+    def _handshake_expired(self) -> None:
+        if not self._settings_seen:
+            self._fail(ConnectionError_(h2.PROTOCOL_ERROR, f"no preface and SETTINGS within {h2.HANDSHAKE_S:g} s"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Cancel the calls still running."""
         self.connections.discard(self)
+        self._handshake.cancel()
         for stream in self._streams.values():
             if stream.task is not None:
                 stream.task.cancel()
@@ -190,6 +181,7 @@ class H2Connection(asyncio.Protocol):
         if settings is None:  # an acknowledgement of ours
             return
         self._settings_seen = True
+        self._handshake.cancel()
         if h2.SETTINGS_INITIAL_WINDOW_SIZE in settings:
             value = settings[h2.SETTINGS_INITIAL_WINDOW_SIZE]
             delta, self._peer_initial_window = value - self._peer_initial_window, value
@@ -260,7 +252,7 @@ class H2Connection(asyncio.Protocol):
         headers = request_headers(fields)
         if headers is None:
             raise StreamError(stream_id, h2.PROTOCOL_ERROR)
-        stream = self._streams[stream_id] = _Stream(Request(stream_id, headers, bytearray()), self._peer_initial_window)
+        stream = self._streams[stream_id] = Stream(Request(stream_id, headers, bytearray()), self._peer_initial_window)
         if end_stream:
             self._received(stream)
         return None
@@ -299,13 +291,13 @@ class H2Connection(asyncio.Protocol):
                 stream.recv_window += stream.recv_unacked
                 stream.recv_unacked = 0
 
-    def _received(self, stream: _Stream) -> None:
+    def _received(self, stream: Stream) -> None:
         """The request is complete: hand it to the application."""
         stream.receiving = False
         self._buffered -= len(stream.request.body)
         stream.task = asyncio.get_running_loop().create_task(self._run(stream))
 
-    async def _run(self, stream: _Stream) -> None:
+    async def _run(self, stream: Stream) -> None:
         try:
             reply = await self.app.handle(stream.request)
         except Exception:
@@ -316,7 +308,7 @@ class H2Connection(asyncio.Protocol):
             self._answer(stream, reply)
 
     # ---- frames out ----------------------------------------------------------------------------------------
-    def _answer(self, stream: _Stream, reply: Reply) -> None:
+    def _answer(self, stream: Stream, reply: Reply) -> None:
         ends = reply.trailers is None and not reply.body
         self._write(header_frames(stream.request.stream_id, reply.head, ends, self._peer_max_frame))
         if ends:
@@ -325,7 +317,7 @@ class H2Connection(asyncio.Protocol):
         stream.pending, stream.trailers = memoryview(reply.body), reply.trailers
         self._send_body(stream)
 
-    def _send_body(self, stream: _Stream) -> None:
+    def _send_body(self, stream: Stream) -> None:
         stream_id, frames = stream.request.stream_id, []
         while stream.pending and not self._paused:
             size = min(len(stream.pending), self._peer_window, stream.send_window, self._peer_max_frame)
@@ -355,7 +347,7 @@ class H2Connection(asyncio.Protocol):
             del self._blocked[stream.request.stream_id]
             self._send_body(stream)
 
-    def _close_stream(self, stream: _Stream) -> None:
+    def _close_stream(self, stream: Stream) -> None:
         stream_id = stream.request.stream_id
         self._streams.pop(stream_id, None)
         self._blocked.pop(stream_id, None)
