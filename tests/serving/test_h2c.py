@@ -21,7 +21,7 @@ from kubeforge.model_format import load_model
 from kubeforge.serving import h2_frames as h2
 from kubeforge.serving.app import ServerOptions, create_app
 from kubeforge.serving.batching import BatchingOptions
-from kubeforge.serving.h2_frames import frame, header_block
+from kubeforge.serving.h2_frames import frame, header_block, header_frames
 from kubeforge.serving.oip import grpc_predict_v2_pb2 as pb
 
 from .conftest import CATEGORICAL, MODEL_NAME, Server, TrainedModel, running_endpoints
@@ -172,6 +172,48 @@ def infer_request(rows: pd.DataFrame) -> bytes:
 
 def metadata_request() -> bytes:
     return pb.ModelMetadataRequest(name=MODEL_NAME).SerializeToString()
+
+
+@pytest.mark.parametrize("size", [0, 126, 127, 128, 300, 40000])
+def test_header_blocks_decode_with_hpack_and_split_at_the_peers_frame_size(size: int) -> None:
+    fields = [(b"grpc-status", b"3"), (b"grpc-message", b"m" * size)]
+    block = header_block(fields)
+    assert hpack.Decoder(max_header_list_size=1 << 20).decode(block, raw=True) == fields
+    peer = Peer.__new__(Peer)  # frames parsed from bytes, no socket
+    peer.pending = header_frames(5, block, True, h2.MAX_FRAME)
+    frames = []
+    while peer.pending:
+        got = peer.next_frame()
+        assert got is not None
+        frames.append(got)
+    last = len(frames) - 1
+    expected = [(h2.HEADERS, h2.END_STREAM | (h2.END_HEADERS if last == 0 else 0))]
+    expected += [(h2.CONTINUATION, h2.END_HEADERS if i == last else 0) for i in range(1, last + 1)]
+    assert [(kind, flags) for kind, flags, _, _ in frames] == expected
+    assert len(frames) == -(-len(block) // h2.MAX_FRAME) and all(stream == 5 for _, _, stream, _ in frames)
+    assert b"".join(payload for _, _, _, payload in frames) == block
+
+
+def test_indexed_header_blocks_follow_the_peers_table(server: Server, peer: Peer) -> None:
+    """The same indexed-only bytes name another method once a block has changed the decoder's table."""
+
+    def string(text: bytes) -> bytes:
+        return bytes([len(text)]) + text
+
+    def adds(method: str) -> bytes:  # :path then content-type, each a literal with incremental indexing
+        return b"\x44" + string((SERVICE + method).encode()) + b"\x5f" + string(b"application/grpc")
+
+    indexed = b"\x83\x86\xbf\xbe"  # :method POST, :scheme http, dynamic entries 63 and 62
+    blocks = [b"\x83\x86" + adds("ModelMetadata"), indexed, indexed]
+    blocks += [b"\x20\x3f\xe1\x1f\x83\x86" + adds("ServerMetadata"), indexed]  # table emptied, then refilled
+    peer.handshake()
+    names = []
+    for number, block in enumerate(blocks):
+        stream_id = 2 * number + 1
+        data = frame(h2.DATA, h2.END_STREAM, stream_id, message(metadata_request()))
+        peer.send(frame(h2.HEADERS, h2.END_HEADERS, stream_id, block), data)
+        names.append(pb.ModelMetadataResponse.FromString(peer.answer(stream_id).body[5:]).name)
+    assert names == [MODEL_NAME] * 3 + ["kubeforge"] * 2
 
 
 def test_a_call_with_padding_priority_and_continuation_is_answered(server: Server, peer: Peer) -> None:

@@ -40,9 +40,11 @@ SERVER_SETTINGS = (
 _PSEUDO = {b":method", b":scheme", b":path", b":authority"}
 _CONNECTION_SPECIFIC = {b"connection", b"keep-alive", b"proxy-connection", b"transfer-encoding", b"upgrade"}
 HPACK_ERRORS = (hpack.HPACKError, ValueError, IndexError)
+INDEXED_FIELD_BYTES = bytes(range(0x80, 0xFF))  # a block of only these bytes is indexed fields 1 to 126
+INDEXED_BLOCKS_KEPT = 64
 
 
-class ConnectionError_(Exception):
+class H2ConnectionError(Exception):
     """A connection error: GOAWAY with `code`, then close."""
 
     def __init__(self, code: int, message: str):
@@ -170,7 +172,7 @@ def goaway(last_stream: int, code: int, debug: bytes = b"") -> bytes:
 def require(condition: bool, code: int, message: str) -> None:
     """A connection error `code` unless `condition` holds."""
     if not condition:
-        raise ConnectionError_(code, message)
+        raise H2ConnectionError(code, message)
 
 
 def unpad(flags: int, payload: bytes) -> bytes:
@@ -198,6 +200,8 @@ def request_headers(fields: Iterable[tuple[bytes, bytes]]) -> dict[bytes, bytes]
 
 
 __all__ = [
+    "INDEXED_BLOCKS_KEPT",
+    "INDEXED_FIELD_BYTES",
     "Stream",
     "HANDSHAKE_S",
     "parse_settings",
@@ -207,7 +211,7 @@ __all__ = [
     "Application",
     "COMPRESSION_ERROR",
     "CONNECTION_WINDOW",
-    "ConnectionError_",
+    "H2ConnectionError",
     "CONTINUATION",
     "DATA",
     "DEFAULT_WINDOW",

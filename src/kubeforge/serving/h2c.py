@@ -25,7 +25,7 @@ import hpack
 from kubeforge.serving import h2_frames as h2
 from kubeforge.serving.h2_frames import (
     Application,
-    ConnectionError_,
+    H2ConnectionError,
     Reply,
     Request,
     Stream,
@@ -53,6 +53,7 @@ class H2Connection(asyncio.Protocol):
         self._draining = self._going_away = False  # first GOAWAY sent; last (with the last stream) sent
         self._decoder = hpack.Decoder(max_header_list_size=h2.MAX_HEADER_LIST)
         self._continuing: tuple[int, bool, bytearray] | None = None  # a header block awaiting CONTINUATION
+        self._indexed_blocks: dict[bytes, dict[bytes, bytes] | None] = {}  # blocks of indexed fields, decoded
         self._streams: dict[int, Stream] = {}
         self._blocked: dict[int, Stream] = {}  # streams with DATA waiting for window or socket
         self._last_stream = 0
@@ -72,7 +73,7 @@ class H2Connection(asyncio.Protocol):
 
     def _handshake_expired(self) -> None:
         if not self._settings_seen:
-            self._fail(ConnectionError_(h2.PROTOCOL_ERROR, f"no preface and SETTINGS within {h2.HANDSHAKE_S:g} s"))
+            self._fail(H2ConnectionError(h2.PROTOCOL_ERROR, f"no preface and SETTINGS within {h2.HANDSHAKE_S:g} s"))
 
     def connection_lost(self, exc: Exception | None) -> None:
         """Cancel the calls still running."""
@@ -106,7 +107,7 @@ class H2Connection(asyncio.Protocol):
         buffer += data
         if not self._preface_seen:
             if not h2.PREFACE.startswith(buffer[:24]):
-                return self._fail(ConnectionError_(h2.PROTOCOL_ERROR, "not the HTTP/2 connection preface (h2c only)"))
+                return self._fail(H2ConnectionError(h2.PROTOCOL_ERROR, "not the HTTP/2 connection preface (h2c only)"))
             if len(buffer) < 24:
                 return None
             del buffer[:24]
@@ -116,7 +117,7 @@ class H2Connection(asyncio.Protocol):
             while len(buffer) - position >= 9:
                 length = int.from_bytes(buffer[position : position + 3], "big")
                 if length > h2.MAX_FRAME:
-                    raise ConnectionError_(h2.FRAME_SIZE_ERROR, f"frame of {length} bytes over {h2.MAX_FRAME}")
+                    raise H2ConnectionError(h2.FRAME_SIZE_ERROR, f"frame of {length} bytes over {h2.MAX_FRAME}")
                 end = position + 9 + length
                 if end > len(buffer):
                     break
@@ -130,16 +131,16 @@ class H2Connection(asyncio.Protocol):
                     self._reset(error.stream_id, error.code)
             del buffer[:position]
             self._replenish_connection()
-        except ConnectionError_ as error:
+        except H2ConnectionError as error:
             self._fail(error)
         return None
 
     # ---- frames in -----------------------------------------------------------------------------------------
     def _frame(self, kind: int, flags: int, stream_id: int, payload: bytes) -> None:
         if not self._settings_seen and kind != h2.SETTINGS:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "the first frame must be SETTINGS")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "the first frame must be SETTINGS")
         if self._continuing is not None and kind != h2.CONTINUATION:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "a header block was interrupted by another frame")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "a header block was interrupted by another frame")
         if kind == h2.DATA:
             self._data(flags, stream_id, payload)
         elif kind == h2.HEADERS:
@@ -173,7 +174,7 @@ class H2Connection(asyncio.Protocol):
         elif kind == h2.GOAWAY:
             require(stream_id == 0, h2.PROTOCOL_ERROR, "GOAWAY on a stream")
         elif kind == h2.PUSH_PROMISE:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "a client may not push")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "a client may not push")
         # frames of unknown types are ignored (RFC 9113 section 4.1)
 
     def _settings(self, flags: int, stream_id: int, payload: bytes) -> None:
@@ -224,7 +225,7 @@ class H2Connection(asyncio.Protocol):
 
     def _continuation(self, flags: int, stream_id: int, payload: bytes) -> None:
         if self._continuing is None or self._continuing[0] != stream_id:
-            raise ConnectionError_(h2.PROTOCOL_ERROR, "CONTINUATION without a header block on its stream")
+            raise H2ConnectionError(h2.PROTOCOL_ERROR, "CONTINUATION without a header block on its stream")
         block = self._continuing[2]
         block += payload
         require(len(block) <= h2.MAX_HEADER_LIST, h2.ENHANCE_YOUR_CALM, f"header block over {h2.MAX_HEADER_LIST} bytes")
@@ -233,11 +234,25 @@ class H2Connection(asyncio.Protocol):
             self._continuing = None
             self._header_block(stream_id, end_stream, bytes(block))
 
-    def _header_block(self, stream_id: int, end_stream: bool, block: bytes) -> None:
-        try:  # always decoded: the decoder's table must follow the peer's
-            fields = self._decoder.decode(block, raw=True)
+    def _decode(self, block: bytes) -> dict[bytes, bytes] | None:
+        """The request header fields of `block` (None: malformed). Always decoded, as the decoder's table must
+        follow the peer's, except a block of indexed fields only: it leaves the table as it is, so the answer
+        to the same bytes is the same until a block that may change the table comes."""
+        indexed_only = not block.translate(None, h2.INDEXED_FIELD_BYTES)
+        if indexed_only and block in self._indexed_blocks:
+            return self._indexed_blocks[block]
+        try:
+            headers = request_headers(self._decoder.decode(block, raw=True))
         except h2.HPACK_ERRORS as exc:
-            raise ConnectionError_(h2.COMPRESSION_ERROR, f"header block: {exc}") from None
+            raise H2ConnectionError(h2.COMPRESSION_ERROR, f"header block: {exc}") from None
+        if not indexed_only or len(self._indexed_blocks) >= h2.INDEXED_BLOCKS_KEPT:
+            self._indexed_blocks.clear()
+        if indexed_only:
+            self._indexed_blocks[block] = headers
+        return headers
+
+    def _header_block(self, stream_id: int, end_stream: bool, block: bytes) -> None:
+        headers = self._decode(block)
         stream = self._streams.get(stream_id)
         if stream is not None:  # trailers of a request
             if not stream.receiving:
@@ -249,7 +264,6 @@ class H2Connection(asyncio.Protocol):
         self._last_stream = stream_id
         if self._going_away or len(self._streams) >= h2.MAX_STREAMS:
             raise StreamError(stream_id, h2.REFUSED_STREAM)
-        headers = request_headers(fields)
         if headers is None:
             raise StreamError(stream_id, h2.PROTOCOL_ERROR)
         stream = self._streams[stream_id] = Stream(Request(stream_id, headers, bytearray()), self._peer_initial_window)
@@ -377,7 +391,7 @@ class H2Connection(asyncio.Protocol):
         if self.transport is not None and data:
             self.transport.write(data)
 
-    def _fail(self, error: ConnectionError_) -> None:
+    def _fail(self, error: H2ConnectionError) -> None:
         _LOG.info("HTTP/2 connection error %d: %s", error.code, error)
         self._write(goaway(self._last_stream, error.code, str(error).encode()[:200]))
         self._shut()
