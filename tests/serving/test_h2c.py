@@ -398,6 +398,32 @@ def test_an_oversized_message_is_refused_from_its_prefix(server: Server, peer: P
     assert peer.answer(3).status == 0
 
 
+def test_buffered_requests_over_the_limit_hold_back_the_connection_window(server: Server, peer: Peer) -> None:
+    """10 MiB of unfinished messages (over the server's buffer limit): no connection WINDOW_UPDATE until they end."""
+    peer.handshake()
+    assert [peer.next_frame()[0] for _ in range(2)] == [h2.SETTINGS, h2.WINDOW_UPDATE]  # type: ignore[index]
+    size, streams = 250 * 1024, range(1, 81, 2)
+    body = message(b"\0" * size)
+    for stream_id in streams:
+        peer.send(frame(h2.HEADERS, h2.END_HEADERS, stream_id, call_headers("ModelInfer")))
+        pieces = [body[offset : offset + h2.MAX_FRAME] for offset in range(0, len(body), h2.MAX_FRAME)]
+        peer.send(*(frame(h2.DATA, 0, stream_id, piece) for piece in pieces))
+    peer.send(frame(h2.PING, 0, 0, b"buffered"))
+    while (got := peer.next_frame()) != (h2.PING, h2.ACK, 0, b"buffered"):
+        assert got is not None and (got[0], got[2]) != (h2.WINDOW_UPDATE, 0)
+    peer.send(*(frame(h2.DATA, h2.END_STREAM, stream_id, b"") for stream_id in streams))
+    statuses: dict[int, bytes] = {}
+    released = 0
+    while len(statuses) < len(streams) or released < len(streams) * len(body):
+        got = peer.next_frame()
+        assert got is not None
+        if got[0] == h2.HEADERS:
+            statuses[got[2]] = dict(peer.decoder.decode(got[3], raw=True))[b"grpc-status"]
+        elif (got[0], got[2]) == (h2.WINDOW_UPDATE, 0):
+            released += int.from_bytes(got[3], "big")
+    assert set(statuses.values()) == {b"3"}  # zeros are no ModelInferRequest: INVALID_ARGUMENT
+
+
 def test_a_half_sent_message_holds_only_its_stream(server: Server, peer: Peer) -> None:
     peer.handshake()
     peer.send(frame(h2.HEADERS, h2.END_HEADERS, 1, call_headers("ModelMetadata")))
