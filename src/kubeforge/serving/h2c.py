@@ -392,7 +392,7 @@ class H2Connection(asyncio.Protocol):
             self.transport.write(data)
 
     def _fail(self, error: H2ConnectionError) -> None:
-        _LOG.info("HTTP/2 connection error %d: %s", error.code, error)
+        _LOG.debug("HTTP/2 connection error %d: %s", error.code, error)  # a peer's fault: no log flood
         self._write(goaway(self._last_stream, error.code, str(error).encode()[:200]))
         self._shut()
 
