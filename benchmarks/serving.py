@@ -69,6 +69,7 @@ FIXED_SECONDS = 4.0
 BIG_ROWS = 1000
 SERVER_CPU, LOAD_CPU = "0", 1
 BIG_SECONDS = float(os.environ.get("BENCH_BIG_SECONDS", "4.0"))  # per run of the 1,000-row requests
+ONLY_GRPC = os.environ.get("BENCH_SERVING_ONLY") == "grpc"  # while iterating: the gRPC rows and grpcio's ceiling
 # a server that went away under load, h2load failing, a gRPC server answering its first call with an error
 LOAD_FAILURES = (OSError, RuntimeError, subprocess.SubprocessError, grpc.RpcError)
 
@@ -619,6 +620,8 @@ def main() -> int:
             "nvidia-pytriton did not install in .bench/pytriton-venv (see `make bench-serving`'s output)"
         )
 
+    if ONLY_GRPC:
+        plan = [(server, workloads) for server, workloads in plan if server.label == "grpcio-noop"]
     results: dict[str, dict[str, Any]] = {}
     loads = [load_average()]
     for server, workloads in plan:

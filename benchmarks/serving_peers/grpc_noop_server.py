@@ -1,9 +1,10 @@
 """The ceiling of a Python gRPC server: grpcio's asyncio server answering ModelInfer with nothing done.
 
-Same grpcio and the same server settings as kubeforge's gRPC service; the handler neither parses
-the request nor runs a model: it returns one pre-serialized ModelInferResponse (a prediction and
-its probabilities, as raw output contents). What a gRPC server built on grpcio can answer on one
-core at best; every real server's own work comes on top of it.
+The settings kubeforge's gRPC service had while it ran on grpcio (it now runs on kubeforge's own
+HTTP/2 transport); the handler neither parses the request nor runs a model: it returns one
+pre-serialized ModelInferResponse (a prediction and its probabilities, as raw output contents).
+What a gRPC server built on grpcio can answer on one core at best (KServe's gRPC server is one);
+every real server's own work comes on top of it.
 Usage: python grpc_noop_server.py GRPC_PORT
 """
 

@@ -5,20 +5,26 @@ batchers, the metrics (contract `grpc`), the limits and the shutdown. Requests c
 either as `raw_input_contents` (what tritonclient sends) or as typed `contents`; the answer uses
 the same form (`raw_output_contents` for raw requests). Errors map to gRPC status codes:
 bad input INVALID_ARGUMENT, unknown model NOT_FOUND, overload or warm-up UNAVAILABLE, a message
-over the size limit RESOURCE_EXHAUSTED (by gRPC itself), a bug INTERNAL with a generic message.
+over the size limit RESOURCE_EXHAUSTED, an unknown method or a compression UNIMPLEMENTED, a
+`grpc-timeout` passed DEADLINE_EXCEEDED, a bug INTERNAL with a generic message.
+
+The transport is kubeforge's own HTTP/2 (h2c, prior knowledge; see h2c.py) rather than grpcio's
+server: gRPC over HTTP/2 for unary calls is headers, one length-prefixed message and trailers, and
+grpcio's machinery cost more per call than the model's work.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import re
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from enum import IntEnum
+from typing import Any
 
-import grpc
 import numpy as np
-from google.protobuf.message import Message
-from grpc import aio
+from google.protobuf.message import DecodeError, Message
 
 import kubeforge
 from kubeforge.errors import InputError, ServingError
@@ -27,6 +33,8 @@ from kubeforge.serving.app import RETRY_AFTER_S, ModelServer, parse_cost
 from kubeforge.serving.asgi import HTTPError
 from kubeforge.serving.batching import Overloaded
 from kubeforge.serving.binary import OutputTensor, decode_tensor, encode_tensor
+from kubeforge.serving.h2_frames import Reply, Request, header_block
+from kubeforge.serving.h2c import H2Server
 from kubeforge.serving.oip import grpc_predict_v2_pb2 as pb
 from kubeforge.serving.outputs import output_tensors
 from kubeforge.serving.protocol import (
@@ -42,14 +50,27 @@ from kubeforge.serving.protocol import (
 
 SERVICE = "inference.GRPCInferenceService"
 _LOG = logging.getLogger("kubeforge.serving")
-_Request = TypeVar("_Request", bound=Message)
-_Response = TypeVar("_Response", bound=Message)
+
+
+class Code(IntEnum):
+    """The gRPC status codes this server answers."""
+
+    OK = 0
+    INVALID_ARGUMENT = 3
+    DEADLINE_EXCEEDED = 4
+    NOT_FOUND = 5
+    RESOURCE_EXHAUSTED = 8
+    UNIMPLEMENTED = 12
+    INTERNAL = 13
+    UNAVAILABLE = 14
+
+
 _STATUS_CODES = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    404: grpc.StatusCode.NOT_FOUND,
-    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
-    415: grpc.StatusCode.INVALID_ARGUMENT,
-    503: grpc.StatusCode.UNAVAILABLE,
+    400: Code.INVALID_ARGUMENT,
+    404: Code.NOT_FOUND,
+    413: Code.RESOURCE_EXHAUSTED,
+    415: Code.INVALID_ARGUMENT,
+    503: Code.UNAVAILABLE,
 }
 _CONTENTS_FIELDS = {
     "FP32": ("fp32_contents", np.float64),
@@ -58,6 +79,11 @@ _CONTENTS_FIELDS = {
     "INT64": ("int64_contents", np.int64),
     "BOOL": ("bool_contents", object),
 }
+_GRPC_HEAD = b"\x88" + header_block([(b"content-type", b"application/grpc")])  # \x88: ":status: 200", indexed
+_OK_TRAILERS = header_block([(b"grpc-status", b"0")])
+_TIMEOUT = re.compile(rb"(\d{1,8})([HMSmun])")
+_TIMEOUT_UNITS = {b"H": 3600.0, b"M": 60.0, b"S": 1.0, b"m": 1e-3, b"u": 1e-6, b"n": 1e-9}
+_MAX_STATUS_MESSAGE = 1024  # bytes of grpc-message, before percent-encoding
 
 
 def parse_grpc_request(request: pb.ModelInferRequest) -> InferRequest:
@@ -128,27 +154,27 @@ class InferenceService:
     def __init__(self, app: ModelServer):
         self.app = app
 
-    async def server_live(self, request: pb.ServerLiveRequest, context: aio.ServicerContext[Any, Any]) -> Any:
+    async def server_live(self, request: pb.ServerLiveRequest) -> Message:
         """Live while the process answers."""
         return pb.ServerLiveResponse(live=True)
 
-    async def server_ready(self, request: pb.ServerReadyRequest, context: aio.ServicerContext[Any, Any]) -> Any:
+    async def server_ready(self, request: pb.ServerReadyRequest) -> Message:
         """Ready once every model is warm, until shutdown starts."""
         return pb.ServerReadyResponse(ready=self.app.ready)
 
-    async def model_ready(self, request: pb.ModelReadyRequest, context: aio.ServicerContext[Any, Any]) -> Any:
+    async def model_ready(self, request: pb.ModelReadyRequest) -> Message:
         """Whether one model is warm."""
         return pb.ModelReadyResponse(ready=self.app.model_ready(self._model(request.name, request.version)))
 
-    async def server_metadata(self, request: pb.ServerMetadataRequest, context: aio.ServicerContext[Any, Any]) -> Any:
+    async def server_metadata(self, request: pb.ServerMetadataRequest) -> Message:
         """Name, version and extensions, as on REST."""
         return pb.ServerMetadataResponse(name="kubeforge", version=kubeforge.__version__, extensions=list(EXTENSIONS))
 
-    async def model_metadata(self, request: pb.ModelMetadataRequest, context: aio.ServicerContext[Any, Any]) -> Any:
+    async def model_metadata(self, request: pb.ModelMetadataRequest) -> Message:
         """The model's inputs (one per raw feature column) and outputs, as on REST."""
         return pb.ModelMetadataResponse(**model_metadata(self._model(request.name, request.version)))
 
-    async def model_infer(self, request: pb.ModelInferRequest, context: aio.ServicerContext[Any, Any]) -> Any:
+    async def model_infer(self, request: pb.ModelInferRequest) -> Message:
         """Predict through the model's batcher, like a REST infer request."""
         started = time.perf_counter()
         model = self._model(request.model_name, request.model_version)
@@ -171,76 +197,158 @@ class InferenceService:
         return model
 
 
-def _failure(exc: Exception) -> tuple[int, grpc.StatusCode, str]:
+def _failure(exc: Exception) -> tuple[int, Code, str]:
     """The HTTP status (for the metrics), gRPC status code and message answering `exc`."""
     if isinstance(exc, HTTPError):
-        return exc.status, _STATUS_CODES.get(exc.status, grpc.StatusCode.INTERNAL), exc.message
+        return exc.status, _STATUS_CODES.get(exc.status, Code.INTERNAL), exc.message
     if isinstance(exc, InputError):
-        return 400, grpc.StatusCode.INVALID_ARGUMENT, str(exc)
+        return 400, Code.INVALID_ARGUMENT, str(exc)
     if isinstance(exc, Overloaded):
-        return 503, grpc.StatusCode.UNAVAILABLE, f"{exc} (about {RETRY_AFTER_S} s)"
-    return 500, grpc.StatusCode.INTERNAL, "internal server error; the server log has the traceback"
+        return 503, Code.UNAVAILABLE, f"{exc} (about {RETRY_AFTER_S} s)"
+    return 500, Code.INTERNAL, "internal server error; the server log has the traceback"
 
 
-def _answer(
-    handler: Callable[[_Request, aio.ServicerContext[Any, Any]], Awaitable[_Response]],
-) -> Callable[[_Request, aio.ServicerContext[Any, Any]], Awaitable[_Response]]:
-    """`handler` with kubeforge's errors turned into gRPC status codes and short messages."""
+class CallError(Exception):
+    """A call answered with a non-OK gRPC status before its handler ran."""
 
-    async def answered(request: _Request, context: aio.ServicerContext[Any, Any]) -> _Response:
-        try:
-            return await handler(request, context)
-        except Exception as exc:
-            status, code, message = _failure(exc)
-            if status == 500:
-                _LOG.exception("unexpected error handling gRPC %s", handler.__name__)
-        await context.abort(code, message)
-        raise AssertionError("unreachable: context.abort raises")
-
-    return answered
+    def __init__(self, code: Code, message: str):
+        super().__init__(message)
+        self.code = code
 
 
-def _method(
-    handler: Callable[[Any, aio.ServicerContext[Any, Any]], Awaitable[Any]], request: type[Message]
-) -> grpc.RpcMethodHandler:
-    return grpc.unary_unary_rpc_method_handler(
-        _answer(handler),
-        request_deserializer=request.FromString,
-        response_serializer=lambda response: response.SerializeToString(),
+def status_reply(code: Code, message: str) -> Reply:
+    """A trailers-only answer: HTTP 200 with `grpc-status` and the percent-encoded `grpc-message`."""
+    encoded = "".join(
+        chr(byte) if 0x20 <= byte <= 0x7E and byte != 0x25 else f"%{byte:02X}"
+        for byte in message.encode()[:_MAX_STATUS_MESSAGE]
     )
+    status = [(b"grpc-status", str(int(code)).encode()), (b"grpc-message", encoded.encode())]
+    return Reply(_GRPC_HEAD + header_block(status))
 
 
-async def start_grpc_server(app: ModelServer, host: str, port: int, grace_s: float = 30.0) -> tuple[aio.Server, int]:
+Handler = Callable[[Any], Awaitable[Message]]
+
+
+class GrpcApplication:
+    """gRPC's unary calls over the HTTP/2 transport: method routing, message framing, timeouts, status."""
+
+    def __init__(self, methods: dict[str, tuple[type[Message], Handler]], max_message_bytes: int):
+        self.methods = {f"/{SERVICE}/{name}".encode(): method for name, method in methods.items()}
+        self.max_message_bytes = max_message_bytes
+        self.buffer_limit = 4 * (max_message_bytes + 5)
+
+    def check(self, request: Request) -> Reply | None:
+        """Refuse a message over the size limit as soon as its length prefix comes, and a second message."""
+        declared = int.from_bytes(request.body[1:5], "big")
+        if declared > self.max_message_bytes:
+            return status_reply(
+                Code.RESOURCE_EXHAUSTED,
+                f"request message of {declared} bytes is over the server's limit of {self.max_message_bytes}",
+            )
+        if len(request.body) > declared + 5:
+            return status_reply(Code.INTERNAL, "a unary call carries one message; more came")
+        return None
+
+    async def handle(self, request: Request) -> Reply:
+        """The answer to one call: its response message and OK, or a status."""
+        if request.headers[b":method"] != b"POST":
+            return _http_refusal(b"405", "gRPC calls are POST requests")
+        if not request.headers.get(b"content-type", b"").startswith(b"application/grpc"):
+            return _http_refusal(b"415", "content-type: this port serves gRPC, application/grpc")
+        try:
+            request_type, handler = self._method(request.headers)
+            message = request_type.FromString(_message(request.body))
+            timeout = _timeout(request.headers.get(b"grpc-timeout"))
+            if timeout is None:
+                response = await handler(message)
+            else:
+                async with asyncio.timeout(timeout):
+                    response = await handler(message)
+        except CallError as error:
+            return status_reply(error.code, str(error))
+        except DecodeError:
+            return status_reply(Code.INVALID_ARGUMENT, "the request message does not decode as its protobuf type")
+        except TimeoutError:
+            return status_reply(Code.DEADLINE_EXCEEDED, "grpc-timeout passed before the answer was ready")
+        except Exception as exc:
+            status, code, text = _failure(exc)
+            if status == 500:
+                _LOG.exception("unexpected error handling gRPC %s", request.headers[b":path"].decode(errors="replace"))
+            return status_reply(code, text)
+        payload = response.SerializeToString()
+        return Reply(_GRPC_HEAD, b"\0" + len(payload).to_bytes(4, "big") + payload, _OK_TRAILERS)
+
+    def _method(self, headers: dict[bytes, bytes]) -> tuple[type[Message], Handler]:
+        if headers.get(b"grpc-encoding", b"identity") != b"identity":
+            raise CallError(Code.UNIMPLEMENTED, "grpc-encoding: only identity (uncompressed messages) is supported")
+        method = self.methods.get(headers[b":path"])
+        if method is None:
+            path = headers[b":path"].decode(errors="replace")
+            raise CallError(Code.UNIMPLEMENTED, f"unknown method {path}; this server serves {SERVICE}")
+        return method
+
+
+def _http_refusal(status: bytes, text: str) -> Reply:
+    """A plain HTTP answer to a request that is not a gRPC call (so no HTTP client reads it as a success)."""
+    head = header_block([(b":status", status), (b"content-type", b"text/plain; charset=utf-8")])
+    return Reply(head, text.encode() + b"\n")
+
+
+def _message(body: bytearray) -> bytes:
+    """The one message of a unary call's body (a 5-byte prefix: compressed flag, big-endian length)."""
+    if len(body) < 5:
+        raise CallError(Code.INTERNAL, "the call ended without a complete request message")
+    if body[0] == 1:
+        raise CallError(Code.INTERNAL, "compressed flag set without a grpc-encoding; send identity messages")
+    if body[0] != 0:
+        raise CallError(Code.INTERNAL, f"message flag {body[0]}: expected 0 (uncompressed)")
+    if len(body) != int.from_bytes(body[1:5], "big") + 5:
+        raise CallError(Code.INTERNAL, "the call ended without a complete request message")
+    return bytes(memoryview(body)[5:])
+
+
+def _timeout(value: bytes | None) -> float | None:
+    """Seconds of a `grpc-timeout` header (e.g. 30S, 200m), None without one."""
+    if value is None:
+        return None
+    match = _TIMEOUT.fullmatch(value)
+    if match is None:
+        raise CallError(Code.INVALID_ARGUMENT, "grpc-timeout: expected up to 8 digits and a unit of H M S m u n")
+    return int(match[1]) * _TIMEOUT_UNITS[match[2]]
+
+
+async def start_grpc_server(app: ModelServer, host: str, port: int, grace_s: float = 30.0) -> tuple[H2Server, int]:
     """Start `inference.GRPCInferenceService` for `app` on host:port (0: any free port); returns it and its port.
 
-    Messages over the server's max_body_bytes are refused by gRPC with RESOURCE_EXHAUSTED.
-    When `app` shuts down, the gRPC server stops taking calls and finishes those in flight (up to `grace_s`).
+    Messages over the server's max_body_bytes are refused with RESOURCE_EXHAUSTED as soon as their
+    length prefix arrives. When `app` shuts down, the server stops taking calls (GOAWAY) and finishes
+    those in flight (up to `grace_s`).
     """
     service = InferenceService(app)
-    handlers = {
-        "ServerLive": _method(service.server_live, pb.ServerLiveRequest),
-        "ServerReady": _method(service.server_ready, pb.ServerReadyRequest),
-        "ModelReady": _method(service.model_ready, pb.ModelReadyRequest),
-        "ServerMetadata": _method(service.server_metadata, pb.ServerMetadataRequest),
-        "ModelMetadata": _method(service.model_metadata, pb.ModelMetadataRequest),
-        "ModelInfer": _method(service.model_infer, pb.ModelInferRequest),
+    methods: dict[str, tuple[type[Message], Handler]] = {
+        "ServerLive": (pb.ServerLiveRequest, service.server_live),
+        "ServerReady": (pb.ServerReadyRequest, service.server_ready),
+        "ModelReady": (pb.ModelReadyRequest, service.model_ready),
+        "ServerMetadata": (pb.ServerMetadataRequest, service.server_metadata),
+        "ModelMetadata": (pb.ModelMetadataRequest, service.model_metadata),
+        "ModelInfer": (pb.ModelInferRequest, service.model_infer),
     }
-    server = aio.server(
-        options=[
-            ("grpc.max_receive_message_length", app.options.max_body_bytes),
-            ("grpc.max_send_message_length", -1),
-            ("grpc.so_reuseport", 0),
-        ]
-    )
-    server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(SERVICE, handlers),))
-    server.add_registered_method_handlers(SERVICE, handlers)  # matched in gRPC's core, not per call in Python
+    server = H2Server(GrpcApplication(methods, app.options.max_body_bytes))
     try:
-        bound = server.add_insecure_port(f"{host}:{port}")
-    except RuntimeError as exc:
+        bound = await server.start(host, port)
+    except OSError as exc:
         raise ServingError(f"--grpc-port: cannot listen on {host}:{port} ({exc}); is the port in use?") from exc
-    await server.start()
     app.on_shutdown(lambda: server.stop(grace_s))
     return server, bound
 
 
-__all__ = ["SERVICE", "InferenceService", "build_grpc_response", "parse_grpc_request", "start_grpc_server"]
+__all__ = [
+    "SERVICE",
+    "Code",
+    "GrpcApplication",
+    "InferenceService",
+    "build_grpc_response",
+    "parse_grpc_request",
+    "start_grpc_server",
+    "status_reply",
+]

@@ -126,7 +126,7 @@ class CombinedServer(uvicorn.Server):
         await super().startup(sockets)  # the lifespan startup warms every model up first
         host, port = self.grpc_address
         if port is not None and self.started:
-            from kubeforge.serving.grpc_server import start_grpc_server  # grpc is imported only when asked for
+            from kubeforge.serving.grpc_server import start_grpc_server  # imported only when asked for
 
             try:
                 _, bound = await start_grpc_server(self.model_server, host, port, GRACEFUL_SHUTDOWN_S)
