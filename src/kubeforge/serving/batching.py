@@ -4,11 +4,12 @@ Each request brings its rows already preprocessed. A collector task per model ta
 waiting requests, waits up to `max_wait_ms` for more while the batch is below `max_batch_size`
 rows and has fewer requests than the last batch carried (the clients of the last batch are
 expected back: with N clients in a closed loop each batch goes as soon as the N are in, and a
-lone client never pays the wait; the first batch waits the whole window), runs one forward pass (on the event loop up to 256
-rows, or while the passes measured so far say it takes under 2 ms, where a thread hop would cost
-about as much as the pass; in the inference thread beyond) and hands every request its own slice.
-While a batch runs, new requests queue up, so batches grow with the load. The queue is bounded:
-beyond `max_queue` waiting requests a request is refused at once (`Overloaded`), never parked.
+lone client never pays the wait; the first batch waits the whole window), runs one forward
+pass (on the event loop up to 256 rows, or while the passes measured so far say it takes under
+2 ms, where a thread hop would cost about as much as the pass; in the inference thread beyond)
+and hands every request its own slice. While a batch runs, new requests queue up, so batches
+grow with the load. The queue is bounded: beyond `max_queue` waiting requests a request is
+refused at once (`Overloaded`), never parked.
 """
 
 from __future__ import annotations
