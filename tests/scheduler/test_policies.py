@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pytest
@@ -394,9 +394,14 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     seed: int, capacity: float, queues_count: int, cohorts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     still_waiting, keep, suspects = Scheduler._still_waiting, CapacityWaiters.keep, CapacityWaiters.suspects
-    holds, held = ParkedMerge._holds, ParkedMerge.held
+    holds, held, held_first, settle = (
+        ParkedMerge._holds,
+        ParkedMerge.held,
+        ParkedMerge._held_first,
+        CapacityWaiters.settle,
+    )
     passed_over_with_candidates = passed_over_after_reservation = kept_for_reservation = passed_over_at_once = 0
-    held_in_their_turn = held_from_the_merge = 0
+    held_in_their_turn = held_from_the_merge = held_first_in_the_merge = entries_dropped = 0
     suspect_lists: list[tuple[list[WaiterEntry], int]] = []
 
     def counting_holds(merge: ParkedMerge, park: CapacityPark, grown: bool, *basis: object) -> bool:
@@ -411,6 +416,22 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         held_in_their_turn -= holding  # counted by `_holds` too
         held_from_the_merge += holding
         return holding
+
+    def counting_held_first(merge: ParkedMerge) -> tuple[str, Job] | None:
+        nonlocal held_first_in_the_merge
+        first = held_first(merge)
+        held_first_in_the_merge += first is not None
+        return first
+
+    def checked_settle(waiters: CapacityWaiters, borrows: Callable[[Job], bool]) -> None:
+        nonlocal entries_dropped
+        listed = sum(map(len, waiters.by_team.values()))
+        settle(waiters, borrows)
+        # after a cycle the lists hold every placed head's entry once, and nothing else
+        placed = sorted(id(park.entry) for park in waiters.parked.values() if park.entry is not None)
+        assert sorted(id(entry) for entries in waiters.by_team.values() for entry in entries) == placed
+        assert sorted(id(entry) for index in waiters.by_need for _, entry in index) == placed
+        entries_dropped += max(0, listed - len(placed))
 
     def counting(sched: Scheduler, head: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
         nonlocal passed_over_with_candidates, passed_over_after_reservation
@@ -443,6 +464,8 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     monkeypatch.setattr(CapacityWaiters, "suspects", counting_suspects)
     monkeypatch.setattr(ParkedMerge, "_holds", counting_holds)
     monkeypatch.setattr(ParkedMerge, "held", counting_held)
+    monkeypatch.setattr(ParkedMerge, "_held_first", counting_held_first)
+    monkeypatch.setattr(CapacityWaiters, "settle", checked_settle)
     workload = {"seed": seed, "cycles": 120, "capacity": capacity, "queues_count": queues_count, "cohorts": cohorts}
     incremental = _random_workload(**workload)  # type: ignore[arg-type]
     # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle,
@@ -462,6 +485,10 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         # held again both when popped from the merge and in their turn, in a run read with the cycle's state
         # read once (`ParkedMerge._holds`), without joining the merge
         assert held_from_the_merge > 0 and held_in_their_turn > 0
+        # and teams whose fair-share keys tie went on holding each other's heads, first in the merge, in turn
+        assert held_first_in_the_merge > 0
+        # the entries of heads unparked in a cycle left the lists after it (checked above, after every cycle)
+        assert entries_dropped > 0
         # and entries that stopped being suspects (or went stale) were dropped from the cycle's lists as they
         # were read, not read again at each admission
         assert sum(found - len(entries) for entries, found in suspect_lists if len(entries) < found) > 0

@@ -155,12 +155,41 @@ class ParkedMerge:
         `settled`: looking at `job` changes nothing (it is passed over, or held again), so the team's next
         suspects whose turn comes before anything else in the merge and that are only held again are held
         here, without joining the merge."""
+        while True:
+            park = self._waiters.parked.get(job.spec.queue)
+            if park is not None and park.entry is not None:
+                self._queued.get(team, set()).discard(job.spec.queue)
+                after = bisect.bisect_right(self._waiters.by_team[team], park.entry)
+                self._cursors[team] = max(self._cursors[team], after)
+            self._push_next(team, settled)
+            if not settled:
+                return
+            first = self._held_first()
+            if first is None:
+                return
+            team, job = first
+
+    def _held_first(self) -> tuple[str, Job] | None:
+        """The merge's first head, taken out of it, when it is a parked head that the cycle, taking it now, would
+        only hold again (its key is up to date, and `held` holds it): its team and job. Teams whose fair-share
+        keys are equal interleave their heads; their held runs go on here, one after the other, instead of each
+        held head going round the cycle's loop."""
+        candidates = self._candidates
+        if not candidates:
+            return None
+        key, job, team = candidates[0]
         park = self._waiters.parked.get(job.spec.queue)
-        if park is not None and park.entry is not None:
-            self._queued.get(team, set()).discard(job.spec.queue)
-            after = bisect.bisect_right(self._waiters.by_team[team], park.entry)
-            self._cursors[team] = max(self._cursors[team], after)
-        self._push_next(team, settled)
+        if (
+            team is None
+            or park is None
+            or park.job is not job
+            or key[0] is not self._snapshot.would_borrow(job)
+            or key[1] != self._share(team)
+            or not self.held(park)
+        ):
+            return None
+        heapq.heappop(candidates)
+        return team, job
 
     def turn_passes(self, key: OrderKey) -> None:
         """Before something happens at the head of ordering key `key`: every parked head ordered before it had
