@@ -394,26 +394,31 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     seed: int, capacity: float, queues_count: int, cohorts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     still_waiting, keep, suspects = Scheduler._still_waiting, CapacityWaiters.keep, CapacityWaiters.suspects
-    holds, held, held_first, settle = (
-        ParkedMerge._holds,
-        ParkedMerge.held,
-        ParkedMerge._held_first,
-        CapacityWaiters.settle,
-    )
+    held, held_first, settle = ParkedMerge.held, ParkedMerge._held_first, CapacityWaiters.settle
+    new_cycle, hold = CapacityWaiters.new_cycle, CapacityWaiters.hold
     passed_over_with_candidates = passed_over_after_reservation = kept_for_reservation = passed_over_at_once = 0
-    held_in_their_turn = held_from_the_merge = held_first_in_the_merge = entries_dropped = 0
+    held_writes = held_otherwise = held_from_the_merge = held_first_in_the_merge = entries_dropped = 0
     suspect_lists: list[tuple[list[WaiterEntry], int]] = []
 
-    def counting_holds(merge: ParkedMerge, park: CapacityPark, grown: bool, *basis: object) -> bool:
-        nonlocal held_in_their_turn
-        holding = holds(merge, park, grown, *basis)  # type: ignore[arg-type]
-        held_in_their_turn += holding
-        return holding
+    class CountingHeld(dict[str, CapacityPark]):
+        def __setitem__(self, queue: str, park: CapacityPark) -> None:
+            nonlocal held_writes
+            held_writes += 1
+            super().__setitem__(queue, park)
+
+    def counting_new_cycle(waiters: CapacityWaiters) -> dict[str, CapacityPark]:
+        held_before = new_cycle(waiters)
+        waiters.held = CountingHeld()  # every head held in the cycle is written into it once
+        return held_before
+
+    def counting_hold(waiters: CapacityWaiters, park: CapacityPark) -> None:
+        nonlocal held_otherwise
+        held_otherwise += 1
+        hold(waiters, park)
 
     def counting_held(merge: ParkedMerge, park: CapacityPark, grown: bool = True) -> bool:
-        nonlocal held_in_their_turn, held_from_the_merge
+        nonlocal held_from_the_merge
         holding = held(merge, park, grown)
-        held_in_their_turn -= holding  # counted by `_holds` too
         held_from_the_merge += holding
         return holding
 
@@ -442,8 +447,9 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         return waiting
 
     def counting_keep(waiters: CapacityWaiters, park: CapacityPark) -> None:
-        nonlocal kept_for_reservation
+        nonlocal kept_for_reservation, held_otherwise
         kept_for_reservation += 1
+        held_otherwise += 1
         keep(waiters, park)
 
     def counting_suspects(
@@ -462,7 +468,8 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     monkeypatch.setattr(Scheduler, "_still_waiting", counting)
     monkeypatch.setattr(CapacityWaiters, "keep", counting_keep)
     monkeypatch.setattr(CapacityWaiters, "suspects", counting_suspects)
-    monkeypatch.setattr(ParkedMerge, "_holds", counting_holds)
+    monkeypatch.setattr(CapacityWaiters, "new_cycle", counting_new_cycle)
+    monkeypatch.setattr(CapacityWaiters, "hold", counting_hold)
     monkeypatch.setattr(ParkedMerge, "held", counting_held)
     monkeypatch.setattr(ParkedMerge, "_held_first", counting_held_first)
     monkeypatch.setattr(CapacityWaiters, "settle", checked_settle)
@@ -484,6 +491,7 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         assert passed_over_at_once > 0
         # held again both when popped from the merge and in their turn, in a run read with the cycle's state
         # read once (`ParkedMerge._holds`), without joining the merge
+        held_in_their_turn = held_writes - held_from_the_merge - held_otherwise
         assert held_from_the_merge > 0 and held_in_their_turn > 0
         # and teams whose fair-share keys tie went on holding each other's heads, first in the merge, in turn
         assert held_first_in_the_merge > 0
