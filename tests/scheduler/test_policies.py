@@ -388,6 +388,9 @@ def _random_workload(
         (7, 16, 80, 20),
         (9, 20, 80, 30),
         (49, 8, 30, 12),  # a retried job listed twice for backfill was launched twice here, in both schedulers
+        # a parked head held again in a cycle where its cohort's usage grew must have its generation and its
+        # cohort's quota checked (`ParkedMerge._holds`): holding it without that check decides otherwise here
+        (2, 12, 60, 20),
     ],
 )
 def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothing(
