@@ -6,6 +6,7 @@ parked head joins in turn and is looked at. From then on only the suspects of `p
 every other parked head would be passed over at its turn, and nothing it could be told changes until
 something happens (an admission, a preemption, a head set aside). Then the heads whose turn has passed
 are counted as such (`turn_passes`) and the teams with new suspects put their first one in (`wake`).
+A parked head that is only held again at its turn is held without going round the cycle's loop (`taken`).
 """
 
 from __future__ import annotations
@@ -189,7 +190,8 @@ class ParkedMerge:
         """The merge took `job`, a parked head of `team`: its turn has come, and the team's next one joins.
         `settled`: looking at `job` changes nothing (it is passed over, or held again), so the team's next
         suspects whose turn comes before anything else in the merge and that are only held again are held
-        here, without joining the merge."""
+        here, without joining the merge; and then so is the merge's first head, when it is another parked
+        head only held again (`_held_first`), and its team's next suspects, and so on."""
         while True:
             park = self._waiters.parked.get(job.spec.queue)
             if park is not None and park.entry is not None:
