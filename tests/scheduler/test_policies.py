@@ -391,6 +391,9 @@ def _random_workload(
         # a parked head held again in a cycle where its cohort's usage grew must have its generation and its
         # cohort's quota checked (`ParkedMerge._holds`): holding it without that check decides otherwise here
         (2, 12, 60, 20),
+        # teams whose fair-share keys tie: a head first in the merge is held there only if its key is up to date
+        # (`ParkedMerge._held_first`); holding it on a stale key decides otherwise here
+        (1, 12, 60, 20),
     ],
 )
 def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothing(
