@@ -506,3 +506,39 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         # and entries that stopped being suspects (or went stale) were dropped from the cycle's lists as they
         # were read, not read again at each admission
         assert sum(found - len(entries) for entries, found in suspect_lists if len(entries) < found) > 0
+
+
+def test_a_parked_head_whose_cohort_filled_after_its_turn_is_looked_at_again_not_held() -> None:
+    # cycle 1: h0 and h are parked on capacity (h cannot preempt enough of its cohort's borrower), then, after
+    # h's turn, a job of its cohort's queue k is admitted within k's nominal quota: h's cohort now has no room
+    # for h, and nothing that h's capacity generation counts moved, so h stays parked
+    sched = scheduler(
+        10,
+        queue("big", 10),
+        queue("x", 10),
+        queue("a", 5, cohort="c"),
+        queue("j", 1, cohort="c", borrow=4),
+        queue("k", 3, cohort="c"),
+        backfill_window=0,
+    )
+    ending = job("big", cpu=4, team="tl", priority=1000, max_runtime_s=100)
+    running = [ending, *(job(name, team=f"t{name}", max_runtime_s=1000) for name in ("j", "j", "k", "k"))]
+    for made in running:
+        sched.add(made, 0.0)
+    assert sorted(made.id for made in sched.schedule_once(0.0).admitted) == sorted(made.id for made in running)
+    big = job("big", cpu=6, team="tg", priority=1000, created=0.5, max_runtime_s=1000)
+    h0 = job("x", cpu=4, team="th", priority=1000, created=1, max_runtime_s=1000)
+    h = job("a", cpu=5, team="th", priority=500, created=1, max_runtime_s=1000)
+    short = job("k", team="tk", created=1, max_runtime_s=5)
+    for made in (big, h0, h, short):
+        sched.add(made, 1.0)
+    assert sched.schedule_once(1.0).admitted == [short]  # within the reservation for `big`, at 100
+    assert h.reason_code is Reason.CAPACITY and h0.reason_code is Reason.CAPACITY
+    # cycle 2: `ending` ended, so 5 cores are free (h fits them), still too few for `big`, which reserves them
+    # until `short` ends; h0 is held for that, and so would h be, but its cohort's usage grew since its turn:
+    # looked at again, it finds its cohort's quota lent out and reclaims it from j, as a cycle looking at every
+    # head does (held unchecked, it would be told capacity is reserved and reclaim nothing)
+    sched.exited(ending.id, 0, 2.0)
+    result = sched.schedule_once(2.0)
+    assert result.admitted == [] and h0.reason_code is Reason.RESERVED
+    assert h.reason_code is Reason.PREEMPTING and [stopped.spec.queue for stopped in result.stop] == ["j"]
