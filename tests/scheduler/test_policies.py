@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 import pytest
@@ -388,29 +388,61 @@ def _random_workload(
         (7, 16, 80, 20),
         (9, 20, 80, 30),
         (49, 8, 30, 12),  # a retried job listed twice for backfill was launched twice here, in both schedulers
+        # a parked head held again in a cycle where its cohort's usage grew must have its generation and its
+        # cohort's quota checked (`ParkedMerge._holds`): holding it without that check decides otherwise here
+        (2, 12, 60, 20),
+        # teams whose fair-share keys tie: a head first in the merge is held there only if its key is up to date
+        # (`ParkedMerge._held_first`); holding it on a stale key decides otherwise here
+        (1, 12, 60, 20),
     ],
 )
 def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothing(
     seed: int, capacity: float, queues_count: int, cohorts: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     still_waiting, keep, suspects = Scheduler._still_waiting, CapacityWaiters.keep, CapacityWaiters.suspects
-    holds, held = ParkedMerge._holds, ParkedMerge.held
+    held, held_first, settle = ParkedMerge.held, ParkedMerge._held_first, CapacityWaiters.settle
+    new_cycle, hold = CapacityWaiters.new_cycle, CapacityWaiters.hold
     passed_over_with_candidates = passed_over_after_reservation = kept_for_reservation = passed_over_at_once = 0
-    held_in_their_turn = held_from_the_merge = 0
+    held_writes = held_otherwise = held_from_the_merge = held_first_in_the_merge = entries_dropped = 0
     suspect_lists: list[tuple[list[WaiterEntry], int]] = []
 
-    def counting_holds(merge: ParkedMerge, park: CapacityPark, grown: bool, *basis: object) -> bool:
-        nonlocal held_in_their_turn
-        holding = holds(merge, park, grown, *basis)  # type: ignore[arg-type]
-        held_in_their_turn += holding
-        return holding
+    class CountingHeld(dict[str, CapacityPark]):
+        def __setitem__(self, queue: str, park: CapacityPark) -> None:
+            nonlocal held_writes
+            held_writes += 1
+            super().__setitem__(queue, park)
+
+    def counting_new_cycle(waiters: CapacityWaiters) -> dict[str, CapacityPark]:
+        held_before = new_cycle(waiters)
+        waiters.held = CountingHeld()  # every head held in the cycle is written into it once
+        return held_before
+
+    def counting_hold(waiters: CapacityWaiters, park: CapacityPark) -> None:
+        nonlocal held_otherwise
+        held_otherwise += 1
+        hold(waiters, park)
 
     def counting_held(merge: ParkedMerge, park: CapacityPark, grown: bool = True) -> bool:
-        nonlocal held_in_their_turn, held_from_the_merge
+        nonlocal held_from_the_merge
         holding = held(merge, park, grown)
-        held_in_their_turn -= holding  # counted by `_holds` too
         held_from_the_merge += holding
         return holding
+
+    def counting_held_first(merge: ParkedMerge) -> tuple[str, Job] | None:
+        nonlocal held_first_in_the_merge
+        first = held_first(merge)
+        held_first_in_the_merge += first is not None
+        return first
+
+    def checked_settle(waiters: CapacityWaiters, borrows: Callable[[Job], bool]) -> None:
+        nonlocal entries_dropped
+        listed = sum(map(len, waiters.by_team.values()))
+        settle(waiters, borrows)
+        # after a cycle the lists hold every placed head's entry once, and nothing else
+        placed = sorted(id(park.entry) for park in waiters.parked.values() if park.entry is not None)
+        assert sorted(id(entry) for entries in waiters.by_team.values() for entry in entries) == placed
+        assert sorted(id(entry) for index in waiters.by_need for _, entry in index) == placed
+        entries_dropped += max(0, listed - len(placed))
 
     def counting(sched: Scheduler, head: Job, snapshot: Snapshot, pressure: Resources | None = None) -> bool:
         nonlocal passed_over_with_candidates, passed_over_after_reservation
@@ -421,8 +453,9 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         return waiting
 
     def counting_keep(waiters: CapacityWaiters, park: CapacityPark) -> None:
-        nonlocal kept_for_reservation
+        nonlocal kept_for_reservation, held_otherwise
         kept_for_reservation += 1
+        held_otherwise += 1
         keep(waiters, park)
 
     def counting_suspects(
@@ -441,8 +474,11 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
     monkeypatch.setattr(Scheduler, "_still_waiting", counting)
     monkeypatch.setattr(CapacityWaiters, "keep", counting_keep)
     monkeypatch.setattr(CapacityWaiters, "suspects", counting_suspects)
-    monkeypatch.setattr(ParkedMerge, "_holds", counting_holds)
+    monkeypatch.setattr(CapacityWaiters, "new_cycle", counting_new_cycle)
+    monkeypatch.setattr(CapacityWaiters, "hold", counting_hold)
     monkeypatch.setattr(ParkedMerge, "held", counting_held)
+    monkeypatch.setattr(ParkedMerge, "_held_first", counting_held_first)
+    monkeypatch.setattr(CapacityWaiters, "settle", checked_settle)
     workload = {"seed": seed, "cycles": 120, "capacity": capacity, "queues_count": queues_count, "cohorts": cohorts}
     incremental = _random_workload(**workload)  # type: ignore[arg-type]
     # the reference: no head is ever parked on capacity, so every head is keyed and evaluated every cycle,
@@ -461,7 +497,48 @@ def test_parked_heads_are_passed_over_only_when_looking_again_would_change_nothi
         assert passed_over_at_once > 0
         # held again both when popped from the merge and in their turn, in a run read with the cycle's state
         # read once (`ParkedMerge._holds`), without joining the merge
+        held_in_their_turn = held_writes - held_from_the_merge - held_otherwise
         assert held_from_the_merge > 0 and held_in_their_turn > 0
+        # and teams whose fair-share keys tie went on holding each other's heads, first in the merge, in turn
+        assert held_first_in_the_merge > 0
+        # the entries of heads unparked in a cycle left the lists after it (checked above, after every cycle)
+        assert entries_dropped > 0
         # and entries that stopped being suspects (or went stale) were dropped from the cycle's lists as they
         # were read, not read again at each admission
         assert sum(found - len(entries) for entries, found in suspect_lists if len(entries) < found) > 0
+
+
+def test_a_parked_head_whose_cohort_filled_after_its_turn_is_looked_at_again_not_held() -> None:
+    # cycle 1: h0 and h are parked on capacity (h cannot preempt enough of its cohort's borrower), then, after
+    # h's turn, a job of its cohort's queue k is admitted within k's nominal quota: h's cohort now has no room
+    # for h, and nothing that h's capacity generation counts moved, so h stays parked
+    sched = scheduler(
+        10,
+        queue("big", 10),
+        queue("x", 10),
+        queue("a", 5, cohort="c"),
+        queue("j", 1, cohort="c", borrow=4),
+        queue("k", 3, cohort="c"),
+        backfill_window=0,
+    )
+    ending = job("big", cpu=4, team="tl", priority=1000, max_runtime_s=100)
+    running = [ending, *(job(name, team=f"t{name}", max_runtime_s=1000) for name in ("j", "j", "k", "k"))]
+    for made in running:
+        sched.add(made, 0.0)
+    assert sorted(made.id for made in sched.schedule_once(0.0).admitted) == sorted(made.id for made in running)
+    big = job("big", cpu=6, team="tg", priority=1000, created=0.5, max_runtime_s=1000)
+    h0 = job("x", cpu=4, team="th", priority=1000, created=1, max_runtime_s=1000)
+    h = job("a", cpu=5, team="th", priority=500, created=1, max_runtime_s=1000)
+    short = job("k", team="tk", created=1, max_runtime_s=5)
+    for made in (big, h0, h, short):
+        sched.add(made, 1.0)
+    assert sched.schedule_once(1.0).admitted == [short]  # within the reservation for `big`, at 100
+    assert h.reason_code is Reason.CAPACITY and h0.reason_code is Reason.CAPACITY
+    # cycle 2: `ending` ended, so 5 cores are free (h fits them), still too few for `big`, which reserves them
+    # until `short` ends; h0 is held for that, and so would h be, but its cohort's usage grew since its turn:
+    # looked at again, it finds its cohort's quota lent out and reclaims it from j, as a cycle looking at every
+    # head does (held unchecked, it would be told capacity is reserved and reclaim nothing)
+    sched.exited(ending.id, 0, 2.0)
+    result = sched.schedule_once(2.0)
+    assert result.admitted == [] and h0.reason_code is Reason.RESERVED
+    assert h.reason_code is Reason.PREEMPTING and [stopped.spec.queue for stopped in result.stop] == ["j"]

@@ -6,6 +6,7 @@ parked head joins in turn and is looked at. From then on only the suspects of `p
 every other parked head would be passed over at its turn, and nothing it could be told changes until
 something happens (an admission, a preemption, a head set aside). Then the heads whose turn has passed
 are counted as such (`turn_passes`) and the teams with new suspects put their first one in (`wake`).
+A parked head that is only held again at its turn is held without going round the cycle's loop (`taken`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,21 @@ class Reservation(Protocol):
 OrderKey = tuple[bool, float, int, float, int]
 Candidate = tuple[OrderKey, Job, str | None]
 """A head in the cycle's merge: its ordering key, the job, and its team when it is a parked head."""
+
+
+class _SizeVerdicts(dict[int, bool]):
+    """Per gang size (a job's total, by identity: the totals of the cycle's jobs live through it): whether it fits
+    beside the capacity `used` and is too big for `extra`, what the reservation leaves. Parked heads share a few
+    sizes, so a run of held heads checks each size once."""
+
+    def __init__(self, used: Resources, capacity: Resources, extra: Resources) -> None:
+        super().__init__()
+        self.used, self.capacity, self.extra = used, capacity, extra
+
+    def verdict(self, total: Resources) -> bool:
+        """The verdict for `total`, kept."""
+        fits = self[id(total)] = self.used.fits_with(total, self.capacity) and not total.fits_in(self.extra)
+        return fits
 
 
 class Wakeups:
@@ -119,24 +135,34 @@ class ParkedMerge:
         the parked heads that fit but would run past it."""
         self.wakeups = wakeups
         self._cache, self._snapshot, self._reservation, self._now = cache, snapshot, reservation, now
+        self._sizes = _SizeVerdicts(snapshot.used, snapshot.capacity, reservation.extra)
+        self._shares: dict[str, tuple[Resources | None, float]] = {}
+        """Per team: its fair-share key and the usage it was computed from (while that stays, so does the key)."""
 
     def held(self, park: CapacityPark, grown: bool = True) -> bool:
         """For a parked head at its turn, once the reservation is made: True (and the head held again, told so)
         when looking at it would find it fits, runs past the reservation and is too big for what the reservation
         leaves, so that it is held for the reservation and nothing else changes. Unless its cohort's usage
         `grown` (see `Wakeups`), its generation has not moved and its cohort's quota still fits it."""
-        snapshot, reservation = self._snapshot, self._reservation
-        return self._holds(park, grown, snapshot.used, snapshot.capacity, reservation.at, reservation.extra)
+        return self._holds(park, grown, self._size_verdicts(), self._reservation.at)
 
-    def _holds(
-        self, park: CapacityPark, grown: bool, used: Resources, capacity: Resources, at: float, extra: Resources
-    ) -> bool:
-        """`held`, given what it reads that stays put while heads are only held: the capacity used and the
-        capacity, the reservation's time and what it leaves (a run of held heads reads them once)."""
+    def _size_verdicts(self) -> _SizeVerdicts:
+        """The verdicts by gang size for the capacity used now and what the reservation leaves now."""
+        sizes, used, extra = self._sizes, self._snapshot.used, self._reservation.extra
+        if sizes.used is not used or sizes.extra is not extra:
+            sizes = self._sizes = _SizeVerdicts(used, sizes.capacity, extra)
+        return sizes
+
+    def _holds(self, park: CapacityPark, grown: bool, sizes: _SizeVerdicts, at: float) -> bool:
+        """`held`, given what it reads that stays put while heads are only held: the verdicts by gang size and
+        the reservation's time (a run of held heads reads them once)."""
         job = park.job
         spec = job.spec
         total = spec.total
-        if not used.fits_with(total, capacity) or self._now + spec.max_runtime_s <= at or total.fits_in(extra):
+        fits = sizes.get(id(total))
+        if fits is None:
+            fits = sizes.verdict(total)
+        if not fits or self._now + spec.max_runtime_s <= at:
             return False
         if grown:
             snapshot = self._snapshot
@@ -147,20 +173,60 @@ class ParkedMerge:
                 return False
         self._waiters.held[spec.queue] = park  # as `CapacityWaiters.hold`, inline: this runs for every held head
         if job.reason_code is not Reason.RESERVED:
-            job.because(Reason.RESERVED)
+            job.reason_code, job.reason_detail = Reason.RESERVED, ""  # `Job.because`, inline
         return True
+
+    def _team_share(self, team: str) -> float:
+        """`share`, once only suspects join: read again only when the team's usage moved."""
+        usage = self._snapshot.team_usage.get(team)
+        known = self._shares.get(team)
+        if known is not None and known[0] is usage:
+            return known[1]
+        share = self._share(team)
+        self._shares[team] = (usage, share)
+        return share
 
     def taken(self, team: str, job: Job, settled: bool) -> None:
         """The merge took `job`, a parked head of `team`: its turn has come, and the team's next one joins.
         `settled`: looking at `job` changes nothing (it is passed over, or held again), so the team's next
         suspects whose turn comes before anything else in the merge and that are only held again are held
-        here, without joining the merge."""
+        here, without joining the merge; and then so is the merge's first head, when it is another parked
+        head only held again (`_held_first`), and its team's next suspects, and so on."""
+        while True:
+            park = self._waiters.parked.get(job.spec.queue)
+            if park is not None and park.entry is not None:
+                self._queued.get(team, set()).discard(job.spec.queue)
+                after = bisect.bisect_right(self._waiters.by_team[team], park.entry)
+                self._cursors[team] = max(self._cursors[team], after)
+            self._push_next(team, settled)
+            if not settled:
+                return
+            first = self._held_first()
+            if first is None:
+                return
+            team, job = first
+
+    def _held_first(self) -> tuple[str, Job] | None:
+        """The merge's first head, taken out of it, when it is a parked head that the cycle, taking it now, would
+        only hold again (its key is up to date, and `held` holds it): its team and job. Teams whose fair-share
+        keys are equal interleave their heads; their held runs go on here, one after the other, instead of each
+        held head going round the cycle's loop."""
+        candidates = self._candidates
+        if not candidates:
+            return None
+        key, job, team = candidates[0]
         park = self._waiters.parked.get(job.spec.queue)
-        if park is not None and park.entry is not None:
-            self._queued.get(team, set()).discard(job.spec.queue)
-            after = bisect.bisect_right(self._waiters.by_team[team], park.entry)
-            self._cursors[team] = max(self._cursors[team], after)
-        self._push_next(team, settled)
+        if (
+            team is None
+            or park is None
+            or park.job is not job
+            or key[0] is not self._snapshot.would_borrow(job)
+            or key[1] != self._team_share(team)
+            or not self.held(park)
+        ):
+            return None
+        heapq.heappop(candidates)
+        return team, job
 
     def turn_passes(self, key: OrderKey) -> None:
         """Before something happens at the head of ordering key `key`: every parked head ordered before it had
@@ -192,16 +258,16 @@ class ParkedMerge:
         at = self._cursors[team]
         if not found or at >= len(entries):
             return
-        share, queued, parked = self._share(team), self._queued.setdefault(team, set()), self._waiters.parked
+        share, queued, parked = self._team_share(team), self._queued.setdefault(team, set()), self._waiters.parked
         limits, in_grown, holds = wakeups.limits, wakeups.in_grown, self._holds
-        snapshot, reservation = self._snapshot, self._reservation  # none of these moves while heads are only held
-        used, capacity, reserved_at, extra = snapshot.used, snapshot.capacity, reservation.at, reservation.extra
+        sizes, reserved_at = self._size_verdicts(), self._reservation.at  # neither moves while heads are only held
+        now, held, reserved = self._now, self._waiters.held, Reason.RESERVED
         turn_ends = self._candidates[0][0] if settled and self._candidates else None
         last_held = previous = None
         index = bisect.bisect_left(found, entries[at])
         while index < len(found):
             entry = found[index]
-            borrowing, priority, created_at, job_id, queue = entry
+            queue = entry[4]
             park = parked.get(queue)
             if park is None or park.entry is not entry or entry is previous:
                 del found[index]  # a stale entry (it stays so in this cycle), or one found twice
@@ -216,14 +282,24 @@ class ParkedMerge:
             index += 1
             if queue in queued:
                 break
-            key = (borrowing, share, priority, created_at, job_id)  # its `_order_key`, from what stays put
-            if (
-                settled
-                and (turn_ends is None or key < turn_ends)
-                and holds(park, grown, used, capacity, reserved_at, extra)
-            ):
-                last_held = entry  # its turn, before anything else happens: held again, and that is all
-                continue
+            key = (entry[0], share, entry[1], entry[2], entry[3])  # its `_order_key`, from what stays put
+            if settled and (turn_ends is None or key < turn_ends):  # its turn, before anything else happens
+                if grown:
+                    if holds(park, grown, sizes, reserved_at):
+                        last_held = entry  # held again, and that is all
+                        continue
+                else:  # `_holds` inline, its generation and cohort's quota unchanged: this runs for every held head
+                    job = park.job
+                    spec = job.spec
+                    fits = sizes.get(id(spec.total))
+                    if fits is None:
+                        fits = sizes.verdict(spec.total)
+                    if fits and now + spec.max_runtime_s > reserved_at:
+                        held[queue] = park
+                        if job.reason_code is not reserved:
+                            job.reason_code, job.reason_detail = reserved, ""
+                        last_held = entry
+                        continue
             queued.add(queue)
             heapq.heappush(self._candidates, (key, park.job, team))
             break

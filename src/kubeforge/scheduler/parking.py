@@ -8,7 +8,8 @@ heads stay in one list sorted by the part of the cycle's ordering key that does 
 stay parked (borrowing, priority, age, id): within a team the fair-share part is common, so a cycle
 merges the teams' lists instead of giving every parked head a key and a heap slot every cycle.
 
-Entries are dropped lazily: an entry is live while its queue's record is the one that made it.
+An entry is live while its queue's record is the one that made it; a cycle skips the entries that go stale
+in it, and `CapacityWaiters.settle` drops them after it.
 """
 
 from __future__ import annotations
@@ -64,7 +65,9 @@ class CapacityWaiters:
         self.held: dict[str, CapacityPark] = {}
         """Parked heads last told "capacity reserved for an earlier job" (by queue; checked on use)."""
         self._new: list[CapacityPark] = []
-        self._stale = 0
+        self._gone: list[CapacityPark] = []
+        """Placed heads unparked since the last `settle` (their entries go stale): their entries leave the lists
+        there, unless parked again on the same record (`keep`)."""
 
     def park(self, job: Job, generation: tuple[int, int, int], need: Resources, headroom: Resources) -> None:
         """Park `job` (its queue's head), whose `need` does not fit `headroom` (the capacity less what is used,
@@ -83,8 +86,8 @@ class CapacityWaiters:
     def take(self, queue: str) -> CapacityPark | None:
         """Unpark the queue's head and return its record (its list entry goes stale unless `keep` puts it back)."""
         park = self.parked.pop(queue, None)
-        if park is not None:
-            self._stale += 1
+        if park is not None and park.entry is not None:
+            self._gone.append(park)
         return park
 
     def keep(self, park: CapacityPark) -> None:
@@ -92,7 +95,6 @@ class CapacityWaiters:
         for a reservation."""
         self.parked[park.job.spec.queue] = park
         self.held[park.job.spec.queue] = park
-        self._stale -= 1  # its entry is live again (or, parked in this cycle, it is still to be placed)
 
     def new_cycle(self) -> dict[str, CapacityPark]:
         """The heads held for a reservation by the last cycle; this cycle holds its own (see `end_cycle`)."""
@@ -148,7 +150,8 @@ class CapacityWaiters:
 
     def settle(self, borrows: Callable[[Job], bool]) -> None:
         """After a cycle: place the heads parked in it (`borrows`: whether a head would borrow, as usage now
-        stands), and rebuild the lists once stale entries outnumber live ones."""
+        stands), and drop the entries of the heads unparked in it, so that the next cycle reads no stale entry
+        (one by one when few went, else by rebuilding the lists)."""
         for park in self._new:
             job = park.job
             if self.parked.get(job.spec.queue) is not park or park.entry is not None:
@@ -157,18 +160,42 @@ class CapacityWaiters:
             bisect.insort(self.by_team.setdefault(job.spec.team, []), park.entry)
             bisect.insort(self.by_need[park.blocking], (park.amount, park.entry))
         self._new.clear()
-        if self._stale > 64 and self._stale > len(self.parked):
-            self.by_team = {}
-            self.by_need = [[] for _ in _COMPONENTS]
-            for park in self.parked.values():
-                if park.entry is not None:
-                    self.by_team.setdefault(park.job.spec.team, []).append(park.entry)
-                    self.by_need[park.blocking].append((park.amount, park.entry))
-            for entries in self.by_team.values():
-                entries.sort()
-            for index in self.by_need:
-                index.sort()
-            self._stale = 0
+        gone = [park for park in self._gone if self.parked.get(park.job.spec.queue) is not park]
+        self._gone.clear()
+        rebuild = 8 * len(gone) > len(self.parked)
+        for park in gone:
+            if park.entry is not None:  # (a head taken twice in a cycle is listed twice)
+                if not rebuild:
+                    self._drop(park, park.entry)
+                park.entry = None
+        if rebuild:
+            self._rebuild()
+
+    def _drop(self, park: CapacityPark, entry: WaiterEntry) -> None:
+        """Take a gone head's entry out of its team's list and the index (found by bisection, then identity: a
+        head parked again may have an equal entry beside it)."""
+        entries = self.by_team[park.job.spec.team]
+        at = bisect.bisect_left(entries, entry)
+        while entries[at] is not entry:
+            at += 1
+        del entries[at]
+        index = self.by_need[park.blocking]
+        at = bisect.bisect_left(index, (park.amount, entry))
+        while index[at][1] is not entry:
+            at += 1
+        del index[at]
+
+    def _rebuild(self) -> None:
+        self.by_team = {}
+        self.by_need = [[] for _ in _COMPONENTS]
+        for park in self.parked.values():
+            if park.entry is not None:
+                self.by_team.setdefault(park.job.spec.team, []).append(park.entry)
+                self.by_need[park.blocking].append((park.amount, park.entry))
+        for entries in self.by_team.values():
+            entries.sort()
+        for index in self.by_need:
+            index.sort()
 
     def clear(self) -> None:
         """Forget every parked head (a queue definition changed: every verdict may have)."""
@@ -177,7 +204,7 @@ class CapacityWaiters:
         self.by_need = [[] for _ in _COMPONENTS]
         self.held.clear()
         self._new.clear()
-        self._stale = 0
+        self._gone.clear()
 
 
 class Parking:
