@@ -110,7 +110,7 @@ def model_uri(moto: str, trained_model: Path) -> Iterator[str]:
         yield f"s3://{BUCKET}/cancer/v1"
 
 
-def _manifests(scheduler_port: int, model_port: int, model_uri: str, moto: str) -> str:
+def _manifests(ports: dict[str, int], model_uri: str, moto: str) -> str:
     """The chart rendered for this run, reduced to the kinds podman plays."""
     model_env = [
         {"name": "AWS_ENDPOINT_URL", "value": moto},
@@ -120,10 +120,10 @@ def _manifests(scheduler_port: int, model_port: int, model_uri: str, moto: str) 
     ]
     values = [
         "scheduler.replicas=1",
-        f"scheduler.port={scheduler_port}",
+        f"scheduler.port={ports['scheduler']}",
         "modelServer.enabled=true",
-        f"modelServer.port={model_port}",
-        f"modelServer.grpcPort={_free_port()}",  # host network: gRPC on a free loopback port too
+        f"modelServer.port={ports['model']}",
+        f"modelServer.grpcPort={ports['grpc']}",  # host network: gRPC on a free loopback port too
         f"modelServer.modelUri={model_uri}",
         "modelServer.modelName=cancer",
         *(f"modelServer.env[{i}].{key}={item[key]}" for i, item in enumerate(model_env) for key in ("name", "value")),
@@ -177,9 +177,9 @@ def played(
     store = open_store(postgres_url)  # the operator's bootstrap: an admin token in the shared store
     store.add_token(ADMIN_TOKEN, "admin", admin=True)
     store.close()
-    ports = {"scheduler": _free_port(), "model": _free_port()}
+    ports = {"scheduler": _free_port(), "model": _free_port(), "grpc": _free_port()}
     manifest = tmp_path_factory.mktemp("deploy") / "kubeforge.yaml"
-    manifest.write_text(_manifests(ports["scheduler"], ports["model"], model_uri, moto))
+    manifest.write_text(_manifests(ports, model_uri, moto))
     _take_down(podman, manifest)  # what a killed run left behind
     _store_secret(podman, postgres_url)
     played = subprocess.run([podman, "kube", "play", str(manifest)], capture_output=True, text=True)
@@ -266,6 +266,20 @@ def test_model_server_infers_on_the_model_from_s3_like_kubeforge_serve(
     assert status == 200
     assert in_pod["outputs"] == here["outputs"]
     assert in_pod["model_name"] == "cancer"
+
+    # the same rows over the pod's gRPC port, with the reference client and raw tensor contents
+    import tritonclient.grpc as grpcclient
+
+    with grpcclient.InferenceServerClient(f"127.0.0.1:{played['ports']['grpc']}") as grpc:
+        assert grpc.is_server_ready() and grpc.is_model_ready("cancer")
+        tensors = []
+        for name in frame.columns:
+            tensors.append(grpcclient.InferInput(name, [len(frame)], "FP64"))
+            tensors[-1].set_data_from_numpy(frame[name].to_numpy(dtype="float64"))
+        result = grpc.infer("cancer", tensors)
+    labels = [label.decode() if isinstance(label, bytes) else label for label in result.as_numpy("predictions")]
+    [predictions] = [output["data"] for output in in_pod["outputs"] if output["name"] == "predictions"]
+    assert labels == predictions
 
 
 @pytest.mark.parametrize("component", ["scheduler", "dispatcher", "model-server"])
